@@ -1,0 +1,132 @@
+//! Persisted state: file positions plus the whole aggregator.
+//!
+//! Written atomically (temporary file, fsync, rename, fsync of the folder)
+//! with mode 0600, since it holds project paths. Positions and counters are
+//! taken at the same instant, so after a crash the lines after a saved
+//! position are read again exactly once. A checkpoint that cannot be parsed
+//! is moved aside and the daemon rebuilds from the transcript files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::live::Aggregator;
+use crate::tail::Position;
+
+/// Bumped when the layout changes incompatibly; an older file is rebuilt.
+pub const FORMAT: u32 = 1;
+pub const FILE_NAME: &str = "checkpoint.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FileState {
+    pub path: PathBuf,
+    pub pos: Position,
+    #[serde(default)]
+    pub warmup: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub format: u32,
+    pub written_ms: i64,
+    pub files: Vec<FileState>,
+    pub aggregator: Aggregator,
+}
+
+/// What is written: the same layout as [`Checkpoint`], borrowing the aggregator.
+#[derive(Debug, Serialize)]
+pub struct CheckpointRef<'a> {
+    pub format: u32,
+    pub written_ms: i64,
+    pub files: Vec<FileState>,
+    pub aggregator: &'a Aggregator,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot write checkpoint {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot read checkpoint {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("checkpoint {path} is corrupt ({reason}); moved to {moved_to}")]
+    Corrupt { path: PathBuf, reason: String, moved_to: PathBuf },
+}
+
+/// Serialize and write atomically to `dir/checkpoint.json`.
+pub fn write(dir: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let path = dir.join(FILE_NAME);
+    let err = |source| CheckpointError::Write { path: path.clone(), source };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(err)?;
+    // The rename is durable only once the folder entry is on disk.
+    #[cfg(unix)]
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    Ok(())
+}
+
+/// Load `dir/checkpoint.json`. `Ok(None)` if there is none; a corrupt file is
+/// moved aside and reported as an error (the caller warns and starts fresh).
+pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
+    let path = dir.join(FILE_NAME);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(CheckpointError::Read { path, source }),
+    };
+    let reason = match serde_json::from_slice::<Checkpoint>(&bytes) {
+        Ok(c) if c.format == FORMAT => return Ok(Some(c)),
+        Ok(c) => format!("format {} is not {FORMAT}", c.format),
+        Err(e) => e.to_string(),
+    };
+    let moved_to = dir.join(format!("{FILE_NAME}.corrupt"));
+    let _ = std::fs::rename(&path, &moved_to);
+    Err(CheckpointError::Corrupt { path, reason, moved_to })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::Config;
+
+    #[test]
+    fn round_trip_and_corruption() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(load(d.path()).unwrap().is_none());
+        let cp = Checkpoint {
+            format: FORMAT,
+            written_ms: 1,
+            files: vec![FileState {
+                path: "/x.jsonl".into(),
+                pos: Position { offset: 42, ..Position::default() },
+                warmup: false,
+            }],
+            aggregator: Aggregator::new(Config::default()),
+        };
+        write(d.path(), &serde_json::to_vec(&cp).unwrap()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(d.path().join(FILE_NAME)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let back = load(d.path()).unwrap().unwrap();
+        assert_eq!(back.files[0].pos.offset, 42);
+        std::fs::write(d.path().join(FILE_NAME), b"{not json").unwrap();
+        assert!(matches!(load(d.path()), Err(CheckpointError::Corrupt { .. })));
+        assert!(d.path().join("checkpoint.json.corrupt").exists());
+        assert!(load(d.path()).unwrap().is_none(), "after moving it aside, start fresh");
+    }
+}

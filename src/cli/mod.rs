@@ -1,0 +1,152 @@
+//! Command line: clap definitions shared by the subcommands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::live::{self, ProjectLabel};
+use crate::pipeline::Settings;
+use crate::pricing;
+
+pub mod scan;
+pub mod serve;
+
+/// Follow Claude Code session transcripts and turn them into metrics.
+#[derive(Debug, Parser)]
+#[command(name = "claude-sessions", version = crate::LONG_VERSION, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log level or filter (error, warn, info, debug, or a tracing filter).
+    #[arg(long, global = true, env = "CLAUDE_SESSIONS_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: follow transcripts live and serve /metrics.
+    Serve(serve::ServeArgs),
+    /// Read all history once, print a report, and exit.
+    Scan(scan::ScanArgs),
+}
+
+/// Where transcripts are and how to count them (shared by serve and scan).
+#[derive(Debug, Args, Clone)]
+pub struct SourceArgs {
+    /// A `projects` folder to read (repeatable). Default: `projects/` under each
+    /// config root: `CLAUDE_CONFIG_DIR` (comma-separated), else ~/.config/claude and ~/.claude.
+    #[arg(long = "projects-dir", value_name = "DIR")]
+    pub projects_dirs: Vec<PathBuf>,
+
+    /// Lines longer than this are skipped (and counted) without being buffered.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_line_bytes: u64,
+
+    /// How the `project` label is derived from a session's working directory.
+    #[arg(long, value_enum, default_value_t = ProjectLabel::Basename)]
+    pub project_label: ProjectLabel,
+
+    /// At most this many label sets per metric; further ones are folded into `other`.
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_series_per_metric: u64,
+
+    /// TOML price table whose models replace or add to the embedded one.
+    #[arg(long, value_name = "FILE", env = "CLAUDE_SESSIONS_PRICING_FILE")]
+    pub pricing_file: Option<PathBuf>,
+
+    /// A session with no activity for this long is idle.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// A session with no activity for this long has ended.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub end_timeout: Duration,
+
+    /// How many response and tool ids the deduplication window remembers.
+    #[arg(long, value_name = "N", default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1000..))]
+    pub dedup_window: u64,
+}
+
+impl SourceArgs {
+    /// Validate into engine settings.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let projects_dirs = if self.projects_dirs.is_empty() {
+            let env = std::env::var("CLAUDE_CONFIG_DIR").ok();
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            let roots = crate::discover::config_roots(env.as_deref(), home.as_deref());
+            if roots.is_empty() {
+                anyhow::bail!("no transcript folder: set HOME, CLAUDE_CONFIG_DIR or --projects-dir");
+            }
+            crate::discover::projects_dirs(&roots)
+        } else {
+            self.projects_dirs.clone()
+        };
+        for d in &projects_dirs {
+            if d.exists() && !d.is_dir() {
+                anyhow::bail!("--projects-dir {} is not a folder", d.display());
+            }
+            if d.is_dir() && std::fs::read_dir(d).is_err() {
+                anyhow::bail!("cannot read folder {}: permission denied or unreadable", d.display());
+            }
+        }
+        if self.end_timeout < self.idle_timeout {
+            anyhow::bail!("--end-timeout must not be shorter than --idle-timeout");
+        }
+        let pricing = pricing::Table::load(self.pricing_file.as_deref())?;
+        Ok(Settings {
+            projects_dirs,
+            max_line_bytes: usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX),
+            aggregator: live::Config {
+                idle_after_ms: self.idle_timeout.as_millis() as i64,
+                end_after_ms: self.end_timeout.as_millis() as i64,
+                project_label: self.project_label,
+                max_series: self.max_series_per_metric as usize,
+                dedup_capacity: self.dedup_window as usize,
+                pricing,
+            },
+            ..Settings::default()
+        })
+    }
+}
+
+/// `250ms`, `30s`, `5m`, `1h`, `2d`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 5m, 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(format!("invalid duration unit {unit:?} in {s:?}: use ms, s, m, h or d")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

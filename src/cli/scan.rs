@@ -1,0 +1,83 @@
+//! `scan`: one pass over history, then a report.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+
+use super::SourceArgs;
+use crate::pipeline::Engine;
+use crate::report;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// A readable summary.
+    Table,
+    /// Totals by model, tool and project, as JSON.
+    Json,
+    /// The metrics in the Prometheus text format.
+    Prometheus,
+    /// The metrics in the OpenMetrics text format.
+    Openmetrics,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Threads that read and parse files (entries are applied in a fixed order either way).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub threads: u64,
+
+    /// Never show the progress line (it is shown only when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Accepted for symmetry with `serve`; `scan` writes no state.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub state_dir: Option<std::path::PathBuf>,
+}
+
+pub fn run(args: ScanArgs) -> anyhow::Result<()> {
+    let settings = args.source.settings()?;
+    let mut engine = Engine::new(settings);
+    let show = !args.no_progress && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let last = std::cell::Cell::new(Instant::now() - Duration::from_secs(1));
+    let progress = |done: usize, total: usize| {
+        if show && (last.get().elapsed() >= Duration::from_millis(100) || done == total) {
+            last.set(Instant::now());
+            eprint!("\rscanning: {done}/{total} files, {:.1}s", started.elapsed().as_secs_f64());
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    engine.scan(args.threads as usize, &progress);
+    let agg = engine.aggregator();
+    let out = match args.format {
+        Format::Json => {
+            let r =
+                report::Report::from_aggregator(&agg.lock().unwrap_or_else(|p| p.into_inner()), engine.files_tracked());
+            serde_json::to_string_pretty(&r)? + "\n"
+        }
+        Format::Table => {
+            let r =
+                report::Report::from_aggregator(&agg.lock().unwrap_or_else(|p| p.into_inner()), engine.files_tracked());
+            r.table()
+        }
+        Format::Prometheus => crate::server::Exposition::new(agg).render(false),
+        Format::Openmetrics => crate::server::Exposition::new(agg).render(true),
+    };
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}

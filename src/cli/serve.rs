@@ -1,0 +1,152 @@
+//! `serve`: the daemon.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{SourceArgs, parse_duration};
+use crate::checkpoint::{self, CheckpointError};
+use crate::pipeline::Engine;
+use crate::server::{App, Exposition};
+use crate::watch::{self, Msg};
+
+/// The default port: in the Prometheus exporter range, and not 9464, which
+/// Claude Code's own OpenTelemetry Prometheus exporter uses.
+pub const DEFAULT_PORT: u16 = 9477;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Address to listen on. Use 0.0.0.0:PORT only if you mean to expose it.
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = "127.0.0.1:9477")]
+    pub listen: SocketAddr,
+
+    /// Path of the metrics endpoint.
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
+    pub telemetry_path: String,
+
+    /// Folder for the checkpoint (positions and counter totals).
+    /// Default: $XDG_STATE_HOME/claude-sessions, else ~/.local/state/claude-sessions.
+    #[arg(long, value_name = "DIR", env = "CLAUDE_SESSIONS_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Poll only (no inotify): for network filesystems or where events are unreliable.
+    #[arg(long)]
+    pub poll: bool,
+
+    /// How often to scan folders for changes events missed (and, with --poll, for all changes).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub reconcile_interval: Option<Duration>,
+
+    /// How often the checkpoint is written when something changed.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub checkpoint_interval: Duration,
+}
+
+fn default_state_dir() -> anyhow::Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("claude-sessions"));
+    }
+    let home = std::env::var_os("HOME").context("HOME is not set; pass --state-dir")?;
+    Ok(PathBuf::from(home).join(".local/state/claude-sessions"))
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if !args.telemetry_path.starts_with('/') || args.telemetry_path == "/" {
+        anyhow::bail!("--web.telemetry-path must start with / and not be / itself");
+    }
+    let settings = args.source.settings()?;
+    let state_dir = match args.state_dir {
+        Some(d) => d,
+        None => default_state_dir()?,
+    };
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create state folder {}", state_dir.display()))?;
+
+    let mut engine = Engine::new(settings);
+    match checkpoint::load(&state_dir) {
+        Ok(Some(cp)) => {
+            tracing::info!(path = %state_dir.display(), files = cp.files.len(), "Resuming from checkpoint.");
+            engine.restore(cp);
+        }
+        Ok(None) => tracing::info!(path = %state_dir.display(), "No checkpoint; reading all history."),
+        Err(e @ CheckpointError::Corrupt { .. }) => tracing::warn!(error = %e, "Rebuilding from transcript files."),
+        Err(e) => tracing::warn!(error = %e, "Rebuilding from transcript files."),
+    }
+    for d in &engine.settings().projects_dirs {
+        if !d.is_dir() {
+            tracing::info!(path = %d.display(), "Folder does not exist yet; waiting for it.");
+        }
+    }
+
+    let listener = std::net::TcpListener::bind(args.listen).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "cannot listen on {}: address already in use (pick another with --web.listen-address)",
+                args.listen
+            )
+        } else {
+            anyhow::anyhow!("cannot listen on {}: {e}", args.listen)
+        }
+    })?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let app = Arc::new(App {
+        exposition: Exposition::new(engine.aggregator()),
+        ready: Arc::clone(&ready),
+        telemetry_path: args.telemetry_path.clone(),
+    });
+    let opts = watch::Options {
+        poll: args.poll,
+        reconcile_every: args.reconcile_interval.unwrap_or(if args.poll {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(5)
+        }),
+        tick_every: Duration::from_secs(1),
+        checkpoint_every: args.checkpoint_interval,
+        state_dir: Some(state_dir),
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4096);
+    let engine_tx = tx.clone();
+    let engine_thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || watch::run(engine, opts, engine_tx, rx, ready))?;
+
+    tracing::info!(address = %local, path = %args.telemetry_path, "Serving metrics.");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        crate::server::serve(listener, app, shutdown_signal()).await;
+        anyhow::Ok(())
+    })?;
+    tracing::info!("Shutting down; writing checkpoint.");
+    let _ = tx.send(Msg::Shutdown);
+    let _ = engine_thread.join();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,444 @@
+//! Our own vocabulary: what one transcript line means, without its content.
+//!
+//! In: a parsed [`transcript::Line`]. Out: an owned, compact [`Entry`] holding
+//! only ids, timestamps, usage and counts — never prompt text, tool input or
+//! output. The conversion [`Entry::from_line`] is a pure function, so it is
+//! easy to test and can run on a worker thread while the aggregator applies
+//! entries in file order.
+
+use crate::transcript::{Content, Line};
+
+/// Milliseconds since the Unix epoch (UTC).
+pub type Millis = i64;
+
+/// What kind of record a line is, as far as metrics care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Assistant,
+    System,
+    /// `progress` lines: their embedded sub-agent copies never count.
+    Progress,
+    /// Any other known type (titles, snapshots, queue operations…).
+    Other,
+}
+
+/// Token usage of one API response.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+    /// All cache writes (`cache_creation_input_tokens`).
+    pub cache_creation: u64,
+    /// Of `cache_creation`, the writes with a one-hour TTL (priced higher).
+    pub cache_creation_1h: u64,
+    pub cache_read: u64,
+}
+
+impl Tokens {
+    /// Prompt size of the call: what occupied the context window.
+    pub fn prompt(&self) -> u64 {
+        self.input + self.cache_creation + self.cache_read
+    }
+
+    /// Field-wise maximum: the usage of a response split over several lines.
+    pub fn max(self, o: Tokens) -> Tokens {
+        Tokens {
+            input: self.input.max(o.input),
+            output: self.output.max(o.output),
+            cache_creation: self.cache_creation.max(o.cache_creation),
+            cache_creation_1h: self.cache_creation_1h.max(o.cache_creation_1h),
+            cache_read: self.cache_read.max(o.cache_read),
+        }
+    }
+
+    /// Field-wise `self - o`, never below zero.
+    pub fn saturating_sub(self, o: Tokens) -> Tokens {
+        Tokens {
+            input: self.input.saturating_sub(o.input),
+            output: self.output.saturating_sub(o.output),
+            cache_creation: self.cache_creation.saturating_sub(o.cache_creation),
+            cache_creation_1h: self.cache_creation_1h.saturating_sub(o.cache_creation_1h),
+            cache_read: self.cache_read.saturating_sub(o.cache_read),
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Tokens::default()
+    }
+}
+
+/// One API response as seen on one line (a response spans several lines).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// Dedup key: hash of `message.id` and `requestId` (see `dedup`).
+    pub key: u64,
+    pub model: Box<str>,
+    pub tokens: Tokens,
+    /// `usage.speed == "fast"` (priced with a multiplier).
+    pub fast: bool,
+}
+
+/// Kinds of API error, a closed set usable as a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiError {
+    RateLimit,
+    Overloaded,
+    Aborted,
+    Other,
+}
+
+impl ApiError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiError::RateLimit => "rate_limit",
+            ApiError::Overloaded => "overloaded",
+            ApiError::Aborted => "aborted",
+            ApiError::Other => "other",
+        }
+    }
+
+    /// Classify from the first characters of the synthetic reply's text.
+    fn classify(head: &str) -> ApiError {
+        let h = head.to_ascii_lowercase();
+        if h.contains("usage limit") || h.contains("rate limit") || h.contains("429") {
+            ApiError::RateLimit
+        } else if h.contains("overloaded") || h.contains("529") {
+            ApiError::Overloaded
+        } else if h.contains("aborted") {
+            ApiError::Aborted
+        } else {
+            ApiError::Other
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolUse {
+    pub id: Box<str>,
+    pub name: Box<str>,
+    /// `Task`/`Agent` calls: the sub-agent type asked for.
+    pub subagent_type: Option<Box<str>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolResult {
+    pub tool_use_id: Box<str>,
+    pub is_error: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compaction {
+    pub manual: bool,
+    pub pre_tokens: Option<u64>,
+    pub post_tokens: Option<u64>,
+}
+
+/// The meaning of one transcript line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub kind: Kind,
+    pub session_id: Option<Box<str>>,
+    pub timestamp: Option<Millis>,
+    pub cwd: Option<Box<str>>,
+    pub git_branch: Option<Box<str>>,
+    pub sidechain: bool,
+    pub agent_id: Option<Box<str>>,
+    /// A human prompt typed into the main chain (not tool results, not meta).
+    pub prompt: bool,
+    pub response: Option<Response>,
+    pub api_error: Option<ApiError>,
+    pub tool_uses: Vec<ToolUse>,
+    pub tool_results: Vec<ToolResult>,
+    pub compaction: Option<Compaction>,
+    /// Lines added and removed by an edit tool (from `toolUseResult`).
+    pub lines_added: u64,
+    pub lines_removed: u64,
+    /// `system/turn_duration`.
+    pub turn_duration_ms: Option<f64>,
+    /// The prompt is exactly `Warmup` (2.0.x cache-warming sub-agents).
+    pub warmup_prompt: bool,
+}
+
+/// User text that Claude Code writes itself rather than the person typing.
+const NOT_PROMPTS: &[&str] = &[
+    "<local-command-stdout>",
+    "<local-command-stderr>",
+    "<local-command-caveat>",
+    "[Request interrupted",
+    "<bash-stdout>",
+    "<bash-stderr>",
+];
+
+impl Entry {
+    /// Interpret a parsed line. Pure: no state, no I/O.
+    pub fn from_line(line: &Line<'_>) -> Entry {
+        let kind = match line.kind.as_deref() {
+            Some("user") => Kind::User,
+            Some("assistant") => Kind::Assistant,
+            Some("system") => Kind::System,
+            Some("progress") => Kind::Progress,
+            _ => Kind::Other,
+        };
+        let mut e = Entry {
+            kind,
+            session_id: line.session_id.as_deref().map(Into::into),
+            timestamp: line.timestamp.as_deref().and_then(parse_timestamp),
+            cwd: line.cwd.as_deref().map(Into::into),
+            git_branch: line.git_branch.as_deref().map(Into::into),
+            sidechain: line.is_sidechain,
+            agent_id: line.agent_id.as_deref().map(Into::into),
+            prompt: false,
+            response: None,
+            api_error: None,
+            tool_uses: Vec::new(),
+            tool_results: Vec::new(),
+            compaction: None,
+            lines_added: 0,
+            lines_removed: 0,
+            turn_duration_ms: None,
+            warmup_prompt: false,
+        };
+        match kind {
+            Kind::Assistant => e.read_assistant(line),
+            Kind::User => e.read_user(line),
+            Kind::System => e.read_system(line),
+            Kind::Progress | Kind::Other => {}
+        }
+        e
+    }
+
+    fn read_assistant(&mut self, line: &Line<'_>) {
+        let Some(msg) = &line.message else { return };
+        let model = msg.model.as_deref().unwrap_or("unknown");
+        if line.is_api_error_message || model == "<synthetic>" {
+            let head = match &msg.content {
+                Content::Blocks(b) => b.iter().find_map(|b| b.text.as_ref()).map(|h| h.0.as_str()),
+                Content::Text(h) => Some(h.0.as_str()),
+                Content::None => None,
+            };
+            // "No response requested." is a fabricated reply, not a failure.
+            if line.is_api_error_message || head.is_some_and(|h| h.starts_with("API Error")) {
+                self.api_error = Some(ApiError::classify(head.unwrap_or("")));
+            }
+            return;
+        }
+        if let (Some(id), Some(u)) = (&msg.id, &msg.usage) {
+            let one_hour = u.cache_creation.as_ref().map_or(0, |c| c.ephemeral_1h_input_tokens);
+            self.response = Some(Response {
+                key: crate::dedup::response_key(id, line.request_id.as_deref()),
+                model: model.into(),
+                tokens: Tokens {
+                    input: u.input_tokens,
+                    output: u.output_tokens,
+                    cache_creation: u.cache_creation_input_tokens,
+                    cache_creation_1h: one_hour.min(u.cache_creation_input_tokens),
+                    cache_read: u.cache_read_input_tokens,
+                },
+                fast: u.speed.as_deref() == Some("fast"),
+            });
+        }
+        if let Content::Blocks(blocks) = &msg.content {
+            for b in blocks {
+                if b.kind.as_deref() == Some("tool_use")
+                    && let (Some(id), Some(name)) = (&b.id, &b.name)
+                {
+                    self.tool_uses.push(ToolUse {
+                        id: (**id).into(),
+                        name: (**name).into(),
+                        subagent_type: b.input.as_ref().and_then(|i| i.subagent_type.as_deref()).map(Into::into),
+                    });
+                }
+            }
+        }
+    }
+
+    fn read_user(&mut self, line: &Line<'_>) {
+        if let Some(stats) = line.tool_use_result {
+            self.lines_added = stats.added;
+            self.lines_removed = stats.removed;
+        }
+        let Some(msg) = &line.message else { return };
+        let mut has_text = false;
+        let mut text_head: Option<&str> = None;
+        match &msg.content {
+            Content::Text(h) => {
+                has_text = true;
+                text_head = Some(&h.0);
+            }
+            Content::Blocks(blocks) => {
+                for b in blocks {
+                    match b.kind.as_deref() {
+                        Some("tool_result") => {
+                            if let Some(id) = &b.tool_use_id {
+                                self.tool_results.push(ToolResult {
+                                    tool_use_id: (**id).into(),
+                                    is_error: b.is_error == Some(true),
+                                });
+                            }
+                        }
+                        Some("text") if !has_text => {
+                            has_text = true;
+                            text_head = b.text.as_ref().map(|h| h.0.as_str());
+                        }
+                        Some("image") => has_text = true,
+                        _ => {}
+                    }
+                }
+            }
+            Content::None => {}
+        }
+        self.warmup_prompt = text_head == Some("Warmup");
+        self.prompt = has_text
+            && self.tool_results.is_empty()
+            && !line.is_sidechain
+            && !line.is_meta
+            && !line.is_compact_summary
+            && !text_head.is_some_and(|h| NOT_PROMPTS.iter().any(|p| h.starts_with(p)));
+    }
+
+    fn read_system(&mut self, line: &Line<'_>) {
+        match line.subtype.as_deref() {
+            Some("compact_boundary") => {
+                let meta = line.compact_metadata.as_ref();
+                self.compaction = Some(Compaction {
+                    manual: meta.and_then(|m| m.trigger.as_deref()) == Some("manual"),
+                    pre_tokens: meta.and_then(|m| m.pre_tokens),
+                    post_tokens: meta.and_then(|m| m.post_tokens),
+                });
+            }
+            Some("turn_duration") => self.turn_duration_ms = line.duration_ms,
+            Some("api_error") => self.api_error = Some(ApiError::Other),
+            _ => {}
+        }
+    }
+}
+
+/// Parse `2025-11-13T11:21:46.951Z` (or with a `+hh:mm` offset) to epoch millis.
+pub fn parse_timestamp(s: &str) -> Option<Millis> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let mut v = 0i64;
+        for &c in &b[r] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
+    };
+    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut ms = 0i64;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 3 {
+                ms = ms * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        for _ in (i - start).min(3)..3 {
+            ms *= 10;
+        }
+    }
+    let offset_min = match b.get(i) {
+        Some(b'Z') | None => 0,
+        Some(&sign @ (b'+' | b'-')) if b.len() >= i + 6 => {
+            let o = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            if sign == b'+' { o } else { -o }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo, d);
+    Some((((days * 24 + h) * 60 + mi - offset_min) * 60 + sec) * 1000 + ms)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcript::parse_line;
+
+    #[test]
+    fn timestamps_parse_to_epoch_millis() {
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_timestamp("2025-11-13T11:21:46.951Z"), Some(1_763_032_906_951));
+        assert_eq!(parse_timestamp("2025-11-13T12:21:46.9+01:00"), Some(1_763_032_906_900));
+        assert_eq!(parse_timestamp("2024-02-29T00:00:00.000Z"), Some(1_709_164_800_000));
+        assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp("2025-13-01T00:00:00Z"), None);
+    }
+
+    fn entry(json: &str) -> Entry {
+        Entry::from_line(&parse_line(json.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn prompts_exclude_tool_results_meta_and_command_output() {
+        assert!(entry(r#"{"type":"user","message":{"content":"fix the bug"}}"#).prompt);
+        assert!(entry(r#"{"type":"user","message":{"content":[{"type":"text","text":"hi"}]}}"#).prompt);
+        assert!(!entry(r#"{"type":"user","isMeta":true,"message":{"content":"caveat"}}"#).prompt);
+        assert!(!entry(r#"{"type":"user","isSidechain":true,"message":{"content":"task prompt"}}"#).prompt);
+        assert!(
+            !entry(r#"{"type":"user","message":{"content":"<local-command-stdout>x</local-command-stdout>"}}"#).prompt
+        );
+        assert!(
+            !entry(r#"{"type":"user","message":{"content":[{"type":"text","text":"[Request interrupted by user]"}]}}"#)
+                .prompt
+        );
+        let r = entry(
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":"boom"}]}}"#,
+        );
+        assert!(!r.prompt);
+        assert_eq!(r.tool_results, vec![ToolResult { tool_use_id: "t1".into(), is_error: true }]);
+    }
+
+    #[test]
+    fn synthetic_replies_are_errors_not_usage() {
+        let e = entry(
+            r#"{"type":"assistant","isApiErrorMessage":true,"message":{"id":"x","model":"<synthetic>","usage":{"input_tokens":0},"content":[{"type":"text","text":"API Error: 529 {\"type\":\"overloaded_error\"}"}]}}"#,
+        );
+        assert_eq!(e.api_error, Some(ApiError::Overloaded));
+        assert!(e.response.is_none());
+        let limit = entry(
+            r#"{"type":"assistant","message":{"id":"y","model":"<synthetic>","content":[{"type":"text","text":"Claude AI usage limit reached|1700000000"}]},"isApiErrorMessage":true}"#,
+        );
+        assert_eq!(limit.api_error, Some(ApiError::RateLimit));
+        let fabricated = entry(
+            r#"{"type":"assistant","message":{"id":"z","model":"<synthetic>","content":[{"type":"text","text":"No response requested."}]}}"#,
+        );
+        assert_eq!(fabricated.api_error, None);
+        assert!(fabricated.response.is_none());
+    }
+
+    #[test]
+    fn compaction_boundary_is_read() {
+        let e = entry(
+            r#"{"type":"system","subtype":"compact_boundary","compactMetadata":{"trigger":"manual","preTokens":142431}}"#,
+        );
+        assert_eq!(e.compaction, Some(Compaction { manual: true, pre_tokens: Some(142_431), post_tokens: None }));
+    }
+}

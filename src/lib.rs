@@ -1,0 +1,37 @@
+//! claude-sessions: Claude Code session transcripts → metrics, live.
+//!
+//! ```text
+//!  config roots ─► discover ─► watch ─► tail ─► transcript ─► event ─► live ─► metrics ─► server (/metrics)
+//!  (~/.claude,     (projects/,  (inotify  (offsets, (one JSONL    (Entry:   (sessions,   (declared     scan reports
+//!   ~/.config/      file roles)  + reconcile) partial  line → typed  no        dedup,       once, capped
+//!   claude,                                  lines,    record)       content)  pricing)     labels)
+//!   CLAUDE_CONFIG_DIR)                       rotation)
+//!                         ▲                                                │
+//!                         └──────── checkpoint (positions + aggregator) ◄──┘
+//! ```
+//!
+//! Modules are declared in data-flow order. `pipeline::Engine` owns file
+//! positions and is the only writer of the `live::Aggregator`, which owns
+//! sessions and counters; the HTTP server only reads it.
+
+pub mod checkpoint;
+pub mod cli;
+pub mod dedup;
+pub mod discover;
+pub mod event;
+pub mod live;
+pub mod metrics;
+pub mod pipeline;
+pub mod pricing;
+pub mod report;
+pub mod server;
+pub mod tail;
+pub mod transcript;
+pub mod watch;
+
+/// The crate version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git revision the binary was built from (`unknown` outside a checkout).
+pub const REVISION: &str = env!("CLAUDE_SESSIONS_REVISION");
+/// `--version` text.
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CLAUDE_SESSIONS_REVISION"), ")");

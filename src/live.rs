@@ -1,0 +1,599 @@
+//! Live session state and the counters: the single owner of both.
+//!
+//! In: [`Entry`]s in file order, each with the [`Source`] file it came from.
+//! Out: updated counters and histograms in a [`Store`], and per-session state
+//! (project, models, counts, pending tool calls, context size, lifecycle
+//! active → idle → ended). No message body is ever kept.
+//!
+//! Everything here is serializable: the checkpoint stores it whole, so that
+//! after a restart nothing is counted twice and counters never go down.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::dedup::{self, Window};
+use crate::discover::{FileInfo, Role};
+use crate::event::{Entry, Kind, Millis, Tokens};
+use crate::metrics::{self, Counter, Gauge, Histogram, Store};
+use crate::pricing;
+
+/// How sessions become projects on the `project` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+pub enum ProjectLabel {
+    /// The project folder name under `projects/` (lossy: `/a/b.c` → `-a-b-c`).
+    Slug,
+    /// The last component of the session's working directory, made unique.
+    #[default]
+    Basename,
+    /// No project label (empty value).
+    None,
+}
+
+/// Settings the aggregator needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub idle_after_ms: Millis,
+    pub end_after_ms: Millis,
+    pub project_label: ProjectLabel,
+    pub max_series: usize,
+    pub dedup_capacity: usize,
+    pub pricing: pricing::Table,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            idle_after_ms: 5 * 60_000,
+            end_after_ms: 30 * 60_000,
+            project_label: ProjectLabel::Basename,
+            max_series: 2000,
+            dedup_capacity: 2_000_000,
+            pricing: pricing::Table::default(),
+        }
+    }
+}
+
+/// The file an entry was read from.
+#[derive(Debug, Clone)]
+pub struct Source<'a> {
+    pub info: &'a FileInfo,
+    /// The agent file's first prompt was `Warmup` (a 2.0.x cache-warming call).
+    pub warmup: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Active,
+    Idle,
+    Ended,
+}
+
+/// One session (its main file plus its sub-agents and compaction calls).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub id: String,
+    pub project: String,
+    pub slug: String,
+    pub git_branch: Option<String>,
+    pub first_ms: Millis,
+    pub last_ms: Millis,
+    pub state: State,
+    pub models: BTreeSet<String>,
+    pub prompts: u64,
+    pub api_requests: u64,
+    pub tool_calls: u64,
+    pub tool_errors: u64,
+    pub api_errors: u64,
+    pub subagents: u64,
+    pub compactions: u64,
+    pub tokens: Tokens,
+    pub cost_usd: f64,
+    /// Prompt size of the latest main-chain call (reset by compaction).
+    pub context_tokens: u64,
+    /// 200k, or 1M once a prompt larger than 200k has been seen.
+    pub context_window: u64,
+    pub last_model: Option<String>,
+    turn_start_ms: Option<Millis>,
+    turn_last_ms: Millis,
+}
+
+impl Session {
+    pub fn context_utilization(&self) -> f64 {
+        self.context_tokens as f64 / self.context_window.max(1) as f64
+    }
+}
+
+/// A tool call waiting for its result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    tool: String,
+    at: Option<Millis>,
+    session: String,
+}
+
+/// `cwd` → unique project label.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Projects {
+    by_key: HashMap<String, String>,
+    taken: HashSet<String>,
+}
+
+impl Projects {
+    fn label(&mut self, mode: ProjectLabel, cwd: Option<&str>, slug: &str) -> String {
+        match mode {
+            ProjectLabel::None => return String::new(),
+            ProjectLabel::Slug => return metrics::label_value(slug),
+            ProjectLabel::Basename => {}
+        }
+        let path = cwd.map(strip_worktree).unwrap_or(slug).trim_end_matches(['/', '\\']);
+        if let Some(l) = self.by_key.get(path) {
+            return l.clone();
+        }
+        // Shortest unique suffix of the path: `app`, then `work/app`, ...
+        let parts: Vec<&str> = path.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
+        let mut label = metrics::label_value(path);
+        for n in 1..=parts.len() {
+            let candidate = metrics::label_value(&parts[parts.len() - n..].join("/"));
+            if !self.taken.contains(&candidate) {
+                label = candidate;
+                break;
+            }
+        }
+        self.taken.insert(label.clone());
+        self.by_key.insert(path.to_owned(), label.clone());
+        label
+    }
+}
+
+/// `<repo>/.claude/worktrees/agent-x/...` → `<repo>`: worktree sub-agents belong to the repo.
+fn strip_worktree(cwd: &str) -> &str {
+    match cwd.find("/.claude/worktrees/") {
+        Some(i) => &cwd[..i],
+        None => cwd,
+    }
+}
+
+/// `mcp__server__tool` → `mcp:server`; other names as they are.
+pub fn tool_label(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("mcp__") {
+        let server = rest.split("__").next().unwrap_or(rest);
+        return metrics::label_value(&format!("mcp:{server}"));
+    }
+    metrics::label_value(name)
+}
+
+const DEFAULT_WINDOW: u64 = 200_000;
+const LONG_WINDOW: u64 = 1_000_000;
+
+/// Session state and counters.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Aggregator {
+    pub store: Store,
+    dedup: Window,
+    sessions: HashMap<String, Session>,
+    projects: Projects,
+    pending: HashMap<String, Pending>,
+    last_activity: HashMap<String, Millis>,
+    #[serde(skip)]
+    config: Config,
+    #[serde(skip)]
+    unpriced: BTreeSet<String>,
+    #[serde(skip)]
+    evictions_reported: u64,
+}
+
+impl Aggregator {
+    pub fn new(config: Config) -> Aggregator {
+        Aggregator {
+            store: Store::new(config.max_series),
+            dedup: Window::new(config.dedup_capacity),
+            sessions: HashMap::new(),
+            projects: Projects::default(),
+            pending: HashMap::new(),
+            last_activity: HashMap::new(),
+            config,
+            unpriced: BTreeSet::new(),
+            evictions_reported: 0,
+        }
+    }
+
+    /// Re-attach settings after loading from a checkpoint.
+    pub fn configure(&mut self, config: Config) {
+        self.store.set_max_series(config.max_series);
+        self.dedup.set_capacity(config.dedup_capacity);
+        self.evictions_reported = self.dedup.evicted();
+        self.config = config;
+    }
+
+    pub fn sessions(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.values()
+    }
+
+    pub fn session(&self, id: &str) -> Option<&Session> {
+        self.sessions.get(id)
+    }
+
+    /// Models seen without a price.
+    pub fn unpriced_models(&self) -> &BTreeSet<String> {
+        &self.unpriced
+    }
+
+    /// Apply one entry read from `src`.
+    pub fn apply(&mut self, e: &Entry, src: &Source<'_>) {
+        let Some(id) = e.session_id.as_deref().or(src.info.session.as_deref()) else { return };
+        let has_effect = e.response.is_some()
+            || e.api_error.is_some()
+            || !e.tool_uses.is_empty()
+            || !e.tool_results.is_empty()
+            || e.prompt
+            || e.compaction.is_some()
+            || e.cwd.is_some();
+        if !self.sessions.contains_key(id) {
+            if !has_effect {
+                return;
+            }
+            self.start_session(id, e, src);
+        }
+        let project = self.sessions[id].project.clone();
+        let source = query_source(e, src);
+        let main_chain = source == "main";
+
+        if let Some(ts) = e.timestamp {
+            let s = self.sessions.get_mut(id).expect("session exists");
+            s.first_ms = s.first_ms.min(ts);
+            if ts > s.last_ms {
+                s.last_ms = ts;
+            }
+            if s.state != State::Active {
+                s.state = State::Active;
+            }
+            if main_chain && matches!(e.kind, Kind::User | Kind::Assistant) {
+                s.turn_last_ms = s.turn_last_ms.max(ts);
+            }
+            let last = self.last_activity.entry(project.clone()).or_insert(ts);
+            *last = (*last).max(ts);
+        }
+
+        if let Some(r) = &e.response {
+            self.apply_response(id, &project, source, main_chain, r);
+        }
+        if let Some(kind) = e.api_error {
+            let s = self.sessions.get_mut(id).expect("session exists");
+            s.api_errors += 1;
+            let model = s.last_model.clone().unwrap_or_else(|| "unknown".into());
+            self.store.inc(Counter::ApiErrors, &[&project, &model, kind.as_str()], 1.0);
+        }
+        for t in &e.tool_uses {
+            if !self.dedup.first_time(dedup::tool_use_key(&t.id)) {
+                continue;
+            }
+            let label = tool_label(&t.name);
+            self.store.inc(Counter::ToolCalls, &[&project, &label], 1.0);
+            let s = self.sessions.get_mut(id).expect("session exists");
+            s.tool_calls += 1;
+            if matches!(&*t.name, "Task" | "Agent") {
+                s.subagents += 1;
+                let agent_type = metrics::label_value(t.subagent_type.as_deref().unwrap_or("general-purpose"));
+                self.store.inc(Counter::SubagentsStarted, &[&project, &agent_type], 1.0);
+            }
+            self.pending.insert(t.id.to_string(), Pending { tool: label, at: e.timestamp, session: id.to_owned() });
+        }
+        let mut new_results = e.tool_results.is_empty();
+        for r in &e.tool_results {
+            if !self.dedup.first_time(dedup::tool_result_key(&r.tool_use_id)) {
+                continue;
+            }
+            new_results = true;
+            let call = self.pending.remove(&*r.tool_use_id);
+            let tool = call.as_ref().map_or("unknown", |c| c.tool.as_str());
+            if r.is_error {
+                self.store.inc(Counter::ToolErrors, &[&project, tool], 1.0);
+                self.sessions.get_mut(id).expect("session exists").tool_errors += 1;
+            }
+            if let (Some(end), Some(start)) = (e.timestamp, call.as_ref().and_then(|c| c.at)) {
+                self.store.observe(Histogram::ToolDuration, &[tool], (end - start).max(0) as f64 / 1000.0);
+            }
+        }
+        if new_results {
+            self.store.inc(Counter::LinesOfCode, &[&project, "added"], e.lines_added as f64);
+            self.store.inc(Counter::LinesOfCode, &[&project, "removed"], e.lines_removed as f64);
+        }
+        if e.prompt && main_chain {
+            self.store.inc(Counter::Prompts, &[&project], 1.0);
+            let s = self.sessions.get_mut(id).expect("session exists");
+            s.prompts += 1;
+            let finished = finish_turn(s);
+            s.turn_start_ms = e.timestamp;
+            if let Some(ts) = e.timestamp {
+                s.turn_last_ms = ts;
+            }
+            if let Some(d) = finished {
+                self.store.observe(Histogram::TurnDuration, &[&project], d);
+            }
+        }
+        if let Some(c) = &e.compaction {
+            self.store.inc(Counter::Compactions, &[&project, if c.manual { "manual" } else { "auto" }], 1.0);
+            let s = self.sessions.get_mut(id).expect("session exists");
+            s.compactions += 1;
+            // The context before the boundary no longer exists.
+            s.context_tokens = c.post_tokens.unwrap_or(0);
+        }
+        if let Some(b) = &e.git_branch
+            && main_chain
+        {
+            let s = self.sessions.get_mut(id).expect("session exists");
+            if s.git_branch.as_deref() != Some(&**b) {
+                s.git_branch = Some(b.to_string());
+            }
+        }
+    }
+
+    fn start_session(&mut self, id: &str, e: &Entry, src: &Source<'_>) {
+        let cwd = e.cwd.as_deref();
+        let project = self.projects.label(self.config.project_label, cwd, &src.info.slug);
+        self.store.inc(Counter::SessionsStarted, &[&project], 1.0);
+        let ts = e.timestamp.unwrap_or(0);
+        self.sessions.insert(
+            id.to_owned(),
+            Session {
+                id: id.to_owned(),
+                project,
+                slug: src.info.slug.clone(),
+                git_branch: None,
+                first_ms: e.timestamp.unwrap_or(Millis::MAX),
+                last_ms: ts,
+                state: State::Active,
+                models: BTreeSet::new(),
+                prompts: 0,
+                api_requests: 0,
+                tool_calls: 0,
+                tool_errors: 0,
+                api_errors: 0,
+                subagents: 0,
+                compactions: 0,
+                tokens: Tokens::default(),
+                cost_usd: 0.0,
+                context_tokens: 0,
+                context_window: DEFAULT_WINDOW,
+                last_model: None,
+                turn_start_ms: None,
+                turn_last_ms: ts,
+            },
+        );
+    }
+
+    fn apply_response(&mut self, id: &str, project: &str, source: &str, main_chain: bool, r: &crate::event::Response) {
+        let seen = self.dedup.observe(r.key, r.tokens);
+        let delta = seen.delta();
+        if !seen.first && delta.is_zero() {
+            return;
+        }
+        let model = metrics::label_value(&r.model);
+        let labels = [project, model.as_str(), source];
+        let price = &self.config.pricing;
+        let cost_after = price.cost(&r.model, &seen.after, r.fast);
+        if seen.first {
+            self.store.inc(Counter::ApiRequests, &labels, 1.0);
+            if cost_after.is_none() {
+                self.store.inc(Counter::UnpricedRequests, &[&model], 1.0);
+                self.unpriced.insert(model.clone());
+            }
+        }
+        let cost = match cost_after {
+            Some(after) if seen.first => after,
+            Some(after) => (after - price.cost(&r.model, &seen.before, r.fast).unwrap_or(0.0)).max(0.0),
+            None => 0.0,
+        };
+        for (ty, n) in [
+            ("input", delta.input),
+            ("output", delta.output),
+            ("cache_read", delta.cache_read),
+            ("cache_creation", delta.cache_creation),
+        ] {
+            self.store.inc(Counter::Tokens, &[project, &model, source, ty], n as f64);
+        }
+        self.store.inc(Counter::Cost, &labels, cost);
+        let s = self.sessions.get_mut(id).expect("session exists");
+        s.tokens = Tokens {
+            input: s.tokens.input + delta.input,
+            output: s.tokens.output + delta.output,
+            cache_creation: s.tokens.cache_creation + delta.cache_creation,
+            cache_creation_1h: s.tokens.cache_creation_1h + delta.cache_creation_1h,
+            cache_read: s.tokens.cache_read + delta.cache_read,
+        };
+        s.cost_usd += cost;
+        if seen.first {
+            s.api_requests += 1;
+            if !s.models.contains(&model) {
+                s.models.insert(model.clone());
+            }
+        }
+        if main_chain {
+            let prompt = seen.after.prompt();
+            if prompt > DEFAULT_WINDOW {
+                s.context_window = LONG_WINDOW;
+            }
+            s.context_tokens = prompt;
+            if s.last_model.as_deref() != Some(&model) {
+                s.last_model = Some(model.clone());
+            }
+            if seen.first {
+                self.store.observe(Histogram::ContextTokens, &[&model], prompt as f64);
+            }
+        }
+    }
+
+    /// Advance session lifecycles to `now` (idle, ended) and refresh gauges.
+    /// Returns whether any session changed state.
+    pub fn tick(&mut self, now: Millis) -> bool {
+        let (idle, end) = (self.config.idle_after_ms, self.config.end_after_ms);
+        let mut ended = Vec::new();
+        let mut changed = false;
+        for s in self.sessions.values_mut() {
+            if s.state == State::Ended {
+                continue;
+            }
+            let quiet = now - s.last_ms;
+            if quiet >= end {
+                s.state = State::Ended;
+                ended.push(s.id.clone());
+            } else if quiet >= idle && s.state == State::Active {
+                s.state = State::Idle;
+                changed = true;
+                if let Some(d) = finish_turn(s) {
+                    self.store.observe(Histogram::TurnDuration, &[&s.project], d);
+                }
+            }
+        }
+        for id in &ended {
+            let s = self.sessions.get_mut(id).expect("listed above");
+            if let Some(d) = finish_turn(s) {
+                self.store.observe(Histogram::TurnDuration, &[&s.project], d);
+            }
+            if s.first_ms <= s.last_ms {
+                let secs = (s.last_ms - s.first_ms) as f64 / 1000.0;
+                self.store.observe(Histogram::SessionDuration, &[&s.project], secs);
+            }
+        }
+        if !ended.is_empty() {
+            let ended: HashSet<&String> = ended.iter().collect();
+            self.pending.retain(|_, p| !ended.contains(&p.session));
+        }
+        let evicted = self.dedup.evicted();
+        self.store.inc(Counter::DedupEvictions, &[], (evicted - self.evictions_reported.min(evicted)) as f64);
+        self.evictions_reported = evicted;
+        self.refresh_gauges();
+        changed || !ended.is_empty()
+    }
+
+    fn refresh_gauges(&mut self) {
+        let mut live: HashMap<(&str, &str), f64> = HashMap::new();
+        let mut util: HashMap<&str, f64> = HashMap::new();
+        for s in self.sessions.values() {
+            let state = match s.state {
+                State::Active => "active",
+                State::Idle => "idle",
+                State::Ended => continue,
+            };
+            *live.entry((&s.project, state)).or_default() += 1.0;
+            let u = util.entry(&s.project).or_default();
+            *u = u.max(s.context_utilization());
+        }
+        let live: Vec<(Vec<&str>, f64)> = live.into_iter().map(|((p, st), n)| (vec![p, st], n)).collect();
+        let util: Vec<(Vec<&str>, f64)> = util.into_iter().map(|(p, u)| (vec![p], u)).collect();
+        let last: Vec<(Vec<&str>, f64)> =
+            self.last_activity.iter().map(|(p, ms)| (vec![p.as_str()], *ms as f64 / 1000.0)).collect();
+        let mut store = std::mem::take(&mut self.store);
+        store.set_gauges(Gauge::Sessions, live);
+        store.set_gauges(Gauge::ContextUtilization, util);
+        store.set_gauges(Gauge::LastActivity, last);
+        store.set_gauges(Gauge::DedupWindow, [(vec![], self.dedup.len() as f64)]);
+        self.store = store;
+    }
+}
+
+/// The turn's duration in seconds, if one was open; closes it.
+fn finish_turn(s: &mut Session) -> Option<f64> {
+    let start = s.turn_start_ms.take()?;
+    Some((s.turn_last_ms - start).max(0) as f64 / 1000.0)
+}
+
+/// `main`, `subagent` or `auxiliary` (compaction and warm-up calls).
+fn query_source(e: &Entry, src: &Source<'_>) -> &'static str {
+    match src.info.role {
+        Role::Compaction => "auxiliary",
+        Role::Subagent if src.warmup => "auxiliary",
+        Role::Subagent => "subagent",
+        Role::Main if e.sidechain => "subagent",
+        Role::Main => "main",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcript::parse_line;
+
+    fn info(role: Role) -> FileInfo {
+        FileInfo { role, slug: "-w-app".into(), session: Some("s1".into()), agent: None }
+    }
+
+    fn feed(a: &mut Aggregator, role: Role, lines: &[&str]) {
+        let i = info(role);
+        for l in lines {
+            let e = Entry::from_line(&parse_line(l.as_bytes()).unwrap());
+            a.apply(&e, &Source { info: &i, warmup: false });
+        }
+    }
+
+    const PROMPT: &str = r#"{"type":"user","sessionId":"s1","cwd":"/w/app","timestamp":"2025-01-01T00:00:00Z","message":{"content":"go"}}"#;
+    const A1: &str = r#"{"type":"assistant","sessionId":"s1","cwd":"/w/app","timestamp":"2025-01-01T00:00:01Z","requestId":"r1","message":{"id":"m1","model":"claude-opus-4-6","usage":{"input_tokens":10,"output_tokens":1,"cache_read_input_tokens":1000},"content":[{"type":"text","text":"x"}]}}"#;
+    const A2: &str = r#"{"type":"assistant","sessionId":"s1","cwd":"/w/app","timestamp":"2025-01-01T00:00:02Z","requestId":"r1","message":{"id":"m1","model":"claude-opus-4-6","usage":{"input_tokens":10,"output_tokens":50,"cache_read_input_tokens":1000},"content":[{"type":"tool_use","id":"t1","name":"Bash","input":{}}]}}"#;
+    const R1: &str = r#"{"type":"user","sessionId":"s1","cwd":"/w/app","timestamp":"2025-01-01T00:00:05Z","message":{"content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":"x"}]}}"#;
+
+    #[test]
+    fn a_split_response_counts_once_with_its_largest_usage() {
+        let mut a = Aggregator::new(Config::default());
+        feed(&mut a, Role::Main, &[PROMPT, A1, A2, A2, R1, R1]);
+        let s = &a.store;
+        let tok = |t| s.counter(Counter::Tokens, &["app", "claude-opus-4-6", "main", t]);
+        assert_eq!((tok("input"), tok("output"), tok("cache_read")), (10.0, 50.0, 1000.0));
+        assert_eq!(s.counter(Counter::ApiRequests, &["app", "claude-opus-4-6", "main"]), 1.0);
+        assert_eq!(s.counter(Counter::ToolCalls, &["app", "Bash"]), 1.0);
+        assert_eq!(s.counter(Counter::ToolErrors, &["app", "Bash"]), 1.0);
+        assert_eq!(s.counter(Counter::Prompts, &["app"]), 1.0);
+        assert_eq!(s.counter(Counter::SessionsStarted, &["app"]), 1.0);
+        let d = s.histogram(Histogram::ToolDuration, &["Bash"]).unwrap();
+        assert_eq!((d.count, d.sum), (1, 3.0));
+        let cost = s.counter(Counter::Cost, &["app", "claude-opus-4-6", "main"]);
+        assert!((cost - (10.0 * 5.0 + 50.0 * 25.0 + 1000.0 * 0.5) / 1e6).abs() < 1e-12);
+        let sess = a.session("s1").unwrap();
+        assert_eq!(sess.context_tokens, 1010);
+    }
+
+    #[test]
+    fn sidechains_and_agent_files_are_subagent_usage() {
+        let mut a = Aggregator::new(Config::default());
+        let side = A1.replace("\"sessionId\"", "\"isSidechain\":true,\"sessionId\"");
+        feed(&mut a, Role::Main, &[&side]);
+        assert_eq!(a.store.counter(Counter::ApiRequests, &["app", "claude-opus-4-6", "subagent"]), 1.0);
+        feed(&mut a, Role::Compaction, &[&A1.replace("m1", "m2")]);
+        assert_eq!(a.store.counter(Counter::ApiRequests, &["app", "claude-opus-4-6", "auxiliary"]), 1.0);
+    }
+
+    #[test]
+    fn lifecycle_goes_idle_then_ended_and_resumes() {
+        let mut a = Aggregator::new(Config::default());
+        feed(&mut a, Role::Main, &[PROMPT, A1]);
+        let t0 = crate::event::parse_timestamp("2025-01-01T00:00:01Z").unwrap();
+        a.tick(t0 + 60_000);
+        assert_eq!(a.session("s1").unwrap().state, State::Active);
+        assert_eq!(a.store.gauge(Gauge::Sessions, &["app", "active"]), Some(1.0));
+        a.tick(t0 + 6 * 60_000);
+        assert_eq!(a.session("s1").unwrap().state, State::Idle);
+        assert_eq!(a.store.histogram(Histogram::TurnDuration, &["app"]).unwrap().sum, 1.0);
+        a.tick(t0 + 31 * 60_000);
+        assert_eq!(a.session("s1").unwrap().state, State::Ended);
+        assert_eq!(a.store.gauge(Gauge::Sessions, &["app", "active"]), None);
+        assert_eq!(a.store.histogram(Histogram::SessionDuration, &["app"]).unwrap().sum, 1.0);
+        // New activity resumes the session without starting a new one.
+        feed(&mut a, Role::Main, &[&A1.replace("m1", "m3").replace("00:00:01", "01:00:00")]);
+        assert_eq!(a.session("s1").unwrap().state, State::Active);
+        assert_eq!(a.store.counter(Counter::SessionsStarted, &["app"]), 1.0);
+    }
+
+    #[test]
+    fn projects_sharing_a_basename_get_distinct_labels() {
+        let mut p = Projects::default();
+        assert_eq!(p.label(ProjectLabel::Basename, Some("/a/app"), "s"), "app");
+        assert_eq!(p.label(ProjectLabel::Basename, Some("/b/app"), "s"), "b/app");
+        assert_eq!(p.label(ProjectLabel::Basename, Some("/a/app/"), "s"), "app");
+        assert_eq!(p.label(ProjectLabel::Basename, Some("/a/app/.claude/worktrees/agent-1"), "s"), "app");
+        assert_eq!(p.label(ProjectLabel::Slug, Some("/a/app"), "-a-app"), "-a-app");
+        assert_eq!(p.label(ProjectLabel::None, Some("/a/app"), "-a-app"), "");
+        assert_eq!(tool_label("mcp__github__create_issue"), "mcp:github");
+        assert_eq!(tool_label("Read"), "Read");
+    }
+}

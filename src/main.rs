@@ -1,0 +1,21 @@
+use clap::Parser;
+
+use claude_sessions::cli::{Cli, Command, scan, serve};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Scan(a) => scan::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("claude-sessions: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! Every metric name, declared once, and the values behind them.
+//!
+//! In: increments and observations from the aggregator, gauge values computed
+//! from live state. Out: OpenMetrics text (encoded by `prometheus-client`
+//! through a custom collector) or the classic Prometheus text format, and a
+//! serializable snapshot of all counters and histograms for the checkpoint —
+//! that is what keeps counters monotonic across restarts.
+//!
+//! Label values come only from capped sets: once a family holds
+//! `max_series` series, new label sets fold their open labels (project,
+//! model, tool, agent type) into `other`, and the fold is counted.
+
+use std::collections::{BTreeMap, HashMap};
+
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+use serde::{Deserialize, Serialize};
+
+/// Separator of label values inside a series key (never in a value: `label_value` strips it).
+const SEP: char = '\u{1f}';
+
+/// Labels whose values come from transcripts and are therefore capped.
+const OPEN_LABELS: &[&str] = &["project", "model", "tool", "agent_type"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// A metric family's declaration.
+#[derive(Debug)]
+pub struct Def {
+    /// Full name without `_total` (counters) and without the unit suffix.
+    pub base: &'static str,
+    pub unit: Option<&'static str>,
+    pub help: &'static str,
+    pub labels: &'static [&'static str],
+    pub kind: Type,
+    /// Histogram upper bounds.
+    pub buckets: &'static [f64],
+}
+
+impl Def {
+    /// The name as Prometheus shows it (with unit, and `_total` for counters).
+    pub fn exposed_name(&self) -> String {
+        let mut n = self.base.to_owned();
+        if let Some(u) = self.unit {
+            n.push('_');
+            n.push_str(u);
+        }
+        if self.kind == Type::Counter {
+            n.push_str("_total");
+        }
+        n
+    }
+}
+
+macro_rules! families {
+    ($enum:ident, $table:ident, $kind:expr, { $($var:ident => ($base:expr, $unit:expr, $labels:expr, $buckets:expr, $help:expr)),* $(,)? }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $enum { $($var),* }
+        pub static $table: &[Def] = &[$(Def { base: $base, unit: $unit, help: $help, labels: $labels, kind: $kind, buckets: $buckets }),*];
+        impl $enum {
+            pub fn def(self) -> &'static Def { &$table[self as usize] }
+        }
+    };
+}
+
+const SECONDS_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0];
+const SESSION_BUCKETS: &[f64] = &[60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0];
+const TURN_BUCKETS: &[f64] = &[1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0];
+const CONTEXT_BUCKETS: &[f64] = &[
+    1000.0,
+    5000.0,
+    10_000.0,
+    20_000.0,
+    50_000.0,
+    100_000.0,
+    150_000.0,
+    200_000.0,
+    300_000.0,
+    500_000.0,
+    750_000.0,
+    1_000_000.0,
+];
+const LAG_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+families!(Counter, COUNTERS, Type::Counter, {
+    SessionsStarted => ("claude_sessions_sessions_started", None, &["project"], &[], "Sessions seen for the first time."),
+    Prompts => ("claude_sessions_prompts", None, &["project"], &[], "Prompts typed by the user (main chain, not tool results or meta lines)."),
+    ApiRequests => ("claude_sessions_api_requests", None, &["project", "model", "query_source"], &[], "Distinct API responses (deduplicated by message id and request id)."),
+    Tokens => ("claude_sessions_tokens", None, &["project", "model", "query_source", "type"], &[], "Tokens of deduplicated API responses by type (input, output, cache_read, cache_creation)."),
+    Cost => ("claude_sessions_cost", Some("usd"), &["project", "model", "query_source"], &[], "Estimated cost in USD from the price table (0 for unpriced models)."),
+    ToolCalls => ("claude_sessions_tool_calls", None, &["project", "tool"], &[], "Tool calls requested by the model (MCP tools collapse to mcp:<server>)."),
+    ToolErrors => ("claude_sessions_tool_errors", None, &["project", "tool"], &[], "Tool results marked is_error."),
+    ApiErrors => ("claude_sessions_api_errors", None, &["project", "model", "kind"], &[], "API errors recorded in transcripts (synthetic error replies, system api_error lines)."),
+    SubagentsStarted => ("claude_sessions_subagents_started", None, &["project", "agent_type"], &[], "Sub-agents started through the Task/Agent tool."),
+    Compactions => ("claude_sessions_compactions", None, &["project", "trigger"], &[], "Context compactions (compact_boundary records)."),
+    LinesOfCode => ("claude_sessions_lines_of_code", None, &["project", "type"], &[], "Lines added and removed by edit tools (from structured patches)."),
+    UnpricedRequests => ("claude_sessions_unpriced_requests", None, &["model"], &[], "API responses whose model has no price (their cost counts as 0)."),
+    BytesRead => ("claude_sessions_exporter_bytes_read", None, &[], &[], "Bytes read from transcript files."),
+    Lines => ("claude_sessions_exporter_lines", None, &["result"], &[], "Transcript lines read, by result (ok, malformed, unknown_type, oversized)."),
+    Truncations => ("claude_sessions_exporter_truncations", None, &[], &[], "Files that shrank and were read again from the start."),
+    Rotations => ("claude_sessions_exporter_rotations", None, &[], &[], "Files replaced (new inode or new first line) and read again from the start."),
+    ReadErrors => ("claude_sessions_exporter_read_errors", None, &["kind"], &[], "Errors reading transcript files and folders."),
+    SeriesOverflow => ("claude_sessions_exporter_series_overflow", None, &["metric"], &[], "Label sets folded into 'other' because a metric reached its series cap."),
+    CheckpointWrites => ("claude_sessions_exporter_checkpoint_writes", None, &["result"], &[], "Checkpoint writes by result (ok, error)."),
+    DedupEvictions => ("claude_sessions_exporter_dedup_evictions", None, &[], &[], "Keys dropped from the bounded deduplication window."),
+});
+
+families!(Histogram, HISTOGRAMS, Type::Histogram, {
+    SessionDuration => ("claude_sessions_session_duration", Some("seconds"), &["project"], SESSION_BUCKETS, "Duration of ended sessions, first to last record."),
+    ToolDuration => ("claude_sessions_tool_duration", Some("seconds"), &["tool"], SECONDS_BUCKETS, "Time from a tool call to its result (transcript timestamps)."),
+    ContextTokens => ("claude_sessions_context", Some("tokens"), &["model"], CONTEXT_BUCKETS, "Prompt size (input + cache writes + cache reads) of each main-chain API call."),
+    TurnDuration => ("claude_sessions_turn_duration", Some("seconds"), &["project"], TURN_BUCKETS, "Time from a user prompt to the last activity before the next prompt or idleness."),
+    EventLag => ("claude_sessions_exporter_event_lag", Some("seconds"), &[], LAG_BUCKETS, "Time from a transcript write (file mtime) to its effect being visible in metrics."),
+});
+
+families!(Gauge, GAUGES, Type::Gauge, {
+    Sessions => ("claude_sessions_sessions", None, &["project", "state"], &[], "Live sessions by state (active, idle)."),
+    ContextUtilization => ("claude_sessions_context_utilization", Some("ratio"), &["project"], &[], "Highest context-window utilization among the project's live sessions."),
+    LastActivity => ("claude_sessions_last_activity_timestamp", Some("seconds"), &["project"], &[], "Unix time of the project's latest transcript record."),
+    BuildInfo => ("claude_sessions_exporter_build_info", None, &["version", "revision"], &[], "Build information; the value is 1."),
+    FilesTracked => ("claude_sessions_exporter_files_tracked", None, &[], &[], "Transcript files being followed."),
+    CaughtUp => ("claude_sessions_exporter_caught_up", None, &[], &[], "1 once the existing history has been read."),
+    DedupWindow => ("claude_sessions_exporter_dedup_window_keys", None, &[], &[], "Keys held in the deduplication window."),
+});
+
+/// All declared families, in exposition order.
+pub fn all_defs() -> impl Iterator<Item = &'static Def> {
+    COUNTERS.iter().chain(HISTOGRAMS.iter()).chain(GAUGES.iter())
+}
+
+/// One histogram series.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HistData {
+    /// Per-bucket (not cumulative) counts; the last is +Inf.
+    pub counts: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+/// Make a transcript string safe and bounded as a label value.
+pub fn label_value(s: &str) -> String {
+    let mut v: String = s.chars().filter(|c| *c != SEP && !c.is_control()).take(120).collect();
+    if v.is_empty() {
+        v.push_str("unknown");
+    }
+    v
+}
+
+/// The values of all metric families.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Store {
+    #[serde(skip, default = "default_cap")]
+    max_series: usize,
+    counters: Vec<HashMap<Box<str>, f64>>,
+    histograms: Vec<HashMap<Box<str>, HistData>>,
+    #[serde(skip, default = "empty_gauges")]
+    gauges: Vec<HashMap<Box<str>, f64>>,
+    #[serde(skip)]
+    key: String,
+}
+
+fn default_cap() -> usize {
+    2000
+}
+
+fn empty_gauges() -> Vec<HashMap<Box<str>, f64>> {
+    vec![HashMap::new(); GAUGES.len()]
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new(default_cap())
+    }
+}
+
+impl Store {
+    pub fn new(max_series: usize) -> Store {
+        Store {
+            max_series: max_series.max(1),
+            counters: vec![HashMap::new(); COUNTERS.len()],
+            histograms: vec![HashMap::new(); HISTOGRAMS.len()],
+            gauges: empty_gauges(),
+            key: String::new(),
+        }
+    }
+
+    /// After loading a checkpoint: apply the configured cap and fix up families added since.
+    pub fn set_max_series(&mut self, max_series: usize) {
+        self.max_series = max_series.max(1);
+        self.counters.resize(COUNTERS.len(), HashMap::new());
+        self.histograms.resize(HISTOGRAMS.len(), HashMap::new());
+        self.gauges = empty_gauges();
+    }
+
+    /// Key of `values` in `key`; folded (open labels → `other`) if the family is full
+    /// and the series is new. Returns whether it folded.
+    fn key_for<V>(key: &mut String, def: &Def, values: &[&str], family: &HashMap<Box<str>, V>, cap: usize) -> bool {
+        debug_assert_eq!(def.labels.len(), values.len(), "{}", def.base);
+        key.clear();
+        join(key, values, |_| false, def);
+        if family.len() < cap || family.contains_key(key.as_str()) {
+            return false;
+        }
+        key.clear();
+        join(key, values, |name| OPEN_LABELS.contains(&name), def);
+        true
+    }
+
+    pub fn inc(&mut self, c: Counter, values: &[&str], by: f64) {
+        if by <= 0.0 || by.is_nan() {
+            return;
+        }
+        let mut key = std::mem::take(&mut self.key);
+        let family = &mut self.counters[c as usize];
+        let folded = Self::key_for(&mut key, c.def(), values, family, self.max_series);
+        match family.get_mut(key.as_str()) {
+            Some(v) => *v += by,
+            None => {
+                family.insert(key.as_str().into(), by);
+            }
+        }
+        self.key = key;
+        if folded && c != Counter::SeriesOverflow {
+            self.inc(Counter::SeriesOverflow, &[c.def().base], 1.0);
+        }
+    }
+
+    pub fn observe(&mut self, h: Histogram, values: &[&str], v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        let def = h.def();
+        let mut key = std::mem::take(&mut self.key);
+        let family = &mut self.histograms[h as usize];
+        let folded = Self::key_for(&mut key, def, values, family, self.max_series);
+        if !family.contains_key(key.as_str()) {
+            family.insert(
+                key.as_str().into(),
+                HistData { counts: vec![0; def.buckets.len() + 1], ..HistData::default() },
+            );
+        }
+        let data = family.get_mut(key.as_str()).expect("inserted above");
+        let i = def.buckets.iter().position(|b| v <= *b).unwrap_or(def.buckets.len());
+        data.counts[i] += 1;
+        data.sum += v;
+        data.count += 1;
+        self.key = key;
+        if folded {
+            self.inc(Counter::SeriesOverflow, &[def.base], 1.0);
+        }
+    }
+
+    /// Replace all series of a gauge family.
+    pub fn set_gauges<'a>(&mut self, g: Gauge, series: impl IntoIterator<Item = (Vec<&'a str>, f64)>) {
+        let def = g.def();
+        let mut map = HashMap::new();
+        for (values, v) in series {
+            let mut key = String::new();
+            join(&mut key, &values, |_| false, def);
+            if map.len() >= self.max_series && !map.contains_key(key.as_str()) {
+                key.clear();
+                join(&mut key, &values, |name| OPEN_LABELS.contains(&name), def);
+                let e = map.entry(key.into_boxed_str()).or_insert(v);
+                *e = f64::max(*e, v);
+                continue;
+            }
+            map.insert(key.into_boxed_str(), v);
+        }
+        self.gauges[g as usize] = map;
+    }
+
+    pub fn counter(&self, c: Counter, values: &[&str]) -> f64 {
+        let mut key = String::new();
+        join(&mut key, values, |_| false, c.def());
+        self.counters[c as usize].get(key.as_str()).copied().unwrap_or(0.0)
+    }
+
+    /// Sum of a counter over all series whose labels match `filter` (name, value) pairs.
+    pub fn counter_sum(&self, c: Counter, filter: &[(&str, &str)]) -> f64 {
+        self.series(c.def(), &self.counters[c as usize])
+            .filter(|(labels, _)| filter.iter().all(|(n, v)| labels.iter().any(|(ln, lv)| ln == n && lv == v)))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// Label pairs and value of each series of a counter.
+    pub fn counter_series(&self, c: Counter) -> Vec<(Vec<(&'static str, &str)>, f64)> {
+        self.series(c.def(), &self.counters[c as usize]).collect()
+    }
+
+    pub fn histogram(&self, h: Histogram, values: &[&str]) -> Option<&HistData> {
+        let mut key = String::new();
+        join(&mut key, values, |_| false, h.def());
+        self.histograms[h as usize].get(key.as_str())
+    }
+
+    pub fn gauge(&self, g: Gauge, values: &[&str]) -> Option<f64> {
+        let mut key = String::new();
+        join(&mut key, values, |_| false, g.def());
+        self.gauges[g as usize].get(key.as_str()).copied()
+    }
+
+    fn series<'s, V: Copy>(
+        &'s self,
+        def: &'static Def,
+        map: &'s HashMap<Box<str>, V>,
+    ) -> impl Iterator<Item = (Vec<(&'static str, &'s str)>, V)> + 's {
+        map.iter().map(move |(k, v)| (split(def, k), *v))
+    }
+
+    /// Encode every family through prometheus-client's OpenMetrics encoder.
+    pub fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (i, def) in COUNTERS.iter().enumerate() {
+            encode_family(encoder, def, &self.counters[i], |m, v| m.encode_counter::<NoLabelSet, f64, f64>(v, None))?;
+        }
+        for (i, def) in HISTOGRAMS.iter().enumerate() {
+            encode_family(encoder, def, &self.histograms[i], |m, h| {
+                let buckets: Vec<(f64, u64)> =
+                    def.buckets.iter().copied().chain([f64::INFINITY]).zip(h.counts.iter().copied()).collect();
+                m.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)
+            })?;
+        }
+        for (i, def) in GAUGES.iter().enumerate() {
+            encode_family(encoder, def, &self.gauges[i], |m, v| m.encode_gauge(v))?;
+        }
+        Ok(())
+    }
+}
+
+fn join(out: &mut String, values: &[&str], fold: impl Fn(&str) -> bool, def: &Def) {
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(SEP);
+        }
+        if fold(def.labels[i]) {
+            out.push_str("other");
+        } else {
+            out.push_str(v);
+        }
+    }
+}
+
+fn split<'k>(def: &'static Def, key: &'k str) -> Vec<(&'static str, &'k str)> {
+    if def.labels.is_empty() {
+        return Vec::new();
+    }
+    def.labels.iter().copied().zip(key.split(SEP)).collect()
+}
+
+fn encode_family<V>(
+    encoder: &mut DescriptorEncoder,
+    def: &'static Def,
+    series: &HashMap<Box<str>, V>,
+    mut write: impl FnMut(&mut prometheus_client::encoding::MetricEncoder, &V) -> Result<(), std::fmt::Error>,
+) -> Result<(), std::fmt::Error> {
+    if series.is_empty() {
+        return Ok(());
+    }
+    let unit = def.unit.map(|u| match u {
+        "seconds" => Unit::Seconds,
+        "ratio" => Unit::Ratios,
+        "bytes" => Unit::Bytes,
+        other => Unit::Other(other.to_owned()),
+    });
+    let kind = match def.kind {
+        Type::Counter => MetricType::Counter,
+        Type::Gauge => MetricType::Gauge,
+        Type::Histogram => MetricType::Histogram,
+    };
+    let mut m = encoder.encode_descriptor(def.base, def.help, unit.as_ref(), kind)?;
+    // Stable output: sorted by label values.
+    let sorted: BTreeMap<&str, &V> = series.iter().map(|(k, v)| (k.as_ref(), v)).collect();
+    for (key, v) in sorted {
+        let labels = split(def, key);
+        let mut fm = m.encode_family(&labels)?;
+        write(&mut fm, v)?;
+    }
+    Ok(())
+}
+
+/// Turn OpenMetrics text into the Prometheus text format (0.0.4): counter
+/// families are named with `_total`, and `# UNIT`, `# EOF` and exemplars go.
+pub fn openmetrics_to_prometheus(om: &str) -> String {
+    let mut out = String::with_capacity(om.len());
+    let mut help: Option<&str> = None;
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            // HELP precedes TYPE; write it once the TYPE line tells the name.
+            help = Some(rest.split_once(' ').map_or("", |(_, h)| h));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, ty) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
+            let suffix = if ty == "counter" { "_total" } else { "" };
+            if let Some(h) = help.take() {
+                out.push_str(&format!("# HELP {name}{suffix} {h}\n"));
+            }
+            out.push_str(&format!("# TYPE {name}{suffix} {ty}\n"));
+            continue;
+        }
+        out.push_str(strip_exemplar(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// A sample line without its exemplar (` # {...} value` after the value).
+/// Label values may contain ` # `, so the search starts after the label set.
+fn strip_exemplar(line: &str) -> &str {
+    if line.starts_with('#') {
+        return line;
+    }
+    let b = line.as_bytes();
+    let mut start = 0;
+    if let Some(open) = line.find(['{', ' ']).filter(|&i| b[i] == b'{') {
+        let (mut quoted, mut escaped) = (false, false);
+        for (i, &c) in b.iter().enumerate().skip(open) {
+            match (quoted, escaped, c) {
+                (true, true, _) => escaped = false,
+                (true, false, b'\\') => escaped = true,
+                (true, false, b'"') => quoted = false,
+                (false, _, b'"') => quoted = true,
+                (false, _, b'}') => {
+                    start = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    match line[start..].find(" # ") {
+        Some(i) => &line[..start + i],
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(store: &Store) -> String {
+        #[derive(Debug)]
+        struct C(Store);
+        impl prometheus_client::collector::Collector for C {
+            fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+                self.0.encode(&mut e)
+            }
+        }
+        let mut reg = prometheus_client::registry::Registry::default();
+        reg.register_collector(Box::new(C(store.clone())));
+        let mut s = String::new();
+        prometheus_client::encoding::text::encode(&mut s, &reg).unwrap();
+        s
+    }
+
+    #[test]
+    fn counters_encode_as_openmetrics_and_prometheus() {
+        let mut s = Store::new(10);
+        s.inc(Counter::Tokens, &["app", "claude-opus-4-6", "main", "input"], 5.0);
+        s.inc(Counter::Tokens, &["app", "claude-opus-4-6", "main", "input"], 2.0);
+        s.observe(Histogram::ToolDuration, &["Bash"], 0.3);
+        s.set_gauges(Gauge::CaughtUp, [(vec![], 1.0)]);
+        let om = render(&s);
+        assert!(om.contains("# TYPE claude_sessions_tokens counter\n"), "{om}");
+        assert!(om.contains(r#"claude_sessions_tokens_total{project="app",model="claude-opus-4-6",query_source="main",type="input"} 7.0"#), "{om}");
+        assert!(om.contains(r#"claude_sessions_tool_duration_seconds_bucket{le="0.5",tool="Bash"} 1"#), "{om}");
+        assert!(om.ends_with("# EOF\n"));
+        let prom = openmetrics_to_prometheus(&om);
+        assert!(prom.contains("# TYPE claude_sessions_tokens_total counter\n"), "{prom}");
+        assert!(prom.contains("# HELP claude_sessions_tokens_total Tokens"), "{prom}");
+        assert!(!prom.contains("# EOF") && !prom.contains("# UNIT"));
+        assert!(prom.contains("# HELP claude_sessions_exporter_caught_up 1 once"), "{prom}");
+    }
+
+    #[test]
+    fn exemplars_are_stripped_but_not_label_text() {
+        assert_eq!(strip_exemplar(r#"a_bucket{le="1"} 3 # {trace_id="x"} 0.5"#), r#"a_bucket{le="1"} 3"#);
+        assert_eq!(strip_exemplar(r#"a{p="x # y \"}"} 3"#), r#"a{p="x # y \"}"} 3"#);
+        assert_eq!(strip_exemplar("a 3 # {t=\"1\"} 1"), "a 3");
+    }
+
+    #[test]
+    fn series_over_the_cap_fold_into_other_and_are_counted() {
+        let mut s = Store::new(2);
+        for p in ["a", "b", "c", "d"] {
+            s.inc(Counter::Prompts, &[p], 1.0);
+        }
+        assert_eq!(s.counter(Counter::Prompts, &["a"]), 1.0);
+        assert_eq!(s.counter(Counter::Prompts, &["other"]), 2.0);
+        assert_eq!(s.counter(Counter::Prompts, &["c"]), 0.0);
+        assert_eq!(s.counter(Counter::SeriesOverflow, &["claude_sessions_prompts"]), 2.0);
+        // Existing series keep counting.
+        s.inc(Counter::Prompts, &["a"], 1.0);
+        assert_eq!(s.counter(Counter::Prompts, &["a"]), 2.0);
+    }
+
+    #[test]
+    fn store_round_trips_through_json() {
+        let mut s = Store::new(10);
+        s.inc(Counter::Cost, &["p", "m", "main"], 0.25);
+        s.observe(Histogram::ContextTokens, &["m"], 150_000.0);
+        let back: Store = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.counter(Counter::Cost, &["p", "m", "main"]), 0.25);
+        assert_eq!(back.histogram(Histogram::ContextTokens, &["m"]).unwrap().count, 1);
+    }
+
+    #[test]
+    fn names_are_unique_and_prefixed() {
+        let mut names: Vec<String> = all_defs().map(Def::exposed_name).collect();
+        assert!(names.iter().all(|n| n.starts_with("claude_sessions_")));
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
+    }
+}

@@ -1,0 +1,155 @@
+//! HTTP: `/metrics`, `/`, `/healthz`, `/readyz`.
+//!
+//! In: the shared aggregator and a readiness flag. Out: the metrics in the
+//! Prometheus text format, or OpenMetrics when the scraper's `Accept` asks for
+//! it, gzip-compressed when `Accept-Encoding` allows. Listens where it is told;
+//! the CLI's default is 127.0.0.1.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::live::Aggregator;
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Exposes the aggregator's store through prometheus-client.
+#[derive(Debug)]
+struct StoreCollector(Arc<Mutex<Aggregator>>);
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let agg = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        agg.store.encode(&mut encoder)
+    }
+}
+
+/// Renders the exposition of one aggregator.
+#[derive(Debug)]
+pub struct Exposition {
+    registry: Registry,
+}
+
+impl Exposition {
+    pub fn new(agg: Arc<Mutex<Aggregator>>) -> Exposition {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(StoreCollector(agg)));
+        Exposition { registry }
+    }
+
+    /// OpenMetrics text (with `# EOF`), or the classic Prometheus text format.
+    pub fn render(&self, openmetrics: bool) -> String {
+        let mut s = String::new();
+        prometheus_client::encoding::text::encode(&mut s, &self.registry).expect("writing to a String cannot fail");
+        if openmetrics { s } else { crate::metrics::openmetrics_to_prometheus(&s) }
+    }
+}
+
+/// What the handlers share.
+pub struct App {
+    pub exposition: Exposition,
+    pub ready: Arc<AtomicBool>,
+    pub telemetry_path: String,
+}
+
+/// Accept connections until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => return,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Accept failed.");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let app = Arc::clone(&app);
+                async move { Ok::<_, Infallible>(handle(&app, req)) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await
+            {
+                tracing::debug!(error = %e, "Connection ended with an error.");
+            }
+        });
+    }
+}
+
+fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+    }
+    let path = req.uri().path();
+    if path == app.telemetry_path {
+        return metrics(app, &req);
+    }
+    match path {
+        "/" => {
+            let body = format!(
+                "<!doctype html><html><head><title>claude-sessions</title></head><body>\
+                 <h1>claude-sessions {}</h1><p>Claude Code session metrics.</p><ul>\
+                 <li><a href=\"{p}\">{p}</a></li><li><a href=\"/healthz\">/healthz</a></li>\
+                 <li><a href=\"/readyz\">/readyz</a></li></ul></body></html>\n",
+                crate::VERSION,
+                p = app.telemetry_path
+            );
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            r
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if app.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "reading history\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn metrics(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let header =
+        |name| req.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+    let openmetrics = header(ACCEPT).contains("application/openmetrics-text");
+    let gzip = header(ACCEPT_ENCODING).split(',').any(|e| e.trim().split(';').next() == Some("gzip"));
+    let body = app.exposition.render(openmetrics);
+    let (bytes, encoded) = if gzip {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        match enc.write_all(body.as_bytes()).and_then(|_| enc.finish()) {
+            Ok(z) => (Bytes::from(z), true),
+            Err(_) => (Bytes::from(body), false),
+        }
+    } else {
+        (Bytes::from(body), false)
+    };
+    let mut r = Response::new(Full::new(bytes));
+    let ct = if openmetrics { OPENMETRICS } else { PROMETHEUS_TEXT };
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    if encoded {
+        r.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}

@@ -1,0 +1,493 @@
+//! The wire format: a serde mirror of one transcript line.
+//!
+//! In: the bytes of one complete JSONL line. Out: a [`Line`] that borrows ids and
+//! timestamps from those bytes and skips every large field (message text, tool
+//! inputs and outputs, images, thinking) without copying it. Unknown line types
+//! and unknown fields are tolerated: they are what newer Claude Code versions add.
+//! Nothing here interprets the data; `event` turns a `Line` into our own vocabulary.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// Why a line could not be read as a transcript record.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    /// The bytes are not valid UTF-8.
+    #[error("line is not valid UTF-8 (at byte {0})")]
+    Utf8(usize),
+    /// The text is not one JSON object of the expected shape.
+    #[error("line is not a transcript JSON object (column {column})")]
+    Json { column: usize },
+}
+
+/// Line types Claude Code is known to write (`transcript-format.md` §2).
+const KNOWN_TYPES: &[&str] = &[
+    "user",
+    "assistant",
+    "system",
+    "summary",
+    "file-history-snapshot",
+    "queue-operation",
+    "progress",
+    "attachment",
+    "permission-mode",
+    "last-prompt",
+    "ai-title",
+    "custom-title",
+    "tag",
+    "agent-name",
+    "agent-color",
+    "agent-setting",
+    "mode",
+    "pr-link",
+    "worktree-state",
+];
+
+/// Parse one line (without its trailing newline).
+pub fn parse_line(bytes: &[u8]) -> Result<Line<'_>, ParseError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| ParseError::Utf8(e.valid_up_to()))?;
+    serde_json::from_str(text).map_err(|e| ParseError::Json { column: e.column() })
+}
+
+impl Line<'_> {
+    /// Whether the `type` field names a record type we know.
+    pub fn is_known_type(&self) -> bool {
+        self.kind.as_deref().is_some_and(|k| KNOWN_TYPES.contains(&k))
+    }
+}
+
+/// A string that borrows from the line when it has no escapes, and owns a
+/// copy otherwise (serde's `Cow` support only borrows outside `Option`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// One transcript line. Every field is optional: versions differ.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Line<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub subtype: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub session_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub timestamp: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub cwd: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub git_branch: Option<Text<'a>>,
+    #[serde(default)]
+    pub is_sidechain: bool,
+    #[serde(default)]
+    pub is_meta: bool,
+    #[serde(default)]
+    pub is_compact_summary: bool,
+    #[serde(default)]
+    pub is_api_error_message: bool,
+    #[serde(borrow)]
+    pub agent_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub request_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub message: Option<Message<'a>>,
+    /// Tool output as Claude Code saw it; only the edit statistics are kept.
+    pub tool_use_result: Option<PatchStats>,
+    pub compact_metadata: Option<CompactMetadata<'a>>,
+    /// `system/turn_duration` and `system/api_error` carry these.
+    pub duration_ms: Option<f64>,
+    /// `system` lines with `subtype: api_error` carry an error object.
+    pub error: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Message<'a> {
+    #[serde(borrow)]
+    pub id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub model: Option<Text<'a>>,
+    pub usage: Option<Usage<'a>>,
+    #[serde(borrow)]
+    pub stop_reason: Option<Text<'a>>,
+    #[serde(default)]
+    pub content: Content<'a>,
+}
+
+/// `message.usage`; missing numbers mean 0.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Usage<'a> {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: u64,
+    pub cache_creation: Option<CacheCreation>,
+    #[serde(borrow)]
+    pub speed: Option<Text<'a>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct CacheCreation {
+    #[serde(default)]
+    pub ephemeral_5m_input_tokens: u64,
+    #[serde(default)]
+    pub ephemeral_1h_input_tokens: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompactMetadata<'a> {
+    #[serde(borrow)]
+    pub trigger: Option<Text<'a>>,
+    pub pre_tokens: Option<u64>,
+    pub post_tokens: Option<u64>,
+}
+
+/// `message.content`: a plain string (a typed prompt) or a list of blocks.
+#[derive(Debug, Default)]
+pub enum Content<'a> {
+    #[default]
+    None,
+    /// The first characters of a string content, enough to classify it.
+    Text(Head),
+    Blocks(Vec<Block<'a>>),
+}
+
+/// One content block; the big fields (text, input, content) are skipped.
+#[derive(Debug, Default, Deserialize)]
+pub struct Block<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub input: Option<ToolInput<'a>>,
+    #[serde(borrow)]
+    pub tool_use_id: Option<Text<'a>>,
+    #[serde(default)]
+    pub is_error: Option<bool>,
+    pub text: Option<Head>,
+}
+
+/// The few tool-input fields that become labels or links (`Task`/`Agent`).
+#[derive(Debug, Default, Deserialize)]
+pub struct ToolInput<'a> {
+    #[serde(borrow)]
+    pub subagent_type: Option<Text<'a>>,
+}
+
+/// The first [`Head::LEN`] bytes of a string, without allocating for the rest.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Head(pub String);
+
+impl Head {
+    pub const LEN: usize = 48;
+
+    fn from_str(s: &str) -> Self {
+        let mut end = s.len().min(Self::LEN);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        Head(s[..end].to_owned())
+    }
+
+    pub fn starts_with(&self, prefix: &str) -> bool {
+        self.0.starts_with(prefix)
+    }
+}
+
+impl<'de> Deserialize<'de> for Head {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Head;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Head, E> {
+                Ok(Head::from_str(s))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Content<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of content blocks")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Content<'a>, E> {
+                Ok(Content::Text(Head::from_str(s)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Content<'a>, E> {
+                Ok(Content::None)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'a>, A::Error> {
+                let mut blocks = Vec::new();
+                while let Some(b) = seq.next_element::<Block<'a>>()? {
+                    blocks.push(b);
+                }
+                Ok(Content::Blocks(blocks))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// Lines added and removed by an edit, read from `toolUseResult`.
+///
+/// `toolUseResult` is a string for errors and an object whose shape depends on
+/// the tool otherwise. We keep only `structuredPatch` line signs and, for a
+/// file created by `Write`, the number of lines of its content.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PatchStats {
+    pub added: u64,
+    pub removed: u64,
+}
+
+impl<'de> Deserialize<'de> for PatchStats {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ResultVisitor)
+    }
+}
+
+struct ResultVisitor;
+
+impl<'de> Visitor<'de> for ResultVisitor {
+    type Value = PatchStats;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a tool result")
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<PatchStats, E> {
+        Ok(PatchStats::default())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<PatchStats, E> {
+        Ok(PatchStats::default())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<PatchStats, E> {
+        Ok(PatchStats::default())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<PatchStats, E> {
+        Ok(PatchStats::default())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<PatchStats, E> {
+        Ok(PatchStats::default())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<PatchStats, E> {
+        Ok(PatchStats::default())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PatchStats, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(PatchStats::default())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PatchStats, A::Error> {
+        let mut stats = PatchStats::default();
+        let mut created_lines = None;
+        let mut is_create = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "structuredPatch" => {
+                    let hunks: Option<Vec<Hunk>> = map.next_value()?;
+                    for h in hunks.unwrap_or_default() {
+                        stats.added += h.added;
+                        stats.removed += h.removed;
+                    }
+                }
+                "type" => is_create = map.next_value::<Option<Head>>()?.is_some_and(|h| h.0 == "create"),
+                "content" => created_lines = Some(map.next_value::<LineCount>()?.0),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        // A new file has an empty patch; its whole content is added lines.
+        if is_create && stats.added == 0 {
+            stats.added = created_lines.unwrap_or(0);
+        }
+        Ok(stats)
+    }
+}
+
+/// One `structuredPatch` hunk: counts `+` and `-` lines.
+struct Hunk {
+    added: u64,
+    removed: u64,
+}
+
+impl<'de> Deserialize<'de> for Hunk {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Hunk;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a patch hunk")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Hunk, A::Error> {
+                let mut h = Hunk { added: 0, removed: 0 };
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    if key == "lines" {
+                        let lines: Vec<Sign> = map.next_value()?;
+                        for s in lines {
+                            match s {
+                                Sign::Added => h.added += 1,
+                                Sign::Removed => h.removed += 1,
+                                Sign::Other => {}
+                            }
+                        }
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(h)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+enum Sign {
+    Added,
+    Removed,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Sign {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Sign;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a patch line")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Sign, E> {
+                Ok(match s.as_bytes().first() {
+                    Some(b'+') => Sign::Added,
+                    Some(b'-') => Sign::Removed,
+                    _ => Sign::Other,
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Number of lines in a string (a trailing line without `\n` counts).
+struct LineCount(u64);
+
+impl<'de> Deserialize<'de> for LineCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LineCount;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("file content")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<LineCount, E> {
+                let n = memchr::memchr_iter(b'\n', s.as_bytes()).count() as u64;
+                let trailing = u64::from(!s.is_empty() && !s.ends_with('\n'));
+                Ok(LineCount(n + trailing))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<LineCount, E> {
+                Ok(LineCount(0))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LineCount, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(LineCount(0))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LineCount, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(LineCount(0))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assistant_line_borrows_ids_and_skips_content() {
+        let l = br#"{"type":"assistant","sessionId":"s1","requestId":"req_1","timestamp":"2025-01-01T00:00:00.000Z","message":{"id":"msg_1","model":"claude-opus-4-6","content":[{"type":"text","text":"hello"},{"type":"tool_use","id":"toolu_1","name":"Task","input":{"subagent_type":"Plan","prompt":"x"}}],"usage":{"input_tokens":3,"output_tokens":5,"cache_creation_input_tokens":7,"cache_read_input_tokens":11,"cache_creation":{"ephemeral_5m_input_tokens":2,"ephemeral_1h_input_tokens":5}}}}"#;
+        let line = parse_line(l).unwrap();
+        assert!(line.is_known_type());
+        let m = line.message.unwrap();
+        assert!(matches!(m.id, Some(Text(Cow::Borrowed("msg_1")))));
+        let u = m.usage.unwrap();
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens),
+            (3, 5, 7, 11)
+        );
+        assert_eq!(u.cache_creation.unwrap().ephemeral_1h_input_tokens, 5);
+        let Content::Blocks(b) = m.content else { panic!("blocks") };
+        assert_eq!(b[1].name.as_deref(), Some("Task"));
+        assert_eq!(b[1].input.as_ref().unwrap().subagent_type.as_deref(), Some("Plan"));
+    }
+
+    #[test]
+    fn edit_result_counts_patch_lines_and_created_files() {
+        let edit = br#"{"type":"user","toolUseResult":{"filePath":"a","structuredPatch":[{"oldStart":1,"lines":[" a","-b","+c","+d"]}]}}"#;
+        let s = parse_line(edit).unwrap().tool_use_result.unwrap();
+        assert_eq!(s, PatchStats { added: 2, removed: 1 });
+        let create = br#"{"type":"user","toolUseResult":{"type":"create","filePath":"a","content":"x\ny\nz","structuredPatch":[]}}"#;
+        assert_eq!(parse_line(create).unwrap().tool_use_result.unwrap().added, 3);
+        let err = br#"{"type":"user","toolUseResult":"Error: nope"}"#;
+        assert_eq!(parse_line(err).unwrap().tool_use_result.unwrap(), PatchStats::default());
+    }
+
+    #[test]
+    fn bad_lines_fail_alone() {
+        assert!(matches!(parse_line(b"{\"type\":\"user\""), Err(ParseError::Json { .. })));
+        assert!(matches!(parse_line(b"{\"type\":\"us\xffer\"}"), Err(ParseError::Utf8(11))));
+        assert!(matches!(parse_line(b"[1,2]"), Err(ParseError::Json { .. })));
+        let unknown = parse_line(br#"{"type":"brand-new","x":1}"#).unwrap();
+        assert!(!unknown.is_known_type());
+    }
+
+    #[test]
+    fn string_content_keeps_only_its_head() {
+        let long = format!(r#"{{"type":"user","message":{{"role":"user","content":"{}"}}}}"#, "é".repeat(100));
+        let line = parse_line(long.as_bytes()).unwrap();
+        let Content::Text(h) = line.message.unwrap().content else { panic!("text") };
+        assert!(h.0.len() <= Head::LEN && h.0.starts_with('é'));
+    }
+}

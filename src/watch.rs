@@ -1,0 +1,168 @@
+//! The daemon's loop: wake-ups from inotify, a periodic reconcile, ticks and checkpoints.
+//!
+//! In: an [`Engine`] and a channel of messages. notify's callback sends the
+//! paths it saw change; when its queue is full (or notify reports an error
+//! such as an inotify overflow) a flag asks for a full reconcile instead, so
+//! nothing is missed. The reconcile scan also finds what events never report
+//! (folders that appear later, network filesystems) and is all there is in
+//! `--poll` mode. Between wake-ups the thread sleeps: no busy loop.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use notify::{EventKind, RecursiveMode, Watcher};
+
+use crate::pipeline::Engine;
+
+/// Messages to the engine thread.
+#[derive(Debug)]
+pub enum Msg {
+    Paths(Vec<PathBuf>),
+    Shutdown,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// No inotify; only the periodic scan.
+    pub poll: bool,
+    /// How often to scan the folders for what events missed (or, with `poll`, for everything).
+    pub reconcile_every: Duration,
+    /// Lifecycle and gauge refresh.
+    pub tick_every: Duration,
+    pub checkpoint_every: Duration,
+    /// Where to write the checkpoint; `None` disables it.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Run until `Msg::Shutdown` (or all senders are gone); writes a last checkpoint.
+pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<Msg>, ready: Arc<AtomicBool>) {
+    let overflow = Arc::new(AtomicBool::new(false));
+    let mut watcher = if opts.poll { None } else { make_watcher(tx, Arc::clone(&overflow)) };
+    let mut watched: HashSet<PathBuf> = HashSet::new();
+    ensure_watches(watcher.as_mut(), &engine, &mut watched);
+
+    let started = Instant::now();
+    engine.reconcile();
+    engine.set_caught_up();
+    ready.store(true, Ordering::Release);
+    tracing::info!(
+        files = engine.files_tracked(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "Read existing history; following new lines."
+    );
+    save(&engine, &opts);
+
+    let now = Instant::now();
+    let (mut next_reconcile, mut next_tick, mut next_save) =
+        (now + opts.reconcile_every, now + opts.tick_every, now + opts.checkpoint_every);
+    let mut dirty = false;
+    loop {
+        let deadline = next_reconcile.min(next_tick).min(next_save);
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let mut paths = BTreeSet::new();
+        let mut stop = false;
+        match rx.recv_timeout(timeout) {
+            Ok(Msg::Paths(p)) => paths.extend(p),
+            Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => stop = true,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        // Coalesce whatever else is already queued.
+        while let Ok(m) = rx.try_recv() {
+            match m {
+                Msg::Paths(p) => paths.extend(p),
+                Msg::Shutdown => stop = true,
+            }
+        }
+        let mut rescan = overflow.swap(false, Ordering::AcqRel);
+        for p in &paths {
+            if p.extension().is_some_and(|e| e == "jsonl") {
+                if engine.track(p) {
+                    dirty |= engine.poll(p);
+                }
+            } else if p.is_dir() {
+                // A new folder: its files may predate the watch on it.
+                rescan = true;
+            }
+        }
+        if stop {
+            break;
+        }
+        let now = Instant::now();
+        if rescan || now >= next_reconcile {
+            ensure_watches(watcher.as_mut(), &engine, &mut watched);
+            dirty |= engine.reconcile() > 0;
+            next_reconcile = now + opts.reconcile_every;
+        }
+        if now >= next_tick {
+            dirty |= engine.tick();
+            next_tick = now + opts.tick_every;
+        }
+        if now >= next_save {
+            if dirty {
+                save(&engine, &opts);
+                dirty = false;
+            }
+            next_save = now + opts.checkpoint_every;
+        }
+    }
+    engine.tick();
+    save(&engine, &opts);
+    drop(watcher);
+}
+
+fn save(engine: &Engine, opts: &Options) {
+    if let Some(dir) = &opts.state_dir
+        && let Err(e) = engine.save(dir)
+    {
+        tracing::warn!(error = %e, "Checkpoint not written; counters will be rebuilt from files after a restart.");
+    }
+}
+
+fn make_watcher(tx: SyncSender<Msg>, overflow: Arc<AtomicBool>) -> Option<notify::RecommendedWatcher> {
+    let handler = move |res: notify::Result<notify::Event>| match res {
+        Ok(ev) => {
+            if matches!(ev.kind, EventKind::Access(_)) || ev.paths.is_empty() {
+                return;
+            }
+            if ev.need_rescan() {
+                overflow.store(true, Ordering::Release);
+            }
+            match tx.try_send(Msg::Paths(ev.paths)) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                Err(TrySendError::Full(_)) => overflow.store(true, Ordering::Release),
+            }
+        }
+        Err(_) => overflow.store(true, Ordering::Release),
+    };
+    match notify::recommended_watcher(handler) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "File events unavailable; relying on the periodic scan.");
+            None
+        }
+    }
+}
+
+/// Watch each projects folder that exists and is not watched yet.
+fn ensure_watches(watcher: Option<&mut notify::RecommendedWatcher>, engine: &Engine, watched: &mut HashSet<PathBuf>) {
+    let Some(w) = watcher else { return };
+    watched.retain(|d| d.is_dir());
+    for dir in &engine.settings().projects_dirs {
+        if watched.contains(dir) || !Path::new(dir).is_dir() {
+            continue;
+        }
+        match w.watch(dir, RecursiveMode::Recursive) {
+            Ok(()) => {
+                watched.insert(dir.clone());
+                tracing::debug!(path = %dir.display(), "Watching folder.");
+            }
+            Err(e) => {
+                tracing::warn!(path = %dir.display(), error = %e, "Cannot watch folder; relying on the periodic scan.")
+            }
+        }
+    }
+}
