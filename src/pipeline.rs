@@ -271,13 +271,18 @@ impl Engine {
     /// Advance lifecycles and refresh gauges. Returns whether a session changed state.
     pub fn tick(&mut self) -> bool {
         let now = now_ms();
+        let changed = self.lock().tick(now);
+        self.refresh_gauges();
+        changed
+    }
+
+    /// The engine's own gauges (files tracked, caught up, build info).
+    pub fn refresh_gauges(&self) {
         let (files, caught_up) = (self.files.len(), self.caught_up);
         let mut agg = self.lock();
-        let changed = agg.tick(now);
         agg.store.set_gauges(Gauge::FilesTracked, [(vec![], files as f64)]);
         agg.store.set_gauges(Gauge::CaughtUp, [(vec![], f64::from(u8::from(caught_up)))]);
         agg.store.set_gauges(Gauge::BuildInfo, [(vec![crate::VERSION, crate::REVISION], 1.0)]);
-        changed
     }
 
     pub fn set_caught_up(&mut self) {

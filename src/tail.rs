@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// How many bytes of the first line make the fingerprint.
 const FINGERPRINT_BYTES: usize = 1024;
 /// Read granularity.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 1 << 20;
 
 /// Where a file has been read up to; persisted in the checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,25 +176,32 @@ impl Tail {
         report: &mut Report,
     ) -> io::Result<()> {
         file.seek(SeekFrom::Start(self.pos.offset))?;
-        buf.clear();
+        if buf.len() < CHUNK {
+            buf.resize(CHUNK, 0);
+        }
+        // Unconsumed bytes are buf[start..end]; bytes before `start` are done.
+        let (mut start, mut end) = (0usize, 0usize);
         loop {
-            let filled = buf.len();
-            buf.resize(filled + CHUNK, 0);
-            let n = match file.read(&mut buf[filled..]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-                Err(e) => {
-                    buf.truncate(filled);
-                    return Err(e);
+            if end == buf.len() {
+                if start > 0 {
+                    buf.copy_within(start..end, 0);
+                    end -= start;
+                    start = 0;
+                } else {
+                    // One partial line fills the buffer (it is under `max_line`).
+                    buf.resize(buf.len() * 2, 0);
                 }
-            };
-            buf.truncate(filled + n);
-            if n == 0 {
-                break;
             }
+            let n = match file.read(&mut buf[end..]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             report.bytes += n as u64;
-            let mut start = 0;
-            for nl in memchr::memchr_iter(b'\n', &buf[filled..]).map(|i| i + filled) {
+            let scan_from = end;
+            end += n;
+            for nl in memchr::memchr_iter(b'\n', &buf[scan_from..end]).map(|i| i + scan_from) {
                 let line = &buf[start..nl];
                 if self.pos.skipping {
                     self.pos.skipping = false;
@@ -213,18 +220,21 @@ impl Tail {
                 self.pos.offset += (nl + 1 - start) as u64;
                 start = nl + 1;
             }
-            buf.drain(..start);
-            if self.pos.offset == 0 && self.pos.fingerprint.is_none() && buf.len() >= FINGERPRINT_BYTES {
-                self.pos.fingerprint = Some(fingerprint(buf));
+            let pending = end - start;
+            if self.pos.offset == 0 && self.pos.fingerprint.is_none() && pending >= FINGERPRINT_BYTES {
+                self.pos.fingerprint = Some(fingerprint(&buf[start..end]));
             }
             // A partial line already over the limit: skip it as it streams by.
-            if self.pos.skipping || buf.len() > max_line {
+            if self.pos.skipping || pending > max_line {
                 if !self.pos.skipping {
                     report.oversized += 1;
                     self.pos.skipping = true;
                 }
-                self.pos.offset += buf.len() as u64;
-                buf.clear();
+                self.pos.offset += pending as u64;
+                start = end;
+            }
+            if start == end {
+                (start, end) = (0, 0);
             }
         }
         Ok(())

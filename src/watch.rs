@@ -42,7 +42,7 @@ pub struct Options {
 pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<Msg>, ready: Arc<AtomicBool>) {
     let overflow = Arc::new(AtomicBool::new(false));
     let mut watcher = if opts.poll { None } else { make_watcher(tx, Arc::clone(&overflow)) };
-    let mut watched: HashSet<PathBuf> = HashSet::new();
+    let mut watched = Watches::default();
     ensure_watches(watcher.as_mut(), &engine, &mut watched);
 
     let started = Instant::now();
@@ -91,10 +91,14 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
         if stop {
             break;
         }
+        if !paths.is_empty() {
+            engine.refresh_gauges();
+        }
         let now = Instant::now();
         if rescan || now >= next_reconcile {
             ensure_watches(watcher.as_mut(), &engine, &mut watched);
             dirty |= engine.reconcile() > 0;
+            engine.refresh_gauges();
             next_reconcile = now + opts.reconcile_every;
         }
         if now >= next_tick {
@@ -147,22 +151,48 @@ fn make_watcher(tx: SyncSender<Msg>, overflow: Arc<AtomicBool>) -> Option<notify
     }
 }
 
-/// Watch each projects folder that exists and is not watched yet.
-fn ensure_watches(watcher: Option<&mut notify::RecommendedWatcher>, engine: &Engine, watched: &mut HashSet<PathBuf>) {
+/// What is being watched: projects folders (recursively) and, for a projects
+/// folder that does not exist yet, its nearest existing ancestor (only its
+/// direct entries), so that the folder's creation wakes us at once.
+#[derive(Debug, Default)]
+struct Watches {
+    recursive: HashSet<PathBuf>,
+    ancestors: HashSet<PathBuf>,
+}
+
+/// Bring the watches in line with which projects folders exist now.
+fn ensure_watches(watcher: Option<&mut notify::RecommendedWatcher>, engine: &Engine, watched: &mut Watches) {
     let Some(w) = watcher else { return };
-    watched.retain(|d| d.is_dir());
+    watched.recursive.retain(|d| d.is_dir());
+    let mut wanted_ancestors = HashSet::new();
     for dir in &engine.settings().projects_dirs {
-        if watched.contains(dir) || !Path::new(dir).is_dir() {
+        if !Path::new(dir).is_dir() {
+            if let Some(a) = dir.ancestors().skip(1).find(|a| a.is_dir()) {
+                wanted_ancestors.insert(a.to_path_buf());
+            }
+            continue;
+        }
+        if watched.recursive.contains(dir) {
             continue;
         }
         match w.watch(dir, RecursiveMode::Recursive) {
             Ok(()) => {
-                watched.insert(dir.clone());
+                watched.recursive.insert(dir.clone());
                 tracing::debug!(path = %dir.display(), "Watching folder.");
             }
             Err(e) => {
                 tracing::warn!(path = %dir.display(), error = %e, "Cannot watch folder; relying on the periodic scan.")
             }
+        }
+    }
+    for gone in watched.ancestors.difference(&wanted_ancestors).cloned().collect::<Vec<_>>() {
+        let _ = w.unwatch(&gone);
+        watched.ancestors.remove(&gone);
+    }
+    for a in wanted_ancestors {
+        if !watched.ancestors.contains(&a) && w.watch(&a, RecursiveMode::NonRecursive).is_ok() {
+            tracing::debug!(path = %a.display(), "Watching for the projects folder to appear.");
+            watched.ancestors.insert(a);
         }
     }
 }

@@ -1,5 +1,7 @@
 //! One integration-test binary; each module is a scenario or a shared helper.
 
 mod accuracy;
+mod daemon;
+mod live;
 mod oracle;
 mod support;

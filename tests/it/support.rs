@@ -1,0 +1,114 @@
+//! Helpers shared by the integration tests: fixture locations, a fake Claude config root
+//! built from the real transcripts, and runners for our binary and for external tools.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `<crate>/tests/fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+/// Copies `src` (a file or a folder, recursively) to `dst`. Refuses to overwrite anything,
+/// so two fixture sources that happen to share a project slug are caught.
+pub fn copy_tree(src: &Path, dst: &Path) {
+    assert!(!dst.exists(), "refusing to overwrite {}", dst.display());
+    if src.is_dir() {
+        fs::create_dir_all(dst).unwrap_or_else(|e| panic!("create {}: {e}", dst.display()));
+        let mut entries: Vec<PathBuf> = fs::read_dir(src)
+            .unwrap_or_else(|e| panic!("read {}: {e}", src.display()))
+            .map(|entry| entry.expect("directory entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            copy_tree(&path, &dst.join(path.file_name().expect("file name")));
+        }
+    } else {
+        fs::copy(src, dst).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
+    }
+}
+
+/// A temporary Claude config root (`CLAUDE_CONFIG_DIR=<tmp>`) whose `projects/` holds a copy
+/// of every real fixture:
+/// * `claude-code-log/projects/<slug>` and `claude-code-viewer/projects/<slug>` →
+///   `<tmp>/projects/<slug>`;
+/// * `spotter/transcripts/` → `<tmp>/projects/-spotter-transcripts/` (inner layout kept,
+///   including `<session>/subagents/`).
+///
+/// Everything is copied, `.meta.json` sidecars included.
+pub fn real_config_root() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let projects = tmp.path().join("projects");
+    fs::create_dir_all(&projects).expect("create projects/");
+    let real = fixtures_dir().join("real");
+    for source in ["claude-code-log", "claude-code-viewer"] {
+        let dir = real.join(source).join("projects");
+        let mut slugs: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            .map(|entry| entry.expect("directory entry").path())
+            .collect();
+        slugs.sort();
+        for slug in slugs {
+            copy_tree(&slug, &projects.join(slug.file_name().expect("slug name")));
+        }
+    }
+    copy_tree(&real.join("spotter").join("transcripts"), &projects.join("-spotter-transcripts"));
+    tmp
+}
+
+/// Path of the `claude-sessions` binary built by cargo for this test run.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_claude-sessions"))
+}
+
+/// Runs `claude-sessions scan --format json` on `config_root` with a throw-away state dir,
+/// asserts success and returns the parsed stdout.
+pub fn run_scan_json(config_root: &Path) -> serde_json::Value {
+    let state = tempfile::tempdir().expect("state dir");
+    let output = Command::new(bin())
+        .arg("scan")
+        .arg("--format")
+        .arg("json")
+        .arg("--state-dir")
+        .arg(state.path())
+        .env("CLAUDE_CONFIG_DIR", config_root)
+        .output()
+        .expect("spawn claude-sessions");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "claude-sessions scan failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("scan stdout is not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"))
+}
+
+/// The ccusage executable: `$CCUSAGE_BIN`, else `<crate>/.tools/node_modules/.bin/ccusage`.
+pub fn ccusage_bin() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CCUSAGE_BIN").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/node_modules/.bin/ccusage");
+    local.exists().then_some(local)
+}
+
+/// Returns the tool if found. If missing: panics on CI (`$CI` non-empty), otherwise prints
+/// a SKIPPED notice and returns `None` so the caller can return early.
+pub fn require_tool(name: &str, found: Option<PathBuf>) -> Option<PathBuf> {
+    if found.is_some() {
+        return found;
+    }
+    let on_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    if on_ci {
+        panic!(
+            "{name} is required on CI but was not found: run scripts/test.sh (installs it into .tools/), \
+             e.g. `npm install --prefix .tools ccusage@20.0.24`, or set CCUSAGE_BIN"
+        );
+    }
+    eprintln!("SKIPPED: {name} not installed (run scripts/test.sh)");
+    None
+}
