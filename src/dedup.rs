@@ -14,7 +14,7 @@
 //! Lines of one response are written within seconds of each other, so only a
 //! copy of a response older than the whole window could be counted again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,56 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
     }
     h
 }
+
+/// Keys are already FNV hashes: hash them again with SipHash for nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        // Spread the bits a little: hashbrown uses the top 7 bits as a tag.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type KeyBuild = std::hash::BuildHasherDefault<KeyHasher>;
+
+/// FNV-1a as a `Hasher`: for the hot maps keyed by short strings (session
+/// ids, label sets), where SipHash's DoS resistance buys nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A `HashMap` with the [`Fnv`] hasher.
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
 /// Key of an API response: `message.id` + `requestId`, or `message.id` alone.
 pub fn response_key(message_id: &str, request_id: Option<&str>) -> u64 {
@@ -73,18 +123,45 @@ impl Seen {
 }
 
 /// Bounded memory of responses and ids already counted.
+///
+/// About 40 bytes per response key and 16 per id key; with the default
+/// capacity of 2 million keys that is at most ~70 MB, reached only after
+/// months of heavy use.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Window {
     capacity: usize,
     #[serde(with = "entries")]
-    map: HashMap<u64, Tokens>,
+    responses: HashMap<u64, Packed, KeyBuild>,
+    ids: HashSet<u64, KeyBuild>,
     order: VecDeque<u64>,
     evicted: u64,
 }
 
+/// `Tokens` in 4-byte fields: one response never has 4 billion tokens of a kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Packed([u32; 5]);
+
+impl Packed {
+    fn pack(t: Tokens) -> Packed {
+        let c = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Packed([c(t.input), c(t.output), c(t.cache_creation), c(t.cache_creation_1h), c(t.cache_read)])
+    }
+
+    fn unpack(self) -> Tokens {
+        let [input, output, cache_creation, cache_creation_1h, cache_read] = self.0.map(u64::from);
+        Tokens { input, output, cache_creation, cache_creation_1h, cache_read }
+    }
+}
+
 impl Window {
     pub fn new(capacity: usize) -> Self {
-        Window { capacity: capacity.max(1), map: HashMap::new(), order: VecDeque::new(), evicted: 0 }
+        Window {
+            capacity: capacity.max(1),
+            responses: HashMap::default(),
+            ids: HashSet::default(),
+            order: VecDeque::new(),
+            evicted: 0,
+        }
     }
 
     pub fn set_capacity(&mut self, capacity: usize) {
@@ -93,11 +170,11 @@ impl Window {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.responses.len() + self.ids.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     /// Keys forgotten because the window was full.
@@ -107,14 +184,18 @@ impl Window {
 
     /// Record a line's usage for `key`; returns what it adds.
     pub fn observe(&mut self, key: u64, tokens: Tokens) -> Seen {
-        match self.map.get_mut(&key) {
+        let tokens = Packed::pack(tokens).unpack();
+        match self.responses.get_mut(&key) {
             Some(prev) => {
-                let before = *prev;
-                *prev = before.max(tokens);
-                Seen { first: false, before, after: *prev }
+                let before = prev.unpack();
+                let after = before.max(tokens);
+                *prev = Packed::pack(after);
+                Seen { first: false, before, after }
             }
             None => {
-                self.insert(key, tokens);
+                self.responses.insert(key, Packed::pack(tokens));
+                self.order.push_back(key);
+                self.evict();
                 Seen { first: true, before: Tokens::default(), after: tokens }
             }
         }
@@ -122,23 +203,18 @@ impl Window {
 
     /// Remember an id; `true` if it was not known yet.
     pub fn first_time(&mut self, key: u64) -> bool {
-        if self.map.contains_key(&key) {
+        if !self.ids.insert(key) {
             return false;
         }
-        self.insert(key, Tokens::default());
+        self.order.push_back(key);
+        self.evict();
         true
     }
 
-    fn insert(&mut self, key: u64, tokens: Tokens) {
-        self.map.insert(key, tokens);
-        self.order.push_back(key);
-        self.evict();
-    }
-
     fn evict(&mut self) {
-        while self.map.len() > self.capacity {
+        while self.len() > self.capacity {
             let Some(old) = self.order.pop_front() else { break };
-            if self.map.remove(&old).is_some() {
+            if self.responses.remove(&old).is_some() | self.ids.remove(&old) {
                 self.evicted += 1;
             }
         }
@@ -150,19 +226,13 @@ mod entries {
     use super::*;
     use serde::{Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(m: &HashMap<u64, Tokens>, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            m.iter().map(|(k, t)| (k, [t.input, t.output, t.cache_creation, t.cache_creation_1h, t.cache_read])),
-        )
+    pub fn serialize<S: Serializer>(m: &HashMap<u64, Packed, KeyBuild>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter().map(|(k, p)| (k, p.0)))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<u64, Tokens>, D::Error> {
-        let v: Vec<(u64, [u64; 5])> = Vec::deserialize(d)?;
-        Ok(v.into_iter()
-            .map(|(k, [input, output, cache_creation, cache_creation_1h, cache_read])| {
-                (k, Tokens { input, output, cache_creation, cache_creation_1h, cache_read })
-            })
-            .collect())
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<u64, Packed, KeyBuild>, D::Error> {
+        let v: Vec<(u64, [u32; 5])> = Vec::deserialize(d)?;
+        Ok(v.into_iter().map(|(k, p)| (k, Packed(p))).collect())
     }
 }
 
@@ -203,13 +273,14 @@ mod tests {
         assert!(w.first_time(1));
         assert!(!w.first_time(1));
         w.first_time(2);
-        w.first_time(3);
+        w.observe(3, Tokens { input: 1, ..Tokens::default() });
         assert_eq!(w.len(), 2);
         assert_eq!(w.evicted(), 1);
         assert!(w.first_time(1), "evicted keys are forgotten");
         let json = serde_json::to_string(&w).unwrap();
         let mut back: Window = serde_json::from_str(&json).unwrap();
-        assert!(!back.first_time(3));
+        assert!(!back.observe(3, Tokens::default()).first);
+        assert!(!back.first_time(1));
         assert_eq!(back.len(), 2);
     }
 }

@@ -82,9 +82,15 @@ pub fn classify(projects_dir: &Path, path: &Path) -> Option<FileInfo> {
 /// before sub-agent files (a session's project is known before its agents').
 /// Unreadable folders are reported in `errors` and skipped.
 pub fn walk(dir: &Path, errors: &mut Vec<(PathBuf, std::io::Error)>) -> Vec<PathBuf> {
+    let mut out = walk_unordered(dir, errors);
+    out.sort_by_cached_key(|p| (classify(dir, p).map(|i| i.role != Role::Main), p.clone()));
+    out
+}
+
+/// [`walk`] without the ordering, for the periodic reconcile.
+pub fn walk_unordered(dir: &Path, errors: &mut Vec<(PathBuf, std::io::Error)>) -> Vec<PathBuf> {
     let mut out = Vec::new();
     walk_into(dir, 0, &mut out, errors);
-    out.sort_by_cached_key(|p| (classify(dir, p).map(|i| i.role != Role::Main), p.clone()));
     out
 }
 

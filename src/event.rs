@@ -171,23 +171,25 @@ const NOT_PROMPTS: &[&str] = &[
 ];
 
 impl Entry {
-    /// Interpret a parsed line. Pure: no state, no I/O.
-    pub fn from_line(line: &Line<'_>) -> Entry {
-        let kind = match line.kind.as_deref() {
-            Some("user") => Kind::User,
-            Some("assistant") => Kind::Assistant,
-            Some("system") => Kind::System,
-            Some("progress") => Kind::Progress,
-            _ => Kind::Other,
-        };
-        let mut e = Entry {
+    /// A `progress` line: activity in a session, nothing else.
+    pub fn progress(head: &crate::transcript::ProgressHead<'_>) -> Entry {
+        Entry {
+            kind: Kind::Progress,
+            session_id: head.session_id.map(Into::into),
+            timestamp: head.timestamp.and_then(parse_timestamp),
+            ..Entry::empty(Kind::Progress)
+        }
+    }
+
+    fn empty(kind: Kind) -> Entry {
+        Entry {
             kind,
-            session_id: line.session_id.as_deref().map(Into::into),
-            timestamp: line.timestamp.as_deref().and_then(parse_timestamp),
-            cwd: line.cwd.as_deref().map(Into::into),
-            git_branch: line.git_branch.as_deref().map(Into::into),
-            sidechain: line.is_sidechain,
-            agent_id: line.agent_id.as_deref().map(Into::into),
+            session_id: None,
+            timestamp: None,
+            cwd: None,
+            git_branch: None,
+            sidechain: false,
+            agent_id: None,
             prompt: false,
             response: None,
             api_error: None,
@@ -198,6 +200,26 @@ impl Entry {
             lines_removed: 0,
             turn_duration_ms: None,
             warmup_prompt: false,
+        }
+    }
+
+    /// Interpret a parsed line. Pure: no state, no I/O.
+    pub fn from_line(line: &Line<'_>) -> Entry {
+        let kind = match line.kind.as_deref() {
+            Some("user") => Kind::User,
+            Some("assistant") => Kind::Assistant,
+            Some("system") => Kind::System,
+            Some("progress") => Kind::Progress,
+            _ => Kind::Other,
+        };
+        let mut e = Entry {
+            session_id: line.session_id.as_deref().map(Into::into),
+            timestamp: line.timestamp.as_deref().and_then(parse_timestamp),
+            cwd: line.cwd.as_deref().map(Into::into),
+            git_branch: line.git_branch.as_deref().map(Into::into),
+            sidechain: line.is_sidechain,
+            agent_id: line.agent_id.as_deref().map(Into::into),
+            ..Entry::empty(kind)
         };
         match kind {
             Kind::Assistant => e.read_assistant(line),
@@ -213,8 +235,8 @@ impl Entry {
         let model = msg.model.as_deref().unwrap_or("unknown");
         if line.is_api_error_message || model == "<synthetic>" {
             let head = match &msg.content {
-                Content::Blocks(b) => b.iter().find_map(|b| b.text.as_ref()).map(|h| h.0.as_str()),
-                Content::Text(h) => Some(h.0.as_str()),
+                Content::Blocks(b) => b.iter().find_map(|b| b.text.as_ref()).map(|h| h.as_str()),
+                Content::Text(h) => Some(h.as_str()),
                 Content::None => None,
             };
             // "No response requested." is a fabricated reply, not a failure.
@@ -264,7 +286,7 @@ impl Entry {
         match &msg.content {
             Content::Text(h) => {
                 has_text = true;
-                text_head = Some(&h.0);
+                text_head = Some(h.as_str());
             }
             Content::Blocks(blocks) => {
                 for b in blocks {
@@ -279,7 +301,7 @@ impl Entry {
                         }
                         Some("text") if !has_text => {
                             has_text = true;
-                            text_head = b.text.as_ref().map(|h| h.0.as_str());
+                            text_head = b.text.as_ref().map(|h| h.as_str());
                         }
                         Some("image") => has_text = true,
                         _ => {}

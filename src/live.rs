@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dedup::{self, Window};
+use crate::dedup::{self, FastMap, Window};
 use crate::discover::{FileInfo, Role};
 use crate::event::{Entry, Kind, Millis, Tokens};
 use crate::metrics::{self, Counter, Gauge, Histogram, Store};
@@ -172,9 +172,9 @@ const LONG_WINDOW: u64 = 1_000_000;
 pub struct Aggregator {
     pub store: Store,
     dedup: Window,
-    sessions: HashMap<String, Session>,
+    sessions: FastMap<String, Session>,
     projects: Projects,
-    pending: HashMap<String, Pending>,
+    pending: FastMap<String, Pending>,
     last_activity: HashMap<String, Millis>,
     #[serde(skip)]
     config: Config,
@@ -189,9 +189,9 @@ impl Aggregator {
         Aggregator {
             store: Store::new(config.max_series),
             dedup: Window::new(config.dedup_capacity),
-            sessions: HashMap::new(),
+            sessions: FastMap::default(),
             projects: Projects::default(),
-            pending: HashMap::new(),
+            pending: FastMap::default(),
             last_activity: HashMap::new(),
             config,
             unpriced: BTreeSet::new(),

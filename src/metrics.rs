@@ -10,7 +10,9 @@
 //! `max_series` series, new label sets fold their open labels (project,
 //! model, tool, agent type) into `other`, and the fold is counted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::dedup::FastMap;
 
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -157,10 +159,10 @@ pub fn label_value(s: &str) -> String {
 pub struct Store {
     #[serde(skip, default = "default_cap")]
     max_series: usize,
-    counters: Vec<HashMap<Box<str>, f64>>,
-    histograms: Vec<HashMap<Box<str>, HistData>>,
+    counters: Vec<FastMap<Box<str>, f64>>,
+    histograms: Vec<FastMap<Box<str>, HistData>>,
     #[serde(skip, default = "empty_gauges")]
-    gauges: Vec<HashMap<Box<str>, f64>>,
+    gauges: Vec<FastMap<Box<str>, f64>>,
     #[serde(skip)]
     key: String,
 }
@@ -169,8 +171,8 @@ fn default_cap() -> usize {
     2000
 }
 
-fn empty_gauges() -> Vec<HashMap<Box<str>, f64>> {
-    vec![HashMap::new(); GAUGES.len()]
+fn empty_gauges() -> Vec<FastMap<Box<str>, f64>> {
+    vec![FastMap::default(); GAUGES.len()]
 }
 
 impl Default for Store {
@@ -183,8 +185,8 @@ impl Store {
     pub fn new(max_series: usize) -> Store {
         Store {
             max_series: max_series.max(1),
-            counters: vec![HashMap::new(); COUNTERS.len()],
-            histograms: vec![HashMap::new(); HISTOGRAMS.len()],
+            counters: vec![FastMap::default(); COUNTERS.len()],
+            histograms: vec![FastMap::default(); HISTOGRAMS.len()],
             gauges: empty_gauges(),
             key: String::new(),
         }
@@ -193,14 +195,14 @@ impl Store {
     /// After loading a checkpoint: apply the configured cap and fix up families added since.
     pub fn set_max_series(&mut self, max_series: usize) {
         self.max_series = max_series.max(1);
-        self.counters.resize(COUNTERS.len(), HashMap::new());
-        self.histograms.resize(HISTOGRAMS.len(), HashMap::new());
+        self.counters.resize(COUNTERS.len(), FastMap::default());
+        self.histograms.resize(HISTOGRAMS.len(), FastMap::default());
         self.gauges = empty_gauges();
     }
 
     /// Key of `values` in `key`; folded (open labels → `other`) if the family is full
     /// and the series is new. Returns whether it folded.
-    fn key_for<V>(key: &mut String, def: &Def, values: &[&str], family: &HashMap<Box<str>, V>, cap: usize) -> bool {
+    fn key_for<V>(key: &mut String, def: &Def, values: &[&str], family: &FastMap<Box<str>, V>, cap: usize) -> bool {
         debug_assert_eq!(def.labels.len(), values.len(), "{}", def.base);
         key.clear();
         join(key, values, |_| false, def);
@@ -259,7 +261,7 @@ impl Store {
     /// Replace all series of a gauge family.
     pub fn set_gauges<'a>(&mut self, g: Gauge, series: impl IntoIterator<Item = (Vec<&'a str>, f64)>) {
         let def = g.def();
-        let mut map = HashMap::new();
+        let mut map = FastMap::default();
         for (values, v) in series {
             let mut key = String::new();
             join(&mut key, &values, |_| false, def);
@@ -309,7 +311,7 @@ impl Store {
     fn series<'s, V: Copy>(
         &'s self,
         def: &'static Def,
-        map: &'s HashMap<Box<str>, V>,
+        map: &'s FastMap<Box<str>, V>,
     ) -> impl Iterator<Item = (Vec<(&'static str, &'s str)>, V)> + 's {
         map.iter().map(move |(k, v)| (split(def, k), *v))
     }
@@ -356,7 +358,7 @@ fn split<'k>(def: &'static Def, key: &'k str) -> Vec<(&'static str, &'k str)> {
 fn encode_family<V>(
     encoder: &mut DescriptorEncoder,
     def: &'static Def,
-    series: &HashMap<Box<str>, V>,
+    series: &FastMap<Box<str>, V>,
     mut write: impl FnMut(&mut prometheus_client::encoding::MetricEncoder, &V) -> Result<(), std::fmt::Error>,
 ) -> Result<(), std::fmt::Error> {
     if series.is_empty() {

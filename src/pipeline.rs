@@ -6,7 +6,7 @@
 //! it forever, woken by the watcher and by a periodic reconcile. Both go
 //! through [`Engine::poll`], so what `scan` reports is what `/metrics` shows.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -54,6 +54,32 @@ struct Tracked {
     tail: Tail,
     warmup: bool,
     last_change_ms: Millis,
+    /// What the file looked like when last read; `None` until then.
+    stat: Option<Stat>,
+}
+
+/// Size, identity and mtime: enough to tell that a file needs reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    len: u64,
+    ino: u64,
+    mtime_ns: i128,
+}
+
+impl Stat {
+    fn of(path: &Path) -> Option<Stat> {
+        let m = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let ino = std::os::unix::fs::MetadataExt::ino(&m);
+        #[cfg(not(unix))]
+        let ino = 0;
+        let mtime_ns = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
+        Some(Stat { len: m.len(), ino, mtime_ns })
+    }
 }
 
 /// Lines read, by result.
@@ -69,7 +95,7 @@ const BATCH: usize = 4096;
 
 pub struct Engine {
     settings: Settings,
-    files: BTreeMap<PathBuf, Tracked>,
+    files: HashMap<PathBuf, Tracked>,
     agg: Arc<Mutex<Aggregator>>,
     buf: Vec<u8>,
     caught_up: bool,
@@ -81,7 +107,7 @@ impl Engine {
         let agg = Aggregator::new(settings.aggregator.clone());
         Engine {
             settings,
-            files: BTreeMap::new(),
+            files: HashMap::new(),
             agg: Arc::new(Mutex::new(agg)),
             buf: Vec::new(),
             caught_up: false,
@@ -119,8 +145,10 @@ impl Engine {
         *self.lock() = agg;
         for f in cp.files {
             if let Some(info) = self.classify(&f.path) {
-                self.files
-                    .insert(f.path, Tracked { info, tail: Tail::new(f.pos), warmup: f.warmup, last_change_ms: 0 });
+                self.files.insert(
+                    f.path,
+                    Tracked { info, tail: Tail::new(f.pos), warmup: f.warmup, last_change_ms: 0, stat: None },
+                );
             }
         }
     }
@@ -157,8 +185,10 @@ impl Engine {
         }
         match self.classify(path) {
             Some(info) => {
-                self.files
-                    .insert(path.to_owned(), Tracked { info, tail: Tail::default(), warmup: false, last_change_ms: 0 });
+                self.files.insert(
+                    path.to_owned(),
+                    Tracked { info, tail: Tail::default(), warmup: false, last_change_ms: 0, stat: None },
+                );
                 true
             }
             None => false,
@@ -168,13 +198,16 @@ impl Engine {
     /// Walk every projects folder: track new files, drain and forget vanished
     /// ones, then read whatever changed. Returns the number of files with new data.
     pub fn reconcile(&mut self) -> usize {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::with_capacity(self.files.len());
         let mut errors = Vec::new();
-        for dir in self.settings.projects_dirs.clone() {
-            for p in discover::walk(&dir, &mut errors) {
-                seen.insert(p.clone());
-                self.track(&p);
-            }
+        for dir in &self.settings.projects_dirs {
+            seen.extend(discover::walk_unordered(dir, &mut errors));
+        }
+        // New files in path order, main files first (their sessions name the project).
+        let mut new: Vec<&PathBuf> = seen.iter().filter(|p| !self.files.contains_key(*p)).collect();
+        new.sort_by_key(|p| (self.classify(p).map(|i| i.role != Role::Main), *p));
+        for p in new {
+            self.track(p);
         }
         for (dir, e) in errors {
             self.lock().store.inc(Counter::ReadErrors, &["folder"], 1.0);
@@ -182,9 +215,17 @@ impl Engine {
                 tracing::warn!(path = %dir.display(), error = %e, "Cannot read folder; skipping it.");
             }
         }
-        let paths: Vec<PathBuf> = self.files.keys().cloned().collect();
+        // Only files whose size, identity or mtime moved (or that vanished) are read.
+        let mut stale: Vec<(bool, PathBuf)> = self
+            .files
+            .iter()
+            .filter(|(p, t)| !seen.contains(*p) || t.stat != Stat::of(p))
+            .map(|(p, t)| (t.info.role != Role::Main, p.clone()))
+            .collect();
+        stale.sort();
+        let stale = stale.into_iter().map(|(_, p)| p);
         let mut changed = 0;
-        for p in paths {
+        for p in stale {
             if self.poll(&p) {
                 changed += 1;
             }
@@ -200,6 +241,8 @@ impl Engine {
     pub fn poll(&mut self, path: &Path) -> bool {
         let Some(mut t) = self.files.remove(path) else { return false };
         let now = now_ms();
+        // Taken before reading: a change racing with the read shows up next time.
+        t.stat = Stat::of(path);
         let keep_open = self.caught_up;
         let mut counts = LineCounts::default();
         let mut batch: Vec<Entry> = Vec::new();
@@ -250,22 +293,7 @@ impl Engine {
     }
 
     fn record(&self, r: &Report, c: LineCounts, now: Millis) {
-        let mut agg = self.lock();
-        let s = &mut agg.store;
-        s.inc(Counter::BytesRead, &[], r.bytes as f64);
-        s.inc(Counter::Lines, &["ok"], c.ok as f64);
-        s.inc(Counter::Lines, &["malformed"], c.malformed as f64);
-        s.inc(Counter::Lines, &["unknown_type"], c.unknown_type as f64);
-        s.inc(Counter::Lines, &["oversized"], r.oversized as f64);
-        s.inc(Counter::Truncations, &[], f64::from(u8::from(r.truncated)));
-        s.inc(Counter::Rotations, &[], f64::from(u8::from(r.replaced)));
-        if self.caught_up
-            && r.lines > 0
-            && let Some(mtime) = r.mtime
-        {
-            let written = mtime.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis);
-            s.observe(Histogram::EventLag, &[], (now - written).max(0) as f64 / 1000.0);
-        }
+        record(&self.agg, r, c, now, self.caught_up);
     }
 
     /// Advance lifecycles and refresh gauges. Returns whether a session changed state.
@@ -296,7 +324,7 @@ impl Engine {
 
     /// One pass over all history, as `scan` does: files are read and parsed on
     /// `threads` threads, their entries applied in path order on this one.
-    pub fn scan(&mut self, threads: usize, progress: &dyn Fn(usize, usize)) {
+    pub fn scan(&mut self, threads: usize, progress: &(dyn Fn(usize, usize) + Sync)) {
         let mut errors = Vec::new();
         for dir in self.settings.projects_dirs.clone() {
             for p in discover::walk(&dir, &mut errors) {
@@ -326,22 +354,37 @@ impl Engine {
         v.into_iter().map(|(p, _)| p.clone()).collect()
     }
 
-    fn scan_parallel(&mut self, paths: &[PathBuf], threads: usize, progress: &dyn Fn(usize, usize)) {
+    /// Each thread takes the next file, reads and parses it, and then applies
+    /// every parsed file that is next in order (its own or ones left by the
+    /// other thread). No thread only waits to apply, and a file is never more
+    /// than `AHEAD` ahead of the one being applied, so memory stays bounded.
+    fn scan_parallel(&mut self, paths: &[PathBuf], threads: usize, progress: &(dyn Fn(usize, usize) + Sync)) {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::mpsc;
-        // Parsed files wait in a window of at most `AHEAD` beyond the next one to apply.
-        const AHEAD: usize = 8;
+        const AHEAD: usize = 32;
+        struct Parsed {
+            tail: Tail,
+            entries: Vec<Entry>,
+            counts: LineCounts,
+            result: std::io::Result<Report>,
+        }
+        struct Order {
+            applied: usize,
+            waiting: BTreeMap<usize, Parsed>,
+            files: Vec<(FileInfo, bool)>,
+            tails: Vec<Option<Tail>>,
+        }
+        let files = paths
+            .iter()
+            .map(|p| self.files.get(p).map(|t| (t.info.clone(), t.warmup)).expect("scan paths are tracked"))
+            .collect();
+        let tails = paths.iter().map(|p| self.files.get_mut(p).map(|t| std::mem::take(&mut t.tail))).collect();
+        let order = Mutex::new(Order { applied: 0, waiting: BTreeMap::new(), files, tails });
+        let ready = std::sync::Condvar::new();
         let next = AtomicUsize::new(0);
-        let applied = (Mutex::new(0usize), std::sync::Condvar::new());
-        let max_line = self.settings.max_line_bytes;
-        let mut tails: Vec<Option<Tail>> =
-            paths.iter().map(|p| self.files.get_mut(p).map(|t| std::mem::take(&mut t.tail))).collect();
-        let tails_ref: Vec<Mutex<Option<Tail>>> = tails.drain(..).map(Mutex::new).collect();
-        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<Entry>, LineCounts, std::io::Result<Report>)>(AHEAD);
+        let (max_line, agg, now) = (self.settings.max_line_bytes, &self.agg, now_ms());
         std::thread::scope(|scope| {
             for _ in 0..threads {
-                let tx = tx.clone();
-                let (next, applied, tails_ref) = (&next, &applied, &tails_ref);
+                let (order, ready, next) = (&order, &ready, &next);
                 scope.spawn(move || {
                     let mut buf = Vec::new();
                     loop {
@@ -349,69 +392,90 @@ impl Engine {
                         if i >= paths.len() {
                             break;
                         }
-                        {
-                            let (lock, cv) = applied;
-                            let mut done = lock.lock().unwrap_or_else(|p| p.into_inner());
-                            while i >= *done + AHEAD {
-                                done = cv.wait(done).unwrap_or_else(|p| p.into_inner());
+                        let mut tail = {
+                            let mut o = order.lock().unwrap_or_else(|p| p.into_inner());
+                            while i >= o.applied + AHEAD {
+                                o = ready.wait(o).unwrap_or_else(|p| p.into_inner());
                             }
-                        }
-                        let mut tail =
-                            tails_ref[i].lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+                            o.tails[i].take().unwrap_or_default()
+                        };
                         let mut counts = LineCounts::default();
                         let mut entries = Vec::new();
-                        let r = tail.read(&paths[i], max_line, false, &mut buf, &mut |line| {
+                        let result = tail.read(&paths[i], max_line, false, &mut buf, &mut |line| {
                             if let Some(e) = parse(line, &mut counts, &paths[i]) {
                                 entries.push(e);
                             }
                         });
-                        *tails_ref[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(tail);
                         if buf.capacity() > 4 << 20 {
                             buf = Vec::new();
                         }
-                        if tx.send((i, entries, counts, r)).is_err() {
-                            break;
+                        let mut guard = order.lock().unwrap_or_else(|p| p.into_inner());
+                        let o = &mut *guard;
+                        o.waiting.insert(i, Parsed { tail, entries, counts, result });
+                        let start = o.applied;
+                        loop {
+                            let k = o.applied;
+                            let Some(mut done) = o.waiting.remove(&k) else { break };
+                            let (info, warmup) = &mut o.files[k];
+                            apply_batch(agg, info, warmup, &mut done.entries);
+                            match done.result {
+                                Ok(report) => record(agg, &report, done.counts, now, false),
+                                Err(e) => {
+                                    agg.lock().unwrap_or_else(|p| p.into_inner()).store.inc(
+                                        Counter::ReadErrors,
+                                        &["file"],
+                                        1.0,
+                                    );
+                                    tracing::warn!(path = %paths[k].display(), error = %e, "Cannot read transcript.");
+                                }
+                            }
+                            o.tails[k] = Some(done.tail);
+                            o.applied += 1;
+                            progress(o.applied, paths.len());
+                        }
+                        if o.applied > start {
+                            ready.notify_all();
                         }
                     }
                 });
             }
-            drop(tx);
-            let mut waiting: BTreeMap<usize, (Vec<Entry>, LineCounts, std::io::Result<Report>)> = BTreeMap::new();
-            let mut want = 0;
-            let now = now_ms();
-            for (i, entries, counts, r) in rx {
-                waiting.insert(i, (entries, counts, r));
-                while let Some((mut entries, counts, r)) = waiting.remove(&want) {
-                    let path = &paths[want];
-                    if let Some(t) = self.files.get_mut(path) {
-                        apply_batch(&self.agg, &t.info, &mut t.warmup, &mut entries);
-                    }
-                    match r {
-                        Ok(report) => self.record(&report, counts, now),
-                        Err(e) => {
-                            self.lock().store.inc(Counter::ReadErrors, &["file"], 1.0);
-                            tracing::warn!(path = %path.display(), error = %e, "Cannot read transcript.");
-                        }
-                    }
-                    want += 1;
-                    let (lock, cv) = &applied;
-                    *lock.lock().unwrap_or_else(|p| p.into_inner()) = want;
-                    cv.notify_all();
-                    progress(want, paths.len());
-                }
-            }
         });
-        for (p, slot) in paths.iter().zip(tails_ref) {
-            if let (Some(t), Some(tail)) = (self.files.get_mut(p), slot.into_inner().unwrap_or_else(|p| p.into_inner()))
-            {
+        let o = order.into_inner().unwrap_or_else(|p| p.into_inner());
+        for ((p, (_, warmup)), tail) in paths.iter().zip(o.files).zip(o.tails) {
+            if let (Some(t), Some(tail)) = (self.files.get_mut(p), tail) {
                 t.tail = tail;
+                t.warmup = warmup;
             }
         }
     }
 }
 
+/// Count what one read did; observe the lag of live lines.
+fn record(agg: &Mutex<Aggregator>, r: &Report, c: LineCounts, now: Millis, caught_up: bool) {
+    let mut agg = agg.lock().unwrap_or_else(|p| p.into_inner());
+    let s = &mut agg.store;
+    s.inc(Counter::BytesRead, &[], r.bytes as f64);
+    s.inc(Counter::Lines, &["ok"], c.ok as f64);
+    s.inc(Counter::Lines, &["malformed"], c.malformed as f64);
+    s.inc(Counter::Lines, &["unknown_type"], c.unknown_type as f64);
+    s.inc(Counter::Lines, &["oversized"], r.oversized as f64);
+    s.inc(Counter::Truncations, &[], f64::from(u8::from(r.truncated)));
+    s.inc(Counter::Rotations, &[], f64::from(u8::from(r.replaced)));
+    if caught_up
+        && r.lines > 0
+        && let Some(mtime) = r.mtime
+    {
+        let written = mtime.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis);
+        s.observe(Histogram::EventLag, &[], (now - written).max(0) as f64 / 1000.0);
+    }
+}
+
 /// Parse one line into an entry, counting the result; `None` if it has no meaning for us.
 fn parse(line: &[u8], counts: &mut LineCounts, path: &Path) -> Option<Entry> {
+    if let Some(head) = transcript::progress_head(line) {
+        counts.ok += 1;
+        return Some(Entry::progress(&head));
+    }
     match transcript::parse_line(line) {
         Ok(l) if l.is_known_type() => {
             counts.ok += 1;

@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// Why a line could not be read as a transcript record.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -51,6 +52,47 @@ const KNOWN_TYPES: &[&str] = &[
 /// the parse time for nothing we use).
 pub fn parse_line(bytes: &[u8]) -> Result<Line<'_>, ParseError> {
     serde_json::from_slice(bytes).map_err(|e| ParseError::Json { column: e.column() })
+}
+
+/// What `progress` lines need from us: the session and the time, for activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgressHead<'a> {
+    pub session_id: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+}
+
+/// Recognise a `progress` line without parsing its (often large) `data`.
+///
+/// Claude Code writes the top-level `"type":"progress"` before `data`, after
+/// only scalar fields. The pattern cannot occur inside a JSON string (its
+/// quotes would be escaped), and we accept it only if no `{` precedes it, so a
+/// match is the top-level field. Anything else goes through the full parser.
+/// Progress lines are up to a sixth of real transcripts' bytes and never carry
+/// usage we count (`transcript-format.md` §6).
+pub fn progress_head(line: &[u8]) -> Option<ProgressHead<'_>> {
+    const PAT: &[u8] = b"\"type\":\"progress\"";
+    let window = &line[..line.len().min(1024)];
+    let at = memchr::memmem::find(window, PAT)?;
+    if line.first() != Some(&b'{') || memchr::memchr(b'{', &line[1..at]).is_some() || line.last() != Some(&b'}') {
+        return None;
+    }
+    let head = &line[..at];
+    // The top-level timestamp follows `data`: the last one in the line's tail.
+    let tail = &line[line.len().saturating_sub(512)..];
+    Some(ProgressHead {
+        session_id: string_after(head, memchr::memmem::find(head, b"\"sessionId\":\"")?, 13),
+        timestamp: memchr::memmem::rfind(tail, b"\"timestamp\":\"").and_then(|i| string_after(tail, i, 13)),
+    })
+}
+
+/// The plain (escape-free) string value starting `skip` bytes after `at`.
+fn string_after(b: &[u8], at: usize, skip: usize) -> Option<&str> {
+    let start = at + skip;
+    let len = memchr::memchr2(b'"', b'\\', b.get(start..)?)?;
+    if b[start + len] != b'"' {
+        return None;
+    }
+    std::str::from_utf8(&b[start..start + len]).ok()
 }
 
 impl Line<'_> {
@@ -211,9 +253,22 @@ pub struct ToolInput<'a> {
     pub subagent_type: Option<Text<'a>>,
 }
 
-/// The first [`Head::LEN`] bytes of a string, without allocating for the rest.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Head(pub String);
+/// The first [`Head::LEN`] bytes of a string, inline: enough to classify a
+/// text (`[Request interrupted`, `API Error: 529`, `Warmup`) without copying it.
+///
+/// Read from a block's raw JSON, so escapes stay escaped (`\n` is two bytes);
+/// the prefixes we test for contain none.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    buf: [u8; Head::LEN],
+    len: u8,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head { buf: [0; Head::LEN], len: 0 }
+    }
+}
 
 impl Head {
     pub const LEN: usize = 48;
@@ -223,27 +278,38 @@ impl Head {
         while !s.is_char_boundary(end) {
             end -= 1;
         }
-        Head(s[..end].to_owned())
+        let mut h = Head::default();
+        h.buf[..end].copy_from_slice(&s.as_bytes()[..end]);
+        h.len = end as u8;
+        h
+    }
+
+    /// From the raw JSON of a string value (`"..."`), without unescaping.
+    fn from_raw(raw: &str) -> Self {
+        let Some(body) = raw.strip_prefix('"') else { return Head::default() };
+        let body = if body.len() <= Self::LEN { body.strip_suffix('"').unwrap_or(body) } else { body };
+        Head::from_str(body)
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
     }
 
     pub fn starts_with(&self, prefix: &str) -> bool {
-        self.0.starts_with(prefix)
+        self.as_str().starts_with(prefix)
+    }
+}
+
+impl fmt::Debug for Head {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_tuple("Head").field(&self.as_str()).finish()
     }
 }
 
 impl<'de> Deserialize<'de> for Head {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Head;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Head, E> {
-                Ok(Head::from_str(s))
-            }
-        }
-        d.deserialize_str(V)
+        let raw = <&'de RawValue>::deserialize(d)?;
+        Ok(Head::from_raw(raw.get()))
     }
 }
 
@@ -332,7 +398,7 @@ impl<'de> Visitor<'de> for ResultVisitor {
                         stats.removed += h.removed;
                     }
                 }
-                "type" => is_create = map.next_value::<Option<Head>>()?.is_some_and(|h| h.0 == "create"),
+                "type" => is_create = map.next_value::<&RawValue>()?.get() == "\"create\"",
                 "content" => created_lines = Some(map.next_value::<LineCount>()?.0),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -392,53 +458,39 @@ enum Sign {
 
 impl<'de> Deserialize<'de> for Sign {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Sign;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a patch line")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Sign, E> {
-                Ok(match s.as_bytes().first() {
-                    Some(b'+') => Sign::Added,
-                    Some(b'-') => Sign::Removed,
-                    _ => Sign::Other,
-                })
-            }
-        }
-        d.deserialize_str(V)
+        // Raw, so the rest of the (possibly long, escaped) line is not copied.
+        let raw = <&'de RawValue>::deserialize(d)?;
+        Ok(match raw.get().as_bytes().get(..2) {
+            Some(b"\"+") => Sign::Added,
+            Some(b"\"-") => Sign::Removed,
+            _ => Sign::Other,
+        })
     }
 }
 
-/// Number of lines in a string (a trailing line without `\n` counts).
+/// Number of lines in a string value (a last line without `\n` counts),
+/// counted on its raw JSON text: each `\n` escape is one line break.
 struct LineCount(u64);
 
 impl<'de> Deserialize<'de> for LineCount {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = LineCount;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("file content")
+        let raw = <&'de RawValue>::deserialize(d)?.get();
+        let Some(body) = raw.strip_prefix('"').and_then(|b| b.strip_suffix('"')) else { return Ok(LineCount(0)) };
+        let (mut n, mut i, b) = (0u64, 0usize, body.as_bytes());
+        let mut ends_with_newline = false;
+        while let Some(j) = memchr::memchr(b'\\', &b[i..]) {
+            let at = i + j;
+            ends_with_newline = false;
+            if b.get(at + 1) == Some(&b'n') {
+                n += 1;
+                ends_with_newline = at + 2 == b.len();
             }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<LineCount, E> {
-                let n = memchr::memchr_iter(b'\n', s.as_bytes()).count() as u64;
-                let trailing = u64::from(!s.is_empty() && !s.ends_with('\n'));
-                Ok(LineCount(n + trailing))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<LineCount, E> {
-                Ok(LineCount(0))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LineCount, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(LineCount(0))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LineCount, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(LineCount(0))
+            i = at + 2;
+            if i >= b.len() {
+                break;
             }
         }
-        d.deserialize_any(V)
+        Ok(LineCount(n + u64::from(!body.is_empty() && !ends_with_newline)))
     }
 }
 
@@ -471,6 +523,12 @@ mod tests {
         assert_eq!(s, PatchStats { added: 2, removed: 1 });
         let create = br#"{"type":"user","toolUseResult":{"type":"create","filePath":"a","content":"x\ny\nz","structuredPatch":[]}}"#;
         assert_eq!(parse_line(create).unwrap().tool_use_result.unwrap().added, 3);
+        let create = br#"{"type":"user","toolUseResult":{"type":"create","content":"a\\nb\n","structuredPatch":[]}}"#;
+        assert_eq!(
+            parse_line(create).unwrap().tool_use_result.unwrap().added,
+            1,
+            "an escaped backslash before n is not a newline"
+        );
         let err = br#"{"type":"user","toolUseResult":"Error: nope"}"#;
         assert_eq!(parse_line(err).unwrap().tool_use_result.unwrap(), PatchStats::default());
     }
@@ -486,10 +544,25 @@ mod tests {
     }
 
     #[test]
+    fn progress_lines_are_recognised_without_parsing_data() {
+        let l = br#"{"parentUuid":"p","isSidechain":false,"cwd":"/w","sessionId":"s-1","type":"progress","data":{"type":"agent_progress","message":{"type":"assistant","timestamp":"2020-01-01T00:00:00Z","message":{"usage":{"input_tokens":5}}}},"uuid":"u","timestamp":"2026-02-12T20:30:28.504Z"}"#;
+        let h = progress_head(l).unwrap();
+        assert_eq!(h, ProgressHead { session_id: Some("s-1"), timestamp: Some("2026-02-12T20:30:28.504Z") });
+        // A nested object before the type: not trusted, parsed fully instead.
+        assert!(progress_head(br#"{"data":{"x":1},"type":"progress","sessionId":"s"}"#).is_none());
+        // The pattern inside a string is escaped and does not match.
+        assert!(progress_head(br#"{"type":"user","text":""type":"progress""}"#).is_none());
+        assert!(progress_head(br#"{"type":"assistant"}"#).is_none());
+    }
+
+    #[test]
     fn string_content_keeps_only_its_head() {
         let long = format!(r#"{{"type":"user","message":{{"role":"user","content":"{}"}}}}"#, "é".repeat(100));
         let line = parse_line(long.as_bytes()).unwrap();
         let Content::Text(h) = line.message.unwrap().content else { panic!("text") };
-        assert!(h.0.len() <= Head::LEN && h.0.starts_with('é'));
+        assert!(h.as_str().len() <= Head::LEN && h.starts_with("é"));
+        let block = parse_line(br#"{"type":"user","message":{"content":[{"type":"text","text":"Warmup"}]}}"#).unwrap();
+        let Content::Blocks(b) = block.message.unwrap().content else { panic!("blocks") };
+        assert_eq!(b[0].text.unwrap().as_str(), "Warmup");
     }
 }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
+use notify::event::ModifyKind;
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::pipeline::Engine;
@@ -129,7 +130,11 @@ fn save(engine: &Engine, opts: &Options) {
 fn make_watcher(tx: SyncSender<Msg>, overflow: Arc<AtomicBool>) -> Option<notify::RecommendedWatcher> {
     let handler = move |res: notify::Result<notify::Event>| match res {
         Ok(ev) => {
-            if matches!(ev.kind, EventKind::Access(_)) || ev.paths.is_empty() {
+            // Reads (ours included) and metadata changes (atime) carry no new lines;
+            // reacting to them would make every reconcile wake us again.
+            if matches!(ev.kind, EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)))
+                || ev.paths.is_empty()
+            {
                 return;
             }
             if ev.need_rescan() {

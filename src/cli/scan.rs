@@ -48,10 +48,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<()> {
     let mut engine = Engine::new(settings);
     let show = !args.no_progress && std::io::stderr().is_terminal();
     let started = Instant::now();
-    let last = std::cell::Cell::new(Instant::now() - Duration::from_secs(1));
+    let last = std::sync::Mutex::new(Instant::now() - Duration::from_secs(1));
     let progress = |done: usize, total: usize| {
-        if show && (last.get().elapsed() >= Duration::from_millis(100) || done == total) {
-            last.set(Instant::now());
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        if show && (last.elapsed() >= Duration::from_millis(100) || done == total) {
+            *last = Instant::now();
             eprint!("\rscanning: {done}/{total} files, {:.1}s", started.elapsed().as_secs_f64());
             if done == total {
                 eprintln!();

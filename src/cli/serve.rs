@@ -110,7 +110,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         reconcile_every: args.reconcile_interval.unwrap_or(if args.poll {
             Duration::from_secs(1)
         } else {
-            Duration::from_secs(5)
+            Duration::from_secs(10)
         }),
         tick_every: Duration::from_secs(1),
         checkpoint_every: args.checkpoint_interval,
