@@ -1,1 +1,137 @@
-fn main() {}
+//! Criterion benchmarks of the pipeline's stages on the real fixtures.
+//!
+//! Each group has a baseline measured in the same run, so the ratio means
+//! something on a shared, noisy machine:
+//! - `parse`: our borrowing, skipping parser vs `serde_json::Value` (a full
+//!   DOM parse) vs only splitting lines (`memchr`), in bytes per second;
+//! - `apply`: parsed entries into the aggregator (dedup, pricing, counters);
+//! - `render`: `/metrics` text for the whole fixture corpus;
+//! - `scan`: the end-to-end one-shot scan over a copy of the fixtures, with one
+//!   and two threads, next to reading the same files (`read`).
+
+use std::path::{Path, PathBuf};
+
+use claude_sessions::discover::{FileInfo, Role};
+use claude_sessions::event::Entry;
+use claude_sessions::live::{Aggregator, Config, Source};
+use claude_sessions::pipeline::{Engine, Settings};
+use claude_sessions::transcript;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real")
+}
+
+fn jsonl_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            jsonl_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "jsonl") {
+            out.push(p);
+        }
+    }
+}
+
+fn all_lines() -> (Vec<Vec<u8>>, u64) {
+    let mut files = Vec::new();
+    jsonl_files(&fixtures(), &mut files);
+    files.sort();
+    let mut lines = Vec::new();
+    let mut bytes = 0;
+    for f in files {
+        let data = std::fs::read(f).unwrap();
+        bytes += data.len() as u64;
+        lines.extend(data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
+    }
+    (lines, bytes)
+}
+
+fn parse(c: &mut Criterion) {
+    let (lines, bytes) = all_lines();
+    let joined: Vec<u8> = lines.join(&b'\n');
+    let mut g = c.benchmark_group("parse");
+    g.throughput(Throughput::Bytes(bytes));
+    g.bench_function("split_lines_baseline", |b| b.iter(|| memchr::memchr_iter(b'\n', &joined).count()));
+    g.bench_function("serde_json_value_baseline", |b| {
+        b.iter(|| lines.iter().filter(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok()).count())
+    });
+    g.bench_function("transcript_entry", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter_map(|l| match transcript::progress_head(l) {
+                    Some(h) => Some(Entry::progress(&h)),
+                    None => transcript::parse_line(l).ok().map(|line| Entry::from_line(&line)),
+                })
+                .count()
+        })
+    });
+    g.finish();
+}
+
+fn apply(c: &mut Criterion) {
+    let (lines, _) = all_lines();
+    let entries: Vec<Entry> =
+        lines.iter().filter_map(|l| transcript::parse_line(l).ok()).map(|l| Entry::from_line(&l)).collect();
+    let info = FileInfo { role: Role::Main, slug: "-bench".into(), session: None, agent: None };
+    let mut g = c.benchmark_group("apply");
+    g.throughput(Throughput::Elements(entries.len() as u64));
+    g.bench_function("aggregator", |b| {
+        b.iter(|| {
+            let mut agg = Aggregator::new(Config::default());
+            for e in &entries {
+                agg.apply(e, &Source { info: &info, warmup: false });
+            }
+            agg
+        })
+    });
+    g.finish();
+}
+
+fn scan_engine(projects: &Path, threads: usize) -> Engine {
+    let mut engine =
+        Engine::new(Settings { projects_dirs: vec![projects.to_owned()], ..Settings::default() });
+    engine.scan(threads, &|_, _| {});
+    engine
+}
+
+fn render(c: &mut Criterion) {
+    let engine = scan_engine(&fixtures().join("claude-code-log/projects"), 1);
+    let exposition = claude_sessions::server::Exposition::new(engine.aggregator());
+    let mut g = c.benchmark_group("render");
+    g.bench_function("prometheus_text", |b| b.iter(|| exposition.render(false).len()));
+    g.bench_function("openmetrics_text", |b| b.iter(|| exposition.render(true).len()));
+    g.finish();
+}
+
+fn scan(c: &mut Criterion) {
+    // A projects folder holding several copies of every fixture (ids repeat, so
+    // dedup work is lighter than on real history; bench/run.sh uses fresh ids).
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    jsonl_files(&fixtures(), &mut files);
+    let mut bytes = 0u64;
+    for copy in 0..8 {
+        for (i, f) in files.iter().enumerate() {
+            let dst = tmp.path().join(format!("p{copy}-{i}")).join(f.file_name().unwrap());
+            std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            bytes += std::fs::copy(f, &dst).unwrap();
+        }
+    }
+    let mut all = Vec::new();
+    jsonl_files(tmp.path(), &mut all);
+    let mut g = c.benchmark_group("scan");
+    g.throughput(Throughput::Bytes(bytes));
+    g.sample_size(20);
+    g.bench_function("read_files_baseline", |b| {
+        b.iter(|| all.iter().map(|p| std::fs::read(p).unwrap().len()).sum::<usize>())
+    });
+    for threads in [1, 2] {
+        g.bench_with_input(BenchmarkId::new("engine", threads), &threads, |b, &t| b.iter(|| scan_engine(tmp.path(), t)));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, parse, apply, render, scan);
+criterion_main!(benches);

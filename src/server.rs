@@ -100,6 +100,11 @@ fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
     }
     let path = req.uri().path();
     if path == app.telemetry_path {
+        // Until the history is read, counters restored from a checkpoint can be
+        // below what the previous process already served: never show that dip.
+        if !app.ready.load(Ordering::Acquire) {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "reading history; metrics are served once caught up\n");
+        }
         return metrics(app, &req);
     }
     match path {

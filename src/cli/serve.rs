@@ -41,7 +41,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub poll: bool,
 
-    /// How often to scan folders for changes events missed (and, with --poll, for all changes).
+    /// How often to scan folders for changes events missed (and, with --poll, for all
+    /// changes). Default: 10s with file events, 1s with --poll.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub reconcile_interval: Option<Duration>,
 

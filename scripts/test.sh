@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite: what CI runs (.ci/run calls this) and what the README
+# tells you to run. Installs the real tools the tests use when they are missing:
+# Prometheus + promtool (Debian packages) and ccusage 20.0.24 (npm, into .tools/).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  echo "==> installing prometheus and promtool (apt)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+fi
+
+CCUSAGE_VERSION=20.0.24
+if [ -z "${CCUSAGE_BIN:-}" ]; then
+  if ! [ -x .tools/node_modules/.bin/ccusage ] || ! grep -q "\"version\": \"$CCUSAGE_VERSION\"" .tools/node_modules/ccusage/package.json 2>/dev/null; then
+    echo "==> installing ccusage@$CCUSAGE_VERSION (npm, into .tools/)"
+    npm install --silent --no-audit --no-fund --prefix .tools "ccusage@$CCUSAGE_VERSION" >/dev/null
+  fi
+  export CCUSAGE_BIN="$PWD/.tools/node_modules/.bin/ccusage"
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --check
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "==> cargo test"
+cargo test --all-targets
+echo "==> promtool check metrics on real output"
+cargo build --quiet
+out=$(target/debug/claude-sessions scan --format prometheus --projects-dir tests/fixtures/real/claude-code-log/projects \
+  --projects-dir tests/fixtures/real/claude-code-viewer/projects --projects-dir tests/fixtures/real/spotter \
+  | promtool check metrics 2>&1) || { echo "$out"; exit 1; }
+if [ -n "$out" ]; then echo "promtool complained:"; echo "$out"; exit 1; fi
+echo "promtool: no complaints"
