@@ -186,8 +186,10 @@ pub struct Aggregator {
 
 impl Aggregator {
     pub fn new(config: Config) -> Aggregator {
+        let mut store = Store::new(config.max_series);
+        store.touch_self_metrics();
         Aggregator {
-            store: Store::new(config.max_series),
+            store,
             dedup: Window::new(config.dedup_capacity),
             sessions: FastMap::default(),
             projects: Projects::default(),
@@ -202,6 +204,7 @@ impl Aggregator {
     /// Re-attach settings after loading from a checkpoint.
     pub fn configure(&mut self, config: Config) {
         self.store.set_max_series(config.max_series);
+        self.store.touch_self_metrics();
         self.dedup.set_capacity(config.dedup_capacity);
         self.evictions_reported = self.dedup.evicted();
         self.config = config;
@@ -468,6 +471,15 @@ impl Aggregator {
         changed || !ended.is_empty()
     }
 
+    /// Forget ended sessions quiet for longer than `max_age_ms` (their counts
+    /// stay in the counters). Claude Code deletes transcripts after 30 days by
+    /// default, so a session older than that cannot be resumed from its file.
+    pub fn prune(&mut self, now: Millis, max_age_ms: Millis) -> usize {
+        let before = self.sessions.len();
+        self.sessions.retain(|_, s| s.state != State::Ended || now - s.last_ms <= max_age_ms);
+        before - self.sessions.len()
+    }
+
     fn refresh_gauges(&mut self) {
         let mut live: HashMap<(&str, &str), f64> = HashMap::new();
         let mut util: HashMap<&str, f64> = HashMap::new();
@@ -581,6 +593,19 @@ mod tests {
         // New activity resumes the session without starting a new one.
         feed(&mut a, Role::Main, &[&A1.replace("m1", "m3").replace("00:00:01", "01:00:00")]);
         assert_eq!(a.session("s1").unwrap().state, State::Active);
+        assert_eq!(a.store.counter(Counter::SessionsStarted, &["app"]), 1.0);
+    }
+
+    #[test]
+    fn old_ended_sessions_are_pruned_but_counted() {
+        let mut a = Aggregator::new(Config::default());
+        feed(&mut a, Role::Main, &[PROMPT, A1]);
+        let t0 = crate::event::parse_timestamp("2025-01-01T00:00:01Z").unwrap();
+        assert_eq!(a.prune(t0 + 60_000, 1000), 0, "live sessions are kept");
+        a.tick(t0 + 31 * 60_000);
+        assert_eq!(a.prune(t0 + 31 * 60_000, 40 * 86_400_000), 0);
+        assert_eq!(a.prune(t0 + 41 * 86_400_000, 40 * 86_400_000), 1);
+        assert!(a.session("s1").is_none());
         assert_eq!(a.store.counter(Counter::SessionsStarted, &["app"]), 1.0);
     }
 

@@ -233,6 +233,31 @@ impl Store {
         }
     }
 
+    /// Make a counter series exist at 0, so that `rate()` and alerts see it
+    /// before anything happens (for the exporter's own closed-label counters).
+    pub fn touch(&mut self, c: Counter, values: &[&str]) {
+        let mut key = String::new();
+        join(&mut key, values, |_| false, c.def());
+        self.counters[c as usize].entry(key.into_boxed_str()).or_insert(0.0);
+    }
+
+    /// The exporter's own counters, present from the start.
+    pub fn touch_self_metrics(&mut self) {
+        self.touch(Counter::BytesRead, &[]);
+        for r in ["ok", "malformed", "unknown_type", "oversized"] {
+            self.touch(Counter::Lines, &[r]);
+        }
+        self.touch(Counter::Truncations, &[]);
+        self.touch(Counter::Rotations, &[]);
+        for k in ["file", "folder"] {
+            self.touch(Counter::ReadErrors, &[k]);
+        }
+        for r in ["ok", "error"] {
+            self.touch(Counter::CheckpointWrites, &[r]);
+        }
+        self.touch(Counter::DedupEvictions, &[]);
+    }
+
     pub fn observe(&mut self, h: Histogram, values: &[&str], v: f64) {
         if v.is_nan() {
             return;
@@ -364,12 +389,8 @@ fn encode_family<V>(
     if series.is_empty() {
         return Ok(());
     }
-    let unit = def.unit.map(|u| match u {
-        "seconds" => Unit::Seconds,
-        "ratio" => Unit::Ratios,
-        "bytes" => Unit::Bytes,
-        other => Unit::Other(other.to_owned()),
-    });
+    // `Unit::Ratios` would print "ratios"; the declared suffix is the name's.
+    let unit = def.unit.map(|u| Unit::Other(u.to_owned()));
     let kind = match def.kind {
         Type::Counter => MetricType::Counter,
         Type::Gauge => MetricType::Gauge,

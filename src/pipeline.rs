@@ -313,6 +313,11 @@ impl Engine {
         agg.store.set_gauges(Gauge::BuildInfo, [(vec![crate::VERSION, crate::REVISION], 1.0)]);
     }
 
+    /// Forget sessions that ended more than `max_age` ago.
+    pub fn prune(&mut self, max_age: Duration) -> usize {
+        self.lock().prune(now_ms(), max_age.as_millis() as Millis)
+    }
+
     pub fn set_caught_up(&mut self) {
         self.caught_up = true;
         self.tick();

@@ -19,6 +19,11 @@ use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::pipeline::Engine;
 
+/// Ended sessions are forgotten this long after their last activity (their
+/// counts stay): longer than Claude Code's default 30-day transcript clean-up.
+const PRUNE_AFTER: Duration = Duration::from_secs(40 * 86_400);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// Messages to the engine thread.
 #[derive(Debug)]
 pub enum Msg {
@@ -61,6 +66,7 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
     let (mut next_reconcile, mut next_tick, mut next_save) =
         (now + opts.reconcile_every, now + opts.tick_every, now + opts.checkpoint_every);
     let mut dirty = false;
+    let mut next_prune = now;
     loop {
         let deadline = next_reconcile.min(next_tick).min(next_save);
         let timeout = deadline.saturating_duration_since(Instant::now());
@@ -105,6 +111,10 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
         if now >= next_tick {
             dirty |= engine.tick();
             next_tick = now + opts.tick_every;
+        }
+        if now >= next_prune {
+            dirty |= engine.prune(PRUNE_AFTER) > 0;
+            next_prune = now + PRUNE_EVERY;
         }
         if now >= next_save {
             if dirty {

@@ -2,6 +2,7 @@
 
 mod accuracy;
 mod daemon;
+mod docs;
 mod live;
 mod oracle;
 mod support;
