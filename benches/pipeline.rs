@@ -90,8 +90,7 @@ fn apply(c: &mut Criterion) {
 }
 
 fn scan_engine(projects: &Path, threads: usize) -> Engine {
-    let mut engine =
-        Engine::new(Settings { projects_dirs: vec![projects.to_owned()], ..Settings::default() });
+    let mut engine = Engine::new(Settings { projects_dirs: vec![projects.to_owned()], ..Settings::default() });
     engine.scan(threads, &|_, _| {});
     engine
 }
@@ -128,7 +127,9 @@ fn scan(c: &mut Criterion) {
         b.iter(|| all.iter().map(|p| std::fs::read(p).unwrap().len()).sum::<usize>())
     });
     for threads in [1, 2] {
-        g.bench_with_input(BenchmarkId::new("engine", threads), &threads, |b, &t| b.iter(|| scan_engine(tmp.path(), t)));
+        g.bench_with_input(BenchmarkId::new("engine", threads), &threads, |b, &t| {
+            b.iter(|| scan_engine(tmp.path(), t))
+        });
     }
     g.finish();
 }
