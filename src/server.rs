@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, VARY};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -131,8 +131,8 @@ fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
 fn metrics(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let header =
         |name| req.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
-    let openmetrics = header(ACCEPT).contains("application/openmetrics-text");
-    let gzip = header(ACCEPT_ENCODING).split(',').any(|e| e.trim().split(';').next() == Some("gzip"));
+    let openmetrics = accepts(&header(ACCEPT), "application/openmetrics-text");
+    let gzip = accepts(&header(ACCEPT_ENCODING), "gzip");
     let body = app.exposition.render(openmetrics);
     let (bytes, encoded) = if gzip {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -149,7 +149,18 @@ fn metrics(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if encoded {
         r.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
+    r.headers_mut().insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
     r
+}
+
+/// Whether a comma-separated `Accept`-style header lists `wanted` with a q-value above 0.
+fn accepts(header: &str, wanted: &str) -> bool {
+    header.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        let q = parts.find_map(|p| p.strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+        name.eq_ignore_ascii_case(wanted) && q > 0.0
+    })
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -157,4 +168,22 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts;
+
+    #[test]
+    fn accept_headers_honour_q_values() {
+        assert!(accepts("application/openmetrics-text; version=1.0.0; charset=utf-8", "application/openmetrics-text"));
+        assert!(accepts(
+            "text/plain;q=0.5, application/openmetrics-text;version=1.0.0;q=0.9",
+            "application/openmetrics-text"
+        ));
+        assert!(!accepts("application/openmetrics-text;q=0, text/plain", "application/openmetrics-text"));
+        assert!(accepts("br, GZIP;q=0.8", "gzip"));
+        assert!(!accepts("gzip;q=0", "gzip"));
+        assert!(!accepts("identity", "gzip"));
+    }
 }

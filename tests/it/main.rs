@@ -1,8 +1,10 @@
 //! One integration-test binary; each module is a scenario or a shared helper.
 
 mod accuracy;
+mod bad_input;
 mod daemon;
 mod docs;
+mod exposition;
 mod live;
 mod oracle;
 mod support;
