@@ -205,6 +205,8 @@ impl Aggregator {
     pub fn configure(&mut self, config: Config) {
         self.store.set_max_series(config.max_series);
         self.store.touch_self_metrics();
+        // Lag is measured by this process; re-reads after a crash would skew it.
+        self.store.clear_histogram(Histogram::EventLag);
         self.dedup.set_capacity(config.dedup_capacity);
         self.evictions_reported = self.dedup.evicted();
         self.config = config;
@@ -296,7 +298,7 @@ impl Aggregator {
                 self.sessions.get_mut(id).expect("session exists").tool_errors += 1;
             }
             if let (Some(end), Some(start)) = (e.timestamp, call.as_ref().and_then(|c| c.at)) {
-                self.store.observe(Histogram::ToolDuration, &[tool], (end - start).max(0) as f64 / 1000.0);
+                self.store.observe(Histogram::ToolDuration, &[tool], (end - start).max(0) as f64);
             }
         }
         if new_results {
@@ -384,9 +386,11 @@ impl Aggregator {
                 self.unpriced.insert(model.clone());
             }
         }
+        // Whole nano-dollars (see `metrics::Def::scale`).
+        let nano = |usd: f64| (usd * 1e9).round();
         let cost = match cost_after {
-            Some(after) if seen.first => after,
-            Some(after) => (after - price.cost(&r.model, &seen.before, r.fast).unwrap_or(0.0)).max(0.0),
+            Some(after) if seen.first => nano(after),
+            Some(after) => (nano(after) - nano(price.cost(&r.model, &seen.before, r.fast).unwrap_or(0.0))).max(0.0),
             None => 0.0,
         };
         for (ty, n) in [
@@ -406,7 +410,7 @@ impl Aggregator {
             cache_creation_1h: s.tokens.cache_creation_1h + delta.cache_creation_1h,
             cache_read: s.tokens.cache_read + delta.cache_read,
         };
-        s.cost_usd += cost;
+        s.cost_usd += cost / 1e9;
         if seen.first {
             s.api_requests += 1;
             if !s.models.contains(&model) {
@@ -456,8 +460,8 @@ impl Aggregator {
                 self.store.observe(Histogram::TurnDuration, &[&s.project], d);
             }
             if s.first_ms <= s.last_ms {
-                let secs = (s.last_ms - s.first_ms) as f64 / 1000.0;
-                self.store.observe(Histogram::SessionDuration, &[&s.project], secs);
+                let ms = (s.last_ms - s.first_ms) as f64;
+                self.store.observe(Histogram::SessionDuration, &[&s.project], ms);
             }
         }
         if !ended.is_empty() {
@@ -506,10 +510,10 @@ impl Aggregator {
     }
 }
 
-/// The turn's duration in seconds, if one was open; closes it.
+/// The turn's duration in milliseconds, if one was open; closes it.
 fn finish_turn(s: &mut Session) -> Option<f64> {
     let start = s.turn_start_ms.take()?;
-    Some((s.turn_last_ms - start).max(0) as f64 / 1000.0)
+    Some((s.turn_last_ms - start).max(0) as f64)
 }
 
 /// `main`, `subagent` or `auxiliary` (compaction and warm-up calls).
@@ -560,7 +564,7 @@ mod tests {
         let d = s.histogram(Histogram::ToolDuration, &["Bash"]).unwrap();
         assert_eq!((d.count, d.sum), (1, 3.0));
         let cost = s.counter(Counter::Cost, &["app", "claude-opus-4-6", "main"]);
-        assert!((cost - (10.0 * 5.0 + 50.0 * 25.0 + 1000.0 * 0.5) / 1e6).abs() < 1e-12);
+        assert!((cost - (10.0 * 5.0 + 50.0 * 25.0 + 1000.0 * 0.5) / 1e6).abs() < 1e-9);
         let sess = a.session("s1").unwrap();
         assert_eq!(sess.context_tokens, 1010);
     }

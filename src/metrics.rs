@@ -46,6 +46,19 @@ pub struct Def {
 }
 
 impl Def {
+    /// Stored value × scale = exposed value. Counters of USD are summed in
+    /// whole nano-dollars and histograms of seconds in whole milliseconds, so a
+    /// sum is exact and does not depend on the order of its terms: after a
+    /// crash, lines re-read in another order give the very same value, never
+    /// one a rounding step below what was already served.
+    pub fn scale(&self) -> f64 {
+        match (self.kind, self.unit) {
+            (Type::Counter, Some("usd")) => 1e-9,
+            (Type::Histogram, Some("seconds")) => 1e-3,
+            _ => 1.0,
+        }
+    }
+
     /// The name as Prometheus shows it (with unit, and `_total` for counters).
     pub fn exposed_name(&self) -> String {
         let mut n = self.base.to_owned();
@@ -118,7 +131,7 @@ families!(Histogram, HISTOGRAMS, Type::Histogram, {
     ToolDuration => ("claude_sessions_tool_duration", Some("seconds"), &["tool"], SECONDS_BUCKETS, "Time from a tool call to its result (transcript timestamps)."),
     ContextTokens => ("claude_sessions_context", Some("tokens"), &["model"], CONTEXT_BUCKETS, "Prompt size (input + cache writes + cache reads) of each main-chain API call."),
     TurnDuration => ("claude_sessions_turn_duration", Some("seconds"), &["project"], TURN_BUCKETS, "Time from a user prompt to the last activity before the next prompt or idleness."),
-    EventLag => ("claude_sessions_exporter_event_lag", Some("seconds"), &[], LAG_BUCKETS, "Time from a transcript write (file mtime) to its effect being visible in metrics."),
+    EventLag => ("claude_sessions_exporter_event_lag", Some("seconds"), &[], LAG_BUCKETS, "Time from a transcript write (file mtime) to its effect being visible in metrics (this process only)."),
 });
 
 families!(Gauge, GAUGES, Type::Gauge, {
@@ -214,6 +227,7 @@ impl Store {
         true
     }
 
+    /// Add `by`, in stored units (see [`Def::scale`]: nano-USD for cost).
     pub fn inc(&mut self, c: Counter, values: &[&str], by: f64) {
         if by <= 0.0 || by.is_nan() {
             return;
@@ -258,6 +272,7 @@ impl Store {
         self.touch(Counter::DedupEvictions, &[]);
     }
 
+    /// Observe `v`, in stored units (see [`Def::scale`]: milliseconds for seconds).
     pub fn observe(&mut self, h: Histogram, values: &[&str], v: f64) {
         if v.is_nan() {
             return;
@@ -273,7 +288,8 @@ impl Store {
             );
         }
         let data = family.get_mut(key.as_str()).expect("inserted above");
-        let i = def.buckets.iter().position(|b| v <= *b).unwrap_or(def.buckets.len());
+        let scale = def.scale();
+        let i = def.buckets.iter().position(|b| v <= (b / scale).round()).unwrap_or(def.buckets.len());
         data.counts[i] += 1;
         data.sum += v;
         data.count += 1;
@@ -305,7 +321,7 @@ impl Store {
     pub fn counter(&self, c: Counter, values: &[&str]) -> f64 {
         let mut key = String::new();
         join(&mut key, values, |_| false, c.def());
-        self.counters[c as usize].get(key.as_str()).copied().unwrap_or(0.0)
+        self.counters[c as usize].get(key.as_str()).copied().unwrap_or(0.0) * c.def().scale()
     }
 
     /// Sum of a counter over all series whose labels match `filter` (name, value) pairs.
@@ -313,18 +329,31 @@ impl Store {
         self.series(c.def(), &self.counters[c as usize])
             .filter(|(labels, _)| filter.iter().all(|(n, v)| labels.iter().any(|(ln, lv)| ln == n && lv == v)))
             .map(|(_, v)| v)
-            .sum()
+            .sum::<f64>()
+            * c.def().scale()
     }
 
     /// Label pairs and value of each series of a counter.
+    /// Label pairs and value (exposed units) of each series of a counter, sorted.
     pub fn counter_series(&self, c: Counter) -> Vec<(Vec<(&'static str, &str)>, f64)> {
-        self.series(c.def(), &self.counters[c as usize]).collect()
+        let scale = c.def().scale();
+        let mut v: Vec<_> = self.series(c.def(), &self.counters[c as usize]).map(|(l, v)| (l, v * scale)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
-    pub fn histogram(&self, h: Histogram, values: &[&str]) -> Option<&HistData> {
+    /// A histogram series with its sum in exposed units.
+    pub fn histogram(&self, h: Histogram, values: &[&str]) -> Option<HistData> {
         let mut key = String::new();
         join(&mut key, values, |_| false, h.def());
-        self.histograms[h as usize].get(key.as_str())
+        let mut d = self.histograms[h as usize].get(key.as_str())?.clone();
+        d.sum *= h.def().scale();
+        Some(d)
+    }
+
+    /// Drop a histogram's series: for process-local ones, not carried over a restart.
+    pub fn clear_histogram(&mut self, h: Histogram) {
+        self.histograms[h as usize].clear();
     }
 
     pub fn gauge(&self, g: Gauge, values: &[&str]) -> Option<f64> {
@@ -344,13 +373,16 @@ impl Store {
     /// Encode every family through prometheus-client's OpenMetrics encoder.
     pub fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         for (i, def) in COUNTERS.iter().enumerate() {
-            encode_family(encoder, def, &self.counters[i], |m, v| m.encode_counter::<NoLabelSet, f64, f64>(v, None))?;
+            let scale = def.scale();
+            encode_family(encoder, def, &self.counters[i], |m, v| {
+                m.encode_counter::<NoLabelSet, f64, f64>(&(v * scale), None)
+            })?;
         }
         for (i, def) in HISTOGRAMS.iter().enumerate() {
             encode_family(encoder, def, &self.histograms[i], |m, h| {
                 let buckets: Vec<(f64, u64)> =
                     def.buckets.iter().copied().chain([f64::INFINITY]).zip(h.counts.iter().copied()).collect();
-                m.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)
+                m.encode_histogram::<NoLabelSet>(h.sum * def.scale(), h.count, &buckets, None)
             })?;
         }
         for (i, def) in GAUGES.iter().enumerate() {
@@ -490,7 +522,7 @@ mod tests {
         let mut s = Store::new(10);
         s.inc(Counter::Tokens, &["app", "claude-opus-4-6", "main", "input"], 5.0);
         s.inc(Counter::Tokens, &["app", "claude-opus-4-6", "main", "input"], 2.0);
-        s.observe(Histogram::ToolDuration, &["Bash"], 0.3);
+        s.observe(Histogram::ToolDuration, &["Bash"], 300.0);
         s.set_gauges(Gauge::CaughtUp, [(vec![], 1.0)]);
         let om = render(&s);
         assert!(om.contains("# TYPE claude_sessions_tokens counter\n"), "{om}");
@@ -529,11 +561,13 @@ mod tests {
     #[test]
     fn store_round_trips_through_json() {
         let mut s = Store::new(10);
-        s.inc(Counter::Cost, &["p", "m", "main"], 0.25);
+        s.inc(Counter::Cost, &["p", "m", "main"], 250_000_000.0);
         s.observe(Histogram::ContextTokens, &["m"], 150_000.0);
+        s.observe(Histogram::TurnDuration, &["p"], 1500.0);
         let back: Store = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back.counter(Counter::Cost, &["p", "m", "main"]), 0.25);
         assert_eq!(back.histogram(Histogram::ContextTokens, &["m"]).unwrap().count, 1);
+        assert_eq!(back.histogram(Histogram::TurnDuration, &["p"]).unwrap().sum, 1.5);
     }
 
     #[test]

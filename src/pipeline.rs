@@ -471,7 +471,7 @@ fn record(agg: &Mutex<Aggregator>, r: &Report, c: LineCounts, now: Millis, caugh
         && let Some(mtime) = r.mtime
     {
         let written = mtime.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis);
-        s.observe(Histogram::EventLag, &[], (now - written).max(0) as f64 / 1000.0);
+        s.observe(Histogram::EventLag, &[], (now - written).max(0) as f64);
     }
 }
 

@@ -176,6 +176,9 @@ impl Tail {
         report: &mut Report,
     ) -> io::Result<()> {
         file.seek(SeekFrom::Start(self.pos.offset))?;
+        // Bytes count once, when consumed: a partial line re-read on every
+        // wake-up, or again after a restart, adds nothing until it completes.
+        let start_offset = self.pos.offset;
         if buf.len() < CHUNK {
             buf.resize(CHUNK, 0);
         }
@@ -198,7 +201,6 @@ impl Tail {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            report.bytes += n as u64;
             let scan_from = end;
             end += n;
             for nl in memchr::memchr_iter(b'\n', &buf[scan_from..end]).map(|i| i + scan_from) {
@@ -237,6 +239,7 @@ impl Tail {
                 (start, end) = (0, 0);
             }
         }
+        report.bytes += self.pos.offset - start_offset;
         Ok(())
     }
 }

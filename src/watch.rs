@@ -54,13 +54,14 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
     let started = Instant::now();
     engine.reconcile();
     engine.set_caught_up();
+    // Saved before /metrics opens, so nothing served is ahead of the checkpoint's counters.
+    save(&engine, &opts);
     ready.store(true, Ordering::Release);
     tracing::info!(
         files = engine.files_tracked(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "Read existing history; following new lines."
     );
-    save(&engine, &opts);
 
     let now = Instant::now();
     let (mut next_reconcile, mut next_tick, mut next_save) =

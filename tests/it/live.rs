@@ -24,10 +24,13 @@ fn step(d: &Daemon, shadow: &Path, live: &Path, rel: &str, bytes: &[u8]) -> Dura
     let expect = scan_projects(shadow);
     let want: Vec<f64> = TYPES.iter().map(|t| scan_tokens(&expect, t)).collect();
     let calls: f64 = expect["tools"].as_object().unwrap().values().map(|t| t["calls"].as_f64().unwrap()).sum();
+    // Lines too: a last line with no tokens must have landed before the next step.
+    let lines: f64 = expect["lines"].as_object().unwrap().values().map(|n| n.as_f64().unwrap()).sum();
     append(&live.join(rel), bytes);
     d.wait_for(VISIBLE_WITHIN * 5, |m| {
         TYPES.iter().zip(&want).all(|(t, w)| tokens(m, t) == *w)
             && m.sum("claude_sessions_tool_calls_total", &[]) == calls
+            && m.sum("claude_sessions_exporter_lines_total", &[]) == lines
     })
     .unwrap_or_else(|| {
         let m = d.metrics();
@@ -197,6 +200,7 @@ fn deletion_drains_the_file_and_forgets_it() {
     d.wait_ready(Duration::from_secs(20));
     // Activity after start: the daemon now holds the file open.
     let shadow = tempfile::tempdir().unwrap();
+    append(&shadow.path().join("-d/s.jsonl"), &lines[0]);
     let half = lines.len() / 2;
     step(&d, shadow.path(), &root.path().join("projects"), "-d/s.jsonl", &lines[..half].concat()[lines[0].len()..]);
     append(&shadow.path().join("-d/s.jsonl"), &lines[half..].concat());

@@ -7,4 +7,5 @@ mod docs;
 mod exposition;
 mod live;
 mod oracle;
+mod restart;
 mod support;
