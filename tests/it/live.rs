@@ -213,3 +213,19 @@ fn deletion_drains_the_file_and_forgets_it() {
     });
     assert!(seen.is_some(), "want {want}, got {}", tokens(&d.metrics(), "cache_read"));
 }
+
+/// `--poll`: no file events at all, only the periodic scan; appends still show.
+#[test]
+fn poll_mode_follows_appends_without_file_events() {
+    let root = empty_root();
+    let shadow = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let d = Daemon::start(root.path(), state.path(), &["--poll", "--reconcile-interval", "100ms"]);
+    d.wait_ready(Duration::from_secs(20));
+    let lines = lines_of(&real("spotter/transcripts/short.jsonl"));
+    let live = root.path().join("projects");
+    let mut took = vec![step(&d, shadow.path(), &live, "-p/s.jsonl", &lines[..5].concat())];
+    took.push(step(&d, shadow.path(), &live, "-p/s.jsonl", &lines[5..].concat()));
+    assert!(took.iter().all(|t| *t < VISIBLE_WITHIN), "{took:?}");
+    assert!(!d.log_text().contains("Watching folder"), "--poll must not set up file watches");
+}
