@@ -471,7 +471,7 @@ impl Aggregator {
         let evicted = self.dedup.evicted();
         self.store.inc(Counter::DedupEvictions, &[], (evicted - self.evictions_reported.min(evicted)) as f64);
         self.evictions_reported = evicted;
-        self.refresh_gauges();
+        self.refresh_gauges(now);
         changed || !ended.is_empty()
     }
 
@@ -484,7 +484,7 @@ impl Aggregator {
         before - self.sessions.len()
     }
 
-    fn refresh_gauges(&mut self) {
+    fn refresh_gauges(&mut self, now: Millis) {
         let mut live: HashMap<(&str, &str), f64> = HashMap::new();
         let mut util: HashMap<&str, f64> = HashMap::new();
         for s in self.sessions.values() {
@@ -501,10 +501,22 @@ impl Aggregator {
         let util: Vec<(Vec<&str>, f64)> = util.into_iter().map(|(p, u)| (vec![p], u)).collect();
         let last: Vec<(Vec<&str>, f64)> =
             self.last_activity.iter().map(|(p, ms)| (vec![p.as_str()], *ms as f64 / 1000.0)).collect();
+        // Tool calls still waiting for their result, and the oldest one's age.
+        let mut pending: HashMap<(&str, &str), (f64, f64)> = HashMap::new();
+        for p in self.pending.values() {
+            let Some(s) = self.sessions.get(&p.session).filter(|s| s.state != State::Ended) else { continue };
+            let e = pending.entry((&s.project, &p.tool)).or_default();
+            e.0 += 1.0;
+            e.1 = e.1.max(p.at.map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0));
+        }
+        let pending_count: Vec<(Vec<&str>, f64)> = pending.iter().map(|((p, t), (n, _))| (vec![*p, *t], *n)).collect();
+        let pending_age: Vec<(Vec<&str>, f64)> = pending.iter().map(|((p, t), (_, a))| (vec![*p, *t], *a)).collect();
         let mut store = std::mem::take(&mut self.store);
         store.set_gauges(Gauge::Sessions, live);
         store.set_gauges(Gauge::ContextUtilization, util);
         store.set_gauges(Gauge::LastActivity, last);
+        store.set_gauges(Gauge::ToolCallsPending, pending_count);
+        store.set_gauges(Gauge::ToolCallOldestPending, pending_age);
         store.set_gauges(Gauge::DedupWindow, [(vec![], self.dedup.len() as f64)]);
         self.store = store;
     }
@@ -570,6 +582,19 @@ mod tests {
     }
 
     #[test]
+    fn pending_tool_calls_are_gauged_until_their_result() {
+        let mut a = Aggregator::new(Config::default());
+        feed(&mut a, Role::Main, &[PROMPT, A2]);
+        let t2 = crate::event::parse_timestamp("2025-01-01T00:00:02Z").unwrap();
+        a.tick(t2 + 90_000);
+        assert_eq!(a.store.gauge(Gauge::ToolCallsPending, &["app", "Bash"]), Some(1.0));
+        assert_eq!(a.store.gauge(Gauge::ToolCallOldestPending, &["app", "Bash"]), Some(90.0));
+        feed(&mut a, Role::Main, &[R1]);
+        a.tick(t2 + 91_000);
+        assert_eq!(a.store.gauge(Gauge::ToolCallsPending, &["app", "Bash"]), None);
+    }
+
+    #[test]
     fn sidechains_and_agent_files_are_subagent_usage() {
         let mut a = Aggregator::new(Config::default());
         let side = A1.replace("\"sessionId\"", "\"isSidechain\":true,\"sessionId\"");
@@ -589,6 +614,7 @@ mod tests {
         assert_eq!(a.store.gauge(Gauge::Sessions, &["app", "active"]), Some(1.0));
         a.tick(t0 + 6 * 60_000);
         assert_eq!(a.session("s1").unwrap().state, State::Idle);
+        assert_eq!(a.store.gauge(Gauge::ToolCallsPending, &["app", "Bash"]), None, "no call pending");
         assert_eq!(a.store.histogram(Histogram::TurnDuration, &["app"]).unwrap().sum, 1.0);
         a.tick(t0 + 31 * 60_000);
         assert_eq!(a.session("s1").unwrap().state, State::Ended);

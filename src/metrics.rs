@@ -138,6 +138,8 @@ families!(Gauge, GAUGES, Type::Gauge, {
     Sessions => ("claude_sessions_sessions", None, &["project", "state"], &[], "Live sessions by state (active, idle)."),
     ContextUtilization => ("claude_sessions_context_utilization", Some("ratio"), &["project"], &[], "Highest context-window utilization among the project's live sessions."),
     LastActivity => ("claude_sessions_last_activity_timestamp", Some("seconds"), &["project"], &[], "Unix time of the project's latest transcript record."),
+    ToolCallsPending => ("claude_sessions_tool_calls_pending", None, &["project", "tool"], &[], "Tool calls of live sessions still waiting for their result."),
+    ToolCallOldestPending => ("claude_sessions_tool_call_oldest_pending", Some("seconds"), &["project", "tool"], &[], "Age of the oldest tool call still waiting for its result (a stuck command shows here)."),
     BuildInfo => ("claude_sessions_exporter_build_info", None, &["version", "revision"], &[], "Build information; the value is 1."),
     FilesTracked => ("claude_sessions_exporter_files_tracked", None, &[], &[], "Transcript files being followed."),
     CaughtUp => ("claude_sessions_exporter_caught_up", None, &[], &[], "1 once the existing history has been read."),
