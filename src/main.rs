@@ -1,6 +1,6 @@
 use clap::Parser;
 
-use claude_sessions::cli::{Cli, Command, scan, serve};
+use claude_sessions::cli::{Cli, Command, backfill, scan, serve};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -14,6 +14,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(a) => serve::run(a),
         Command::Scan(a) => scan::run(a),
+        Command::Backfill(a) => backfill::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

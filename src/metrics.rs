@@ -364,6 +364,16 @@ impl Store {
         self.gauges[g as usize].get(key.as_str()).copied()
     }
 
+    /// Every counter family with its series (stored units; keys as [`labels_of`] reads them).
+    pub(crate) fn counter_families(&self) -> impl Iterator<Item = (&'static Def, &FastMap<Box<str>, f64>)> {
+        COUNTERS.iter().zip(&self.counters)
+    }
+
+    /// Every histogram family with its series (sums in stored units).
+    pub(crate) fn histogram_families(&self) -> impl Iterator<Item = (&'static Def, &FastMap<Box<str>, HistData>)> {
+        HISTOGRAMS.iter().zip(&self.histograms)
+    }
+
     fn series<'s, V: Copy>(
         &'s self,
         def: &'static Def,
@@ -405,6 +415,11 @@ fn join(out: &mut String, values: &[&str], fold: impl Fn(&str) -> bool, def: &De
             out.push_str(v);
         }
     }
+}
+
+/// The label pairs of a series key.
+pub(crate) fn labels_of<'k>(def: &'static Def, key: &'k str) -> Vec<(&'static str, &'k str)> {
+    split(def, key)
 }
 
 fn split<'k>(def: &'static Def, key: &'k str) -> Vec<(&'static str, &'k str)> {

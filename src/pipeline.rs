@@ -84,7 +84,7 @@ impl Stat {
 
 /// Lines read, by result.
 #[derive(Debug, Default, Clone, Copy)]
-struct LineCounts {
+pub(crate) struct LineCounts {
     ok: u64,
     malformed: u64,
     unknown_type: u64,
@@ -476,7 +476,7 @@ fn record(agg: &Mutex<Aggregator>, r: &Report, c: LineCounts, now: Millis, caugh
 }
 
 /// Parse one line into an entry, counting the result; `None` if it has no meaning for us.
-fn parse(line: &[u8], counts: &mut LineCounts, path: &Path) -> Option<Entry> {
+pub(crate) fn parse(line: &[u8], counts: &mut LineCounts, path: &Path) -> Option<Entry> {
     if let Some(head) = transcript::progress_head(line) {
         counts.ok += 1;
         return Some(Entry::progress(&head));

@@ -9,6 +9,7 @@ use crate::live::{self, ProjectLabel};
 use crate::pipeline::Settings;
 use crate::pricing;
 
+pub mod backfill;
 pub mod scan;
 pub mod serve;
 
@@ -30,6 +31,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Read all history once, print a report, and exit.
     Scan(scan::ScanArgs),
+    /// Write history as timestamped OpenMetrics for `promtool tsdb create-blocks-from openmetrics`.
+    Backfill(backfill::BackfillArgs),
 }
 
 /// Where transcripts are and how to count them (shared by serve and scan).

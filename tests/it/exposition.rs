@@ -5,27 +5,17 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::daemon::{Daemon, Metrics, http_get};
+use super::daemon::{Daemon, Metrics};
+use super::prom::{Prometheus, which};
 use super::support::{self, real_config_root, require_tool, run_scan_json};
 
 const TYPES: [&str; 4] = ["input", "output", "cache_read", "cache_creation"];
 
 /// An executable called `name` in a folder of `$PATH`.
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
 /// `promtool check metrics < text`: panics with every line it printed unless it
 /// exits 0 and prints nothing.
 fn promtool_check(promtool: &Path, what: &str, text: &[u8]) {
@@ -150,108 +140,6 @@ fn openmetrics_and_gzip_are_negotiated() {
     assert!(String::from_utf8_lossy(&body).contains("/metrics"));
     assert_eq!(d.get("/no-such-page", &[]).0, 404);
     assert_eq!(d.get("/metrics/extra", &[]).0, 404);
-}
-
-/// A Prometheus server, killed when dropped (also on panic).
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    fn start(bin: &Path, target: SocketAddr) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: claude-sessions\n    scrape_interval: 1s\n    scrape_timeout: 1s\n\
-                 \x20   static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn prometheus");
-        Prometheus { child, addr, dir }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// GET an API path; `None` if Prometheus does not answer (yet).
-    fn api(&mut self, path: &str) -> Option<serde_json::Value> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("prometheus exited with {status}:\n{}", self.log_text());
-        }
-        let addr = self.addr;
-        // Not listening yet: no request (the harness's client panics on a refused connection).
-        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-        let (status, _, body) = std::panic::catch_unwind(|| http_get(addr, path, &[])).ok()?;
-        if status != 200 {
-            return None;
-        }
-        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        (v["status"] == "success").then_some(v)
-    }
-
-    /// An instant query's result vector: (labels, value) per series.
-    fn query(&mut self, promql: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-        let Some(v) = self.api(&format!("/api/v1/query?query={}", url_encode(promql))) else { return Vec::new() };
-        assert_eq!(v["data"]["resultType"], "vector", "{promql}: {v}");
-        v["data"]["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                let labels = r["metric"]
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-                    .collect();
-                let value: f64 = r["value"][1].as_str().unwrap().parse().unwrap();
-                (labels, value)
-            })
-            .collect()
-    }
-
-    /// The value of a query that returns one series without labels.
-    fn scalar(&mut self, promql: &str) -> Option<f64> {
-        let r = self.query(promql);
-        assert!(r.len() <= 1, "{promql}: {r:?}");
-        r.first().map(|(_, v)| *v)
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Percent-encode everything but unreserved characters (RFC 3986).
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[test]

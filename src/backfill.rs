@@ -1,0 +1,366 @@
+//! History as timestamped OpenMetrics, for `promtool tsdb create-blocks-from openmetrics`.
+//!
+//! In: every transcript below the projects folders. Out: the counters and
+//! histograms of `/metrics` (same names and labels) as they stood at each
+//! minute of the transcripts' time range, so that dashboards show months of
+//! past usage on the day the exporter is installed.
+//!
+//! Entries are collected from all files, put in transcript-time order (file
+//! order breaks ties, so a tool call still precedes its result), and applied to
+//! a fresh aggregator; at each step boundary the series that changed get a
+//! sample. A series gets a 0 sample one step before its first change (so
+//! `increase()` counts the first burst) and a last sample at the end of the
+//! range (so every series answers an instant query there). Quiet stretches get
+//! no samples: rates and increases over them are right, instant queries in the
+//! middle of a long pause return nothing (Prometheus's 5-minute staleness).
+//! The exporter's own metrics (bytes read, lag…) describe a process, not
+//! history, and are left out.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::dedup::FastMap;
+use crate::discover::{self, FileInfo, Role};
+use crate::event::{Entry, Millis};
+use crate::live::{Aggregator, Source};
+use crate::metrics::{self, Def, HistData};
+use crate::pipeline::{self, LineCounts, Settings};
+use crate::tail::Tail;
+
+/// Backfill options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Sample spacing.
+    pub step_ms: Millis,
+    /// Extra labels on every series (e.g. `job`, `instance`, to match a scrape config).
+    pub labels: Vec<(String, String)>,
+    /// Only history up to this time (defaults to now).
+    pub until_ms: Millis,
+}
+
+/// What was written.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub files: usize,
+    pub entries: usize,
+    pub series: usize,
+    pub samples: usize,
+    pub first_ms: Option<Millis>,
+    pub last_ms: Option<Millis>,
+}
+
+/// One series' samples: (time, value) for counters, (time, histogram) for histograms.
+#[derive(Debug, Default)]
+struct Series {
+    counter: Vec<(Millis, f64)>,
+    histogram: Vec<(Millis, HistData)>,
+}
+
+/// Key of a series: counter or histogram, family index, label key.
+type SeriesKey = (bool, usize, Box<str>);
+
+/// Read all history and write the OpenMetrics exposition to `out`.
+pub fn run(settings: &Settings, opts: &Options, out: &mut dyn Write) -> std::io::Result<Summary> {
+    let (infos, mut entries) = collect(settings);
+    entries.retain(|(ts, ..)| *ts <= opts.until_ms);
+    // Transcript time first; within one millisecond, file order then line order.
+    entries.sort_by_key(|(ts, file, seq, _)| (*ts, *file, *seq));
+    let mut summary = Summary {
+        files: infos.len(),
+        entries: entries.len(),
+        first_ms: entries.first().map(|e| e.0),
+        last_ms: entries.last().map(|e| e.0),
+        ..Summary::default()
+    };
+    let mut agg = Aggregator::new(settings.aggregator.clone());
+    let mut warmup = vec![false; infos.len()];
+    let mut series: BTreeMap<SeriesKey, Series> = BTreeMap::new();
+    let mut last_seen: FastMap<SeriesKey, (f64, u64)> = FastMap::default();
+    let step = opts.step_ms.max(1000);
+    // Session lifecycles (idle/ended observations) advance every 10 steps of transcript time.
+    let tick_every = step * 10;
+    let mut bucket: Option<Millis> = None;
+    let mut next_tick = Millis::MIN;
+    for (ts, file, _, e) in &entries {
+        let b = ts.div_euclid(step);
+        if bucket.is_some_and(|prev| prev != b) {
+            let at = (bucket.expect("checked") + 1) * step;
+            snapshot(&agg, at, step, &mut series, &mut last_seen);
+        }
+        bucket = Some(b);
+        if *ts >= next_tick {
+            agg.tick(*ts);
+            next_tick = ts + tick_every;
+        }
+        let info = &infos[*file];
+        if e.warmup_prompt && info.role == Role::Subagent {
+            warmup[*file] = true;
+        }
+        agg.apply(e, &Source { info, warmup: warmup[*file] });
+    }
+    if let Some(b) = bucket {
+        // Close the sessions still open at the end of history, then one last sample for every series.
+        let end = ((b + 1) * step).max(summary.last_ms.unwrap_or(0));
+        agg.tick(end + settings.aggregator.end_after_ms);
+        snapshot(&agg, end, step, &mut series, &mut last_seen);
+        for ((hist, fam, key), s) in series.iter_mut() {
+            let at_end = if *hist { s.histogram.last().map(|h| h.0) } else { s.counter.last().map(|c| c.0) };
+            if at_end != Some(end) {
+                push_current(&agg, *hist, *fam, key, end, s);
+            }
+        }
+    }
+    summary.series = series.len();
+    summary.samples = series.values().map(|s| s.counter.len() + s.histogram.len()).sum();
+    write(out, &series, &opts.labels)?;
+    Ok(summary)
+}
+
+/// Entries of every file with their transcript time: (time, file index, line index, entry).
+type Timed = (Millis, usize, usize, Entry);
+
+fn collect(settings: &Settings) -> (Vec<FileInfo>, Vec<Timed>) {
+    let mut infos = Vec::new();
+    let mut entries = Vec::new();
+    let mut buf = Vec::new();
+    for dir in &settings.projects_dirs {
+        let mut errors = Vec::new();
+        for path in discover::walk(dir, &mut errors) {
+            let Some(info) = discover::classify(dir, &path) else { continue };
+            let file = infos.len();
+            infos.push(info);
+            let mut counts = LineCounts::default();
+            let mut last_ts = None;
+            let mut seq = 0;
+            let read = Tail::default().read(&path, settings.max_line_bytes, false, &mut buf, &mut |line| {
+                if let Some(e) = pipeline::parse(line, &mut counts, &path) {
+                    // A line without a time happened when the line before it did.
+                    last_ts = e.timestamp.or(last_ts);
+                    if let Some(ts) = last_ts {
+                        entries.push((ts, file, seq, e));
+                    }
+                    seq += 1;
+                }
+            });
+            if let Err(e) = read {
+                tracing::warn!(path = %path.display(), error = %e, "Cannot read transcript; skipped.");
+            }
+        }
+        for (dir, e) in errors {
+            tracing::warn!(path = %dir.display(), error = %e, "Cannot read folder; skipped.");
+        }
+    }
+    (infos, entries)
+}
+
+/// Record a sample for every series whose value changed since its last sample.
+fn snapshot(
+    agg: &Aggregator,
+    at: Millis,
+    step: Millis,
+    series: &mut BTreeMap<SeriesKey, Series>,
+    last_seen: &mut FastMap<SeriesKey, (f64, u64)>,
+) {
+    for (fam, (_, map)) in agg.store.counter_families().enumerate() {
+        for (key, v) in map {
+            let id = (false, fam, key.clone());
+            if last_seen.get(&id).is_some_and(|(lv, _)| lv == v) || *v == 0.0 {
+                continue;
+            }
+            let s = series.entry(id.clone()).or_default();
+            if s.counter.is_empty() {
+                s.counter.push((at - step, 0.0));
+            }
+            s.counter.push((at, *v));
+            last_seen.insert(id, (*v, 0));
+        }
+    }
+    for (fam, (def, map)) in agg.store.histogram_families().enumerate() {
+        for (key, h) in map {
+            let id = (true, fam, key.clone());
+            if last_seen.get(&id).is_some_and(|(_, n)| *n == h.count) {
+                continue;
+            }
+            let s = series.entry(id.clone()).or_default();
+            if s.histogram.is_empty() {
+                let zero = HistData { counts: vec![0; def.buckets.len() + 1], sum: 0.0, count: 0 };
+                s.histogram.push((at - step, zero));
+            }
+            s.histogram.push((at, h.clone()));
+            last_seen.insert(id, (0.0, h.count));
+        }
+    }
+}
+
+/// Append the series' current value at `at`.
+fn push_current(agg: &Aggregator, hist: bool, fam: usize, key: &str, at: Millis, s: &mut Series) {
+    if hist {
+        if let Some((_, map)) = agg.store.histogram_families().nth(fam)
+            && let Some(h) = map.get(key)
+        {
+            s.histogram.push((at, h.clone()));
+        }
+    } else if let Some((_, map)) = agg.store.counter_families().nth(fam)
+        && let Some(v) = map.get(key)
+    {
+        s.counter.push((at, *v));
+    }
+}
+
+/// Write all families as OpenMetrics text, each family's series together.
+fn write(out: &mut dyn Write, series: &BTreeMap<SeriesKey, Series>, extra: &[(String, String)]) -> std::io::Result<()> {
+    let counters: Vec<&'static Def> = metrics::COUNTERS.iter().collect();
+    let histograms: Vec<&'static Def> = metrics::HISTOGRAMS.iter().collect();
+    let mut line = String::new();
+    let mut current: Option<(bool, usize)> = None;
+    for ((hist, fam, key), s) in series {
+        let def = if *hist { histograms[*fam] } else { counters[*fam] };
+        if current != Some((*hist, *fam)) {
+            current = Some((*hist, *fam));
+            let name = family_name(def);
+            writeln!(out, "# HELP {name} {}", def.help)?;
+            writeln!(out, "# TYPE {name} {}", if *hist { "histogram" } else { "counter" })?;
+            if let Some(u) = def.unit {
+                writeln!(out, "# UNIT {name} {u}")?;
+            }
+        }
+        let mut labels = String::new();
+        for (k, v) in extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(metrics::labels_of(def, key)) {
+            if !labels.is_empty() {
+                labels.push(',');
+            }
+            let _ = write!(labels, "{k}=\"{}\"", escape(v));
+        }
+        let name = family_name(def);
+        let scale = def.scale();
+        for (at, v) in &s.counter {
+            line.clear();
+            let _ = writeln!(line, "{name}_total{{{labels}}} {} {}", fmt_value(v * scale), fmt_ts(*at));
+            out.write_all(line.as_bytes())?;
+        }
+        for (at, h) in &s.histogram {
+            line.clear();
+            let ts = fmt_ts(*at);
+            let sep = if labels.is_empty() { "" } else { "," };
+            let mut cumulative = 0;
+            for (i, n) in h.counts.iter().enumerate() {
+                cumulative += n;
+                let le = def.buckets.get(i).map_or("+Inf".to_owned(), |b| fmt_value(*b));
+                let _ = writeln!(line, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative} {ts}");
+            }
+            let _ = writeln!(line, "{name}_count{{{labels}}} {} {ts}", h.count);
+            let _ = writeln!(line, "{name}_sum{{{labels}}} {} {ts}", fmt_value(h.sum * scale));
+            out.write_all(line.as_bytes())?;
+        }
+    }
+    writeln!(out, "# EOF")?;
+    Ok(())
+}
+
+/// The family name as exposed (with its unit; counters without `_total`).
+fn family_name(def: &Def) -> String {
+    match def.unit {
+        Some(u) => format!("{}_{u}", def.base),
+        None => def.base.to_owned(),
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn fmt_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+}
+
+fn fmt_ts(ms: Millis) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+/// Parse `job=x` style label arguments.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
+    let valid = !k.is_empty()
+        && k.chars().enumerate().all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+    if !valid || k.starts_with("__") {
+        return Err(format!("invalid label name {k:?}"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+/// Where `backfill` writes: a file, or standard output for `-`.
+pub fn open_out(path: &PathBuf) -> std::io::Result<Box<dyn Write>> {
+    if path.as_os_str() == "-" {
+        Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock())))
+    } else {
+        Ok(Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_file(dir: &std::path::Path, rel: &str, lines: &[String]) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, lines.join("\n") + "\n").unwrap();
+    }
+
+    fn assistant(id: &str, ts: &str, input: u64) -> String {
+        format!(
+            r#"{{"type":"assistant","sessionId":"s1","cwd":"/w/app","timestamp":"{ts}","requestId":"r{id}","message":{{"id":"{id}","model":"claude-opus-4-6","usage":{{"input_tokens":{input},"output_tokens":1}},"content":[]}}}}"#
+        )
+    }
+
+    #[test]
+    fn samples_follow_transcript_time_across_files() {
+        let d = tempfile::tempdir().unwrap();
+        // Two files whose lines interleave in time.
+        write_file(
+            d.path(),
+            "p/a.jsonl",
+            &[assistant("m1", "2025-01-01T00:00:10Z", 10), assistant("m3", "2025-01-01T00:05:10Z", 1000)],
+        );
+        write_file(d.path(), "p/b.jsonl", &[assistant("m2", "2025-01-01T00:02:10Z", 100)]);
+        let settings = Settings { projects_dirs: vec![d.path().to_owned()], ..Settings::default() };
+        let opts = Options { step_ms: 60_000, labels: vec![("job".into(), "cs".into())], until_ms: Millis::MAX };
+        let mut out = Vec::new();
+        let sum = run(&settings, &opts, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let input: Vec<&str> = text.lines().filter(|l| l.contains(r#"type="input""#)).collect();
+        let t0 = crate::event::parse_timestamp("2025-01-01T00:00:00Z").unwrap() / 1000;
+        let expect = [
+            format!(
+                r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 0 {t0}.000"#
+            ),
+            format!(
+                r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 10 {}.000"#,
+                t0 + 60
+            ),
+            format!(
+                r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 110 {}.000"#,
+                t0 + 180
+            ),
+            format!(
+                r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 1110 {}.000"#,
+                t0 + 360
+            ),
+        ];
+        assert_eq!(input, expect);
+        assert!(text.ends_with("# EOF\n"));
+        assert!(text.contains("# TYPE claude_sessions_tokens counter\n"));
+        assert_eq!(sum.entries, 3);
+        assert!(sum.samples >= 4);
+    }
+
+    #[test]
+    fn label_arguments_are_validated() {
+        assert_eq!(parse_label("job=x").unwrap(), ("job".into(), "x".into()));
+        assert!(parse_label("nolabel").is_err());
+        assert!(parse_label("1a=x").is_err());
+        assert!(parse_label("__name__=x").is_err());
+    }
+}
