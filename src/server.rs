@@ -62,6 +62,9 @@ impl Exposition {
 pub struct App {
     pub exposition: Exposition,
     pub ready: Arc<AtomicBool>,
+    /// Serve `/metrics` before `ready`: safe when nothing was restored from a
+    /// checkpoint (counters only grow from 0 while history is read).
+    pub serve_while_reading: bool,
     pub telemetry_path: String,
 }
 
@@ -102,7 +105,7 @@ fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if path == app.telemetry_path {
         // Until the history is read, counters restored from a checkpoint can be
         // below what the previous process already served: never show that dip.
-        if !app.ready.load(Ordering::Acquire) {
+        if !app.serve_while_reading && !app.ready.load(Ordering::Acquire) {
             return text(StatusCode::SERVICE_UNAVAILABLE, "reading history; metrics are served once caught up\n");
         }
         return metrics(app, &req);

@@ -72,10 +72,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create state folder {}", state_dir.display()))?;
 
     let mut engine = Engine::new(settings);
+    let mut restored = false;
     match checkpoint::load(&state_dir) {
         Ok(Some(cp)) => {
             tracing::info!(path = %state_dir.display(), files = cp.files.len(), "Resuming from checkpoint.");
             engine.restore(cp);
+            restored = true;
         }
         Ok(None) => tracing::info!(path = %state_dir.display(), "No checkpoint; reading all history."),
         Err(e @ CheckpointError::Corrupt { .. }) => tracing::warn!(error = %e, "Rebuilding from transcript files."),
@@ -104,6 +106,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let app = Arc::new(App {
         exposition: Exposition::new(engine.aggregator()),
         ready: Arc::clone(&ready),
+        serve_while_reading: !restored,
         telemetry_path: args.telemetry_path.clone(),
     });
     let opts = watch::Options {

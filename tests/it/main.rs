@@ -10,4 +10,5 @@ mod live;
 mod oracle;
 mod prom;
 mod restart;
+mod rules;
 mod support;
