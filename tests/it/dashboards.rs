@@ -1,0 +1,429 @@
+//! The Grafana dashboards in `dashboards/`: they pass the strict schema check
+//! (`dashboards/check/check.sh`: tsc --strict against @grafana/schema), every panel
+//! has a Prometheus query, and every query names only metrics that `src/metrics.rs`
+//! declares (with labels they have) and recording rules that
+//! `alerts/claude-sessions.rules.yml` records.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use claude_sessions::metrics::{Type, all_defs};
+use serde_json::Value;
+
+use crate::support::require_tool;
+
+/// The dashboards that must exist (file stem → uid).
+const EXPECTED: &[(&str, &str)] = &[
+    ("exporter-health", "claude-sessions-exporter-health"),
+    ("overview", "claude-sessions-overview"),
+    ("sessions-context", "claude-sessions-sessions-context"),
+    ("tokens-cost", "claude-sessions-tokens-cost"),
+    ("tools", "claude-sessions-tools"),
+];
+
+const DS_UID: &str = "${DS_PROMETHEUS}";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Look a program up on PATH.
+fn which(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// Every `dashboards/*.json`, parsed, by file stem.
+fn dashboards() -> BTreeMap<String, Value> {
+    let dir = repo().join("dashboards");
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
+        let path = entry.expect("directory entry").path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+            let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", path.display()));
+            out.insert(path.file_stem().unwrap().to_string_lossy().into_owned(), value);
+        }
+    }
+    let names: Vec<&str> = out.keys().map(String::as_str).collect();
+    let expected: Vec<&str> = EXPECTED.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, expected, "dashboards/*.json");
+    out
+}
+
+/// All panels, rows included, with the panels nested in (collapsed) rows.
+fn panels(dashboard: &Value) -> Vec<&Value> {
+    fn walk<'a>(list: &'a Value, out: &mut Vec<&'a Value>) {
+        for panel in list.as_array().into_iter().flatten() {
+            out.push(panel);
+            walk(&panel["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    out
+}
+
+fn is_row(panel: &Value) -> bool {
+    panel["type"] == "row"
+}
+
+fn variable<'a>(dashboard: &'a Value, name: &str) -> Option<&'a Value> {
+    dashboard["templating"]["list"].as_array()?.iter().find(|v| v["name"] == name)
+}
+
+/// The query text of a template variable (a string, or `{ "query": … }`).
+fn variable_query(var: &Value) -> &str {
+    var["query"].as_str().or_else(|| var["query"]["query"].as_str()).unwrap_or_default()
+}
+
+/// Every PromQL text of a dashboard: panel targets and query variables, with where it is.
+fn queries(dashboard: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for panel in panels(dashboard) {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap_or_default();
+            out.push((format!("panel {:?}", panel["title"].as_str().unwrap_or_default()), expr.to_owned()));
+        }
+    }
+    for var in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+        if var["type"] == "query" {
+            out.push((format!("variable {}", var["name"]), variable_query(var).to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn dashboards_pass_the_grafana_schema_check() {
+    if require_tool("npm", which("npm")).is_none() || require_tool("node", which("node")).is_none() {
+        return;
+    }
+    let script = repo().join("dashboards/check/check.sh");
+    let output = Command::new("bash").arg(&script).output().expect("run dashboards/check/check.sh");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{} failed ({}):\n{stdout}\n{stderr}", script.display(), output.status);
+    assert!(stdout.contains("5 dashboards"), "check.sh did not check all five dashboards:\n{stdout}");
+}
+
+#[test]
+fn every_panel_has_a_query_and_datasource() {
+    let mut uids = BTreeSet::new();
+    for (name, d) in dashboards() {
+        let expected_uid = EXPECTED.iter().find(|(n, _)| *n == name).unwrap().1;
+        assert_eq!(d["uid"], expected_uid, "{name}: uid");
+        assert!(uids.insert(expected_uid), "{name}: uid used twice");
+        assert!(d["title"].as_str().is_some_and(|t| !t.is_empty()), "{name}: title");
+        assert!(d["tags"].as_array().is_some_and(|t| t.contains(&"claude-sessions".into())), "{name}: tags");
+        assert!(
+            d["links"].as_array().into_iter().flatten().any(|l| l["type"] == "dashboards"
+                && l["tags"].as_array().is_some_and(|t| t.contains(&"claude-sessions".into()))),
+            "{name}: no link to the other claude-sessions dashboards"
+        );
+
+        let inputs = d["__inputs"].as_array().unwrap_or_else(|| panic!("{name}: no __inputs"));
+        assert!(
+            inputs
+                .iter()
+                .any(|i| i["name"] == "DS_PROMETHEUS" && i["type"] == "datasource" && i["pluginId"] == "prometheus"),
+            "{name}: no DS_PROMETHEUS datasource input: {inputs:?}"
+        );
+
+        let instance = variable(&d, "instance").unwrap_or_else(|| panic!("{name}: no instance variable"));
+        assert_eq!(variable_query(instance), "label_values(claude_sessions_exporter_build_info, instance)", "{name}");
+        for label in ["project", "model"] {
+            let var = variable(&d, label).unwrap_or_else(|| panic!("{name}: no {label} variable"));
+            assert_eq!(
+                variable_query(var),
+                format!(r#"label_values(claude_sessions_tokens_total{{instance=~"$instance"}}, {label})"#),
+                "{name}: {label} variable"
+            );
+            assert_eq!(var["multi"], true, "{name}: {label} variable is not multi-value");
+            assert_eq!(var["includeAll"], true, "{name}: {label} variable has no All");
+        }
+        for var in d["templating"]["list"].as_array().unwrap() {
+            if var["type"] == "query" {
+                assert_eq!(var["datasource"]["uid"], DS_UID, "{name}: variable {}", var["name"]);
+            }
+        }
+
+        let mut ids = BTreeSet::new();
+        let mut queried = 0;
+        for panel in panels(&d) {
+            let title = panel["title"].as_str().unwrap_or_default();
+            let id = panel["id"].as_u64().unwrap_or_else(|| panic!("{name}: panel {title:?} has no numeric id"));
+            assert!(ids.insert(id), "{name}: panel id {id} used twice");
+            assert!(!title.is_empty(), "{name}: panel {id} has no title");
+            for key in ["h", "w", "x", "y"] {
+                assert!(panel["gridPos"][key].is_u64(), "{name}: panel {title:?}: gridPos.{key}");
+            }
+            if is_row(panel) {
+                continue;
+            }
+            assert!(
+                panel["description"].as_str().is_some_and(|t| !t.is_empty()),
+                "{name}: panel {title:?} has no description"
+            );
+            assert_eq!(panel["datasource"]["uid"], DS_UID, "{name}: panel {title:?}: datasource");
+            let targets = panel["targets"].as_array().map(Vec::as_slice).unwrap_or_default();
+            assert!(!targets.is_empty(), "{name}: panel {title:?} has no query");
+            for target in targets {
+                let expr = target["expr"].as_str().unwrap_or_default();
+                assert!(!expr.trim().is_empty(), "{name}: panel {title:?}: a target without expr: {target}");
+                assert_eq!(target["datasource"]["uid"], DS_UID, "{name}: panel {title:?}: target datasource");
+            }
+            queried += 1;
+        }
+        assert!(queried >= 5, "{name}: only {queried} panels");
+        assert_no_overlap(&name, &d);
+    }
+}
+
+/// Top-level panels (rows included) fit the 24-column grid without overlapping.
+fn assert_no_overlap(name: &str, dashboard: &Value) {
+    let boxes: Vec<(&str, [u64; 4])> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let g = &p["gridPos"];
+            let b = ["x", "y", "w", "h"].map(|k| g[k].as_u64().unwrap());
+            (p["title"].as_str().unwrap_or_default(), b)
+        })
+        .collect();
+    for (i, (title, [x, y, w, h])) in boxes.iter().enumerate() {
+        assert!(x + w <= 24 && *w > 0 && *h > 0, "{name}: panel {title:?} does not fit the grid");
+        for (other, [x2, y2, w2, h2]) in &boxes[i + 1..] {
+            let apart = x + w <= *x2 || x2 + w2 <= *x || y + h <= *y2 || y2 + h2 <= *y;
+            assert!(apart, "{name}: panels {title:?} and {other:?} overlap");
+        }
+    }
+}
+
+/// Names at identifier boundaries that start with `claude_sessions` (outside string
+/// literals), with the label names of the selector that follows each (`None`: no selector).
+fn referenced_names(expr: &str) -> Vec<(String, Option<Vec<String>>)> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let quoted = quoted_bytes(expr);
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = expr[from..].find("claude_sessions") {
+        let start = from + i;
+        let len = expr[start..].find(|c: char| !is_ident(c)).unwrap_or(expr.len() - start);
+        let end = start + len;
+        let at_boundary = !expr[..start].chars().next_back().is_some_and(is_ident);
+        if at_boundary && !quoted[start] {
+            let labels = expr[end..].strip_prefix('{').map(|s| selector_labels(&s[..s.find('}').unwrap_or(s.len())]));
+            out.push((expr[start..end].to_owned(), labels));
+        }
+        from = end;
+    }
+    out
+}
+
+/// For each byte of `expr`: whether it is inside a "…" string literal.
+fn quoted_bytes(expr: &str) -> Vec<bool> {
+    let (mut inside, mut escaped) = (false, false);
+    expr.bytes()
+        .map(|b| {
+            let was = inside;
+            match (inside, escaped, b) {
+                (true, true, _) => escaped = false,
+                (true, false, b'\\') => escaped = true,
+                (_, false, b'"') => inside = !inside,
+                _ => {}
+            }
+            was || inside
+        })
+        .collect()
+}
+
+/// Label names of a selector body: `a=~"x", b="y"` → [a, b].
+fn selector_labels(body: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut current = String::new();
+    for c in body.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '=' | '!' | '~' => {
+                if !current.trim().is_empty() {
+                    names.push(current.trim().to_owned());
+                }
+                current.clear();
+            }
+            ',' => current.clear(),
+            c => current.push(c),
+        }
+    }
+    names
+}
+
+/// A recording rule of the rules file.
+#[derive(Debug, PartialEq)]
+struct Rule {
+    /// The labels of its first `by (…)`; `None` if it has none (labels then not checked).
+    labels: Option<BTreeSet<String>>,
+    /// The `claude_sessions_*` metrics its expression reads.
+    metrics: BTreeSet<String>,
+}
+
+/// The `record:` rules of a rules file (plain text scan: the crate has no YAML parser).
+fn recording_rules(text: &str) -> BTreeMap<String, Rule> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut rules = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(name) = line.trim().trim_start_matches("- ").strip_prefix("record:") else { continue };
+        let name = name.trim().trim_matches(['"', '\'']).to_owned();
+        // The rule's text: up to the next rule or group.
+        let body: String = lines[i + 1..]
+            .iter()
+            .take_while(|l| !l.trim_start().starts_with("- "))
+            .map(|l| l.split('#').next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let labels = body.find("by (").map(|at| {
+            let inner = &body[at + 4..];
+            inner[..inner.find(')').unwrap_or(inner.len())].split(',').map(|l| l.trim().to_owned()).collect()
+        });
+        let metrics = referenced_names(&body).into_iter().map(|(n, _)| n).filter(|n| !n.contains(':')).collect();
+        rules.insert(name, Rule { labels, metrics });
+    }
+    rules
+}
+
+/// Metric families deliberately on no dashboard (none so far). A new metric in
+/// src/metrics.rs gets a panel (see dashboards/README.md) or a line here.
+const NOT_ON_DASHBOARDS: &[&str] = &[];
+
+#[test]
+fn dashboards_use_only_declared_metrics() {
+    let declared: Declared =
+        all_defs().map(|d| (d.exposed_name(), (d.kind, d.labels.iter().map(|l| l.to_string()).collect()))).collect();
+    let rules_path = repo().join("alerts/claude-sessions.rules.yml");
+    let rules_text = std::fs::read_to_string(&rules_path).unwrap_or_else(|e| {
+        panic!("{}: {e} (the dashboards use its recording rules; it must define them)", rules_path.display())
+    });
+    let rules = recording_rules(&rules_text);
+    assert!(!rules.is_empty(), "{}: no `record:` rules found", rules_path.display());
+
+    let mut problems = Vec::new();
+    let mut used_metrics = BTreeSet::new();
+    for (name, d) in dashboards() {
+        for (place, expr) in queries(&d) {
+            for (ident, labels) in referenced_names(&expr) {
+                let mut allowed: BTreeSet<String> = ["instance", "job"].map(String::from).into();
+                if ident.contains(':') {
+                    let Some(rule) = rules.get(&ident) else {
+                        problems.push(format!(
+                            "{name}: {place}: recording rule {ident} is not recorded in alerts/claude-sessions.rules.yml"
+                        ));
+                        continue;
+                    };
+                    for metric in &rule.metrics {
+                        used_metrics.insert(strip_histogram_suffix(metric, &declared).0.to_owned());
+                    }
+                    match &rule.labels {
+                        None => continue,
+                        Some(rule_labels) => allowed.extend(rule_labels.iter().cloned()),
+                    }
+                } else {
+                    let (base, suffix) = strip_histogram_suffix(&ident, &declared);
+                    let Some((_, metric_labels)) = declared.get(base) else {
+                        problems.push(format!("{name}: {place}: {ident} is not a metric declared in src/metrics.rs"));
+                        continue;
+                    };
+                    used_metrics.insert(base.to_owned());
+                    allowed.extend(metric_labels.iter().cloned());
+                    if suffix == "_bucket" {
+                        allowed.insert("le".into());
+                    }
+                }
+                for label in labels.into_iter().flatten() {
+                    if !allowed.contains(&label) {
+                        problems.push(format!("{name}: {place}: {ident} has no label {label:?} (it has {allowed:?})"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Every family is on a dashboard, directly or through a recording rule.
+    let unused: Vec<&String> =
+        declared.keys().filter(|n| !used_metrics.contains(*n) && !NOT_ON_DASHBOARDS.contains(&n.as_str())).collect();
+    assert!(unused.is_empty(), "metrics on no dashboard (add a panel, or list them in NOT_ON_DASHBOARDS): {unused:?}");
+}
+
+type Declared = BTreeMap<String, (Type, BTreeSet<String>)>;
+
+/// `x_seconds_bucket` → (`x_seconds`, `_bucket`) when `x_seconds` is a declared histogram.
+fn strip_histogram_suffix<'a>(name: &'a str, declared: &Declared) -> (&'a str, &'static str) {
+    ["_bucket", "_count", "_sum"]
+        .into_iter()
+        .find_map(|s| name.strip_suffix(s).map(|base| (base, s)))
+        .filter(|(base, _)| declared.get(*base).is_some_and(|(kind, _)| *kind == Type::Histogram))
+        .unwrap_or((name, ""))
+}
+
+#[test]
+fn readme_lists_every_panel() {
+    let path = repo().join("dashboards/README.md");
+    let readme = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut missing = Vec::new();
+    for (name, d) in dashboards() {
+        if !readme.contains(&format!("({name}.json)")) {
+            missing.push(format!("{name}: no link to {name}.json"));
+        }
+        for panel in panels(&d).into_iter().filter(|p| !is_row(p)) {
+            let title = panel["title"].as_str().unwrap_or_default().replace('|', "\\|");
+            if !readme.contains(&format!("| {title} (")) {
+                missing.push(format!("{name}: panel {title:?}"));
+            }
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap_or_default().replace('|', "\\|");
+                if !readme.contains(&format!("`{expr}`")) {
+                    missing.push(format!("{name}: panel {title:?}: query `{expr}`"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "dashboards/README.md does not list:\n{}", missing.join("\n"));
+}
+
+#[test]
+fn the_query_scanner_finds_names_and_labels() {
+    let found = referenced_names(
+        r#"sum(rate(claude_sessions_tool_duration_seconds_bucket{instance=~"$instance", tool=~"a,b=c"}[5m])) / claude_sessions:cost_usd:rate5m + up{x="claude_sessions_no"}"#,
+    );
+    assert_eq!(
+        found,
+        [
+            (
+                "claude_sessions_tool_duration_seconds_bucket".to_owned(),
+                Some(vec!["instance".to_owned(), "tool".to_owned()])
+            ),
+            ("claude_sessions:cost_usd:rate5m".to_owned(), None),
+        ]
+    );
+    let rules = recording_rules(
+        "groups:\n  - name: g\n    rules:\n      - record: a:b:rate5m\n        expr: sum by (instance, job, tool) (rate(claude_sessions_tool_calls_total[5m]))\n      - record: c:d\n        expr: vector(1)\n",
+    );
+    assert_eq!(rules["a:b:rate5m"].labels, Some(["instance", "job", "tool"].map(String::from).into()));
+    assert_eq!(rules["a:b:rate5m"].metrics, ["claude_sessions_tool_calls_total".to_owned()].into());
+    assert_eq!(rules["c:d"], Rule { labels: None, metrics: BTreeSet::new() });
+}
