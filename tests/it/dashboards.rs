@@ -5,12 +5,13 @@
 //! `alerts/claude-sessions.rules.yml` records.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use claude_sessions::metrics::{Type, all_defs};
 use serde_json::Value;
 
+use super::prom::which;
 use crate::support::require_tool;
 
 /// The dashboards that must exist (file stem → uid).
@@ -26,15 +27,6 @@ const DS_UID: &str = "${DS_PROMETHEUS}";
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Look a program up on PATH.
-fn which(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 /// Every `dashboards/*.json`, parsed, by file stem.

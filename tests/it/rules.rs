@@ -12,6 +12,7 @@ use std::process::Command;
 
 use claude_sessions::metrics::{Type, all_defs};
 
+use super::prom::which;
 use super::support::require_tool;
 
 const RULES: &str = "alerts/claude-sessions.rules.yml";
@@ -19,11 +20,6 @@ const TESTS: &str = "alerts/tests.yml";
 const RUNBOOK: &str = "alerts/README.md";
 const RUNBOOK_URL: &str = "https://github.com/claude-sessions/claude-sessions/blob/main/alerts/README.md";
 const SEVERITIES: &[&str] = &["info", "warning", "critical"];
-
-/// Look a program up on PATH.
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
 
 fn path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
