@@ -143,7 +143,6 @@ pub struct Entry {
     pub cwd: Option<Box<str>>,
     pub git_branch: Option<Box<str>>,
     pub sidechain: bool,
-    pub agent_id: Option<Box<str>>,
     /// A human prompt typed into the main chain (not tool results, not meta).
     pub prompt: bool,
     pub response: Option<Response>,
@@ -154,8 +153,6 @@ pub struct Entry {
     /// Lines added and removed by an edit tool (from `toolUseResult`).
     pub lines_added: u64,
     pub lines_removed: u64,
-    /// `system/turn_duration`.
-    pub turn_duration_ms: Option<f64>,
     /// The prompt is exactly `Warmup` (2.0.x cache-warming sub-agents).
     pub warmup_prompt: bool,
 }
@@ -189,7 +186,6 @@ impl Entry {
             cwd: None,
             git_branch: None,
             sidechain: false,
-            agent_id: None,
             prompt: false,
             response: None,
             api_error: None,
@@ -198,7 +194,6 @@ impl Entry {
             compaction: None,
             lines_added: 0,
             lines_removed: 0,
-            turn_duration_ms: None,
             warmup_prompt: false,
         }
     }
@@ -218,7 +213,6 @@ impl Entry {
             cwd: line.cwd.as_deref().map(Into::into),
             git_branch: line.git_branch.as_deref().map(Into::into),
             sidechain: line.is_sidechain,
-            agent_id: line.agent_id.as_deref().map(Into::into),
             ..Entry::empty(kind)
         };
         match kind {
@@ -329,7 +323,6 @@ impl Entry {
                     post_tokens: meta.and_then(|m| m.post_tokens),
                 });
             }
-            Some("turn_duration") => self.turn_duration_ms = line.duration_ms,
             Some("api_error") => self.api_error = Some(ApiError::Other),
             _ => {}
         }

@@ -128,11 +128,6 @@ impl Engine {
         self.files.len()
     }
 
-    /// Files whose descriptor is held right now.
-    pub fn open_files(&self) -> usize {
-        self.files.values().filter(|t| t.tail.is_open()).count()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Aggregator> {
         // A panic while holding the lock leaves counters as they were; keep serving.
         self.agg.lock().unwrap_or_else(|p| p.into_inner())
@@ -321,10 +316,6 @@ impl Engine {
     pub fn set_caught_up(&mut self) {
         self.caught_up = true;
         self.tick();
-    }
-
-    pub fn is_caught_up(&self) -> bool {
-        self.caught_up
     }
 
     /// One pass over all history, as `scan` does: files are read and parsed on

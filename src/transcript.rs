@@ -158,18 +158,12 @@ pub struct Line<'a> {
     #[serde(default)]
     pub is_api_error_message: bool,
     #[serde(borrow)]
-    pub agent_id: Option<Text<'a>>,
-    #[serde(borrow)]
     pub request_id: Option<Text<'a>>,
     #[serde(borrow)]
     pub message: Option<Message<'a>>,
     /// Tool output as Claude Code saw it; only the edit statistics are kept.
     pub tool_use_result: Option<PatchStats>,
     pub compact_metadata: Option<CompactMetadata<'a>>,
-    /// `system/turn_duration` and `system/api_error` carry these.
-    pub duration_ms: Option<f64>,
-    /// `system` lines with `subtype: api_error` carry an error object.
-    pub error: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]
