@@ -21,7 +21,6 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::dedup::FastMap;
 use crate::discover::{self, FileInfo, Role};
 use crate::event::{Entry, Millis};
 use crate::live::{Aggregator, Source};
@@ -58,8 +57,8 @@ struct Series {
     histogram: Vec<(Millis, HistData)>,
 }
 
-/// Key of a series: counter or histogram, family index, label key.
-type SeriesKey = (bool, usize, Box<str>);
+/// Samples by family (histogram or counter, family index), then by series key.
+type Families = BTreeMap<(bool, usize), BTreeMap<Box<str>, Series>>;
 
 /// Read all history and write the OpenMetrics exposition to `out`.
 pub fn run(settings: &Settings, opts: &Options, out: &mut dyn Write) -> std::io::Result<Summary> {
@@ -76,8 +75,7 @@ pub fn run(settings: &Settings, opts: &Options, out: &mut dyn Write) -> std::io:
     };
     let mut agg = Aggregator::new(settings.aggregator.clone());
     let mut warmup = vec![false; infos.len()];
-    let mut series: BTreeMap<SeriesKey, Series> = BTreeMap::new();
-    let mut last_seen: FastMap<SeriesKey, (f64, u64)> = FastMap::default();
+    let mut series = Families::new();
     let step = opts.step_ms.max(1000);
     // Session lifecycles (idle/ended observations) advance every 10 steps of transcript time.
     let tick_every = step * 10;
@@ -87,7 +85,7 @@ pub fn run(settings: &Settings, opts: &Options, out: &mut dyn Write) -> std::io:
         let b = ts.div_euclid(step);
         if bucket.is_some_and(|prev| prev != b) {
             let at = (bucket.expect("checked") + 1) * step;
-            snapshot(&agg, at, step, &mut series, &mut last_seen);
+            snapshot(&agg, at, step, &mut series, false);
         }
         bucket = Some(b);
         if *ts >= next_tick {
@@ -104,16 +102,11 @@ pub fn run(settings: &Settings, opts: &Options, out: &mut dyn Write) -> std::io:
         // Close the sessions still open at the end of history, then one last sample for every series.
         let end = ((b + 1) * step).max(summary.last_ms.unwrap_or(0));
         agg.tick(end + settings.aggregator.end_after_ms);
-        snapshot(&agg, end, step, &mut series, &mut last_seen);
-        for ((hist, fam, key), s) in series.iter_mut() {
-            let at_end = if *hist { s.histogram.last().map(|h| h.0) } else { s.counter.last().map(|c| c.0) };
-            if at_end != Some(end) {
-                push_current(&agg, *hist, *fam, key, end, s);
-            }
-        }
+        snapshot(&agg, end, step, &mut series, true);
     }
-    summary.series = series.len();
-    summary.samples = series.values().map(|s| s.counter.len() + s.histogram.len()).sum();
+    let all = || series.values().flat_map(BTreeMap::values);
+    summary.series = all().count();
+    summary.samples = all().map(|s| s.counter.len() + s.histogram.len()).sum();
     write(out, &series, &opts.labels)?;
     Ok(summary)
 }
@@ -155,104 +148,84 @@ fn collect(settings: &Settings) -> (Vec<FileInfo>, Vec<Timed>) {
     (infos, entries)
 }
 
-/// Record a sample for every series whose value changed since its last sample.
-fn snapshot(
-    agg: &Aggregator,
-    at: Millis,
-    step: Millis,
-    series: &mut BTreeMap<SeriesKey, Series>,
-    last_seen: &mut FastMap<SeriesKey, (f64, u64)>,
-) {
+/// Record a sample for every series whose value changed since its last sample
+/// (with `at_end`, for every series, so that all answer at the end of history).
+fn snapshot(agg: &Aggregator, at: Millis, step: Millis, series: &mut Families, at_end: bool) {
     for (fam, (_, map)) in agg.store.counter_families().enumerate() {
+        let family = series.entry((false, fam)).or_default();
         for (key, v) in map {
-            let id = (false, fam, key.clone());
-            if last_seen.get(&id).is_some_and(|(lv, _)| lv == v) || *v == 0.0 {
-                continue;
+            match family.get_mut(key.as_ref()).and_then(|s| s.counter.last().copied().map(|last| (s, last))) {
+                Some((s, (t, last))) => {
+                    if last != *v || (at_end && t != at) {
+                        s.counter.push((at, *v));
+                    }
+                }
+                // Series that never moved (the exporter's own, created at 0) get no samples.
+                None if *v == 0.0 => {}
+                None => family.entry(key.clone()).or_default().counter.extend([(at - step, 0.0), (at, *v)]),
             }
-            let s = series.entry(id.clone()).or_default();
-            if s.counter.is_empty() {
-                s.counter.push((at - step, 0.0));
-            }
-            s.counter.push((at, *v));
-            last_seen.insert(id, (*v, 0));
         }
     }
     for (fam, (def, map)) in agg.store.histogram_families().enumerate() {
+        let family = series.entry((true, fam)).or_default();
         for (key, h) in map {
-            let id = (true, fam, key.clone());
-            if last_seen.get(&id).is_some_and(|(_, n)| *n == h.count) {
-                continue;
+            match family
+                .get_mut(key.as_ref())
+                .and_then(|s| s.histogram.last().map(|(t, l)| (*t, l.count)).map(|last| (s, last)))
+            {
+                Some((s, (t, count))) => {
+                    if count != h.count || (at_end && t != at) {
+                        s.histogram.push((at, h.clone()));
+                    }
+                }
+                None => {
+                    let zero = HistData { counts: vec![0; def.buckets.len() + 1], sum: 0.0, count: 0 };
+                    family.entry(key.clone()).or_default().histogram.extend([(at - step, zero), (at, h.clone())]);
+                }
             }
-            let s = series.entry(id.clone()).or_default();
-            if s.histogram.is_empty() {
-                let zero = HistData { counts: vec![0; def.buckets.len() + 1], sum: 0.0, count: 0 };
-                s.histogram.push((at - step, zero));
-            }
-            s.histogram.push((at, h.clone()));
-            last_seen.insert(id, (0.0, h.count));
         }
-    }
-}
-
-/// Append the series' current value at `at`.
-fn push_current(agg: &Aggregator, hist: bool, fam: usize, key: &str, at: Millis, s: &mut Series) {
-    if hist {
-        if let Some((_, map)) = agg.store.histogram_families().nth(fam)
-            && let Some(h) = map.get(key)
-        {
-            s.histogram.push((at, h.clone()));
-        }
-    } else if let Some((_, map)) = agg.store.counter_families().nth(fam)
-        && let Some(v) = map.get(key)
-    {
-        s.counter.push((at, *v));
     }
 }
 
 /// Write all families as OpenMetrics text, each family's series together.
-fn write(out: &mut dyn Write, series: &BTreeMap<SeriesKey, Series>, extra: &[(String, String)]) -> std::io::Result<()> {
-    let counters: Vec<&'static Def> = metrics::COUNTERS.iter().collect();
-    let histograms: Vec<&'static Def> = metrics::HISTOGRAMS.iter().collect();
+fn write(out: &mut dyn Write, series: &Families, extra: &[(String, String)]) -> std::io::Result<()> {
     let mut line = String::new();
-    let mut current: Option<(bool, usize)> = None;
-    for ((hist, fam, key), s) in series {
-        let def = if *hist { histograms[*fam] } else { counters[*fam] };
-        if current != Some((*hist, *fam)) {
-            current = Some((*hist, *fam));
-            let name = family_name(def);
-            writeln!(out, "# HELP {name} {}", def.help)?;
-            writeln!(out, "# TYPE {name} {}", if *hist { "histogram" } else { "counter" })?;
-            if let Some(u) = def.unit {
-                writeln!(out, "# UNIT {name} {u}")?;
-            }
-        }
-        let mut labels = String::new();
-        for (k, v) in extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(metrics::labels_of(def, key)) {
-            if !labels.is_empty() {
-                labels.push(',');
-            }
-            let _ = write!(labels, "{k}=\"{}\"", escape(v));
-        }
+    for (&(hist, fam), family) in series.iter().filter(|(_, f)| !f.is_empty()) {
+        let def = if hist { &metrics::HISTOGRAMS[fam] } else { &metrics::COUNTERS[fam] };
         let name = family_name(def);
-        let scale = def.scale();
-        for (at, v) in &s.counter {
-            line.clear();
-            let _ = writeln!(line, "{name}_total{{{labels}}} {} {}", fmt_value(v * scale), fmt_ts(*at));
-            out.write_all(line.as_bytes())?;
+        writeln!(out, "# HELP {name} {}", def.help)?;
+        writeln!(out, "# TYPE {name} {}", if hist { "histogram" } else { "counter" })?;
+        if let Some(u) = def.unit {
+            writeln!(out, "# UNIT {name} {u}")?;
         }
-        for (at, h) in &s.histogram {
-            line.clear();
-            let ts = fmt_ts(*at);
-            let sep = if labels.is_empty() { "" } else { "," };
-            let mut cumulative = 0;
-            for (i, n) in h.counts.iter().enumerate() {
-                cumulative += n;
-                let le = def.buckets.get(i).map_or("+Inf".to_owned(), |b| fmt_value(*b));
-                let _ = writeln!(line, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative} {ts}");
+        let scale = def.scale();
+        for (key, s) in family {
+            let mut labels = String::new();
+            for (k, v) in extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(metrics::labels_of(def, key)) {
+                if !labels.is_empty() {
+                    labels.push(',');
+                }
+                let _ = write!(labels, "{k}=\"{}\"", escape(v));
             }
-            let _ = writeln!(line, "{name}_count{{{labels}}} {} {ts}", h.count);
-            let _ = writeln!(line, "{name}_sum{{{labels}}} {} {ts}", fmt_value(h.sum * scale));
-            out.write_all(line.as_bytes())?;
+            for (at, v) in &s.counter {
+                line.clear();
+                let _ = writeln!(line, "{name}_total{{{labels}}} {} {}", fmt_value(v * scale), fmt_ts(*at));
+                out.write_all(line.as_bytes())?;
+            }
+            for (at, h) in &s.histogram {
+                line.clear();
+                let ts = fmt_ts(*at);
+                let sep = if labels.is_empty() { "" } else { "," };
+                let mut cumulative = 0;
+                for (i, n) in h.counts.iter().enumerate() {
+                    cumulative += n;
+                    let le = def.buckets.get(i).map_or("+Inf".to_owned(), |b| fmt_value(*b));
+                    let _ = writeln!(line, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative} {ts}");
+                }
+                let _ = writeln!(line, "{name}_count{{{labels}}} {} {ts}", h.count);
+                let _ = writeln!(line, "{name}_sum{{{labels}}} {} {ts}", fmt_value(h.sum * scale));
+                out.write_all(line.as_bytes())?;
+            }
         }
     }
     writeln!(out, "# EOF")?;
