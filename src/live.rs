@@ -9,6 +9,7 @@
 //! after a restart nothing is counted twice and counters never go down.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +75,8 @@ pub enum State {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
     pub id: String,
-    pub project: String,
+    /// Shared: every line of the session labels its counters with it.
+    pub project: Arc<str>,
     pub slug: String,
     pub git_branch: Option<String>,
     pub first_ms: Millis,
@@ -257,8 +259,12 @@ impl Aggregator {
             if main_chain && matches!(e.kind, Kind::User | Kind::Assistant) {
                 s.turn_last_ms = s.turn_last_ms.max(ts);
             }
-            let last = self.last_activity.entry(project.clone()).or_insert(ts);
-            *last = (*last).max(ts);
+            match self.last_activity.get_mut(&*project) {
+                Some(last) => *last = (*last).max(ts),
+                None => {
+                    self.last_activity.insert(project.to_string(), ts);
+                }
+            }
         }
 
         if let Some(r) = &e.response {
@@ -344,7 +350,7 @@ impl Aggregator {
             id.to_owned(),
             Session {
                 id: id.to_owned(),
-                project,
+                project: project.into(),
                 slug: src.info.slug.clone(),
                 git_branch: None,
                 first_ms: e.timestamp.unwrap_or(Millis::MAX),
