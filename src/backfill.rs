@@ -111,10 +111,46 @@ pub fn run(settings: &Settings, opts: &Options, out: &mut dyn Write) -> std::io:
     Ok(summary)
 }
 
-/// Entries of every file with their transcript time: (time, file index, line index, entry).
-type Timed = (Millis, usize, usize, Entry);
+/// Replay the history stamped before `until_ms` through a tracer: every past
+/// turn becomes a trace, handed to `sink`. Returns the number of spans.
+pub fn traces(settings: &Settings, until_ms: Millis, sink: crate::trace::SpanSink) -> usize {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (infos, mut entries) = collect(settings);
+    entries.retain(|(ts, ..)| *ts < until_ms);
+    entries.sort_by_key(|(ts, file, seq, _)| (*ts, *file, *seq));
+    let spans = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&spans);
+    let mut agg = Aggregator::new(settings.aggregator.clone());
+    agg.enable_traces(
+        Millis::MIN,
+        Arc::new(move |s: Vec<crate::trace::Span>| {
+            counted.fetch_add(s.len(), Ordering::Relaxed);
+            sink(s);
+        }),
+    );
+    let mut warmup = vec![false; infos.len()];
+    // Lifecycles advance each minute of transcript time, so idle turns end as they did live.
+    let mut next_tick = Millis::MIN;
+    for (ts, file, _, e) in &entries {
+        if *ts >= next_tick {
+            agg.tick(*ts);
+            next_tick = ts + 60_000;
+        }
+        let info = &infos[*file];
+        if e.warmup_prompt && info.role == Role::Subagent {
+            warmup[*file] = true;
+        }
+        agg.apply(e, &Source { info, warmup: warmup[*file] });
+    }
+    agg.finish_traces();
+    spans.load(Ordering::Relaxed)
+}
 
-fn collect(settings: &Settings) -> (Vec<FileInfo>, Vec<Timed>) {
+/// Entries of every file with their transcript time: (time, file index, line index, entry).
+pub(crate) type Timed = (Millis, usize, usize, Entry);
+
+pub(crate) fn collect(settings: &Settings) -> (Vec<FileInfo>, Vec<Timed>) {
     let mut infos = Vec::new();
     let mut entries = Vec::new();
     let mut buf = Vec::new();

@@ -73,7 +73,11 @@ impl Tokens {
 pub struct Response {
     /// Dedup key: hash of `message.id` and `requestId` (see `dedup`).
     pub key: u64,
+    /// `message.id` (the API's response id).
+    pub id: Box<str>,
     pub model: Box<str>,
+    /// `message.stop_reason` when written (`end_turn`, `tool_use`, …).
+    pub stop_reason: Option<Box<str>>,
     pub tokens: Tokens,
     /// `usage.speed == "fast"` (priced with a multiplier).
     pub fast: bool,
@@ -153,6 +157,8 @@ pub struct Entry {
     /// Lines added and removed by an edit tool (from `toolUseResult`).
     pub lines_added: u64,
     pub lines_removed: u64,
+    /// `toolUseResult.agentId`: links a `Task`/`Agent` result to its sub-agent file.
+    pub result_agent_id: Option<Box<str>>,
     /// The prompt is exactly `Warmup` (2.0.x cache-warming sub-agents).
     pub warmup_prompt: bool,
 }
@@ -194,6 +200,7 @@ impl Entry {
             compaction: None,
             lines_added: 0,
             lines_removed: 0,
+            result_agent_id: None,
             warmup_prompt: false,
         }
     }
@@ -243,7 +250,9 @@ impl Entry {
             let one_hour = u.cache_creation.as_ref().map_or(0, |c| c.ephemeral_1h_input_tokens);
             self.response = Some(Response {
                 key: crate::dedup::response_key(id, line.request_id.as_deref()),
+                id: (**id).into(),
                 model: model.into(),
+                stop_reason: msg.stop_reason.as_deref().map(Into::into),
                 tokens: Tokens {
                     input: u.input_tokens,
                     output: u.output_tokens,
@@ -270,9 +279,10 @@ impl Entry {
     }
 
     fn read_user(&mut self, line: &Line<'_>) {
-        if let Some(stats) = line.tool_use_result {
+        if let Some(stats) = &line.tool_use_result {
             self.lines_added = stats.added;
             self.lines_removed = stats.removed;
+            self.result_agent_id = stats.agent_id.clone();
         }
         let Some(msg) = &line.message else { return };
         let mut has_text = false;

@@ -26,7 +26,9 @@ pub mod pipeline;
 pub mod pricing;
 pub mod report;
 pub mod server;
+pub mod sinks;
 pub mod tail;
+pub mod trace;
 pub mod transcript;
 pub mod watch;
 

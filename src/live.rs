@@ -8,7 +8,7 @@
 //! Everything here is serializable: the checkpoint stores it whole, so that
 //! after a restart nothing is counted twice and counters never go down.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::dedup::{self, FastMap, Window};
 use crate::discover::{FileInfo, Role};
 use crate::event::{Entry, Kind, Millis, Tokens};
-use crate::metrics::{self, Counter, Gauge, Histogram, Store};
+use crate::metrics::{self, Counter, Exemplar, Gauge, Histogram, Store};
 use crate::pricing;
+use crate::trace::{At, Owner, SpanSink, Tracer};
 
 /// How sessions become projects on the `project` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
@@ -97,6 +98,13 @@ pub struct Session {
     /// 200k, or 1M once a prompt larger than 200k has been seen.
     pub context_window: u64,
     pub last_model: Option<String>,
+    /// Tokens and cost per model (for per-session OTLP series).
+    #[serde(default)]
+    pub by_model: BTreeMap<String, (Tokens, f64)>,
+    #[serde(default)]
+    pub lines_added: u64,
+    #[serde(default)]
+    pub lines_removed: u64,
     turn_start_ms: Option<Millis>,
     turn_last_ms: Millis,
 }
@@ -178,6 +186,15 @@ pub struct Aggregator {
     projects: Projects,
     pending: FastMap<String, Pending>,
     last_activity: HashMap<String, Millis>,
+    /// What the last delivered OTLP delta export counted (its baseline).
+    #[serde(default)]
+    pub otlp_sent: crate::sinks::otlp_metrics::Sent,
+    /// When the counters started (the first run): the start of cumulative OTLP sums.
+    #[serde(default)]
+    pub since_ms: Millis,
+    /// Turns being traced; `None` unless OTLP traces are on.
+    #[serde(default)]
+    tracer: Option<Tracer>,
     #[serde(skip)]
     config: Config,
     #[serde(skip)]
@@ -197,6 +214,9 @@ impl Aggregator {
             projects: Projects::default(),
             pending: FastMap::default(),
             last_activity: HashMap::new(),
+            since_ms: crate::pipeline::now_ms(),
+            otlp_sent: Default::default(),
+            tracer: None,
             config,
             unpriced: BTreeSet::new(),
             evictions_reported: 0,
@@ -212,6 +232,33 @@ impl Aggregator {
         self.dedup.set_capacity(config.dedup_capacity);
         self.evictions_reported = self.dedup.evicted();
         self.config = config;
+    }
+
+    /// Trace turns from now on (lines stamped before `since_ms` are history and
+    /// are not traced), handing finished spans to `sink`. A tracer restored from
+    /// a checkpoint keeps its state and start.
+    pub fn enable_traces(&mut self, since_ms: Millis, sink: SpanSink) {
+        self.tracer.get_or_insert_with(|| Tracer::new(since_ms)).set_sink(Some(sink));
+    }
+
+    /// Stop tracing and forget open turns.
+    pub fn disable_traces(&mut self) {
+        self.tracer = None;
+    }
+
+    pub fn tracer(&self) -> Option<&Tracer> {
+        self.tracer.as_ref()
+    }
+
+    pub fn tracer_mut(&mut self) -> Option<&mut Tracer> {
+        self.tracer.as_mut()
+    }
+
+    /// End every traced turn now (a one-off run ends).
+    pub fn finish_traces(&mut self) {
+        if let Some(t) = &mut self.tracer {
+            t.finish_all();
+        }
     }
 
     pub fn sessions(&self) -> impl Iterator<Item = &Session> {
@@ -246,6 +293,21 @@ impl Aggregator {
         let project = self.sessions[id].project.clone();
         let source = query_source(e, src);
         let main_chain = source == "main";
+        // Tracing context, only for traced lines (no allocation otherwise).
+        let traced = e.timestamp.filter(|ts| self.tracer.as_ref().is_some_and(|t| t.wants(*ts)));
+        let owner = traced.map(|_| owner_of(e, src));
+        let prompts = self.sessions[id].prompts;
+        let at = |prompts: u64| {
+            traced.zip(owner.as_ref()).map(|(ts, owner)| At {
+                session: id,
+                project: &project,
+                prompts,
+                ts,
+                owner,
+                query_source: source,
+            })
+        };
+        let at_line = at(prompts);
 
         if let Some(ts) = e.timestamp {
             let s = self.sessions.get_mut(id).expect("session exists");
@@ -267,18 +329,42 @@ impl Aggregator {
             }
         }
 
+        if e.prompt && main_chain {
+            self.store.inc(Counter::Prompts, &[&project], 1.0);
+            let exemplar = self.turn_exemplar(id);
+            let s = self.sessions.get_mut(id).expect("session exists");
+            s.prompts += 1;
+            let finished = finish_turn(s);
+            s.turn_start_ms = e.timestamp;
+            if let Some(ts) = e.timestamp {
+                s.turn_last_ms = ts;
+            }
+            let prompts = s.prompts;
+            if let Some(d) = finished {
+                self.store.observe_with(Histogram::TurnDuration, &[&project], d, exemplar(d));
+            }
+            if let (Some(tr), Some(a)) = (&mut self.tracer, at(prompts)) {
+                tr.prompt(&a);
+            }
+        }
         if let Some(r) = &e.response {
-            self.apply_response(id, &project, source, main_chain, r);
+            self.apply_response(id, &project, source, main_chain, r, at_line.as_ref());
         }
         if let Some(kind) = e.api_error {
             let s = self.sessions.get_mut(id).expect("session exists");
             s.api_errors += 1;
             let model = s.last_model.clone().unwrap_or_else(|| "unknown".into());
             self.store.inc(Counter::ApiErrors, &[&project, &model, kind.as_str()], 1.0);
+            if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
+                tr.api_error(a, kind.as_str());
+            }
         }
         for t in &e.tool_uses {
             if !self.dedup.first_time(dedup::tool_use_key(&t.id)) {
                 continue;
+            }
+            if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
+                tr.tool_use(a, t);
             }
             let label = tool_label(&t.name);
             self.store.inc(Counter::ToolCalls, &[&project, &label], 1.0);
@@ -304,27 +390,28 @@ impl Aggregator {
                 self.sessions.get_mut(id).expect("session exists").tool_errors += 1;
             }
             if let (Some(end), Some(start)) = (e.timestamp, call.as_ref().and_then(|c| c.at)) {
-                self.store.observe(Histogram::ToolDuration, &[tool], (end - start).max(0) as f64);
+                let exemplar = self
+                    .tracer
+                    .as_ref()
+                    .and_then(|t| t.tool_span(id, &r.tool_use_id))
+                    .map(|(trace_id, span_id)| Exemplar { trace_id, span_id, at_ms: end, value: 0.0 });
+                self.store.observe_with(Histogram::ToolDuration, &[tool], (end - start).max(0) as f64, exemplar);
+            }
+            if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
+                tr.tool_result(a, r, e.result_agent_id.as_deref());
             }
         }
         if new_results {
             self.store.inc(Counter::LinesOfCode, &[&project, "added"], e.lines_added as f64);
             self.store.inc(Counter::LinesOfCode, &[&project, "removed"], e.lines_removed as f64);
-        }
-        if e.prompt && main_chain {
-            self.store.inc(Counter::Prompts, &[&project], 1.0);
             let s = self.sessions.get_mut(id).expect("session exists");
-            s.prompts += 1;
-            let finished = finish_turn(s);
-            s.turn_start_ms = e.timestamp;
-            if let Some(ts) = e.timestamp {
-                s.turn_last_ms = ts;
-            }
-            if let Some(d) = finished {
-                self.store.observe(Histogram::TurnDuration, &[&project], d);
-            }
+            s.lines_added += e.lines_added;
+            s.lines_removed += e.lines_removed;
         }
         if let Some(c) = &e.compaction {
+            if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
+                tr.compaction(a, c);
+            }
             self.store.inc(Counter::Compactions, &[&project, if c.manual { "manual" } else { "auto" }], 1.0);
             let s = self.sessions.get_mut(id).expect("session exists");
             s.compactions += 1;
@@ -339,6 +426,18 @@ impl Aggregator {
                 s.git_branch = Some(b.to_string());
             }
         }
+        if matches!(e.kind, Kind::User | Kind::Assistant | Kind::System)
+            && let (Some(tr), Some(a)) = (&mut self.tracer, at(self.sessions[id].prompts))
+        {
+            tr.touch(&a);
+        }
+    }
+
+    /// An exemplar maker for a turn-duration observation: the session's current trace.
+    fn turn_exemplar(&self, session: &str) -> impl Fn(f64) -> Option<Exemplar> + use<> {
+        let cur = self.tracer.as_ref().and_then(|t| t.current(session));
+        let at_ms = self.sessions.get(session).map_or(0, |s| s.turn_last_ms);
+        move |_| cur.map(|(trace_id, span_id)| Exemplar { trace_id, span_id, at_ms, value: 0.0 })
     }
 
     fn start_session(&mut self, id: &str, e: &Entry, src: &Source<'_>) {
@@ -369,13 +468,24 @@ impl Aggregator {
                 context_tokens: 0,
                 context_window: DEFAULT_WINDOW,
                 last_model: None,
+                by_model: BTreeMap::new(),
+                lines_added: 0,
+                lines_removed: 0,
                 turn_start_ms: None,
                 turn_last_ms: ts,
             },
         );
     }
 
-    fn apply_response(&mut self, id: &str, project: &str, source: &str, main_chain: bool, r: &crate::event::Response) {
+    fn apply_response(
+        &mut self,
+        id: &str,
+        project: &str,
+        source: &str,
+        main_chain: bool,
+        r: &crate::event::Response,
+        at: Option<&At<'_>>,
+    ) {
         let seen = self.dedup.observe(r.key, r.tokens);
         let delta = seen.delta();
         if !seen.first && delta.is_zero() {
@@ -408,6 +518,9 @@ impl Aggregator {
             self.store.inc(Counter::Tokens, &[project, &model, source, ty], n as f64);
         }
         self.store.inc(Counter::Cost, &labels, cost);
+        if let (Some(tr), Some(a)) = (&mut self.tracer, at) {
+            tr.response(a, r, seen.after, cost / 1e9);
+        }
         let s = self.sessions.get_mut(id).expect("session exists");
         s.tokens = Tokens {
             input: s.tokens.input + delta.input,
@@ -417,6 +530,15 @@ impl Aggregator {
             cache_read: s.tokens.cache_read + delta.cache_read,
         };
         s.cost_usd += cost / 1e9;
+        let m = s.by_model.entry(model.clone()).or_default();
+        m.0 = Tokens {
+            input: m.0.input + delta.input,
+            output: m.0.output + delta.output,
+            cache_creation: m.0.cache_creation + delta.cache_creation,
+            cache_creation_1h: m.0.cache_creation_1h + delta.cache_creation_1h,
+            cache_read: m.0.cache_read + delta.cache_read,
+        };
+        m.1 += cost / 1e9;
         if seen.first {
             s.api_requests += 1;
             if !s.models.contains(&model) {
@@ -455,15 +577,23 @@ impl Aggregator {
             } else if quiet >= idle && s.state == State::Active {
                 s.state = State::Idle;
                 changed = true;
+                let ex = exemplar_of(self.tracer.as_ref(), s);
                 if let Some(d) = finish_turn(s) {
-                    self.store.observe(Histogram::TurnDuration, &[&s.project], d);
+                    self.store.observe_with(Histogram::TurnDuration, &[&s.project], d, ex);
+                }
+                if let Some(t) = &mut self.tracer {
+                    t.idle(&s.id);
                 }
             }
         }
         for id in &ended {
             let s = self.sessions.get_mut(id).expect("listed above");
+            let ex = exemplar_of(self.tracer.as_ref(), s);
             if let Some(d) = finish_turn(s) {
-                self.store.observe(Histogram::TurnDuration, &[&s.project], d);
+                self.store.observe_with(Histogram::TurnDuration, &[&s.project], d, ex);
+            }
+            if let Some(t) = &mut self.tracer {
+                t.end(id);
             }
             if s.first_ms <= s.last_ms {
                 let ms = (s.last_ms - s.first_ms) as f64;
@@ -525,6 +655,23 @@ impl Aggregator {
         store.set_gauges(Gauge::ToolCallOldestPending, pending_age);
         store.set_gauges(Gauge::DedupWindow, [(vec![], self.dedup.len() as f64)]);
         self.store = store;
+    }
+}
+
+/// The exemplar of a session's current turn (its trace root), if traced.
+fn exemplar_of(tracer: Option<&Tracer>, s: &Session) -> Option<Exemplar> {
+    let (trace_id, span_id) = tracer?.current(&s.id)?;
+    Some(Exemplar { trace_id, span_id, at_ms: s.turn_last_ms, value: 0.0 })
+}
+
+/// Which chain of its session a line belongs to (for traces).
+fn owner_of(e: &Entry, src: &Source<'_>) -> Owner {
+    match src.info.role {
+        Role::Compaction => Owner::Auxiliary,
+        Role::Subagent if src.warmup => Owner::Auxiliary,
+        Role::Subagent => Owner::Agent(src.info.agent.clone().unwrap_or_else(|| "agent".into())),
+        Role::Main if e.sidechain => Owner::Agent("sidechain".into()),
+        Role::Main => Owner::Main,
     }
 }
 

@@ -11,6 +11,7 @@
 //! model, tool, agent type) into `other`, and the fold is counted.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use crate::dedup::FastMap;
 
@@ -124,6 +125,8 @@ families!(Counter, COUNTERS, Type::Counter, {
     SeriesOverflow => ("claude_sessions_exporter_series_overflow", None, &["metric"], &[], "Label sets folded into 'other' because a metric reached its series cap."),
     CheckpointWrites => ("claude_sessions_exporter_checkpoint_writes", None, &["result"], &[], "Checkpoint writes by result (ok, error)."),
     DedupEvictions => ("claude_sessions_exporter_dedup_evictions", None, &[], &[], "Keys dropped from the bounded deduplication window."),
+    OtlpExports => ("claude_sessions_exporter_otlp_exports", None, &["signal", "result"], &[], "OTLP export requests by signal (metrics, traces) and result (ok, error: failed after retries)."),
+    OtlpDropped => ("claude_sessions_exporter_otlp_dropped", None, &["signal"], &[], "Spans (or cumulative data points) not delivered: the queue was full or the collector failed after retries."),
 });
 
 families!(Histogram, HISTOGRAMS, Type::Histogram, {
@@ -144,6 +147,7 @@ families!(Gauge, GAUGES, Type::Gauge, {
     FilesTracked => ("claude_sessions_exporter_files_tracked", None, &[], &[], "Transcript files being followed."),
     CaughtUp => ("claude_sessions_exporter_caught_up", None, &[], &[], "1 once the existing history has been read."),
     DedupWindow => ("claude_sessions_exporter_dedup_window_keys", None, &[], &[], "Keys held in the deduplication window."),
+    OtlpQueue => ("claude_sessions_exporter_otlp_queue", None, &["signal"], &[], "Spans waiting to be sent to the OTLP collector (bounded)."),
 });
 
 /// All declared families, in exposition order.
@@ -178,12 +182,31 @@ pub struct Store {
     histograms: Vec<FastMap<Box<str>, HistData>>,
     #[serde(skip, default = "empty_gauges")]
     gauges: Vec<FastMap<Box<str>, f64>>,
+    /// Latest exemplar per histogram series and bucket (this process only).
+    #[serde(skip, default = "empty_exemplars")]
+    exemplars: Vec<FastMap<Box<str>, Vec<Option<Exemplar>>>>,
     #[serde(skip)]
     key: String,
 }
 
+/// A trace that an observation came from, shown next to its histogram bucket
+/// (OpenMetrics exemplars), so a slow bucket leads to its trace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exemplar {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    /// Transcript time of the observation, ms since the epoch.
+    pub at_ms: i64,
+    /// Observed value in stored units.
+    pub value: f64,
+}
+
 fn default_cap() -> usize {
     2000
+}
+
+fn empty_exemplars() -> Vec<FastMap<Box<str>, Vec<Option<Exemplar>>>> {
+    vec![FastMap::default(); HISTOGRAMS.len()]
 }
 
 fn empty_gauges() -> Vec<FastMap<Box<str>, f64>> {
@@ -203,6 +226,7 @@ impl Store {
             counters: vec![FastMap::default(); COUNTERS.len()],
             histograms: vec![FastMap::default(); HISTOGRAMS.len()],
             gauges: empty_gauges(),
+            exemplars: empty_exemplars(),
             key: String::new(),
         }
     }
@@ -212,6 +236,7 @@ impl Store {
         self.max_series = max_series.max(1);
         self.counters.resize(COUNTERS.len(), FastMap::default());
         self.histograms.resize(HISTOGRAMS.len(), FastMap::default());
+        self.exemplars.resize(HISTOGRAMS.len(), FastMap::default());
         self.gauges = empty_gauges();
     }
 
@@ -276,6 +301,11 @@ impl Store {
 
     /// Observe `v`, in stored units (see [`Def::scale`]: milliseconds for seconds).
     pub fn observe(&mut self, h: Histogram, values: &[&str], v: f64) {
+        self.observe_with(h, values, v, None);
+    }
+
+    /// Observe `v` and remember `exemplar` as its bucket's latest.
+    pub fn observe_with(&mut self, h: Histogram, values: &[&str], v: f64, exemplar: Option<Exemplar>) {
         if v.is_nan() {
             return;
         }
@@ -295,6 +325,12 @@ impl Store {
         data.counts[i] += 1;
         data.sum += v;
         data.count += 1;
+        if let Some(ex) = exemplar {
+            let per_bucket = self.exemplars[h as usize]
+                .entry(key.as_str().into())
+                .or_insert_with(|| vec![None; def.buckets.len() + 1]);
+            per_bucket[i] = Some(Exemplar { value: v, ..ex });
+        }
         self.key = key;
         if folded {
             self.inc(Counter::SeriesOverflow, &[def.base], 1.0);
@@ -369,6 +405,11 @@ impl Store {
         COUNTERS.iter().zip(&self.counters)
     }
 
+    /// Every gauge family with its series.
+    pub(crate) fn gauge_families(&self) -> impl Iterator<Item = (&'static Def, &FastMap<Box<str>, f64>)> {
+        GAUGES.iter().zip(&self.gauges)
+    }
+
     /// Every histogram family with its series (sums in stored units).
     pub(crate) fn histogram_families(&self) -> impl Iterator<Item = (&'static Def, &FastMap<Box<str>, HistData>)> {
         HISTOGRAMS.iter().zip(&self.histograms)
@@ -401,6 +442,99 @@ impl Store {
             encode_family(encoder, def, &self.gauges[i], |m, v| m.encode_gauge(v))?;
         }
         Ok(())
+    }
+}
+
+impl Store {
+    /// Whether any histogram bucket has an exemplar.
+    pub fn has_exemplars(&self) -> bool {
+        self.exemplars.iter().any(|m| !m.is_empty())
+    }
+
+    /// Add exemplars to the `_bucket` lines of OpenMetrics text rendered from this store
+    /// (prometheus-client cannot be handed exemplars of a custom collector's histograms).
+    pub fn add_exemplars(&self, om: &str) -> String {
+        if !self.has_exemplars() {
+            return om.to_owned();
+        }
+        let names: Vec<(String, usize)> = HISTOGRAMS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.exemplars[*i].is_empty())
+            .map(|(i, d)| (format!("{}_bucket{{", d.exposed_name()), i))
+            .collect();
+        let mut out = String::with_capacity(om.len() + 1024);
+        for line in om.lines() {
+            out.push_str(line);
+            if let Some((prefix, i)) = names.iter().find(|(n, _)| line.starts_with(n.as_str()))
+                && let Some(ex) = self.exemplar_for(*i, &line[prefix.len() - 1..])
+            {
+                let def = &HISTOGRAMS[*i];
+                let _ = write!(
+                    out,
+                    " # {{trace_id=\"{}\",span_id=\"{}\"}} {} {:.3}",
+                    crate::trace::hex(&ex.trace_id),
+                    crate::trace::hex(&ex.span_id),
+                    ex.value * def.scale(),
+                    ex.at_ms as f64 / 1000.0
+                );
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The exemplar of the bucket a sample line (from its `{`) stands for.
+    fn exemplar_for(&self, family: usize, rest: &str) -> Option<Exemplar> {
+        let def = &HISTOGRAMS[family];
+        let labels = parse_labels(rest)?;
+        let mut key = String::new();
+        for (n, name) in def.labels.iter().enumerate() {
+            if n > 0 {
+                key.push(SEP);
+            }
+            key.push_str(&labels.iter().find(|(k, _)| k == name)?.1);
+        }
+        let le = &labels.iter().find(|(k, _)| k == "le")?.1;
+        let bucket = if le == "+Inf" {
+            def.buckets.len()
+        } else {
+            let le: f64 = le.parse().ok()?;
+            def.buckets.iter().position(|b| (b - le).abs() < 1e-9)?
+        };
+        *self.exemplars[family].get(key.as_str())?.get(bucket)?
+    }
+}
+
+/// The label pairs of `{a="x",b="y\"z"} …` (OpenMetrics escapes unescaped).
+fn parse_labels(s: &str) -> Option<Vec<(String, String)>> {
+    let mut chars = s.strip_prefix('{')?.chars().peekable();
+    let mut out = Vec::new();
+    loop {
+        let mut name = String::new();
+        loop {
+            match chars.next()? {
+                '}' if name.is_empty() => return Some(out),
+                '=' => break,
+                ',' if name.is_empty() => {}
+                c => name.push(c),
+            }
+        }
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => match chars.next()? {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        out.push((name, value));
     }
 }
 

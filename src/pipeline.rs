@@ -100,6 +100,10 @@ pub struct Engine {
     buf: Vec<u8>,
     caught_up: bool,
     warned: HashSet<PathBuf>,
+    /// Where finished trace spans go (OTLP traces on).
+    span_sink: Option<crate::trace::SpanSink>,
+    /// Send the traces of history once, through this (blocking) sink.
+    trace_backfill: Option<crate::trace::SpanSink>,
 }
 
 impl Engine {
@@ -112,7 +116,28 @@ impl Engine {
             buf: Vec::new(),
             caught_up: false,
             warned: HashSet::new(),
+            span_sink: None,
+            trace_backfill: None,
         }
+    }
+
+    /// Trace turns into `sink` (OTLP traces). Call after [`Engine::restore`]: a
+    /// restored tracer continues at once (lines written while the daemon was down
+    /// are traced); otherwise tracing starts once history has been read.
+    /// `backfill`: also send the history's traces once, on a background thread.
+    pub fn set_span_sink(&mut self, sink: Option<crate::trace::SpanSink>, backfill: Option<crate::trace::SpanSink>) {
+        let mut agg = self.lock();
+        match &sink {
+            Some(s) => {
+                if let Some(t) = agg.tracer_mut() {
+                    t.set_sink(Some(Arc::clone(s)));
+                }
+            }
+            None => agg.disable_traces(),
+        }
+        drop(agg);
+        self.span_sink = sink;
+        self.trace_backfill = backfill;
     }
 
     /// The aggregator, shared with the HTTP server.
@@ -315,7 +340,30 @@ impl Engine {
 
     pub fn set_caught_up(&mut self) {
         self.caught_up = true;
+        if let Some(sink) = &self.span_sink {
+            self.lock().enable_traces(now_ms(), Arc::clone(sink));
+        }
         self.tick();
+        if let Some(sink) = self.trace_backfill.take() {
+            self.start_trace_backfill(sink);
+        }
+    }
+
+    /// `--otlp-backfill`: replay the history before tracing began, once.
+    fn start_trace_backfill(&self, sink: crate::trace::SpanSink) {
+        let Some(since) = self.lock().tracer().filter(|t| !t.backfilled).map(|t| t.since_ms) else { return };
+        let (settings, agg) = (self.settings.clone(), Arc::clone(&self.agg));
+        let spawned = std::thread::Builder::new().name("trace-backfill".into()).spawn(move || {
+            let started = std::time::Instant::now();
+            let spans = crate::backfill::traces(&settings, since, sink);
+            if let Some(t) = agg.lock().unwrap_or_else(|p| p.into_inner()).tracer_mut() {
+                t.backfilled = true;
+            }
+            tracing::info!(spans, elapsed_ms = started.elapsed().as_millis() as u64, "Sent the traces of history.");
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "Cannot start the trace backfill.");
+        }
     }
 
     /// One pass over all history, as `scan` does: files are read and parsed on

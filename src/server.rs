@@ -41,20 +41,25 @@ impl Collector for StoreCollector {
 #[derive(Debug)]
 pub struct Exposition {
     registry: Registry,
+    agg: Arc<Mutex<Aggregator>>,
 }
 
 impl Exposition {
     pub fn new(agg: Arc<Mutex<Aggregator>>) -> Exposition {
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(StoreCollector(agg)));
-        Exposition { registry }
+        registry.register_collector(Box::new(StoreCollector(Arc::clone(&agg))));
+        Exposition { registry, agg }
     }
 
-    /// OpenMetrics text (with `# EOF`), or the classic Prometheus text format.
+    /// OpenMetrics text (with `# EOF` and trace exemplars), or the classic Prometheus text format.
     pub fn render(&self, openmetrics: bool) -> String {
         let mut s = String::new();
         prometheus_client::encoding::text::encode(&mut s, &self.registry).expect("writing to a String cannot fail");
-        if openmetrics { s } else { crate::metrics::openmetrics_to_prometheus(&s) }
+        if !openmetrics {
+            return crate::metrics::openmetrics_to_prometheus(&s);
+        }
+        let agg = self.agg.lock().unwrap_or_else(|p| p.into_inner());
+        agg.store.add_exemplars(&s)
     }
 }
 

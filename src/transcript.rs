@@ -338,10 +338,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
 /// `toolUseResult` is a string for errors and an object whose shape depends on
 /// the tool otherwise. We keep only `structuredPatch` line signs and, for a
 /// file created by `Write`, the number of lines of its content.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PatchStats {
     pub added: u64,
     pub removed: u64,
+    /// `agentId` of a `Task`/`Agent` result: the sub-agent that ran (2.0.x+).
+    pub agent_id: Option<Box<str>>,
 }
 
 impl<'de> Deserialize<'de> for PatchStats {
@@ -394,6 +396,7 @@ impl<'de> Visitor<'de> for ResultVisitor {
                 }
                 "type" => is_create = map.next_value::<&RawValue>()?.get() == "\"create\"",
                 "content" => created_lines = Some(map.next_value::<LineCount>()?.0),
+                "agentId" => stats.agent_id = map.next_value::<Option<Cow<'de, str>>>()?.map(Into::into),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -514,7 +517,7 @@ mod tests {
     fn edit_result_counts_patch_lines_and_created_files() {
         let edit = br#"{"type":"user","toolUseResult":{"filePath":"a","structuredPatch":[{"oldStart":1,"lines":[" a","-b","+c","+d"]}]}}"#;
         let s = parse_line(edit).unwrap().tool_use_result.unwrap();
-        assert_eq!(s, PatchStats { added: 2, removed: 1 });
+        assert_eq!(s, PatchStats { added: 2, removed: 1, agent_id: None });
         let create = br#"{"type":"user","toolUseResult":{"type":"create","filePath":"a","content":"x\ny\nz","structuredPatch":[]}}"#;
         assert_eq!(parse_line(create).unwrap().tool_use_result.unwrap().added, 3);
         let create = br#"{"type":"user","toolUseResult":{"type":"create","content":"a\\nb\n","structuredPatch":[]}}"#;

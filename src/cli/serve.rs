@@ -49,6 +49,77 @@ pub struct ServeArgs {
     /// How often the checkpoint is written when something changed.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub checkpoint_interval: Duration,
+
+    #[command(flatten)]
+    pub otlp: OtlpArgs,
+}
+
+/// OTLP push. Settings default to the standard `OTEL_*` variables; flags win.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "OTLP")]
+pub struct OtlpArgs {
+    /// Push metrics over OTLP (or set OTEL_METRICS_EXPORTER=otlp).
+    #[arg(long)]
+    pub otlp_metrics: bool,
+
+    /// Push traces, one per user turn (or set OTEL_TRACES_EXPORTER=otlp).
+    #[arg(long)]
+    pub otlp_traces: bool,
+
+    /// Collector URL. Default: OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318
+    /// (http/protobuf) or http://localhost:4317 (grpc).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// Wire protocol. Default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<crate::sinks::otlp::Protocol>,
+
+    /// Extra request header KEY=VALUE (repeatable). Prefer OTEL_EXPORTER_OTLP_HEADERS:
+    /// command lines are visible to other users. Never logged.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub otlp_header: Vec<String>,
+
+    /// Metric export interval. Default: OTEL_METRIC_EXPORT_INTERVAL (ms), else 60s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub otlp_interval: Option<Duration>,
+
+    /// Sum temporality. Default: OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, else cumulative.
+    #[arg(long, value_enum)]
+    pub otlp_temporality: Option<crate::sinks::otlp::Temporality>,
+
+    /// Also send the traces of the history read on the first start, once.
+    #[arg(long)]
+    pub otlp_backfill: bool,
+
+    /// Also emit Claude Code's own metric names (claude_code.token.usage, …).
+    #[arg(long)]
+    pub otlp_claude_code_metrics: bool,
+
+    /// With --otlp-claude-code-metrics: one series per session (a session.id attribute).
+    #[arg(long, requires = "otlp_claude_code_metrics")]
+    pub otlp_claude_code_session_id: bool,
+}
+
+impl OtlpArgs {
+    /// The OTLP configuration from the environment and these flags; `None` when off.
+    pub fn config(&self) -> anyhow::Result<Option<crate::sinks::otlp::Config>> {
+        let flags = crate::sinks::otlp::Overrides {
+            endpoint: self.otlp_endpoint.clone(),
+            protocol: self.otlp_protocol,
+            headers: self.otlp_header.clone(),
+            metrics: self.otlp_metrics,
+            traces: self.otlp_traces,
+            interval: self.otlp_interval,
+            temporality: self.otlp_temporality,
+            compat: crate::sinks::otlp::Compat {
+                claude_code: self.otlp_claude_code_metrics,
+                session_id: self.otlp_claude_code_session_id,
+            },
+            backfill: self.otlp_backfill,
+        };
+        Ok(crate::sinks::otlp::Config::from_env(&|k| std::env::var(k).ok(), &flags)?)
+    }
 }
 
 fn default_state_dir() -> anyhow::Result<PathBuf> {
@@ -64,6 +135,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--web.telemetry-path must start with / and not be / itself");
     }
     let settings = args.source.settings()?;
+    let otlp = args.otlp.config()?;
     let state_dir = match args.state_dir {
         Some(d) => d,
         None => default_state_dir()?,
@@ -83,6 +155,28 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Err(e @ CheckpointError::Corrupt { .. }) => tracing::warn!(error = %e, "Rebuilding from transcript files."),
         Err(e) => tracing::warn!(error = %e, "Rebuilding from transcript files."),
     }
+    let exporter = match otlp {
+        Some(cfg) => {
+            for (signal, ep) in [("metrics", &cfg.metrics), ("traces", &cfg.traces)] {
+                if let Some(ep) = ep {
+                    tracing::info!(signal, endpoint = %ep.url, protocol = ?ep.protocol, "Pushing OTLP.");
+                }
+            }
+            let traces = cfg.traces.is_some();
+            let backfill = cfg.backfill;
+            let exporter = crate::sinks::otlp::Exporter::start(cfg, engine.aggregator())?;
+            if traces {
+                engine.set_span_sink(Some(exporter.sink()), backfill.then(|| exporter.blocking_sink()));
+            } else {
+                engine.set_span_sink(None, None);
+            }
+            Some(exporter)
+        }
+        None => {
+            engine.set_span_sink(None, None);
+            None
+        }
+    };
     for d in &engine.settings().projects_dirs {
         if !d.is_dir() {
             tracing::info!(path = %d.display(), "Folder does not exist yet; waiting for it.");
@@ -136,6 +230,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("Shutting down; writing checkpoint.");
     let _ = tx.send(Msg::Shutdown);
     let _ = engine_thread.join();
+    if let Some(e) = exporter {
+        // A last metrics export and the queued spans (open turns stay in the checkpoint).
+        e.shutdown();
+    }
     Ok(())
 }
 

@@ -1,0 +1,5 @@
+//! Destinations besides `/metrics`: one file per destination.
+
+pub mod otlp;
+pub mod otlp_metrics;
+pub mod otlp_traces;

@@ -1,0 +1,780 @@
+//! OTLP push: configuration, resource, transport and the export worker.
+//!
+//! In: the shared aggregator (metrics are read from its store at each export
+//! interval) and finished spans (queued by the tracer's sink). Out: OTLP
+//! requests over gRPC or HTTP/protobuf, built directly from our own data with
+//! the `opentelemetry-proto` types, so that cumulative sums and histograms
+//! restored from the checkpoint, and span ids and times taken from the
+//! transcript, go out exactly as they are.
+//!
+//! Settings come from the standard `OTEL_*` variables, overridden by flags.
+//! Headers are secrets: never logged, never shown in errors.
+//!
+//! Failure handling: each request is retried with exponential backoff (a
+//! bounded number of times) on retryable errors; then its data is dropped and
+//! counted. Spans wait in a bounded queue; when it is full new spans are
+//! dropped and counted. Nothing here blocks the engine or the HTTP server.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use crate::live::Aggregator;
+use crate::metrics::{Counter, Gauge};
+use crate::trace::{Span, SpanSink};
+
+use super::{otlp_metrics, otlp_traces};
+
+/// Wire protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    #[value(name = "grpc")]
+    Grpc,
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// Cumulative (what Prometheus-compatible backends want) or delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Temporality {
+    Cumulative,
+    Delta,
+}
+
+/// Where and how one signal is sent.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// gRPC: the server (`http://host:4317`). HTTP: the full URL (`…/v1/traces`).
+    pub url: String,
+    pub protocol: Protocol,
+    /// Secret: never printed (see the `Debug` impl).
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub gzip: bool,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("protocol", &self.protocol)
+            .field("headers", &format_args!("[{} hidden]", self.headers.len()))
+            .field("timeout", &self.timeout)
+            .field("gzip", &self.gzip)
+            .finish()
+    }
+}
+
+/// Claude Code's own metric names, emitted besides ours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compat {
+    pub claude_code: bool,
+    /// Per-session series (`session.id`), as Claude Code does by default.
+    pub session_id: bool,
+}
+
+/// Everything the OTLP worker needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub metrics: Option<Endpoint>,
+    pub traces: Option<Endpoint>,
+    pub interval: Duration,
+    pub temporality: Temporality,
+    pub compat: Compat,
+    /// Send the traces of history (before the first start) once.
+    pub backfill: bool,
+    pub resource: Vec<(String, String)>,
+    /// Spans held while the collector is slow or down.
+    pub max_queue_spans: usize,
+    /// Spans per request.
+    pub max_batch_spans: usize,
+    /// Attempts per request (1 = no retry).
+    pub max_attempts: u32,
+    /// First retry delay; doubles each time.
+    pub backoff: Duration,
+}
+
+/// Flags that override the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub endpoint: Option<String>,
+    pub protocol: Option<Protocol>,
+    pub headers: Vec<String>,
+    pub metrics: bool,
+    pub traces: bool,
+    pub interval: Option<Duration>,
+    pub temporality: Option<Temporality>,
+    pub compat: Compat,
+    pub backfill: bool,
+}
+
+/// Invalid OTLP settings.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+impl Config {
+    /// Read the `OTEL_*` variables through `env`, then apply `flags`. `Ok(None)`:
+    /// no signal is switched on (by `--otlp-metrics`/`--otlp-traces` or
+    /// `OTEL_METRICS_EXPORTER=otlp`/`OTEL_TRACES_EXPORTER=otlp`).
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>, flags: &Overrides) -> Result<Option<Config>, ConfigError> {
+        let var = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let exporter_on = |k: &str| var(k).is_some_and(|v| v.split(',').any(|e| e.trim() == "otlp"));
+        let want_metrics = flags.metrics || exporter_on("OTEL_METRICS_EXPORTER");
+        let want_traces = flags.traces || exporter_on("OTEL_TRACES_EXPORTER");
+        if !want_metrics && !want_traces {
+            return Ok(None);
+        }
+        let endpoint = |signal: &str, path: &str| -> Result<Endpoint, ConfigError> {
+            let upper = signal.to_ascii_uppercase();
+            let pick = |name: &str| {
+                var(&format!("OTEL_EXPORTER_OTLP_{upper}_{name}"))
+                    .or_else(|| var(&format!("OTEL_EXPORTER_OTLP_{name}")))
+            };
+            let protocol = match (flags.protocol, pick("PROTOCOL").as_deref()) {
+                (Some(p), _) => p,
+                (None, None | Some("http/protobuf")) => Protocol::HttpProtobuf,
+                (None, Some("grpc")) => Protocol::Grpc,
+                (None, Some(other)) => {
+                    return err(format!("OTLP protocol {other:?} is not supported: use grpc or http/protobuf"));
+                }
+            };
+            let default_base = match protocol {
+                Protocol::Grpc => "http://localhost:4317",
+                Protocol::HttpProtobuf => "http://localhost:4318",
+            };
+            // A signal-specific endpoint is used as is; the general one gets `/v1/<signal>` (HTTP).
+            let url = match (&flags.endpoint, var(&format!("OTEL_EXPORTER_OTLP_{upper}_ENDPOINT"))) {
+                (Some(base), _) => join_path(base, protocol, path),
+                (None, Some(full)) => full,
+                (None, None) => {
+                    join_path(&var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or(default_base.into()), protocol, path)
+                }
+            };
+            if !url.starts_with("http://") {
+                if url.starts_with("https://") {
+                    return err(format!(
+                        "OTLP endpoint {url}: TLS is not built in; send to a local collector over http:// (see README)"
+                    ));
+                }
+                return err(format!("OTLP endpoint {url:?} must be an http:// URL"));
+            }
+            let mut headers = Vec::new();
+            if let Some(h) = var("OTEL_EXPORTER_OTLP_HEADERS") {
+                headers.extend(parse_pairs(&h, "OTEL_EXPORTER_OTLP_HEADERS")?);
+            }
+            if let Some(h) = var(&format!("OTEL_EXPORTER_OTLP_{upper}_HEADERS")) {
+                for (k, v) in parse_pairs(&h, "OTEL_EXPORTER_OTLP_*_HEADERS")? {
+                    headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(&k));
+                    headers.push((k, v));
+                }
+            }
+            for h in &flags.headers {
+                for (k, v) in parse_pairs(h, "--otlp-header")? {
+                    headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(&k));
+                    headers.push((k, v));
+                }
+            }
+            let timeout = match pick("TIMEOUT") {
+                Some(ms) => Duration::from_millis(
+                    ms.parse()
+                        .map_err(|_| ConfigError(format!("OTLP timeout {ms:?} is not a number of milliseconds")))?,
+                ),
+                None => Duration::from_secs(10),
+            };
+            let gzip = match pick("COMPRESSION").as_deref() {
+                None | Some("none") => false,
+                Some("gzip") => true,
+                Some(other) => return err(format!("OTLP compression {other:?} is not supported: use gzip or none")),
+            };
+            Ok(Endpoint { url, protocol, headers, timeout, gzip })
+        };
+        let interval = match (flags.interval, var("OTEL_METRIC_EXPORT_INTERVAL")) {
+            (Some(d), _) => d,
+            (None, Some(ms)) => Duration::from_millis(ms.parse().map_err(|_| {
+                ConfigError(format!("OTEL_METRIC_EXPORT_INTERVAL {ms:?} is not a number of milliseconds"))
+            })?),
+            (None, None) => Duration::from_secs(60),
+        };
+        if interval < Duration::from_millis(100) {
+            return err("the OTLP metric export interval must be at least 100 ms");
+        }
+        let temporality = match (flags.temporality, var("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")) {
+            (Some(t), _) => t,
+            (None, None) => Temporality::Cumulative,
+            (None, Some(t)) => match t.to_ascii_lowercase().as_str() {
+                "cumulative" => Temporality::Cumulative,
+                // Our instruments are all counters and histograms: lowmemory means delta for them.
+                "delta" | "lowmemory" => Temporality::Delta,
+                _ => {
+                    return err(format!(
+                        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE {t:?}: use cumulative or delta"
+                    ));
+                }
+            },
+        };
+        Ok(Some(Config {
+            metrics: if want_metrics { Some(endpoint("metrics", "v1/metrics")?) } else { None },
+            traces: if want_traces { Some(endpoint("traces", "v1/traces")?) } else { None },
+            interval,
+            temporality,
+            compat: flags.compat,
+            backfill: flags.backfill,
+            resource: resource_attributes(env)?,
+            max_queue_spans: 20_000,
+            max_batch_spans: 512,
+            max_attempts: 4,
+            backoff: Duration::from_millis(500),
+        }))
+    }
+}
+
+fn join_path(base: &str, protocol: Protocol, path: &str) -> String {
+    match protocol {
+        Protocol::Grpc => base.to_owned(),
+        Protocol::HttpProtobuf => format!("{}/{path}", base.trim_end_matches('/')),
+    }
+}
+
+/// `k1=v1,k2=v2` with percent-encoded values (the W3C Baggage form the spec uses).
+fn parse_pairs(s: &str, what: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = part.split_once('=') else {
+            // Do not echo the value: it may hold a token.
+            return err(format!("{what}: an entry is not of the form key=value"));
+        };
+        out.push((percent_decode(k.trim()), percent_decode(v.trim())));
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The resource: `service.name` (`OTEL_SERVICE_NAME`, else `claude-sessions`),
+/// `service.version`, `service.instance.id`, `host.name`, then `OTEL_RESOURCE_ATTRIBUTES`.
+fn resource_attributes(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, ConfigError> {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let mut attrs: Vec<(String, String)> = vec![
+        ("service.name".into(), "claude-sessions".into()),
+        ("service.version".into(), crate::VERSION.into()),
+        ("host.name".into(), host.clone()),
+    ];
+    if let Some(extra) = env("OTEL_RESOURCE_ATTRIBUTES").filter(|s| !s.trim().is_empty()) {
+        for (k, v) in parse_pairs(&extra, "OTEL_RESOURCE_ATTRIBUTES")? {
+            attrs.retain(|(ak, _)| *ak != k);
+            attrs.push((k, v));
+        }
+    }
+    if let Some(name) = env("OTEL_SERVICE_NAME").filter(|s| !s.trim().is_empty()) {
+        attrs.retain(|(k, _)| k != "service.name");
+        attrs.insert(0, ("service.name".into(), name.trim().to_owned()));
+    }
+    if !attrs.iter().any(|(k, _)| k == "service.instance.id") {
+        // Stable for a user on a host: series continue across restarts.
+        let user = env("USER").unwrap_or_default();
+        let id = crate::trace::trace_id(&host, crate::dedup::fnv1a(&[user.as_bytes()]));
+        attrs.push(("service.instance.id".into(), crate::trace::hex(&id)));
+    }
+    Ok(attrs)
+}
+
+pub(crate) fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+}
+
+pub(crate) fn kv_str(key: &str, value: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(value.to_owned()))
+}
+
+pub(crate) fn resource(cfg: &Config) -> Resource {
+    Resource { attributes: cfg.resource.iter().map(|(k, v)| kv_str(k, v)).collect(), ..Default::default() }
+}
+
+/// Why an export failed.
+#[derive(Debug)]
+pub struct ExportError {
+    pub retryable: bool,
+    pub message: String,
+}
+
+/// A connection to one endpoint.
+enum Client {
+    Grpc {
+        channel: tonic::transport::Channel,
+        ep: Endpoint,
+    },
+    Http {
+        client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+        ep: Endpoint,
+    },
+}
+
+impl Client {
+    /// Must be called inside a tokio runtime. Connects lazily.
+    fn new(ep: &Endpoint) -> Result<Client, ConfigError> {
+        match ep.protocol {
+            Protocol::Grpc => {
+                let channel = tonic::transport::Endpoint::from_shared(ep.url.clone())
+                    .map_err(|e| ConfigError(format!("OTLP endpoint {}: {e}", ep.url)))?
+                    .connect_timeout(ep.timeout)
+                    .timeout(ep.timeout)
+                    .connect_lazy();
+                Ok(Client::Grpc { channel, ep: ep.clone() })
+            }
+            Protocol::HttpProtobuf => {
+                let client =
+                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+                Ok(Client::Http { client, ep: ep.clone() })
+            }
+        }
+    }
+
+    async fn send_metrics(&self, req: ExportMetricsServiceRequest) -> Result<(), ExportError> {
+        match self {
+            Client::Grpc { channel, ep } => {
+                let mut c = MetricsServiceClient::new(channel.clone());
+                if ep.gzip {
+                    c = c.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                }
+                c.export(grpc_request(req, ep)?).await.map(|_| ()).map_err(grpc_error)
+            }
+            Client::Http { client, ep } => http_post(client, ep, prost::Message::encode_to_vec(&req)).await,
+        }
+    }
+
+    async fn send_traces(&self, req: ExportTraceServiceRequest) -> Result<(), ExportError> {
+        match self {
+            Client::Grpc { channel, ep } => {
+                let mut c = TraceServiceClient::new(channel.clone());
+                if ep.gzip {
+                    c = c.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                }
+                c.export(grpc_request(req, ep)?).await.map(|_| ()).map_err(grpc_error)
+            }
+            Client::Http { client, ep } => http_post(client, ep, prost::Message::encode_to_vec(&req)).await,
+        }
+    }
+}
+
+fn grpc_request<T>(msg: T, ep: &Endpoint) -> Result<tonic::Request<T>, ExportError> {
+    let mut req = tonic::Request::new(msg);
+    req.set_timeout(ep.timeout);
+    for (k, v) in &ep.headers {
+        let key = tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes());
+        let val = tonic::metadata::MetadataValue::try_from(v.as_str());
+        match (key, val) {
+            (Ok(key), Ok(val)) => {
+                req.metadata_mut().insert(key, val);
+            }
+            _ => {
+                return Err(ExportError {
+                    retryable: false,
+                    message: format!("header {k:?} is not valid gRPC metadata"),
+                });
+            }
+        }
+    }
+    Ok(req)
+}
+
+fn grpc_error(s: tonic::Status) -> ExportError {
+    use tonic::Code;
+    let retryable = matches!(
+        s.code(),
+        Code::Unavailable
+            | Code::ResourceExhausted
+            | Code::DeadlineExceeded
+            | Code::Aborted
+            | Code::Cancelled
+            | Code::Unknown
+    );
+    ExportError { retryable, message: format!("gRPC {:?}: {}", s.code(), s.message()) }
+}
+
+async fn http_post(
+    client: &hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    ep: &Endpoint,
+    body: Vec<u8>,
+) -> Result<(), ExportError> {
+    let mut b = hyper::Request::post(&ep.url).header("content-type", "application/x-protobuf");
+    let body = if ep.gzip {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let _ = gz.write_all(&body);
+        b = b.header("content-encoding", "gzip");
+        gz.finish().unwrap_or_default()
+    } else {
+        body
+    };
+    for (k, v) in &ep.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    let req = b
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|_| ExportError { retryable: false, message: "a header name or value is invalid".into() })?;
+    let resp = match tokio::time::timeout(ep.timeout, client.request(req)).await {
+        Err(_) => return Err(ExportError { retryable: true, message: "timed out".into() }),
+        Ok(Err(e)) => return Err(ExportError { retryable: true, message: format!("HTTP: {e}") }),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    // Drain the body so the connection can be reused.
+    let _ = tokio::time::timeout(ep.timeout, resp.into_body().collect()).await;
+    if status.is_success() {
+        return Ok(());
+    }
+    let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+    Err(ExportError { retryable, message: format!("HTTP status {status}") })
+}
+
+/// Spans waiting to be sent, bounded.
+#[derive(Default)]
+struct Queue {
+    spans: Mutex<VecDeque<Span>>,
+    ready: tokio::sync::Notify,
+    /// Spans refused because the queue was full, not yet counted in the store
+    /// (the sink runs while the aggregator is locked, so it cannot count there).
+    refused: std::sync::atomic::AtomicU64,
+}
+
+/// Handles to the running exporter.
+pub struct Exporter {
+    queue: Arc<Queue>,
+    max_queue: usize,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn lock(agg: &Mutex<Aggregator>) -> std::sync::MutexGuard<'_, Aggregator> {
+    agg.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Exporter {
+    /// Start the export thread. Returns the sink the tracer hands spans to.
+    pub fn start(cfg: Config, agg: Arc<Mutex<Aggregator>>) -> anyhow::Result<Exporter> {
+        {
+            let mut a = lock(&agg);
+            for (signal, on) in [("metrics", cfg.metrics.is_some()), ("traces", cfg.traces.is_some())] {
+                if on {
+                    for result in ["ok", "error"] {
+                        a.store.touch(Counter::OtlpExports, &[signal, result]);
+                    }
+                    a.store.touch(Counter::OtlpDropped, &[signal]);
+                }
+            }
+        }
+        let queue = Arc::new(Queue::default());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        // Clients are built inside the runtime (tonic needs it); errors surface here.
+        let clients = rt.block_on(async {
+            let m = cfg.metrics.as_ref().map(Client::new).transpose()?;
+            let t = cfg.traces.as_ref().map(Client::new).transpose()?;
+            Ok::<_, ConfigError>((m, t))
+        })?;
+        let (q, a, c) = (Arc::clone(&queue), Arc::clone(&agg), cfg.clone());
+        let thread = std::thread::Builder::new().name("otlp".into()).spawn(move || {
+            rt.block_on(async move {
+                let (mc, tc) = clients;
+                let metrics = async {
+                    if let Some(client) = mc {
+                        metrics_loop(&c, &client, &a, stopped.clone()).await;
+                    }
+                };
+                let traces = async {
+                    if let Some(client) = tc {
+                        traces_loop(&c, &client, &a, &q, stopped.clone()).await;
+                    }
+                };
+                tokio::join!(metrics, traces);
+            });
+        })?;
+        Ok(Exporter { queue, max_queue: cfg.max_queue_spans, stop, thread: Some(thread) })
+    }
+
+    /// The tracer's sink: queues spans, dropping (and counting) what does not fit.
+    pub fn sink(&self) -> SpanSink {
+        let (queue, max) = (Arc::clone(&self.queue), self.max_queue);
+        Arc::new(move |spans: Vec<Span>| {
+            let n = spans.len();
+            let refused = {
+                let mut q = queue.spans.lock().unwrap_or_else(|p| p.into_inner());
+                let room = max.saturating_sub(q.len());
+                q.extend(spans.into_iter().take(room));
+                n.saturating_sub(room)
+            };
+            queue.refused.fetch_add(refused as u64, std::sync::atomic::Ordering::Relaxed);
+            queue.ready.notify_one();
+        })
+    }
+
+    /// A sink that waits for room instead of dropping (for the history backfill,
+    /// which runs on its own thread and may wait for a collector to come back).
+    pub fn blocking_sink(&self) -> SpanSink {
+        let (queue, max, stop) = (Arc::clone(&self.queue), self.max_queue, self.stop.subscribe());
+        Arc::new(move |mut spans: Vec<Span>| {
+            while !spans.is_empty() && !*stop.borrow() {
+                let room = {
+                    let mut q = queue.spans.lock().unwrap_or_else(|p| p.into_inner());
+                    let room = max.saturating_sub(q.len()).min(spans.len());
+                    q.extend(spans.drain(..room));
+                    room
+                };
+                queue.ready.notify_one();
+                if room == 0 {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        })
+    }
+
+    /// Send what is queued, a last metrics export, and stop (bounded by the retry policy).
+    pub fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn count(agg: &Mutex<Aggregator>, signal: &str, ok: bool, dropped: usize) {
+    // Spans of a request given up on are lost; so are refused ones (counted in `traces_loop`).
+    let mut a = lock(agg);
+    a.store.inc(Counter::OtlpExports, &[signal, if ok { "ok" } else { "error" }], 1.0);
+    a.store.inc(Counter::OtlpDropped, &[signal], dropped as f64);
+}
+
+/// Send with retries. Returns whether it was delivered.
+async fn with_retries<F, Fut>(cfg: &Config, signal: &str, mut send: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), ExportError>>,
+{
+    let mut delay = cfg.backoff;
+    for attempt in 1..=cfg.max_attempts.max(1) {
+        match send().await {
+            Ok(()) => return true,
+            Err(e) => {
+                let last = attempt == cfg.max_attempts.max(1) || !e.retryable;
+                if last {
+                    tracing::warn!(signal, attempts = attempt, error = %e.message, "OTLP export failed; data dropped.");
+                    return false;
+                }
+                tracing::debug!(signal, attempt, error = %e.message, "OTLP export failed; retrying.");
+                // Jitter from the clock's low bits: retries of several daemons spread out.
+                let jitter = Duration::from_millis(
+                    u64::from(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.subsec_millis()),
+                    ) % (delay.as_millis() as u64 / 4 + 1),
+                );
+                tokio::time::sleep(delay + jitter).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    false
+}
+
+async fn metrics_loop(
+    cfg: &Config,
+    client: &Client,
+    agg: &Mutex<Aggregator>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(cfg.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        let stopping = *stop.borrow()
+            || tokio::select! {
+                _ = ticker.tick() => false,
+                _ = stop.changed() => true,
+            };
+        let now = crate::pipeline::now_ms();
+        let (req, points, next) = {
+            let a = lock(agg);
+            otlp_metrics::build(&a, cfg, now)
+        };
+        if points > 0 {
+            let ok = with_retries(cfg, "metrics", || client.send_metrics(req.clone())).await;
+            let mut a = lock(agg);
+            // Cumulative data is sent in full each time; a delta baseline moves only once delivered.
+            if ok {
+                a.otlp_sent = next;
+            }
+            a.store.inc(Counter::OtlpExports, &["metrics", if ok { "ok" } else { "error" }], 1.0);
+            if !ok && cfg.temporality == Temporality::Cumulative {
+                a.store.inc(Counter::OtlpDropped, &["metrics"], points as f64);
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+async fn traces_loop(
+    cfg: &Config,
+    client: &Client,
+    agg: &Mutex<Aggregator>,
+    queue: &Queue,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let resource = resource(cfg);
+    let mut stopping = false;
+    loop {
+        let refused = queue.refused.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if refused > 0 {
+            lock(agg).store.inc(Counter::OtlpDropped, &["traces"], refused as f64);
+        }
+        let batch: Vec<Span> = {
+            let mut q = queue.spans.lock().unwrap_or_else(|p| p.into_inner());
+            let n = q.len().min(cfg.max_batch_spans);
+            q.drain(..n).collect()
+        };
+        set_queue_gauge(agg, queue);
+        if batch.is_empty() {
+            if stopping {
+                return;
+            }
+            if *stop.borrow() {
+                stopping = true;
+                continue;
+            }
+            tokio::select! {
+                _ = queue.ready.notified() => {}
+                _ = stop.changed() => stopping = true,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
+        let req = otlp_traces::build(&resource, &batch);
+        let ok = with_retries(cfg, "traces", || client.send_traces(req.clone())).await;
+        count(agg, "traces", ok, if ok { 0 } else { batch.len() });
+    }
+}
+
+fn set_queue_gauge(agg: &Mutex<Aggregator>, queue: &Queue) {
+    let n = queue.spans.lock().unwrap_or_else(|p| p.into_inner()).len();
+    lock(agg).store.set_gauges(Gauge::OtlpQueue, [(vec!["traces"], n as f64)]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)], flags: &Overrides) -> Result<Option<Config>, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_env(&move |k| map.get(k).cloned(), flags)
+    }
+
+    #[test]
+    fn nothing_is_sent_unless_switched_on() {
+        assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")], &Overrides::default()).unwrap().is_none());
+        let c = cfg(&[("OTEL_METRICS_EXPORTER", "otlp")], &Overrides::default()).unwrap().unwrap();
+        assert!(c.metrics.is_some() && c.traces.is_none());
+    }
+
+    #[test]
+    fn standard_variables_are_honoured() {
+        let c = cfg(
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://tempo:4318/custom/traces"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20abc,x-team=dev"),
+                ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-team=ops"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                ("OTEL_METRIC_EXPORT_INTERVAL", "15000"),
+                ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta"),
+                ("OTEL_SERVICE_NAME", "my-laptop"),
+                ("OTEL_RESOURCE_ATTRIBUTES", "team=dev,service.name=ignored"),
+            ],
+            &Overrides { metrics: true, traces: true, ..Overrides::default() },
+        )
+        .unwrap()
+        .unwrap();
+        let m = c.metrics.as_ref().unwrap();
+        assert_eq!(m.url, "http://collector:4318/v1/metrics");
+        assert_eq!(m.protocol, Protocol::HttpProtobuf);
+        assert_eq!(m.headers, vec![("Authorization".into(), "Bearer abc".into()), ("x-team".into(), "ops".into())]);
+        assert_eq!(m.timeout, Duration::from_millis(2500));
+        assert_eq!(c.traces.as_ref().unwrap().url, "http://tempo:4318/custom/traces");
+        assert_eq!((c.interval, c.temporality), (Duration::from_secs(15), Temporality::Delta));
+        let res: HashMap<_, _> = c.resource.iter().cloned().collect();
+        assert_eq!(res["service.name"], "my-laptop");
+        assert_eq!(res["team"], "dev");
+        assert!(res.contains_key("host.name") && res.contains_key("service.instance.id"));
+        assert_eq!(res["service.version"], crate::VERSION);
+        // Secrets stay out of debug output.
+        assert!(!format!("{c:?}").contains("abc"));
+    }
+
+    #[test]
+    fn flags_override_and_grpc_keeps_the_base_url() {
+        let c = cfg(
+            &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x:4318")],
+            &Overrides {
+                traces: true,
+                endpoint: Some("http://127.0.0.1:4317".into()),
+                protocol: Some(Protocol::Grpc),
+                ..Overrides::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
+        let t = c.traces.unwrap();
+        assert_eq!((t.url.as_str(), t.protocol), ("http://127.0.0.1:4317", Protocol::Grpc));
+        assert_eq!(c.temporality, Temporality::Cumulative);
+        assert_eq!(c.interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn bad_settings_are_clear_errors() {
+        let on = Overrides { metrics: true, ..Overrides::default() };
+        let e = cfg(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")], &on).err().unwrap();
+        assert!(e.to_string().contains("not supported"), "{e}");
+        let e = cfg(&[("OTEL_EXPORTER_OTLP_HEADERS", "secret-token-no-equals")], &on).err().unwrap();
+        assert!(!e.to_string().contains("secret-token"), "{e}");
+        assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x")], &on).is_err());
+    }
+}
