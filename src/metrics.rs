@@ -470,12 +470,14 @@ impl Store {
                 && let Some(ex) = self.exemplar_for(*i, &line[prefix.len() - 1..])
             {
                 let def = &HISTOGRAMS[*i];
+                // Divide by the integer inverse: 2400 ms → 2.4 exactly, not 2.4000000000000004.
+                let inverse = (1.0 / def.scale()).round();
                 let _ = write!(
                     out,
                     " # {{trace_id=\"{}\",span_id=\"{}\"}} {} {:.3}",
                     crate::trace::hex(&ex.trace_id),
                     crate::trace::hex(&ex.span_id),
-                    ex.value * def.scale(),
+                    ex.value / inverse,
                     ex.at_ms as f64 / 1000.0
                 );
             }

@@ -99,6 +99,10 @@ pub struct OtlpArgs {
     /// With --otlp-claude-code-metrics: one series per session (a session.id attribute).
     #[arg(long, requires = "otlp_claude_code_metrics")]
     pub otlp_claude_code_session_id: bool,
+
+    /// Spans held while the collector is slow or down; more are dropped and counted.
+    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub otlp_max_queue_spans: u64,
 }
 
 impl OtlpArgs {
@@ -118,7 +122,8 @@ impl OtlpArgs {
             },
             backfill: self.otlp_backfill,
         };
-        Ok(crate::sinks::otlp::Config::from_env(&|k| std::env::var(k).ok(), &flags)?)
+        let cfg = crate::sinks::otlp::Config::from_env(&|k| std::env::var(k).ok(), &flags)?;
+        Ok(cfg.map(|c| crate::sinks::otlp::Config { max_queue_spans: self.otlp_max_queue_spans as usize, ..c }))
     }
 }
 

@@ -198,8 +198,8 @@ fn claude_code_token_type(t: &str) -> &str {
 
 const CC_TOKENS: (&str, &str, &str) = ("claude_code.token.usage", "tokens", "Number of tokens used");
 const CC_COST: (&str, &str, &str) = ("claude_code.cost.usage", "USD", "Cost of the Claude Code session");
-const CC_SESSIONS: (&str, &str, &str) = ("claude_code.session.count", "count", "Count of CLI sessions started");
-const CC_LINES: (&str, &str, &str) = ("claude_code.lines_of_code.count", "count", "Count of lines of code modified");
+const CC_SESSIONS: (&str, &str, &str) = ("claude_code.session.count", "", "Count of CLI sessions started");
+const CC_LINES: (&str, &str, &str) = ("claude_code.lines_of_code.count", "", "Count of lines of code modified");
 
 /// Claude Code's names, reconstructed: summed over projects, or per session with `session.id`.
 fn claude_code(agg: &Aggregator, per_session: bool, out: &mut Points) {

@@ -22,6 +22,11 @@ impl Daemon {
     /// Start `serve` for `config_root` (as `CLAUDE_CONFIG_DIR`) with `state_dir`, and
     /// wait until it listens (not until it is ready: see [`Daemon::wait_ready`]).
     pub fn start(config_root: &Path, state_dir: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_env(config_root, state_dir, extra, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub fn start_env(config_root: &Path, state_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(support::bin())
             .args(["serve", "--web.listen-address", "127.0.0.1:0", "--checkpoint-interval", "200ms"])
             .arg("--state-dir")
@@ -29,6 +34,10 @@ impl Daemon {
             .args(extra)
             .env("CLAUDE_CONFIG_DIR", config_root)
             .env("CLAUDE_SESSIONS_LOG", "debug")
+            // A developer's own OTLP settings must not reach the daemon under test.
+            .env_remove("OTEL_METRICS_EXPORTER")
+            .env_remove("OTEL_TRACES_EXPORTER")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -112,6 +121,10 @@ impl Daemon {
             let status = c.wait().expect("wait");
             assert!(status.success(), "serve exited with {status}");
         }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -10,6 +10,8 @@ mod docs;
 mod exposition;
 mod live;
 mod oracle;
+mod otlp;
+mod otlp_support;
 mod prom;
 mod restart;
 mod rules;

@@ -1,0 +1,295 @@
+//! OTLP push, checked exactly with the in-process receiver (tests/it/otlp_support.rs):
+//! metric names, units, attributes and totals (against the independent count of
+//! tests/it/oracle.rs), Claude Code's names, the resource, secret headers, per-turn
+//! traces against the transcripts, exemplars on /metrics, delta temporality across a
+//! restart. The real collector (rotel) is exercised in tests/it/otlp_collector.rs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::daemon::{self, Daemon};
+use super::oracle;
+use super::otlp_support::{self, Receiver, SpanView, sum_points};
+use super::support;
+
+const TYPES: [(&str, &str); 4] =
+    [("input", "input"), ("output", "output"), ("cache_read", "cacheRead"), ("cache_creation", "cacheCreation")];
+
+fn oracle_tokens(o: &oracle::Oracle, model: &str, ty: &str) -> f64 {
+    let t = o.tokens.get(model).copied().unwrap_or_default();
+    (match ty {
+        "input" => t.input,
+        "output" => t.output,
+        "cache_read" => t.cache_read,
+        _ => t.cache_creation,
+    }) as f64
+}
+
+/// Wait until the count of received spans stops changing for `quiet`.
+fn settled_spans(r: &Receiver, quiet: Duration, timeout: Duration) -> Vec<SpanView> {
+    let deadline = Instant::now() + timeout;
+    let (mut last, mut since) = (usize::MAX, Instant::now());
+    while Instant::now() < deadline {
+        let n = r.got.lock().unwrap().spans().len();
+        if n != last {
+            (last, since) = (n, Instant::now());
+        } else if n > 0 && since.elapsed() >= quiet {
+            return r.got.lock().unwrap().spans();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("spans did not settle (last count {last})");
+}
+
+#[test]
+fn otlp_http_metrics_and_traces_match_the_transcripts_exactly() {
+    let root = support::real_config_root();
+    let state = tempfile::tempdir().unwrap();
+    let r = Receiver::start();
+    let endpoint = r.endpoint();
+    let d = Daemon::start_env(
+        root.path(),
+        state.path(),
+        &[
+            "--otlp-metrics",
+            "--otlp-traces",
+            "--otlp-backfill",
+            "--otlp-claude-code-metrics",
+            "--otlp-protocol",
+            "http/protobuf",
+            "--otlp-endpoint",
+            &endpoint,
+            "--otlp-interval",
+            "300ms",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20SECRET-CANARY-7f3a"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "team=dev,deployment.environment=test"),
+        ],
+    );
+    d.wait_ready(Duration::from_secs(60));
+    let oracle = oracle::count(&root.path().join("projects"));
+    let total: f64 =
+        oracle.tokens.values().map(|t| (t.input + t.output + t.cache_read + t.cache_creation) as f64).sum();
+    assert!(total > 1e6, "the fixtures hold real usage");
+
+    // ---- metrics: the latest request's cumulative totals equal the independent count ----
+    r.wait_for(Duration::from_secs(30), "token totals", |g| {
+        (sum_points(&g.last_points(), "claude_sessions.tokens", &[]) - total).abs() < 0.5
+    });
+    let points = r.got.lock().unwrap().last_points();
+    for model in oracle.tokens.keys() {
+        for (ty, cc) in TYPES {
+            let want = oracle_tokens(&oracle, model, ty);
+            let ours = sum_points(&points, "claude_sessions.tokens", &[("model", model), ("type", ty)]);
+            assert_eq!(ours, want, "claude_sessions.tokens {model} {ty}");
+            let theirs = sum_points(&points, "claude_code.token.usage", &[("model", model), ("type", cc)]);
+            assert_eq!(theirs, want, "claude_code.token.usage {model} {cc}");
+        }
+    }
+    // /metrics says the same.
+    let m = d.metrics();
+    assert_eq!(m.sum("claude_sessions_tokens_total", &[]), total);
+    let unit = |name: &str| points.iter().find(|p| p.name == name).map(|p| p.unit.clone());
+    assert_eq!(unit("claude_sessions.tokens").as_deref(), Some("{token}"));
+    assert_eq!(unit("claude_sessions.cost").as_deref(), Some("USD"));
+    assert_eq!(unit("claude_sessions.tool_duration").as_deref(), Some("s"));
+    assert_eq!(unit("claude_sessions.context").as_deref(), Some("{token}"));
+    assert_eq!(unit("claude_sessions.exporter.bytes_read").as_deref(), Some("By"));
+    assert_eq!(unit("claude_code.token.usage").as_deref(), Some("tokens"));
+    assert_eq!(unit("claude_code.cost.usage").as_deref(), Some("USD"));
+    for p in points.iter().filter(|p| p.name == "claude_sessions.tokens") {
+        let keys: BTreeSet<&str> = p.attrs.keys().map(String::as_str).collect();
+        assert_eq!(keys, BTreeSet::from(["model", "project", "query_source", "type"]));
+        assert!(p.kind == "sum" && p.cumulative && p.monotonic, "{p:?}");
+        assert!(p.start_ns > 0 && p.start_ns < p.time_ns, "{p:?}");
+    }
+    for p in points.iter().filter(|p| p.name == "claude_code.token.usage") {
+        let keys: BTreeSet<&str> = p.attrs.keys().map(String::as_str).collect();
+        assert_eq!(keys, BTreeSet::from(["model", "query_source", "type"]), "Claude Code's attributes");
+        assert!(["main", "subagent", "auxiliary"].contains(&p.attrs["query_source"].as_str()));
+    }
+    let cost = sum_points(&points, "claude_sessions.cost", &[]);
+    assert!((sum_points(&points, "claude_code.cost.usage", &[]) - cost).abs() < 1e-9);
+    assert!((cost - m.sum("claude_sessions_cost_usd_total", &[])).abs() < 1e-6);
+    assert_eq!(
+        sum_points(&points, "claude_code.session.count", &[]),
+        m.sum("claude_sessions_sessions_started_total", &[])
+    );
+    assert_eq!(
+        sum_points(&points, "claude_code.lines_of_code.count", &[("type", "added")]),
+        m.sum("claude_sessions_lines_of_code_total", &[("type", "added")])
+    );
+    let tool_hist: Vec<_> = points.iter().filter(|p| p.name == "claude_sessions.tool_duration").collect();
+    assert!(!tool_hist.is_empty());
+    let calls: u64 = tool_hist.iter().map(|p| p.count).sum();
+    for p in &tool_hist {
+        assert_eq!(p.bucket_counts.iter().sum::<u64>(), p.count, "bucket counts add up: {p:?}");
+    }
+    assert!(calls > 0 && calls as f64 <= m.sum("claude_sessions_tool_calls_total", &[]));
+
+    // ---- resource and headers ----
+    let res = r.got.lock().unwrap().resource();
+    assert_eq!(res.get("service.name").map(String::as_str), Some("claude-sessions"));
+    assert_eq!(res.get("service.version").map(String::as_str), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(res.get("team").map(String::as_str), Some("dev"));
+    assert!(res.get("host.name").is_some_and(|h| !h.is_empty()));
+    assert!(res.get("service.instance.id").is_some_and(|h| h.len() == 32));
+    let sent_auth = r
+        .got
+        .lock()
+        .unwrap()
+        .headers
+        .iter()
+        .flatten()
+        .any(|(k, v)| k == "authorization" && v == "Bearer SECRET-CANARY-7f3a");
+    assert!(sent_auth, "OTEL_EXPORTER_OTLP_HEADERS is sent");
+
+    // ---- traces: the history, once, shaped as the transcripts say ----
+    assert!(
+        d.wait_for(Duration::from_secs(30), |_| d.log_text().contains("Sent the traces of history")).is_some(),
+        "backfill finished"
+    );
+    let spans = settled_spans(&r, Duration::from_millis(1500), Duration::from_secs(60));
+    let expect = otlp_support::expected_traces(&root.path().join("projects"));
+    otlp_support::check_spans(&spans, &expect);
+    let turns: u64 = expect.values().map(|e| e.prompts).sum();
+    let calls: usize = expect.values().map(|e| e.responses.len()).sum();
+    let tools: usize = expect.values().map(|e| e.tools.len()).sum();
+    assert!(turns > 20 && calls > 400 && tools > 500, "a real corpus: {turns} turns, {calls} calls, {tools} tools");
+    eprintln!("traces: {} spans; {turns} turns, {calls} model calls, {tools} tool calls in {} sessions", spans.len(), expect.len());
+    // Sub-agents: every invoke_agent span below the root hangs under a Task/Agent call.
+    let by_id: BTreeMap<&str, &SpanView> = spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    let agents: Vec<&SpanView> =
+        spans.iter().filter(|s| s.name.starts_with("invoke_agent ") && !s.parent.is_empty()).collect();
+    assert!(!agents.is_empty(), "the fixtures hold sub-agents");
+    for a in &agents {
+        let parent = by_id[a.parent.as_str()];
+        let tool = parent.attrs.get("gen_ai.tool.name").map(String::as_str);
+        assert!(
+            matches!(tool, Some("Task" | "Agent")) || parent.parent.is_empty(),
+            "{} hangs under {}",
+            a.name,
+            parent.name
+        );
+        assert!(spans.iter().any(|s| s.parent == a.span_id), "{} has children", a.name);
+    }
+    let under_task = agents.iter().filter(|a| !by_id[a.parent.as_str()].parent.is_empty()).count();
+    assert!(under_task * 2 >= agents.len(), "most agents link to their Task call ({under_task} of {})", agents.len());
+    eprintln!("sub-agent spans: {} ({under_task} under their Task call)", agents.len());
+
+    // ---- live: a new turn is traced, and /metrics links its tool call to the trace ----
+    let now = std::time::SystemTime::now();
+    let iso = |dt: Duration| {
+        let t = (now + dt).duration_since(std::time::UNIX_EPOCH).unwrap();
+        format_rfc3339(t.as_millis() as i64)
+    };
+    let file = root.path().join("projects/-live-app/live-1.jsonl");
+    let head = r#""sessionId":"live-1","cwd":"/w/live-app","#;
+    let lines = [
+        format!(
+            r#"{{"type":"user",{head}"timestamp":"{}","message":{{"role":"user","content":"run the tests"}}}}"#,
+            iso(Duration::ZERO)
+        ),
+        format!(
+            r#"{{"type":"assistant",{head}"timestamp":"{}","requestId":"req_live","message":{{"id":"msg_live","model":"claude-opus-4-6","stop_reason":"tool_use","usage":{{"input_tokens":7,"output_tokens":9,"cache_read_input_tokens":100}},"content":[{{"type":"tool_use","id":"toolu_live","name":"Bash","input":{{}}}}]}}}}"#,
+            iso(Duration::from_millis(1000))
+        ),
+        format!(
+            r#"{{"type":"user",{head}"timestamp":"{}","message":{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"toolu_live","content":"ok"}}]}}}}"#,
+            iso(Duration::from_millis(3400))
+        ),
+        format!(
+            r#"{{"type":"user",{head}"timestamp":"{}","message":{{"role":"user","content":"thanks"}}}}"#,
+            iso(Duration::from_millis(5000))
+        ),
+    ];
+    daemon::append(&file, (lines.join("\n") + "\n").as_bytes());
+    r.wait_for(Duration::from_secs(20), "the live turn", |g| {
+        g.spans().iter().any(|s| s.attrs.get("gen_ai.tool.call.id").map(String::as_str) == Some("toolu_live"))
+    });
+    let spans = r.got.lock().unwrap().spans();
+    let tool =
+        spans.iter().find(|s| s.attrs.get("gen_ai.tool.call.id").map(String::as_str) == Some("toolu_live")).unwrap();
+    assert_eq!((tool.end_ns - tool.start_ns) / 1_000_000, 2400, "tool span lasts tool_use → tool_result");
+    let chat =
+        spans.iter().find(|s| s.attrs.get("gen_ai.response.id").map(String::as_str) == Some("msg_live")).unwrap();
+    assert_eq!(chat.attrs["gen_ai.usage.input_tokens"], "107", "input includes cached tokens");
+    assert_eq!(chat.attrs["gen_ai.response.finish_reasons"], "[tool_use]");
+    assert_eq!(chat.parent, tool.parent, "model call and tool call are siblings under the turn");
+    let (_, _, body) = d.get("/metrics", &[("Accept", "application/openmetrics-text; version=1.0.0")]);
+    let om = String::from_utf8(body).unwrap();
+    let exemplar = format!(r#"# {{trace_id="{}",span_id="{}"}} 2.4"#, tool.trace_id, tool.span_id);
+    assert!(
+        om.lines().any(|l| l.starts_with("claude_sessions_tool_duration_seconds_bucket{le=\"2.5\",tool=\"Bash\"}")
+            && l.contains(&exemplar)),
+        "the 2.5 s bucket of Bash carries the trace exemplar {exemplar}"
+    );
+    let (_, _, plain) = d.get("/metrics", &[]);
+    assert!(!String::from_utf8(plain).unwrap().contains("trace_id"), "no exemplars in the Prometheus text format");
+
+    // Secrets never reach the logs.
+    assert!(!d.log_text().contains("SECRET-CANARY"), "header values are never logged");
+    d.stop();
+}
+
+/// `2025-01-01T00:00:00.000Z` from epoch milliseconds.
+pub fn format_rfc3339(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    // Civil from days (H. Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    )
+}
+
+#[test]
+fn delta_temporality_sends_history_once_across_a_restart() {
+    let root = support::real_config_root();
+    let state = tempfile::tempdir().unwrap();
+    let r = Receiver::start();
+    let endpoint = r.endpoint();
+    let args = ["--otlp-metrics", "--otlp-endpoint", &endpoint, "--otlp-interval", "200ms"];
+    let env = [("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")];
+    let oracle = oracle::count(&root.path().join("projects"));
+    let total: f64 =
+        oracle.tokens.values().map(|t| (t.input + t.output + t.cache_read + t.cache_creation) as f64).sum();
+    let sent = |r: &Receiver| sum_points(&r.got.lock().unwrap().all_points(), "claude_sessions.tokens", &[]);
+
+    let d = Daemon::start_env(root.path(), state.path(), &args, &env);
+    d.wait_ready(Duration::from_secs(60));
+    r.wait_for(Duration::from_secs(30), "the history's delta", |g| {
+        (sum_points(&g.all_points(), "claude_sessions.tokens", &[]) - total).abs() < 0.5
+    });
+    d.stop();
+    let requests = r.got.lock().unwrap().metrics.len();
+    assert!(r.got.lock().unwrap().all_points().iter().filter(|p| p.kind == "sum").all(|p| !p.cumulative));
+
+    // A restart resumes from the checkpointed baseline: nothing is sent twice.
+    let d = Daemon::start_env(root.path(), state.path(), &args, &env);
+    d.wait_ready(Duration::from_secs(60));
+    r.wait_for(Duration::from_secs(10), "exports after the restart", |g| g.metrics.len() >= requests + 3);
+    assert_eq!(sent(&r), total, "the sum of all deltas is the total, once");
+    // New usage arrives as a delta of exactly its size.
+    let line = r#"{"type":"assistant","sessionId":"s-delta","cwd":"/w/d","timestamp":"2026-01-01T00:00:00Z","requestId":"req_d","message":{"id":"msg_d","model":"claude-opus-4-6","usage":{"input_tokens":5,"output_tokens":6}}}"#;
+    daemon::append(&root.path().join("projects/-w-d/s-delta.jsonl"), format!("{line}\n").as_bytes());
+    r.wait_for(Duration::from_secs(10), "the new delta", |g| {
+        sum_points(&g.all_points(), "claude_sessions.tokens", &[]) >= total + 11.0
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(sent(&r), total + 11.0);
+    d.stop();
+}
