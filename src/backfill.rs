@@ -164,7 +164,7 @@ pub(crate) fn collect(settings: &Settings) -> (Vec<FileInfo>, Vec<Timed>) {
             let mut last_ts = None;
             let mut seq = 0;
             let read = Tail::default().read(&path, settings.max_line_bytes, false, &mut buf, &mut |line| {
-                if let Some(e) = pipeline::parse(line, &mut counts, &path) {
+                if let Some(e) = pipeline::parse(line, &mut counts, &path, settings.capture_content) {
                     // A line without a time happened when the line before it did.
                     last_ts = e.timestamp.or(last_ts);
                     if let Some(ts) = last_ts {

@@ -159,8 +159,80 @@ pub struct Entry {
     pub lines_removed: u64,
     /// `toolUseResult.agentId`: links a `Task`/`Agent` result to its sub-agent file.
     pub result_agent_id: Option<Box<str>>,
+    /// Message content, only when the user opted in (`--otlp-include-content`).
+    pub content: Option<Box<Captured>>,
     /// The prompt is exactly `Warmup` (2.0.x cache-warming sub-agents).
     pub warmup_prompt: bool,
+}
+
+/// Content kept for traces when the user opts in, each item cut to a size cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Captured {
+    /// The typed prompt (first text of a user line).
+    pub prompt: Option<String>,
+    /// Tool inputs as JSON, by tool_use id.
+    pub tool_inputs: Vec<(String, String)>,
+    /// Tool outputs as text (JSON for structured ones), by tool_use id.
+    pub tool_outputs: Vec<(String, String)>,
+}
+
+/// `s` cut to at most `cap` bytes on a character boundary, marked when cut.
+pub fn cap_text(s: &str, cap: usize) -> String {
+    if s.len() <= cap {
+        return s.to_owned();
+    }
+    let mut end = cap;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} bytes cut]", &s[..end], s.len() - end)
+}
+
+impl Captured {
+    /// Read the content of a user or assistant line (a second, full parse: opt-in only).
+    pub fn read(line: &[u8], cap: usize) -> Option<Box<Captured>> {
+        let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+        let kind = v.get("type")?.as_str()?;
+        if kind != "user" && kind != "assistant" {
+            return None;
+        }
+        let content = v.get("message")?.get("content")?;
+        let mut c = Captured::default();
+        let text_of = |x: &serde_json::Value| match x {
+            serde_json::Value::String(s) => cap_text(s, cap),
+            serde_json::Value::Array(parts) => {
+                let texts: Vec<&str> = parts.iter().filter_map(|p| p.get("text").and_then(|t| t.as_str())).collect();
+                if texts.is_empty() { cap_text(&x.to_string(), cap) } else { cap_text(&texts.join("\n"), cap) }
+            }
+            other => cap_text(&other.to_string(), cap),
+        };
+        match content {
+            serde_json::Value::String(s) if kind == "user" => c.prompt = Some(cap_text(s, cap)),
+            serde_json::Value::Array(blocks) => {
+                for b in blocks {
+                    match b.get("type").and_then(|t| t.as_str()) {
+                        Some("text") if kind == "user" && c.prompt.is_none() => {
+                            c.prompt = b.get("text").and_then(|t| t.as_str()).map(|t| cap_text(t, cap));
+                        }
+                        Some("tool_use") => {
+                            if let (Some(id), Some(input)) = (b.get("id").and_then(|i| i.as_str()), b.get("input")) {
+                                c.tool_inputs.push((id.to_owned(), cap_text(&input.to_string(), cap)));
+                            }
+                        }
+                        Some("tool_result") => {
+                            if let Some(id) = b.get("tool_use_id").and_then(|i| i.as_str()) {
+                                let out = b.get("content").map(text_of).unwrap_or_default();
+                                c.tool_outputs.push((id.to_owned(), out));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        (c != Captured::default()).then(|| Box::new(c))
+    }
 }
 
 /// User text that Claude Code writes itself rather than the person typing.
@@ -201,6 +273,7 @@ impl Entry {
             lines_added: 0,
             lines_removed: 0,
             result_agent_id: None,
+            content: None,
             warmup_prompt: false,
         }
     }
@@ -457,6 +530,20 @@ mod tests {
         );
         assert_eq!(fabricated.api_error, None);
         assert!(fabricated.response.is_none());
+    }
+
+    #[test]
+    fn content_is_captured_only_on_request_and_capped() {
+        let line = r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"ls -la /very/long/path"}}]}}"#;
+        assert_eq!(entry(line).content, None, "never without opt-in");
+        let c = Captured::read(line.as_bytes(), 12).unwrap();
+        assert_eq!(c.tool_inputs[0].0, "t1");
+        assert!(c.tool_inputs[0].1.starts_with("{\"command\":\"") && c.tool_inputs[0].1.contains("bytes cut]"));
+        let user = r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"total 0"}]}]}}"#;
+        assert_eq!(Captured::read(user.as_bytes(), 100).unwrap().tool_outputs, vec![("t1".into(), "total 0".into())]);
+        let prompt = r#"{"type":"user","message":{"content":"héllo wörld"}}"#;
+        assert_eq!(Captured::read(prompt.as_bytes(), 2).unwrap().prompt.as_deref(), Some("h…[12 bytes cut]"));
+        assert_eq!(cap_text("abc", 3), "abc");
     }
 
     #[test]

@@ -344,7 +344,7 @@ impl Aggregator {
                 self.store.observe_with(Histogram::TurnDuration, &[&project], d, exemplar(d));
             }
             if let (Some(tr), Some(a)) = (&mut self.tracer, at(prompts)) {
-                tr.prompt(&a);
+                tr.prompt(&a, e.content.as_ref().and_then(|c| c.prompt.as_deref()));
             }
         }
         if let Some(r) = &e.response {
@@ -365,6 +365,11 @@ impl Aggregator {
             }
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
                 tr.tool_use(a, t);
+                if let Some((_, input)) =
+                    e.content.as_ref().and_then(|c| c.tool_inputs.iter().find(|(i, _)| *i == *t.id))
+                {
+                    tr.tool_content(id, &t.id, crate::trace::semconv::GEN_AI_TOOL_CALL_ARGUMENTS, input);
+                }
             }
             let label = tool_label(&t.name);
             self.store.inc(Counter::ToolCalls, &[&project, &label], 1.0);
@@ -399,6 +404,10 @@ impl Aggregator {
             }
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
                 tr.tool_result(a, r, e.result_agent_id.as_deref());
+                let out = e.content.as_ref().and_then(|c| c.tool_outputs.iter().find(|(i, _)| *i == *r.tool_use_id));
+                if let Some((_, out)) = out {
+                    tr.tool_content(id, &r.tool_use_id, crate::trace::semconv::GEN_AI_TOOL_CALL_RESULT, out);
+                }
             }
         }
         if new_results {

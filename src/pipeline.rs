@@ -34,6 +34,8 @@ pub struct Settings {
     /// Keep a file's handle while it changed within this long (lets a deleted
     /// file be drained); idle files hold no descriptor.
     pub keep_open: Duration,
+    /// Keep message content for traces, each item cut to this many bytes (opt-in).
+    pub capture_content: Option<usize>,
 }
 
 impl Default for Settings {
@@ -43,6 +45,7 @@ impl Default for Settings {
             max_line_bytes: 64 << 20,
             aggregator: live::Config::default(),
             keep_open: Duration::from_secs(300),
+            capture_content: None,
         }
     }
 }
@@ -267,13 +270,13 @@ impl Engine {
         let mut counts = LineCounts::default();
         let mut batch: Vec<Entry> = Vec::new();
         let mut buf = std::mem::take(&mut self.buf);
-        let max_line = self.settings.max_line_bytes;
+        let (max_line, capture) = (self.settings.max_line_bytes, self.settings.capture_content);
         let agg = Arc::clone(&self.agg);
         let mut tail = std::mem::take(&mut t.tail);
         let result = {
             let (info, warmup) = (&t.info, &mut t.warmup);
             let mut on_line = |line: &[u8]| {
-                if let Some(e) = parse(line, &mut counts, path) {
+                if let Some(e) = parse(line, &mut counts, path, capture) {
                     batch.push(e);
                 }
                 if batch.len() >= BATCH {
@@ -426,6 +429,7 @@ impl Engine {
         let ready = std::sync::Condvar::new();
         let next = AtomicUsize::new(0);
         let (max_line, agg, now) = (self.settings.max_line_bytes, &self.agg, now_ms());
+        let capture = self.settings.capture_content;
         std::thread::scope(|scope| {
             for _ in 0..threads {
                 let (order, ready, next) = (&order, &ready, &next);
@@ -446,7 +450,7 @@ impl Engine {
                         let mut counts = LineCounts::default();
                         let mut entries = Vec::new();
                         let result = tail.read(&paths[i], max_line, false, &mut buf, &mut |line| {
-                            if let Some(e) = parse(line, &mut counts, &paths[i]) {
+                            if let Some(e) = parse(line, &mut counts, &paths[i], capture) {
                                 entries.push(e);
                             }
                         });
@@ -515,7 +519,7 @@ fn record(agg: &Mutex<Aggregator>, r: &Report, c: LineCounts, now: Millis, caugh
 }
 
 /// Parse one line into an entry, counting the result; `None` if it has no meaning for us.
-pub(crate) fn parse(line: &[u8], counts: &mut LineCounts, path: &Path) -> Option<Entry> {
+pub(crate) fn parse(line: &[u8], counts: &mut LineCounts, path: &Path, capture: Option<usize>) -> Option<Entry> {
     if let Some(head) = transcript::progress_head(line) {
         counts.ok += 1;
         return Some(Entry::progress(&head));
@@ -523,7 +527,11 @@ pub(crate) fn parse(line: &[u8], counts: &mut LineCounts, path: &Path) -> Option
     match transcript::parse_line(line) {
         Ok(l) if l.is_known_type() => {
             counts.ok += 1;
-            Some(Entry::from_line(&l))
+            let mut e = Entry::from_line(&l);
+            if let Some(cap) = capture {
+                e.content = crate::event::Captured::read(line, cap);
+            }
+            Some(e)
         }
         Ok(_) => {
             counts.unknown_type += 1;

@@ -46,7 +46,9 @@ pub mod semconv {
     pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
     pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
     pub const GEN_AI_RESPONSE_MODEL: &str = "gen_ai.response.model";
+    pub const GEN_AI_TOOL_CALL_ARGUMENTS: &str = "gen_ai.tool.call.arguments";
     pub const GEN_AI_TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
+    pub const GEN_AI_TOOL_CALL_RESULT: &str = "gen_ai.tool.call.result";
     pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
     pub const GEN_AI_TOOL_TYPE: &str = "gen_ai.tool.type";
     pub const GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
@@ -192,6 +194,9 @@ struct Turn {
     /// Latest timestamp of each chain: when its next API request was sent.
     last_by_owner: HashMap<Owner, Millis>,
     events: Vec<SpanEvent>,
+    /// The prompt's text (content capture only).
+    #[serde(default)]
+    prompt: Option<String>,
     tokens: Tokens,
     cost_usd: f64,
     api_requests: u64,
@@ -301,11 +306,22 @@ impl Tracer {
     }
 
     /// A typed prompt: the session's previous turn ends, a new one starts.
-    pub fn prompt(&mut self, at: &At<'_>) {
+    /// `text` only when content capture is on.
+    pub fn prompt(&mut self, at: &At<'_>, text: Option<&str>) {
         self.finish(at.session);
         let mut t = new_turn(at, true);
         t.last_by_owner.insert(Owner::Main, at.ts);
+        t.prompt = text.map(str::to_owned);
         self.turns.insert(at.session.to_owned(), t);
+    }
+
+    /// Captured content of a tool call (opt-in): its input, or its output.
+    pub fn tool_content(&mut self, session: &str, tool_use_id: &str, key: &'static str, text: &str) {
+        if let Some(t) = self.turns.get_mut(session)
+            && let Some(&i) = t.tools.get(tool_use_id)
+        {
+            set(&mut t.spans[i].span, key, text.into());
+        }
     }
 
     /// A response seen for the first time, or a later line of it with larger usage.
@@ -486,6 +502,7 @@ fn new_turn(at: &At<'_>, prompted: bool) -> Turn {
         agent_of: HashMap::new(),
         last_by_owner: HashMap::new(),
         events: Vec::new(),
+        prompt: None,
         tokens: Tokens::default(),
         cost_usd: 0.0,
         api_requests: 0,
@@ -639,6 +656,9 @@ fn build(session: &str, t: Turn) -> Vec<Span> {
         (semconv::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, t.tokens.cache_creation.into()),
     ]);
     root_attrs.push(("claude_sessions.cost_usd".into(), t.cost_usd.into()));
+    if let Some(p) = t.prompt {
+        root_attrs.push(("claude_sessions.prompt".into(), p.into()));
+    }
     out.insert(
         0,
         Span {
@@ -689,7 +709,7 @@ mod tests {
     fn a_turn_becomes_a_tree_with_transcript_times() {
         let (mut tr, got) = collecting();
         let (main, agent) = (Owner::Main, Owner::Agent("a1".into()));
-        tr.prompt(&at(&main, 1000, 1));
+        tr.prompt(&at(&main, 1000, 1), None);
         tr.touch(&at(&main, 1000, 1));
         let r = response(7, 1);
         tr.response(&at(&main, 3000, 1), &r, r.tokens, 0.5);
@@ -706,7 +726,7 @@ mod tests {
         tr.tool_result(&at(&main, 9000, 1), &ToolResult { tool_use_id: "toolu_1".into(), is_error: true }, Some("a1"));
         tr.touch(&at(&main, 9000, 1));
         assert!(got.lock().unwrap().is_empty(), "nothing is sent before the turn ends");
-        tr.prompt(&at(&main, 20_000, 2));
+        tr.prompt(&at(&main, 20_000, 2), None);
         let spans = got.lock().unwrap().clone();
         assert_eq!(spans.len(), 5, "{spans:#?}");
         let by = |name: &str| spans.iter().find(|s| s.name == name).unwrap();
@@ -733,7 +753,7 @@ mod tests {
     fn idle_waits_for_running_tools_and_end_does_not() {
         let (mut tr, got) = collecting();
         let main = Owner::Main;
-        tr.prompt(&at(&main, 0, 1));
+        tr.prompt(&at(&main, 0, 1), None);
         tr.tool_use(&at(&main, 10, 1), &ToolUse { id: "t".into(), name: "Bash".into(), subagent_type: None });
         tr.idle("s1");
         assert!(got.lock().unwrap().is_empty());

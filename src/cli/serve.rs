@@ -100,6 +100,15 @@ pub struct OtlpArgs {
     #[arg(long, requires = "otlp_claude_code_metrics")]
     pub otlp_claude_code_session_id: bool,
 
+    /// Put message content on spans: the prompt, tool inputs and outputs. Off by
+    /// default: transcripts hold code and secrets. Each item is cut to --otlp-content-max-bytes.
+    #[arg(long)]
+    pub otlp_include_content: bool,
+
+    /// With --otlp-include-content: the size cap of each prompt, tool input or output.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..))]
+    pub otlp_content_max_bytes: u64,
+
     /// Spans held while the collector is slow or down; more are dropped and counted.
     #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub otlp_max_queue_spans: u64,
@@ -139,8 +148,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !args.telemetry_path.starts_with('/') || args.telemetry_path == "/" {
         anyhow::bail!("--web.telemetry-path must start with / and not be / itself");
     }
-    let settings = args.source.settings()?;
+    let mut settings = args.source.settings()?;
     let otlp = args.otlp.config()?;
+    if args.otlp.otlp_include_content {
+        if !otlp.as_ref().is_some_and(|c| c.traces.is_some()) {
+            anyhow::bail!("--otlp-include-content needs OTLP traces (--otlp-traces)");
+        }
+        settings.capture_content = Some(args.otlp.otlp_content_max_bytes as usize);
+        tracing::warn!("Message content goes into traces (--otlp-include-content).");
+    }
     let state_dir = match args.state_dir {
         Some(d) => d,
         None => default_state_dir()?,

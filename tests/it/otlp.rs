@@ -151,13 +151,22 @@ fn otlp_http_metrics_and_traces_match_the_transcripts_exactly() {
         "backfill finished"
     );
     let spans = settled_spans(&r, Duration::from_millis(1500), Duration::from_secs(60));
+    for s in &spans {
+        for k in ["claude_sessions.prompt", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result"] {
+            assert!(!s.attrs.contains_key(k), "no content without --otlp-include-content: {k} on {}", s.name);
+        }
+    }
     let expect = otlp_support::expected_traces(&root.path().join("projects"));
     otlp_support::check_spans(&spans, &expect);
     let turns: u64 = expect.values().map(|e| e.prompts).sum();
     let calls: usize = expect.values().map(|e| e.responses.len()).sum();
     let tools: usize = expect.values().map(|e| e.tools.len()).sum();
     assert!(turns > 20 && calls > 400 && tools > 500, "a real corpus: {turns} turns, {calls} calls, {tools} tools");
-    eprintln!("traces: {} spans; {turns} turns, {calls} model calls, {tools} tool calls in {} sessions", spans.len(), expect.len());
+    eprintln!(
+        "traces: {} spans; {turns} turns, {calls} model calls, {tools} tool calls in {} sessions",
+        spans.len(),
+        expect.len()
+    );
     // Sub-agents: every invoke_agent span below the root hangs under a Task/Agent call.
     let by_id: BTreeMap<&str, &SpanView> = spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
     let agents: Vec<&SpanView> =
@@ -291,5 +300,101 @@ fn delta_temporality_sends_history_once_across_a_restart() {
     });
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(sent(&r), total + 11.0);
+    d.stop();
+}
+
+/// Lines of one live turn in session `sid`: a prompt, a Bash call and its result, then
+/// the next prompt (which ends the turn), stamped from now on.
+fn live_turn(sid: &str, prompt: &str, output: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let at = |ms: i64| format_rfc3339(now + ms);
+    let head = format!(r#""sessionId":"{sid}","cwd":"/w/{sid}","#);
+    let prompt = serde_json::to_string(prompt).unwrap();
+    let output = serde_json::to_string(output).unwrap();
+    [
+        format!(r#"{{"type":"user",{head}"timestamp":"{}","message":{{"role":"user","content":{prompt}}}}}"#, at(0)),
+        format!(
+            r#"{{"type":"assistant",{head}"timestamp":"{}","requestId":"req_{sid}","message":{{"id":"msg_{sid}","model":"claude-opus-4-6","usage":{{"input_tokens":1,"output_tokens":2}},"content":[{{"type":"tool_use","id":"toolu_{sid}","name":"Bash","input":{{"command":"cat .env"}}}}]}}}}"#,
+            at(100)
+        ),
+        format!(
+            r#"{{"type":"user",{head}"timestamp":"{}","message":{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"toolu_{sid}","content":{output}}}]}}}}"#,
+            at(200)
+        ),
+        format!(r#"{{"type":"user",{head}"timestamp":"{}","message":{{"role":"user","content":"next"}}}}"#, at(300)),
+    ]
+    .join("\n")
+        + "\n"
+}
+
+#[test]
+fn content_goes_into_spans_only_when_asked_and_capped() {
+    let root = daemon::empty_root();
+    std::fs::create_dir_all(root.path().join("projects")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let r = Receiver::start();
+    let endpoint = r.endpoint();
+    let d = Daemon::start(
+        root.path(),
+        state.path(),
+        &["--otlp-traces", "--otlp-endpoint", &endpoint, "--otlp-include-content", "--otlp-content-max-bytes", "20"],
+    );
+    d.wait_ready(Duration::from_secs(30));
+    let long = "please refactor the whole module and keep the tests green";
+    daemon::append(&root.path().join("projects/-w-c/c1.jsonl"), live_turn("c1", long, "SECRET=hunter2").as_bytes());
+    r.wait_for(Duration::from_secs(20), "the turn", |g| g.spans().len() >= 3);
+    let spans = r.got.lock().unwrap().spans();
+    let root_span = spans.iter().find(|s| s.parent.is_empty()).unwrap();
+    assert_eq!(root_span.attrs["claude_sessions.prompt"], format!("{}…[{} bytes cut]", &long[..20], long.len() - 20));
+    let tool = spans.iter().find(|s| s.name == "execute_tool Bash").unwrap();
+    assert_eq!(tool.attrs["gen_ai.tool.call.arguments"], "{\"command\":\"cat .env…[2 bytes cut]");
+    assert_eq!(tool.attrs["gen_ai.tool.call.result"], "SECRET=hunter2");
+    // Logs never carry content, even when spans do.
+    assert!(!d.log_text().contains("hunter2") && !d.log_text().contains("refactor"));
+    d.stop();
+}
+
+#[test]
+fn history_traces_are_sent_once_not_again_after_a_restart() {
+    let root = daemon::empty_root();
+    let projects = root.path().join("projects");
+    daemon::append(&projects.join("-w-h/h1.jsonl"), live_turn("h1", "old work", "ok").as_bytes());
+    let state = tempfile::tempdir().unwrap();
+    let r = Receiver::start();
+    let endpoint = r.endpoint();
+    let args = ["--otlp-traces", "--otlp-endpoint", &endpoint, "--otlp-backfill"];
+
+    // Without --otlp-backfill, history is not traced: only new activity.
+    let quiet_state = tempfile::tempdir().unwrap();
+    let d = Daemon::start(root.path(), quiet_state.path(), &["--otlp-traces", "--otlp-endpoint", &endpoint]);
+    d.wait_ready(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(r.got.lock().unwrap().spans().len(), 0, "history is not traced by default");
+    d.stop();
+
+    let d = Daemon::start(root.path(), state.path(), &args);
+    d.wait_ready(Duration::from_secs(30));
+    r.wait_for(Duration::from_secs(20), "the history's turn", |g| {
+        g.spans().iter().any(|s| s.attrs.get("gen_ai.tool.call.id").map(String::as_str) == Some("toolu_h1"))
+    });
+    assert!(d.wait_for(Duration::from_secs(10), |_| d.log_text().contains("Sent the traces of history")).is_some());
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = r.got.lock().unwrap().spans().len();
+    d.stop();
+
+    // Restarted with the same flag: the history is not sent again, new turns are.
+    let d = Daemon::start(root.path(), state.path(), &args);
+    d.wait_ready(Duration::from_secs(30));
+    daemon::append(&projects.join("-w-h/h2.jsonl"), live_turn("h2", "new work", "ok").as_bytes());
+    r.wait_for(Duration::from_secs(20), "the new turn", |g| {
+        g.spans().iter().any(|s| s.attrs.get("gen_ai.tool.call.id").map(String::as_str) == Some("toolu_h2"))
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let spans = r.got.lock().unwrap().spans();
+    let h1 =
+        spans.iter().filter(|s| s.attrs.get("gen_ai.tool.call.id").map(String::as_str) == Some("toolu_h1")).count();
+    assert_eq!(h1, 1, "the history's tool span was sent once");
+    assert!(!d.log_text().contains("Sent the traces of history"), "no second backfill");
+    assert!(spans.len() > sent);
     d.stop();
 }
