@@ -19,9 +19,6 @@ use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::pipeline::Engine;
 
-/// Ended sessions are forgotten this long after their last activity (their
-/// counts stay): longer than Claude Code's default 30-day transcript clean-up.
-const PRUNE_AFTER: Duration = Duration::from_secs(40 * 86_400);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Messages to the engine thread.
@@ -42,6 +39,8 @@ pub struct Options {
     pub checkpoint_every: Duration,
     /// Where to write the checkpoint; `None` disables it.
     pub state_dir: Option<PathBuf>,
+    /// Ended sessions are forgotten this long after their last activity (their counts stay).
+    pub session_retention: Duration,
 }
 
 /// Run until `Msg::Shutdown` (or all senders are gone); writes a last checkpoint.
@@ -114,7 +113,7 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
             next_tick = now + opts.tick_every;
         }
         if now >= next_prune {
-            dirty |= engine.prune(PRUNE_AFTER) > 0;
+            dirty |= engine.prune(opts.session_retention) > 0;
             next_prune = now + PRUNE_EVERY;
         }
         if now >= next_save {

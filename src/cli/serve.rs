@@ -50,6 +50,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub checkpoint_interval: Duration,
 
+    /// Ended sessions are forgotten this long after their last activity (their counts stay in
+    /// the counters). The default outlives Claude Code's 30-day transcript clean-up.
+    #[arg(long, value_name = "DURATION", default_value = "40d", value_parser = parse_duration)]
+    pub session_retention: Duration,
+
     #[command(flatten)]
     pub otlp: OtlpArgs,
 }
@@ -234,6 +239,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tick_every: Duration::from_secs(1),
         checkpoint_every: args.checkpoint_interval,
         state_dir: Some(state_dir),
+        session_retention: args.session_retention,
     };
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4096);
     let engine_tx = tx.clone();

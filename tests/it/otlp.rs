@@ -398,3 +398,59 @@ fn history_traces_are_sent_once_not_again_after_a_restart() {
     assert!(spans.len() > sent);
     d.stop();
 }
+
+#[test]
+fn claude_code_names_per_session_match_the_transcripts() {
+    let root = support::real_config_root();
+    let state = tempfile::tempdir().unwrap();
+    let r = Receiver::start();
+    let endpoint = r.endpoint();
+    let d = Daemon::start(
+        root.path(),
+        state.path(),
+        &[
+            "--otlp-metrics",
+            "--otlp-claude-code-metrics",
+            "--otlp-claude-code-session-id",
+            // The fixtures are from 2025: keep their sessions (and per-session series).
+            "--session-retention",
+            "3650d",
+            "--otlp-endpoint",
+            &endpoint,
+            "--otlp-interval",
+            "300ms",
+        ],
+    );
+    d.wait_ready(Duration::from_secs(60));
+    let expect = otlp_support::expected_traces(&root.path().join("projects"));
+    let total_output: u64 = expect.values().flat_map(|e| e.responses.values()).map(|r| r.1).sum();
+    r.wait_for(Duration::from_secs(30), "per-session usage", |g| {
+        sum_points(&g.last_points(), "claude_code.token.usage", &[("type", "output")]) as u64 == total_output
+    });
+    let points = r.got.lock().unwrap().last_points();
+    for p in points.iter().filter(|p| p.name.starts_with("claude_code.")) {
+        assert!(p.attrs.contains_key("session.id"), "{p:?}");
+        assert!(p.kind == "sum" && p.monotonic && p.cumulative);
+    }
+    // Per session, against the transcripts: output tokens, and input as Claude Code counts it
+    // (without cache), which is the conventions' input minus cache reads and writes.
+    for (session, e) in &expect {
+        let out: u64 = e.responses.values().map(|r| r.1).sum();
+        let input: u64 = e.responses.values().map(|r| r.0 - r.2 - r.3).sum();
+        let cache_read: u64 = e.responses.values().map(|r| r.2).sum();
+        let got = |ty: &str| {
+            sum_points(&points, "claude_code.token.usage", &[("session.id", session.as_str()), ("type", ty)]) as u64
+        };
+        assert_eq!((got("output"), got("input"), got("cacheRead")), (out, input, cache_read), "session {session}");
+        if !e.responses.is_empty() {
+            let n = sum_points(&points, "claude_code.session.count", &[("session.id", session.as_str())]);
+            assert_eq!(n, 1.0, "session {session} counted once");
+        }
+    }
+    let units: BTreeMap<&str, &str> = points.iter().map(|p| (p.name.as_str(), p.unit.as_str())).collect();
+    assert_eq!(units["claude_code.token.usage"], "tokens");
+    assert_eq!(units["claude_code.cost.usage"], "USD");
+    assert_eq!(units["claude_code.session.count"], "");
+    assert_eq!(units["claude_code.lines_of_code.count"], "");
+    d.stop();
+}
