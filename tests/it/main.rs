@@ -3,6 +3,7 @@
 mod accuracy;
 mod backfill;
 mod bad_input;
+mod collector;
 mod daemon;
 mod dashboards;
 mod deploy;
