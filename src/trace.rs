@@ -191,8 +191,9 @@ struct Turn {
     tools: FastMap<String, usize>,
     /// Sub-agent id → the `Task` tool_use id that ran it (`toolUseResult.agentId`).
     agent_of: HashMap<String, String>,
-    /// Latest timestamp of each chain: when its next API request was sent.
-    last_by_owner: HashMap<Owner, Millis>,
+    /// Latest timestamp of each chain: when its next API request was sent. (A list, not
+    /// a map: JSON map keys must be strings, and a turn has few chains.)
+    last_by_owner: Vec<(Owner, Millis)>,
     events: Vec<SpanEvent>,
     /// The prompt's text (content capture only).
     #[serde(default)]
@@ -310,7 +311,7 @@ impl Tracer {
     pub fn prompt(&mut self, at: &At<'_>, text: Option<&str>) {
         self.finish(at.session);
         let mut t = new_turn(at, true);
-        t.last_by_owner.insert(Owner::Main, at.ts);
+        t.last_by_owner.push((Owner::Main, at.ts));
         t.prompt = text.map(str::to_owned);
         self.turns.insert(at.session.to_owned(), t);
     }
@@ -344,7 +345,8 @@ impl Tracer {
                     *dropped += 1;
                     return;
                 }
-                let start = t.last_by_owner.get(at.owner).copied().unwrap_or(at.ts).min(at.ts);
+                let last = t.last_by_owner.iter().find(|(o, _)| o == at.owner).map(|(_, ms)| *ms);
+                let start = last.unwrap_or(at.ts).min(at.ts);
                 let mut span = Span {
                     trace_id: t.trace_id,
                     span_id: span_id(&t.trace_id, "chat", &r.key.to_le_bytes()),
@@ -453,8 +455,10 @@ impl Tracer {
         let t = self.turn(at);
         t.end_ms = t.end_ms.max(at.ts);
         t.start_ms = t.start_ms.min(at.ts);
-        let last = t.last_by_owner.entry(at.owner.clone()).or_insert(at.ts);
-        *last = (*last).max(at.ts);
+        match t.last_by_owner.iter_mut().find(|(o, _)| o == at.owner) {
+            Some((_, last)) => *last = (*last).max(at.ts),
+            None => t.last_by_owner.push((at.owner.clone(), at.ts)),
+        }
     }
 
     /// The session went idle: its turn ends unless a tool call is still running.
@@ -500,7 +504,7 @@ fn new_turn(at: &At<'_>, prompted: bool) -> Turn {
         calls: FastMap::default(),
         tools: FastMap::default(),
         agent_of: HashMap::new(),
-        last_by_owner: HashMap::new(),
+        last_by_owner: Vec::new(),
         events: Vec::new(),
         prompt: None,
         tokens: Tokens::default(),
@@ -747,6 +751,25 @@ mod tests {
         assert_eq!((agent_chat.start_ms, agent_chat.end_ms), (4000, 6000));
         assert_eq!(root.attr(semconv::GEN_AI_USAGE_OUTPUT_TOKENS), Some(&Value::Int(42)));
         assert!(spans.iter().all(|s| s.trace_id == root.trace_id));
+    }
+
+    #[test]
+    fn open_turns_survive_the_checkpoint() {
+        let (mut tr, got) = collecting();
+        let (main, agent) = (Owner::Main, Owner::Agent("a1".into()));
+        tr.prompt(&at(&main, 1000, 1), None);
+        tr.touch(&at(&agent, 1500, 1));
+        let r = response(8, 2);
+        tr.response(&at(&agent, 2000, 1), &r, r.tokens, 0.0);
+        let json = serde_json::to_string(&tr).expect("a tracer with sub-agent chains serializes");
+        let mut back: Tracer = serde_json::from_str(&json).unwrap();
+        let g = Arc::clone(&got);
+        back.set_sink(Some(Arc::new(move |s: Vec<Span>| g.lock().unwrap().extend(s))));
+        back.end("s1");
+        let spans = got.lock().unwrap().clone();
+        let chat = spans.iter().find(|s| s.name.starts_with("chat ")).unwrap();
+        assert_eq!(chat.start_ms, 1500, "the chain's last time came through");
+        assert!(spans.iter().any(|s| s.name == "invoke_agent agent" && Some(s.span_id) == chat.parent));
     }
 
     #[test]

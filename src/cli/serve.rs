@@ -243,17 +243,45 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4096);
     let engine_tx = tx.clone();
-    let engine_thread = std::thread::Builder::new()
-        .name("engine".into())
-        .spawn(move || watch::run(engine, opts, engine_tx, rx, ready))?;
+    // The engine thread tells the server when it stops, even by a panic: then the
+    // daemon exits with an error instead of serving numbers that no longer move.
+    let (engine_done_tx, engine_done) = tokio::sync::oneshot::channel::<()>();
+    let engine_thread = std::thread::Builder::new().name("engine".into()).spawn(move || {
+        struct Done(Option<tokio::sync::oneshot::Sender<()>>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                if let Some(tx) = self.0.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+        let _done = Done(Some(engine_done_tx));
+        watch::run(engine, opts, engine_tx, rx, ready)
+    })?;
 
     tracing::info!(address = %local, path = %args.telemetry_path, "Serving metrics.");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        crate::server::serve(listener, app, shutdown_signal()).await;
+        let stop = async {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = engine_done => {}
+            }
+        };
+        crate::server::serve(listener, app, stop).await;
         anyhow::Ok(())
     })?;
+    if engine_thread.is_finished() {
+        let how = match engine_thread.join() {
+            Err(_) => "panicked",
+            Ok(()) => "stopped",
+        };
+        if let Some(e) = exporter {
+            e.shutdown();
+        }
+        anyhow::bail!("the reading engine {how} unexpectedly; exiting so that a supervisor restarts the daemon");
+    }
     tracing::info!("Shutting down; writing checkpoint.");
     let _ = tx.send(Msg::Shutdown);
     let _ = engine_thread.join();

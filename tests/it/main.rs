@@ -12,6 +12,7 @@ mod exposition;
 mod live;
 mod oracle;
 mod otlp;
+mod otlp_collector;
 mod otlp_support;
 mod prom;
 mod restart;
