@@ -5,7 +5,9 @@
 //! - `parse`: our borrowing, skipping parser vs `serde_json::Value` (a full
 //!   DOM parse) vs only splitting lines (`memchr`), in bytes per second;
 //! - `apply`: parsed entries into the aggregator (dedup, pricing, counters);
-//! - `render`: `/metrics` text for the whole fixture corpus;
+//! - `apply`: also with per-turn tracing on (spans built and handed to a sink);
+//! - `render`: `/metrics` text for the whole fixture corpus, and the same store
+//!   as an OTLP metrics request (built and protobuf-encoded);
 //! - `scan`: the end-to-end one-shot scan over a copy of the fixtures, with one
 //!   and two threads, next to reading the same files (`read`).
 
@@ -86,6 +88,24 @@ fn apply(c: &mut Criterion) {
             agg
         })
     });
+    g.bench_function("aggregator_with_traces", |b| {
+        b.iter(|| {
+            let spans = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counted = std::sync::Arc::clone(&spans);
+            let mut agg = Aggregator::new(Config::default());
+            agg.enable_traces(
+                i64::MIN,
+                std::sync::Arc::new(move |s: Vec<claude_sessions::trace::Span>| {
+                    counted.fetch_add(s.len(), std::sync::atomic::Ordering::Relaxed);
+                }),
+            );
+            for e in &entries {
+                agg.apply(e, &Source { info: &info, warmup: false });
+            }
+            agg.finish_traces();
+            spans.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    });
     g.finish();
 }
 
@@ -101,6 +121,20 @@ fn render(c: &mut Criterion) {
     let mut g = c.benchmark_group("render");
     g.bench_function("prometheus_text", |b| b.iter(|| exposition.render(false).len()));
     g.bench_function("openmetrics_text", |b| b.iter(|| exposition.render(true).len()));
+    let cfg = claude_sessions::sinks::otlp::Config::from_env(
+        &|_| None,
+        &claude_sessions::sinks::otlp::Overrides { metrics: true, ..Default::default() },
+    )
+    .unwrap()
+    .unwrap();
+    let agg = engine.aggregator();
+    g.bench_function("otlp_metrics_request", |b| {
+        b.iter(|| {
+            let a = agg.lock().unwrap();
+            let (req, _, _) = claude_sessions::sinks::otlp_metrics::build(&a, &cfg, 1_800_000_000_000);
+            prost::Message::encoded_len(&req)
+        })
+    });
     g.finish();
 }
 
