@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::daemon::{self, Daemon};
+use super::otlp_support;
+use super::prom::{Prometheus, url_encode};
 use super::support;
 
 // ---- locations and tools ---------------------------------------------------------------
@@ -449,7 +452,8 @@ fn compose_file_is_valid_and_mounts_exist() {
     let config = compose_config(&compose, &python, home.path());
     let services = config["services"].as_object().expect("services");
     let names: BTreeSet<&str> = services.keys().map(String::as_str).collect();
-    for expected in ["alertmanager", "claude-sessions", "grafana", "grafana-dashboards", "otel-collector", "prometheus"]
+    for expected in
+        ["alertmanager", "claude-sessions", "grafana", "grafana-dashboards", "otel-collector", "prometheus", "tempo"]
     {
         assert!(names.contains(expected), "service {expected} missing: {names:?}");
     }
@@ -458,6 +462,12 @@ fn compose_file_is_valid_and_mounts_exist() {
 
     let repo = repo().canonicalize().expect("repo path");
     for (name, service) in services {
+        // Pulled images are pinned to a version.
+        if service.get("build").is_none() {
+            let image = str_at(service, "/image");
+            let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or_else(|| panic!("{name}: {image} has no tag"));
+            assert!(tag != "latest" && !tag.contains('/'), "{name}: {image} is not pinned");
+        }
         for port in service["ports"].as_array().into_iter().flatten() {
             let port = port.as_str().expect("short port syntax");
             assert!(port.starts_with("127.0.0.1:"), "{name} publishes {port} beyond 127.0.0.1");
@@ -556,36 +566,473 @@ fn grafana_dashboards_render_with_the_provisioned_datasource_uid() {
 
 // ---- OpenTelemetry Collector -------------------------------------------------------------
 
+/// What the collector checks itself at start-up (it refuses to start otherwise): every
+/// component a pipeline names is defined, every extension `service.extensions` names is
+/// defined, and every receiver's `auth.authenticator` is an extension that is enabled.
+/// Also: `memory_limiter` first and `batch` last in every pipeline that has them.
+#[track_caller]
+fn assert_collector_wiring(config: &Value, file: &str) {
+    for section in ["receivers", "processors", "exporters"] {
+        assert!(config[section].is_object(), "{file}: {section} missing");
+    }
+    let pipelines = config["service"]["pipelines"].as_object().unwrap_or_else(|| panic!("{file}: service.pipelines"));
+    for (name, pipeline) in pipelines {
+        for kind in ["receivers", "processors", "exporters"] {
+            for component in pipeline[kind].as_array().into_iter().flatten() {
+                let component = component.as_str().expect("component name");
+                assert!(config[kind].get(component).is_some(), "{file}: pipeline {name} uses undefined {component}");
+            }
+        }
+        for kind in ["receivers", "exporters"] {
+            assert!(pipeline[kind].as_array().is_some_and(|a| !a.is_empty()), "{file}: pipeline {name} has no {kind}");
+        }
+        let processors: Vec<&str> =
+            pipeline["processors"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if processors.contains(&"memory_limiter") {
+            assert_eq!(processors.first(), Some(&"memory_limiter"), "{file}: pipeline {name}: memory_limiter first");
+        }
+        if processors.contains(&"batch") {
+            assert_eq!(processors.last(), Some(&"batch"), "{file}: pipeline {name}: batch last");
+        }
+    }
+    let enabled: BTreeSet<&str> =
+        config["service"]["extensions"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    for extension in &enabled {
+        assert!(config["extensions"].get(extension).is_some(), "{file}: extension {extension} is not defined");
+    }
+    for (name, receiver) in config["receivers"].as_object().expect("receivers") {
+        for (protocol, settings) in receiver["protocols"].as_object().into_iter().flatten() {
+            if let Some(auth) = settings.pointer("/auth/authenticator").and_then(Value::as_str) {
+                assert!(config["extensions"].get(auth).is_some(), "{file}: {name}/{protocol} uses undefined {auth}");
+                assert!(enabled.contains(auth), "{file}: {name}/{protocol} uses {auth}, not in service.extensions");
+            }
+        }
+    }
+}
+
+/// The exporters of one pipeline.
+fn pipeline_exporters<'a>(config: &'a Value, pipeline: &str) -> Vec<&'a str> {
+    config["service"]["pipelines"][pipeline]["exporters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {pipeline} pipeline"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// `host:port` → (host, port); also accepts `http://host:port[/path]`.
+fn host_port(endpoint: &str) -> (String, u16) {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    let authority = rest.split('/').next().expect("authority");
+    let (host, port) = authority.rsplit_once(':').unwrap_or_else(|| panic!("no port in {endpoint}"));
+    (host.to_owned(), port.parse().unwrap_or_else(|_| panic!("bad port in {endpoint}")))
+}
+
+fn tempo_config(python: &Path) -> Value {
+    yaml(python, Some(&deploy_dir().join("tempo.yaml")), "")
+}
+
 #[test]
 fn otel_collector_config_is_yaml_with_wired_pipelines() {
     let Some(python) = yaml_python() else { return };
     let config = yaml(&python, Some(&deploy_dir().join("otel-collector.yaml")), "");
     assert_eq!(str_at(&config, "/receivers/otlp/protocols/grpc/endpoint"), "0.0.0.0:4317");
     assert_eq!(str_at(&config, "/receivers/otlp/protocols/http/endpoint"), "0.0.0.0:4318");
-    for section in ["receivers", "processors", "exporters"] {
-        assert!(config[section].is_object(), "{section} missing");
-    }
     assert!(config["processors"].get("batch").is_some(), "batch processor");
     assert!(config["exporters"].get("debug").is_some(), "debug exporter");
-    let pipelines = config["service"]["pipelines"].as_object().expect("service.pipelines");
     for signal in ["metrics", "traces"] {
-        assert!(pipelines.contains_key(signal), "{signal} pipeline missing");
+        assert!(config["service"]["pipelines"].get(signal).is_some(), "{signal} pipeline missing");
     }
-    // Every component a pipeline names is defined (the collector refuses to start otherwise).
-    for (name, pipeline) in pipelines {
-        for (kind, section) in [("receivers", "receivers"), ("processors", "processors"), ("exporters", "exporters")] {
-            for component in pipeline[kind].as_array().into_iter().flatten() {
-                let component = component.as_str().expect("component name");
-                assert!(config[section].get(component).is_some(), "pipeline {name} uses undefined {component}");
-            }
-        }
-    }
-    for extension in config["service"]["extensions"].as_array().into_iter().flatten() {
-        assert!(config["extensions"].get(extension.as_str().expect("name")).is_some(), "extension {extension}");
-    }
+    assert_collector_wiring(&config, "otel-collector.yaml");
     // Prometheus scrapes what the prometheus exporter serves.
     let port = str_at(&config, "/exporters/prometheus/endpoint").rsplit(':').next().expect("port").to_owned();
     assert!(read(&deploy_dir().join("prometheus.yml")).contains(&format!("otel-collector:{port}")));
+
+    // Traces go to the stack's Tempo, on the port its OTLP gRPC receiver listens on.
+    let tempo = tempo_config(&python);
+    let (_, tempo_port) = host_port(str_at(&tempo, "/distributor/receivers/otlp/protocols/grpc/endpoint"));
+    let to_tempo: Vec<&str> = pipeline_exporters(&config, "traces")
+        .into_iter()
+        .filter(|e| e.split('/').next() == Some("otlp"))
+        .filter(|e| host_port(str_at(&config["exporters"][*e], "/endpoint")) == ("tempo".to_owned(), tempo_port))
+        .collect();
+    assert_eq!(to_tempo.len(), 1, "the traces pipeline exports to tempo:{tempo_port} over OTLP gRPC");
+    assert_eq!(config["exporters"][to_tempo[0]]["tls"]["insecure"], true, "Tempo's receiver has no TLS");
+}
+
+/// Uncomments the commented-out YAML block that starts with the line `# {head}` (at any
+/// indentation): that line and the following commented lines indented deeper.
+fn uncomment_block(src: &str, head: &str) -> String {
+    let mut out = String::new();
+    let mut block_indent: Option<usize> = None;
+    let mut found = false;
+    for line in src.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let body = line.trim_start();
+        let inside = block_indent.is_some_and(|i| indent == i && body.starts_with("#   "));
+        if body == format!("# {head}") || inside {
+            block_indent.get_or_insert(indent);
+            found = true;
+            out.push_str(&" ".repeat(indent));
+            out.push_str(&body[2..]);
+        } else {
+            block_indent = None;
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    assert!(found, "no commented-out block `# {head}`");
+    out
+}
+
+#[test]
+fn team_collector_config_is_yaml_with_wired_pipelines_and_optional_auth() {
+    let Some(python) = yaml_python() else { return };
+    let path = deploy_dir().join("otel-collector-team.yaml");
+    let src = read(&path);
+    let config = yaml(&python, Some(&path), "");
+    // Developer machines reach it from the network, over both OTLP transports.
+    assert_eq!(str_at(&config, "/receivers/otlp/protocols/grpc/endpoint"), "0.0.0.0:4317");
+    assert_eq!(str_at(&config, "/receivers/otlp/protocols/http/endpoint"), "0.0.0.0:4318");
+    assert_collector_wiring(&config, "otel-collector-team.yaml");
+    for signal in ["metrics", "traces"] {
+        let processors = &config["service"]["pipelines"][signal]["processors"];
+        assert_eq!(processors[0], "memory_limiter", "{signal}: {processors}");
+        assert!(processors.as_array().expect("processors").contains(&"batch".into()), "{signal}: {processors}");
+    }
+    // Metrics to a Prometheus-compatible store, resource attributes (host.name,
+    // service.instance.id) as labels.
+    let metrics = pipeline_exporters(&config, "metrics");
+    assert!(!metrics.is_empty());
+    for exporter in &metrics {
+        let kind = exporter.split('/').next().expect("type");
+        assert!(kind == "prometheusremotewrite" || kind == "prometheus", "metrics exporter {exporter}");
+        assert_eq!(config["exporters"][exporter]["resource_to_telemetry_conversion"]["enabled"], true, "{exporter}");
+    }
+    // Traces over OTLP (to Tempo).
+    let traces = pipeline_exporters(&config, "traces");
+    assert!(traces.iter().any(|e| e.split('/').next() == Some("otlp")), "traces exporters {traces:?}");
+    // The header documents what the daemons send, temporality and auth.
+    for words in [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_TRACES_EXPORTER=otlp",
+        "cumulative",
+        "deltatocumulative",
+    ] {
+        assert!(src.contains(words), "otel-collector-team.yaml does not mention {words}");
+    }
+
+    // The optional parts, switched on as the header says, still wire up.
+    let mut with_auth = uncomment_block(&src, "bearertokenauth:");
+    with_auth = uncomment_block(&with_auth, "auth:");
+    with_auth = uncomment_block(&with_auth, "deltatocumulative:");
+    let mut variant = yaml(&python, None, &with_auth);
+    let extensions = variant["service"]["extensions"].as_array_mut().expect("service.extensions");
+    extensions.push("bearertokenauth".into());
+    let processors = variant["service"]["pipelines"]["metrics"]["processors"].as_array_mut().expect("processors");
+    processors.insert(processors.len() - 1, "deltatocumulative".into());
+    assert_collector_wiring(&variant, "otel-collector-team.yaml with auth and deltatocumulative");
+    for protocol in ["grpc", "http"] {
+        assert_eq!(
+            str_at(&variant, &format!("/receivers/otlp/protocols/{protocol}/auth/authenticator")),
+            "bearertokenauth",
+            "the commented auth block of {protocol}"
+        );
+    }
+    assert!(variant["extensions"]["bearertokenauth"]["filename"].is_string(), "the token is read from a file");
+    assert!(variant["processors"]["deltatocumulative"].is_object());
+}
+
+// ---- Tempo and Grafana datasources -------------------------------------------------------
+
+#[test]
+fn tempo_config_receives_otlp_grpc_and_stores_locally_in_its_volume() {
+    let Some(python) = yaml_python() else { return };
+    let tempo = tempo_config(&python);
+    // Top-level blocks of Tempo 3's configuration (it refuses unknown fields).
+    let known = [
+        "target",
+        "stream_over_http_enabled",
+        "server",
+        "distributor",
+        "ingest",
+        "block_builder",
+        "live_store",
+        "live_store_client",
+        "metrics_generator",
+        "query_frontend",
+        "querier",
+        "backend_scheduler",
+        "backend_scheduler_client",
+        "backend_worker",
+        "storage",
+        "memberlist",
+        "overrides",
+        "usage_report",
+        "cache",
+        "memory",
+    ];
+    for key in tempo.as_object().expect("a mapping").keys() {
+        assert!(known.contains(&key.as_str()), "tempo.yaml: unknown top-level block {key}");
+    }
+    // Reachable from the collector's container, not only on Tempo's loopback.
+    assert_eq!(str_at(&tempo, "/distributor/receivers/otlp/protocols/grpc/endpoint"), "0.0.0.0:4317");
+    assert_eq!(tempo["server"]["http_listen_port"], 3200);
+    assert_eq!(str_at(&tempo, "/storage/trace/backend"), "local");
+    // Both paths are in the tempo-data volume (docker-compose.yml mounts it at /var/tempo).
+    let compose = yaml(&python, Some(&deploy_dir().join("docker-compose.yml")), "");
+    let service = &compose["services"]["tempo"];
+    let volume = service["volumes"]
+        .as_array()
+        .expect("tempo volumes")
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|v| v.starts_with("tempo-data:"))
+        .expect("the tempo-data volume");
+    let mount = volume.split(':').nth(1).expect("mount point");
+    for pointer in ["/storage/trace/wal/path", "/storage/trace/local/path"] {
+        let path = str_at(&tempo, pointer);
+        assert!(Path::new(path).starts_with(mount), "{pointer} = {path} is outside the volume at {mount}");
+    }
+    // The config Tempo is told to read is the one mounted.
+    let command: Vec<&str> = service["command"].as_array().expect("command").iter().filter_map(Value::as_str).collect();
+    let file = command.iter().find_map(|a| a.strip_prefix("-config.file=")).expect("-config.file=");
+    assert!(
+        service["volumes"].as_array().expect("volumes").contains(&format!("./tempo.yaml:{file}:ro").into()),
+        "tempo.yaml is mounted read-only at {file}"
+    );
+    let image = str_at(service, "/image");
+    assert!(image.starts_with("grafana/tempo:") && !image.ends_with(":latest"), "pinned Tempo image: {image}");
+}
+
+/// Every datasource in grafana/provisioning/datasources/*.yml, by uid.
+fn grafana_datasources(python: &Path) -> std::collections::BTreeMap<String, Value> {
+    let dir = deploy_dir().join("grafana/provisioning/datasources");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("datasources folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    let mut by_uid = std::collections::BTreeMap::new();
+    for file in files {
+        let parsed = yaml(python, Some(&file), "");
+        assert_eq!(parsed["apiVersion"], 1, "{}", file.display());
+        for ds in parsed["datasources"].as_array().unwrap_or_else(|| panic!("{}: datasources", file.display())) {
+            let uid = str_at(ds, "/uid").to_owned();
+            assert!(by_uid.insert(uid.clone(), ds.clone()).is_none(), "datasource uid {uid} provisioned twice");
+        }
+    }
+    by_uid
+}
+
+#[test]
+fn grafana_datasources_link_exemplars_to_the_provisioned_tempo() {
+    let Some(python) = yaml_python() else { return };
+    let datasources = grafana_datasources(&python);
+    let prometheus = &datasources["prometheus"];
+    assert_eq!(str_at(prometheus, "/type"), "prometheus");
+    assert_eq!(str_at(prometheus, "/url"), "http://prometheus:9090");
+
+    // The exemplar label claude-sessions writes (trace_id) opens the trace in Tempo.
+    let destinations = prometheus["jsonData"]["exemplarTraceIdDestinations"]
+        .as_array()
+        .expect("jsonData.exemplarTraceIdDestinations on the Prometheus datasource");
+    let to_tempo: Vec<&Value> = destinations.iter().filter(|d| d["name"] == "trace_id").collect();
+    assert_eq!(to_tempo.len(), 1, "one destination for the trace_id label: {destinations:?}");
+    let uid = str_at(to_tempo[0], "/datasourceUid");
+    let tempo = datasources.get(uid).unwrap_or_else(|| panic!("exemplar destination {uid} is not provisioned"));
+    assert_eq!(str_at(tempo, "/type"), "tempo");
+    // ...which points at the stack's Tempo, on its HTTP port.
+    let port = tempo_config(&python)["server"]["http_listen_port"].as_u64().expect("http_listen_port");
+    assert_eq!(str_at(tempo, "/url"), format!("http://tempo:{port}"));
+}
+
+// ---- the stack's traces and exemplars, run for real ------------------------------------
+
+/// `2025-01-01T00:00:00.000Z` from epoch milliseconds.
+fn rfc3339(ms: i64) -> String {
+    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Civil from days (H. Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, min, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
+}
+
+/// The compose file's `environment:` of a service, in either form (mapping or list).
+fn compose_environment(service: &Value) -> Vec<(String, String)> {
+    match &service["environment"] {
+        Value::Object(map) => {
+            map.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect()
+        }
+        Value::Array(list) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// claude-sessions with the compose file's environment (the collector's address swapped
+/// for an in-process OTLP/HTTP receiver) pushes the trace of a live turn, and a real
+/// Prometheus, scraping it with the claude-sessions job of prometheus.yml and the feature
+/// flags of the compose file, stores the trace's exemplar: what Grafana links to Tempo.
+#[test]
+fn compose_daemon_pushes_traces_and_prometheus_stores_their_exemplars() {
+    let Some(python) = yaml_python() else { return };
+    let compose = yaml(&python, Some(&deploy_dir().join("docker-compose.yml")), "");
+    let collector = yaml(&python, Some(&deploy_dir().join("otel-collector.yaml")), "");
+
+    // What the stack's claude-sessions is told: traces only, to the collector.
+    let env = compose_environment(&compose["services"]["claude-sessions"]);
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("OTEL_TRACES_EXPORTER"), Some("otlp"), "{env:?}");
+    assert!(
+        get("OTEL_METRICS_EXPORTER").is_none_or(|v| v == "none"),
+        "metrics stay on the scrape (pushing them too would count everything twice): {env:?}"
+    );
+    let protocol = get("OTEL_EXPORTER_OTLP_PROTOCOL").unwrap_or("http/protobuf");
+    assert_eq!(protocol, "http/protobuf", "this test's receiver speaks OTLP/HTTP");
+    let endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT").expect("OTEL_EXPORTER_OTLP_ENDPOINT");
+    let (host, port) = host_port(endpoint);
+    assert!(endpoint.starts_with("http://"), "{endpoint}: claude-sessions has no TLS");
+    assert_eq!(host, "otel-collector", "{endpoint}");
+    let (_, http_port) = host_port(str_at(&collector, "/receivers/otlp/protocols/http/endpoint"));
+    assert_eq!(port, http_port, "{endpoint}: the collector's OTLP/HTTP receiver");
+    assert!(compose["services"].get(&host).is_some(), "no service {host}");
+
+    let Some(prometheus_bin) = support::require_tool("prometheus (Debian package prometheus)", on_path("prometheus"))
+    else {
+        return;
+    };
+    let receiver = otlp_support::Receiver::start();
+    let receiver_endpoint = receiver.endpoint();
+    let mut daemon_env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(k, v)| (k.as_str(), if k == "OTEL_EXPORTER_OTLP_ENDPOINT" { receiver_endpoint.as_str() } else { v }))
+        .collect();
+    // A developer's own per-signal settings would override the compose file's.
+    for k in ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS"]
+    {
+        if !env.iter().any(|(n, _)| n == k) {
+            daemon_env.push((k, ""));
+        }
+    }
+    let root = daemon::empty_root();
+    std::fs::create_dir_all(root.path().join("projects")).expect("mkdir projects");
+    let state = tempfile::tempdir().expect("state dir");
+    let d = Daemon::start_env(root.path(), state.path(), &[], &daemon_env);
+    d.wait_ready(Duration::from_secs(30));
+
+    // A live turn with one 2.4 s Bash call.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    // Stamped after the daemon started: older turns count as history, which is traced
+    // only with --otlp-backfill.
+    let at = |ms: i64| rfc3339(now + ms);
+    let head = r#""sessionId":"deploy-1","cwd":"/w/deploy-app","#;
+    let lines = [
+        format!(
+            r#"{{"type":"user",{head}"timestamp":"{}","message":{{"role":"user","content":"run the tests"}}}}"#,
+            at(0)
+        ),
+        format!(
+            r#"{{"type":"assistant",{head}"timestamp":"{}","requestId":"req_d1","message":{{"id":"msg_d1","model":"claude-opus-4-6","stop_reason":"tool_use","usage":{{"input_tokens":7,"output_tokens":9}},"content":[{{"type":"tool_use","id":"toolu_deploy","name":"Bash","input":{{}}}}]}}}}"#,
+            at(1000)
+        ),
+        format!(
+            r#"{{"type":"user",{head}"timestamp":"{}","message":{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"toolu_deploy","content":"ok"}}]}}}}"#,
+            at(3400)
+        ),
+        format!(r#"{{"type":"user",{head}"timestamp":"{}","message":{{"role":"user","content":"thanks"}}}}"#, at(5000)),
+    ];
+    daemon::append(&root.path().join("projects/-w-deploy-app/deploy-1.jsonl"), (lines.join("\n") + "\n").as_bytes());
+    let is_tool =
+        |s: &otlp_support::SpanView| s.attrs.get("gen_ai.tool.call.id").map(String::as_str) == Some("toolu_deploy");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !receiver.got.lock().expect("receiver").spans().iter().any(is_tool) {
+        assert!(
+            Instant::now() < deadline,
+            "no span of the Bash call reached the receiver; daemon log:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let spans = receiver.got.lock().expect("receiver").spans();
+    let tool = spans.iter().find(|s| is_tool(s)).expect("tool span");
+    assert_eq!(tool.name, "execute_tool Bash");
+    let root_span = spans.iter().find(|s| s.trace_id == tool.trace_id && s.parent.is_empty()).expect("root span");
+    assert_eq!(root_span.name, "invoke_agent claude-code");
+
+    // Prometheus: the job of prometheus.yml aimed at the daemon, with the compose flags.
+    let prom_config = yaml(&python, Some(&deploy_dir().join("prometheus.yml")), "");
+    let mut job = prom_config["scrape_configs"]
+        .as_array()
+        .expect("scrape_configs")
+        .iter()
+        .find(|j| j["job_name"] == "claude-sessions")
+        .expect("job claude-sessions")
+        .clone();
+    job["static_configs"] = serde_json::json!([{ "targets": [d.addr.to_string()] }]);
+    job["scrape_interval"] = "1s".into();
+    job["scrape_timeout"] = "1s".into();
+    let config = serde_json::json!({ "global": { "scrape_interval": "1s" }, "scrape_configs": [job] });
+    let flags: Vec<&str> = compose["services"]["prometheus"]["command"]
+        .as_array()
+        .expect("prometheus command")
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|a| a.starts_with("--enable-feature="))
+        .collect();
+    assert!(
+        flags.iter().any(|f| f.trim_start_matches("--enable-feature=").split(',').any(|x| x == "exemplar-storage")),
+        "Prometheus stores exemplars only with --enable-feature=exemplar-storage: {flags:?}"
+    );
+    // (JSON is YAML.)
+    let mut prom = Prometheus::start_with(&prometheus_bin, &config.to_string(), None, &flags);
+
+    let query = format!(
+        "/api/v1/query_exemplars?query={}&start={}&end={}",
+        url_encode(r#"claude_sessions_tool_duration_seconds_bucket{tool="Bash"}"#),
+        now / 1000 - 3600,
+        now / 1000 + 3600
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exemplar = loop {
+        let found = prom.api(&query).and_then(|v| {
+            v["data"]
+                .as_array()?
+                .iter()
+                .flat_map(|s| s["exemplars"].as_array().into_iter().flatten())
+                .find_map(|e| (e["labels"]["trace_id"] == tool.trace_id.as_str()).then(|| e.clone()))
+        });
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exemplar with trace_id {} in Prometheus; its log:\n{}",
+            tool.trace_id,
+            prom.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(exemplar["labels"]["span_id"], tool.span_id.as_str(), "{exemplar}");
+    assert_eq!(exemplar["value"], "2.4", "{exemplar}");
+    drop(prom);
+    d.stop();
 }
 
 // ---- systemd and launchd -----------------------------------------------------------------
@@ -608,14 +1055,84 @@ fn systemd_user_unit_verifies() {
     std::fs::create_dir_all(&bin_dir).expect("mkdir");
     std::os::unix::fs::symlink(support::bin(), bin_dir.join("claude-sessions")).expect("symlink binary");
     let runtime = tempfile::tempdir().expect("XDG_RUNTIME_DIR");
-    let out = run(Command::new(analyze)
-        .args(["--user", "verify"])
-        .arg(&unit)
-        .env("HOME", home.path())
-        .env("XDG_RUNTIME_DIR", runtime.path()));
-    assert_success("systemd-analyze --user verify", &out);
-    // verify exits 0 on unknown keys and bad values: it only prints them.
-    assert!(text(&out).trim().is_empty(), "systemd-analyze --user verify complained:\n{}", text(&out));
+    let verify = |unit: &Path, what: &str| {
+        let out = run(Command::new(&analyze)
+            .args(["--user", "verify"])
+            .arg(unit)
+            .env("HOME", home.path())
+            .env("XDG_RUNTIME_DIR", runtime.path()));
+        assert_success(&format!("systemd-analyze --user verify ({what})"), &out);
+        // verify exits 0 on unknown keys and bad values: it only prints them.
+        assert!(text(&out).trim().is_empty(), "systemd-analyze --user verify ({what}) complained:\n{}", text(&out));
+    };
+    verify(&unit, "as shipped");
+
+    // With the commented-out EnvironmentFile= switched on and the file in place.
+    let commented = format!("\n#EnvironmentFile={OTLP_ENV_FILE}\n");
+    assert!(text_of_unit.contains(&commented), "the unit has {commented:?}, commented out");
+    let env_file = home.path().join(OTLP_ENV_FILE.trim_start_matches("%h/"));
+    std::fs::create_dir_all(env_file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&env_file, "OTEL_TRACES_EXPORTER=otlp\n").expect("write env file");
+    let units = tempfile::tempdir().expect("unit dir");
+    let with_env = units.path().join("claude-sessions.service");
+    std::fs::write(&with_env, text_of_unit.replace(&commented, &commented.replacen('#', "", 1))).expect("write unit");
+    verify(&with_env, "with EnvironmentFile=");
+}
+
+/// Where deploy/README.md and the systemd unit keep the OTLP settings (`%h` = HOME).
+const OTLP_ENV_FILE: &str = "%h/.config/claude-sessions/otlp.env";
+
+/// The environment file of deploy/README.md ("Pushing OTLP to a collector"), with its
+/// endpoint swapped for an in-process receiver, configures the daemon: both signals
+/// are pushed, the header arrives decoded, the resource carries the added attribute.
+#[test]
+fn readme_otlp_environment_file_configures_the_daemon() {
+    let readme = read(&deploy_dir().join("README.md"));
+    let path = OTLP_ENV_FILE.replace("%h/", "~/");
+    let opening = format!("cat > {path} <<'EOF'\n");
+    let body = readme.split_once(&opening).unwrap_or_else(|| panic!("README has no `{}`", opening.trim())).1;
+    let body = body.split_once("\nEOF\n").expect("end of the here-document").0;
+    let vars: Vec<(String, String)> = body
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("not KEY=VALUE: {l}"));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    for (k, v) in [("OTEL_METRICS_EXPORTER", "otlp"), ("OTEL_TRACES_EXPORTER", "otlp")] {
+        assert_eq!(get(k), Some(v), "{vars:?}");
+    }
+    assert!(get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|e| e.starts_with("http://")), "{vars:?}");
+    assert_eq!(get("OTEL_EXPORTER_OTLP_PROTOCOL").unwrap_or("http/protobuf"), "http/protobuf");
+    // The drop-in the README writes loads that file.
+    assert!(readme.contains(&format!("EnvironmentFile={}", OTLP_ENV_FILE.replace('%', "%%"))), "drop-in");
+    assert!(readme.contains(&format!("install -m 0600 /dev/null {path}")), "the file is created 0600");
+
+    let receiver = otlp_support::Receiver::start();
+    let endpoint = receiver.endpoint();
+    let mut env: Vec<(&str, &str)> = vars
+        .iter()
+        .map(|(k, v)| (k.as_str(), if k == "OTEL_EXPORTER_OTLP_ENDPOINT" { endpoint.as_str() } else { v.as_str() }))
+        .collect();
+    env.push(("OTEL_METRIC_EXPORT_INTERVAL", "300"));
+    let root = daemon::empty_root();
+    let state = tempfile::tempdir().expect("state dir");
+    let d = Daemon::start_env(root.path(), state.path(), &[], &env);
+    receiver.wait_for(Duration::from_secs(30), "a metrics request", |g| !g.metrics.is_empty());
+    let got = receiver.got.lock().expect("receiver");
+    let resource = got.resource();
+    assert_eq!(resource.get("service.name").map(String::as_str), Some("claude-sessions"), "{resource:?}");
+    for key in ["host.name", "service.instance.id"] {
+        assert!(resource.contains_key(key), "{key} in {resource:?}");
+    }
+    let (k, v) = get("OTEL_RESOURCE_ATTRIBUTES").and_then(|a| a.split_once('=')).expect("OTEL_RESOURCE_ATTRIBUTES");
+    assert_eq!(resource.get(k).map(String::as_str), Some(v), "{resource:?}");
+    let (hk, hv) = get("OTEL_EXPORTER_OTLP_HEADERS").and_then(|h| h.split_once('=')).expect("headers");
+    let sent = got.headers.last().expect("headers").iter().find(|(n, _)| n == hk).map(|(_, v)| v.clone());
+    assert_eq!(sent.as_deref(), Some(hv.replace("%20", " ").as_str()), "percent-decoded header value");
+    drop(got);
+    d.stop();
 }
 
 #[test]
