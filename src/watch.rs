@@ -21,6 +21,9 @@ use crate::pipeline::Engine;
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// A second look at the folders this soon after a new folder appeared.
+const FOLLOW_UP: Duration = Duration::from_millis(250);
+
 /// Messages to the engine thread.
 #[derive(Debug)]
 pub enum Msg {
@@ -85,6 +88,7 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
             }
         }
         let mut rescan = overflow.swap(false, Ordering::AcqRel);
+        let mut new_folder = false;
         for p in &paths {
             if p.extension().is_some_and(|e| e == "jsonl") {
                 if engine.track(p) {
@@ -93,6 +97,7 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
             } else if p.is_dir() {
                 // A new folder: its files may predate the watch on it.
                 rescan = true;
+                new_folder = true;
             }
         }
         if stop {
@@ -106,7 +111,9 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
             ensure_watches(watcher.as_mut(), &engine, &mut watched);
             dirty |= engine.reconcile() > 0;
             engine.refresh_gauges();
-            next_reconcile = now + opts.reconcile_every;
+            // After a new folder, look once more shortly: a file created in it after
+            // this walk but before the watcher added the folder sends no event.
+            next_reconcile = now + if new_folder { FOLLOW_UP.min(opts.reconcile_every) } else { opts.reconcile_every };
         }
         if now >= next_tick {
             dirty |= engine.tick();
