@@ -851,23 +851,6 @@ fn grafana_datasources_link_exemplars_to_the_provisioned_tempo() {
 
 // ---- the stack's traces and exemplars, run for real ------------------------------------
 
-/// `2025-01-01T00:00:00.000Z` from epoch milliseconds.
-fn rfc3339(ms: i64) -> String {
-    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Civil from days (H. Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, min, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
-}
-
 /// The compose file's `environment:` of a service, in either form (mapping or list).
 fn compose_environment(service: &Value) -> Vec<(String, String)> {
     match &service["environment"] {
@@ -941,7 +924,7 @@ fn compose_daemon_pushes_traces_and_prometheus_stores_their_exemplars() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     // Stamped after the daemon started: older turns count as history, which is traced
     // only with --otlp-backfill.
-    let at = |ms: i64| rfc3339(now + ms);
+    let at = |ms: i64| support::rfc3339(now + ms);
     let head = r#""sessionId":"deploy-1","cwd":"/w/deploy-app","#;
     let lines = [
         format!(

@@ -46,8 +46,7 @@ fn otlp_http_metrics_and_traces_match_the_transcripts_exactly() {
     let root = support::real_config_root();
     let state = tempfile::tempdir().unwrap();
     let r = Receiver::start();
-    let endpoint = r.endpoint();
-    let d = Daemon::start_env(
+    let d = r.daemon(
         root.path(),
         state.path(),
         &[
@@ -57,8 +56,6 @@ fn otlp_http_metrics_and_traces_match_the_transcripts_exactly() {
             "--otlp-claude-code-metrics",
             "--otlp-protocol",
             "http/protobuf",
-            "--otlp-endpoint",
-            &endpoint,
             "--otlp-interval",
             "300ms",
         ],
@@ -191,7 +188,7 @@ fn otlp_http_metrics_and_traces_match_the_transcripts_exactly() {
     let now = std::time::SystemTime::now();
     let iso = |dt: Duration| {
         let t = (now + dt).duration_since(std::time::UNIX_EPOCH).unwrap();
-        format_rfc3339(t.as_millis() as i64)
+        support::rfc3339(t.as_millis() as i64)
     };
     let file = root.path().join("projects/-live-app/live-1.jsonl");
     let head = r#""sessionId":"live-1","cwd":"/w/live-app","#;
@@ -242,29 +239,6 @@ fn otlp_http_metrics_and_traces_match_the_transcripts_exactly() {
     d.stop();
 }
 
-/// `2025-01-01T00:00:00.000Z` from epoch milliseconds.
-pub fn format_rfc3339(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    // Civil from days (H. Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
-}
-
 #[test]
 fn delta_temporality_sends_history_once_across_a_restart() {
     let root = support::real_config_root();
@@ -307,7 +281,7 @@ fn delta_temporality_sends_history_once_across_a_restart() {
 /// the next prompt (which ends the turn), stamped from now on.
 fn live_turn(sid: &str, prompt: &str, output: &str) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let at = |ms: i64| format_rfc3339(now + ms);
+    let at = |ms: i64| support::rfc3339(now + ms);
     let head = format!(r#""sessionId":"{sid}","cwd":"/w/{sid}","#);
     let prompt = serde_json::to_string(prompt).unwrap();
     let output = serde_json::to_string(output).unwrap();
@@ -333,11 +307,11 @@ fn content_goes_into_spans_only_when_asked_and_capped() {
     std::fs::create_dir_all(root.path().join("projects")).unwrap();
     let state = tempfile::tempdir().unwrap();
     let r = Receiver::start();
-    let endpoint = r.endpoint();
-    let d = Daemon::start(
+    let d = r.daemon(
         root.path(),
         state.path(),
-        &["--otlp-traces", "--otlp-endpoint", &endpoint, "--otlp-include-content", "--otlp-content-max-bytes", "20"],
+        &["--otlp-traces", "--otlp-include-content", "--otlp-content-max-bytes", "20"],
+        &[],
     );
     d.wait_ready(Duration::from_secs(30));
     let long = "please refactor the whole module and keep the tests green";
@@ -404,8 +378,7 @@ fn claude_code_names_per_session_match_the_transcripts() {
     let root = support::real_config_root();
     let state = tempfile::tempdir().unwrap();
     let r = Receiver::start();
-    let endpoint = r.endpoint();
-    let d = Daemon::start(
+    let d = r.daemon(
         root.path(),
         state.path(),
         &[
@@ -415,11 +388,10 @@ fn claude_code_names_per_session_match_the_transcripts() {
             // The fixtures are from 2025: keep their sessions (and per-session series).
             "--session-retention",
             "3650d",
-            "--otlp-endpoint",
-            &endpoint,
             "--otlp-interval",
             "300ms",
         ],
+        &[],
     );
     d.wait_ready(Duration::from_secs(60));
     let expect = otlp_support::expected_traces(&root.path().join("projects"));

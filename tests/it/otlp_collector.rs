@@ -105,28 +105,14 @@ fn live_lines(src: &Path, start_ms: i64) -> Vec<(std::path::PathBuf, String)> {
         let rel = f.strip_prefix(src).unwrap().to_path_buf();
         for raw in std::fs::read_to_string(&f).unwrap().lines() {
             let Ok(mut v) = serde_json::from_str::<Value>(raw) else { continue };
-            if let Some(ts) = v.get("timestamp").and_then(Value::as_str).and_then(parse_ms) {
+            if let Some(ts) = v.get("timestamp").and_then(Value::as_str).and_then(support::parse_rfc3339) {
                 let base = *first.get_or_insert(ts);
-                v["timestamp"] = Value::String(super::otlp::format_rfc3339(start_ms + (ts - base) / 1000));
+                v["timestamp"] = Value::String(support::rfc3339(start_ms + (ts - base) / 1000));
             }
             out.push((rel.clone(), v.to_string()));
         }
     }
     out
-}
-
-fn parse_ms(s: &str) -> Option<i64> {
-    let (date, time) = s.split_once('T')?;
-    let d: Vec<i64> = date.split('-').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    let time = time.trim_end_matches('Z');
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    let ms: i64 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
-    let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + (153 * m + 2) / 5 + d[2] - 1 - 719_468;
-    Some(((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms)
 }
 
 fn rss_kib(pid: u32) -> u64 {

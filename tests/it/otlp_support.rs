@@ -251,6 +251,20 @@ impl Receiver {
         format!("http://{}", self.addr)
     }
 
+    /// `serve` on `config_root` pushing to this receiver (OTLP/HTTP), plus `args` and `env`.
+    pub fn daemon(
+        &self,
+        config_root: &Path,
+        state: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> super::daemon::Daemon {
+        let endpoint = self.endpoint();
+        let mut all = vec!["--otlp-endpoint", endpoint.as_str()];
+        all.extend_from_slice(args);
+        super::daemon::Daemon::start_env(config_root, state, &all, env)
+    }
+
     /// Poll until `pred` holds on what was received (panics at the timeout).
     pub fn wait_for(&self, timeout: Duration, what: &str, pred: impl Fn(&Got) -> bool) {
         let deadline = Instant::now() + timeout;
@@ -367,27 +381,7 @@ const NOT_PROMPTS: &[&str] = &[
 
 fn ts_ms(line: &Value) -> Option<i64> {
     let s = line.get("timestamp")?.as_str()?;
-    // RFC 3339 with a Z suffix, as Claude Code writes it.
-    let t = time_from_rfc3339(s)?;
-    Some(t)
-}
-
-/// Days-from-civil on `YYYY-MM-DDTHH:MM:SS(.fff)Z`.
-fn time_from_rfc3339(s: &str) -> Option<i64> {
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let time = time.trim_end_matches('Z');
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, mi, sec) = (t.next()??, t.next()??, t.next()??);
-    let ms: i64 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
-    let (yy, mm) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * mm + 2) / 5 + day - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    Some(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms)
+    super::support::parse_rfc3339(s)
 }
 
 fn key_of(k: &str) -> String {
