@@ -36,6 +36,9 @@ RUN groupadd --system --gid 10001 claude-sessions \
     && install -d -m 0700 -o 10001 -g 10001 /var/lib/claude-sessions \
     && install -d -m 0755 /claude
 COPY --from=builder /out/claude-sessions /usr/local/bin/claude-sessions
+# CA certificates for https:// OTLP endpoints (the slim image has none; the builder
+# image's bundle is Debian's ca-certificates).
+COPY --from=builder /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 
 ENV CLAUDE_CONFIG_DIR=/claude \
     CLAUDE_SESSIONS_STATE_DIR=/var/lib/claude-sessions

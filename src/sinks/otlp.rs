@@ -60,6 +60,8 @@ pub struct Endpoint {
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
     pub gzip: bool,
+    /// PEM file of extra CA certificates to trust for `https://` (besides the system's).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -70,6 +72,7 @@ impl std::fmt::Debug for Endpoint {
             .field("headers", &format_args!("[{} hidden]", self.headers.len()))
             .field("timeout", &self.timeout)
             .field("gzip", &self.gzip)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -164,13 +167,14 @@ impl Config {
                     join_path(&var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or(default_base.into()), protocol, path)
                 }
             };
-            if !url.starts_with("http://") {
-                if url.starts_with("https://") {
-                    return err(format!(
-                        "OTLP endpoint {url}: TLS is not built in; send to a local collector over http:// (see README)"
-                    ));
-                }
-                return err(format!("OTLP endpoint {url:?} must be an http:// URL"));
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return err(format!("OTLP endpoint {url:?} must be an http:// or https:// URL"));
+            }
+            let ca_file = pick("CERTIFICATE").map(std::path::PathBuf::from);
+            if let Some(f) = &ca_file
+                && !f.is_file()
+            {
+                return err(format!("OTLP CA certificate file {} does not exist", f.display()));
             }
             let mut headers = Vec::new();
             if let Some(h) = var("OTEL_EXPORTER_OTLP_HEADERS") {
@@ -200,7 +204,7 @@ impl Config {
                 Some("gzip") => true,
                 Some(other) => return err(format!("OTLP compression {other:?} is not supported: use gzip or none")),
             };
-            Ok(Endpoint { url, protocol, headers, timeout, gzip })
+            Ok(Endpoint { url, protocol, headers, timeout, gzip, ca_file })
         };
         let interval = match (flags.interval, var("OTEL_METRIC_EXPORT_INTERVAL")) {
             (Some(d), _) => d,
@@ -328,16 +332,48 @@ pub struct ExportError {
     pub message: String,
 }
 
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
 /// A connection to one endpoint.
 enum Client {
-    Grpc {
-        channel: tonic::transport::Channel,
-        ep: Endpoint,
-    },
-    Http {
-        client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-        ep: Endpoint,
-    },
+    Grpc { channel: tonic::transport::Channel, ep: Endpoint },
+    Http { client: HttpClient, ep: Endpoint },
+}
+
+/// The CA certificates of `ep.ca_file`, PEM.
+fn read_ca(ep: &Endpoint) -> Result<Option<Vec<u8>>, ConfigError> {
+    ep.ca_file
+        .as_ref()
+        .map(|f| std::fs::read(f).map_err(|e| ConfigError(format!("cannot read OTLP CA file {}: {e}", f.display()))))
+        .transpose()
+}
+
+/// TLS for the HTTP client: the system's roots plus `ca_file`'s.
+fn rustls_config(ep: &Endpoint) -> Result<rustls::ClientConfig, ConfigError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(pem) = read_ca(ep)? {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| ConfigError(format!("OTLP CA file: {e}")))?;
+            roots.add(cert).map_err(|e| ConfigError(format!("OTLP CA file: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return err("OTLP CA file holds no PEM certificate");
+        }
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError(format!("TLS: {e}")))
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
 impl Client {
@@ -345,16 +381,27 @@ impl Client {
     fn new(ep: &Endpoint) -> Result<Client, ConfigError> {
         match ep.protocol {
             Protocol::Grpc => {
-                let channel = tonic::transport::Endpoint::from_shared(ep.url.clone())
+                let mut endpoint = tonic::transport::Endpoint::from_shared(ep.url.clone())
                     .map_err(|e| ConfigError(format!("OTLP endpoint {}: {e}", ep.url)))?
                     .connect_timeout(ep.timeout)
-                    .timeout(ep.timeout)
-                    .connect_lazy();
-                Ok(Client::Grpc { channel, ep: ep.clone() })
+                    .timeout(ep.timeout);
+                if ep.url.starts_with("https://") {
+                    let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+                    if let Some(pem) = read_ca(ep)? {
+                        tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+                    }
+                    endpoint = endpoint.tls_config(tls).map_err(|e| ConfigError(format!("OTLP TLS: {e}")))?;
+                }
+                Ok(Client::Grpc { channel: endpoint.connect_lazy(), ep: ep.clone() })
             }
             Protocol::HttpProtobuf => {
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(rustls_config(ep)?)
+                    .https_or_http()
+                    .enable_http1()
+                    .build();
                 let client =
-                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
                 Ok(Client::Http { client, ep: ep.clone() })
             }
         }
@@ -422,11 +469,7 @@ fn grpc_error(s: tonic::Status) -> ExportError {
     ExportError { retryable, message: format!("gRPC {:?}: {}", s.code(), s.message()) }
 }
 
-async fn http_post(
-    client: &hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
-    ep: &Endpoint,
-    body: Vec<u8>,
-) -> Result<(), ExportError> {
+async fn http_post(client: &HttpClient, ep: &Endpoint, body: Vec<u8>) -> Result<(), ExportError> {
     let mut b = hyper::Request::post(&ep.url).header("content-type", "application/x-protobuf");
     let body = if ep.gzip {
         use std::io::Write;
@@ -775,6 +818,9 @@ mod tests {
         assert!(e.to_string().contains("not supported"), "{e}");
         let e = cfg(&[("OTEL_EXPORTER_OTLP_HEADERS", "secret-token-no-equals")], &on).err().unwrap();
         assert!(!e.to_string().contains("secret-token"), "{e}");
-        assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x")], &on).is_err());
+        assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://x")], &on).is_err());
+        assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x")], &on).unwrap().is_some());
+        let e = cfg(&[("OTEL_EXPORTER_OTLP_CERTIFICATE", "/no/such/ca.pem")], &on).err().unwrap();
+        assert!(e.to_string().contains("does not exist"), "{e}");
     }
 }

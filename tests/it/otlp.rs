@@ -426,3 +426,146 @@ fn claude_code_names_per_session_match_the_transcripts() {
     assert_eq!(units["claude_code.lines_of_code.count"], "");
     d.stop();
 }
+
+/// An OTLP/HTTP receiver behind TLS (Python's `ssl` with a certificate from `openssl`,
+/// signed by a private CA): it logs `path bytes` per request to `log`.
+struct TlsReceiver {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+    ca: std::path::PathBuf,
+}
+
+impl TlsReceiver {
+    fn start(dir: &std::path::Path) -> Option<TlsReceiver> {
+        use std::process::{Command, Stdio};
+        let openssl = support::require_tool("openssl", super::prom::which("openssl"))?;
+        let run = |args: &[&str]| {
+            let out = Command::new(&openssl).args(args).current_dir(dir).output().expect("run openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let days = ["-days", "2"];
+        run(&[
+            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem"][..],
+            &days,
+            &["-subj", "/CN=claude-sessions test CA"],
+        ]
+        .concat());
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "leaf.pem",
+                "-extfile",
+                "ext.cnf",
+            ][..],
+            &days,
+        ]
+        .concat());
+        let script = r#"
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        n = int(self.headers.get("content-length", 0))
+        self.rfile.read(n)
+        with open(sys.argv[3], "a") as f:
+            f.write(f"{self.path} {n}\n")
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+        let log = dir.join("requests.log");
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(dir.join("leaf.pem"))
+            .arg(dir.join("leaf.key"))
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start python3");
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+        let port = first.trim().parse().expect("port from the TLS receiver");
+        Some(TlsReceiver { child, port, log, ca: dir.join("ca.pem") })
+    }
+
+    fn requests(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for TlsReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn https_endpoints_verify_the_collector_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(tls) = TlsReceiver::start(tmp.path()) else { return };
+    let root = daemon::empty_root();
+    std::fs::create_dir_all(root.path().join("projects")).unwrap();
+    let endpoint = format!("https://127.0.0.1:{}", tls.port);
+    let args = ["--otlp-metrics", "--otlp-endpoint", endpoint.as_str(), "--otlp-interval", "200ms"];
+
+    // Without the private CA the certificate is refused: errors are counted, nothing arrives.
+    let state = tempfile::tempdir().unwrap();
+    let d = Daemon::start(root.path(), state.path(), &args);
+    d.wait_ready(Duration::from_secs(30));
+    let refused = d.wait_for(Duration::from_secs(20), |m| {
+        m.sum("claude_sessions_exporter_otlp_exports_total", &[("result", "error")]) > 0.0
+    });
+    assert!(refused.is_some(), "an untrusted certificate fails the export:\n{}", d.log_text());
+    assert_eq!(tls.requests(), "", "no request got through");
+    d.stop();
+
+    // With OTEL_EXPORTER_OTLP_CERTIFICATE naming the CA, exports arrive over TLS.
+    let state = tempfile::tempdir().unwrap();
+    let ca = tls.ca.to_string_lossy().into_owned();
+    let d = Daemon::start_env(root.path(), state.path(), &args, &[("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca)]);
+    d.wait_ready(Duration::from_secs(30));
+    let ok = d.wait_for(Duration::from_secs(20), |m| {
+        m.sum("claude_sessions_exporter_otlp_exports_total", &[("result", "ok")]) > 0.0
+    });
+    assert!(ok.is_some(), "exports succeed with the CA:\n{}", d.log_text());
+    assert!(tls.requests().lines().any(|l| l.starts_with("/v1/metrics ")), "{}", tls.requests());
+    d.stop();
+}
