@@ -617,27 +617,27 @@ impl Drop for Exporter {
     }
 }
 
+/// Count one request's outcome, and the spans given up with it.
 fn count(agg: &Mutex<Aggregator>, signal: &str, ok: bool, dropped: usize) {
-    // Spans of a request given up on are lost; so are refused ones (counted in `traces_loop`).
     let mut a = lock(agg);
     a.store.inc(Counter::OtlpExports, &[signal, if ok { "ok" } else { "error" }], 1.0);
     a.store.inc(Counter::OtlpDropped, &[signal], dropped as f64);
 }
 
-/// Send with retries. Returns whether it was delivered.
-async fn with_retries<F, Fut>(cfg: &Config, signal: &str, mut send: F) -> bool
+/// Send, retrying up to `attempts` times in all. Returns whether it was delivered.
+async fn with_retries<F, Fut>(cfg: &Config, signal: &str, attempts: u32, mut send: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), ExportError>>,
 {
     let mut delay = cfg.backoff;
-    for attempt in 1..=cfg.max_attempts.max(1) {
+    let attempts = attempts.max(1);
+    for attempt in 1..=attempts {
         match send().await {
             Ok(()) => return true,
             Err(e) => {
-                let last = attempt == cfg.max_attempts.max(1) || !e.retryable;
-                if last {
-                    tracing::warn!(signal, attempts = attempt, error = %e.message, "OTLP export failed; data dropped.");
+                if attempt == attempts || !e.retryable {
+                    tracing::warn!(signal, attempts = attempt, error = %e.message, "OTLP export failed.");
                     return false;
                 }
                 tracing::debug!(signal, attempt, error = %e.message, "OTLP export failed; retrying.");
@@ -678,7 +678,7 @@ async fn metrics_loop(
             otlp_metrics::build(&a, cfg, now)
         };
         if points > 0 {
-            let ok = with_retries(cfg, "metrics", || client.send_metrics(req.clone())).await;
+            let ok = with_retries(cfg, "metrics", cfg.max_attempts, || client.send_metrics(req.clone())).await;
             let mut a = lock(agg);
             // Cumulative data is sent in full each time; a delta baseline moves only once delivered.
             if ok {
@@ -704,6 +704,8 @@ async fn traces_loop(
 ) {
     let resource = resource(cfg);
     let mut stopping = false;
+    // At shutdown, what is queued gets one attempt per request and this long in all.
+    let mut flush_until: Option<tokio::time::Instant> = None;
     loop {
         let refused = queue.refused.swap(0, std::sync::atomic::Ordering::Relaxed);
         if refused > 0 {
@@ -730,11 +732,29 @@ async fn traces_loop(
             }
             continue;
         }
+        if stopping || *stop.borrow() {
+            stopping = true;
+            let until = *flush_until.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_FLUSH);
+            if tokio::time::Instant::now() >= until {
+                let left =
+                    batch.len() + std::mem::take(&mut *queue.spans.lock().unwrap_or_else(|p| p.into_inner())).len();
+                tracing::warn!(spans = left, "OTLP: spans not sent before shutdown; dropped.");
+                count(agg, "traces", false, left);
+                return;
+            }
+        }
         let req = otlp_traces::build(&resource, &batch);
-        let ok = with_retries(cfg, "traces", || client.send_traces(req.clone())).await;
+        let attempts = if stopping { 1 } else { cfg.max_attempts };
+        let ok = with_retries(cfg, "traces", attempts, || client.send_traces(req.clone())).await;
+        if !ok {
+            tracing::warn!(spans = batch.len(), "OTLP: spans dropped.");
+        }
         count(agg, "traces", ok, if ok { 0 } else { batch.len() });
     }
 }
+
+/// How long a shutdown waits for queued spans to be sent.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
 fn set_queue_gauge(agg: &Mutex<Aggregator>, queue: &Queue) {
     let n = queue.spans.lock().unwrap_or_else(|p| p.into_inner()).len();

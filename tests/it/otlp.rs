@@ -569,3 +569,32 @@ fn https_endpoints_verify_the_collector_certificate() {
     assert!(tls.requests().lines().any(|l| l.starts_with("/v1/metrics ")), "{}", tls.requests());
     d.stop();
 }
+
+#[test]
+fn shutdown_with_the_collector_down_is_bounded_and_logs_what_it_drops() {
+    let root = daemon::empty_root();
+    let projects = root.path().join("projects");
+    std::fs::create_dir_all(&projects).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let r = Receiver::start();
+    r.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    let d = r.daemon(root.path(), state.path(), &["--otlp-traces", "--otlp-metrics", "--otlp-interval", "200ms"], &[]);
+    d.wait_ready(Duration::from_secs(30));
+    for i in 0..40 {
+        let sid = format!("down-{i}");
+        daemon::append(&projects.join(format!("-w-down/{sid}.jsonl")), live_turn(&sid, "go", "ok").as_bytes());
+    }
+    // The turns are finished and queued; the collector answers 503 to everything.
+    assert!(d.wait_for(Duration::from_secs(20), |m| m.sum("claude_sessions_prompts_total", &[]) == 80.0).is_some());
+    std::thread::sleep(Duration::from_millis(500));
+    let logs = std::sync::Arc::clone(&d.logs);
+    let started = Instant::now();
+    d.stop();
+    let took = started.elapsed();
+    let text = logs.lock().unwrap().join("\n");
+    assert!(text.contains("OTLP: spans dropped") || text.contains("not sent before shutdown"), "{text}");
+    eprintln!("stop with the collector down took {took:?}");
+    assert!(took < Duration::from_secs(15), "shutdown is bounded: {took:?}");
+    assert!(r.got.lock().unwrap().refused > 0);
+    assert!(r.got.lock().unwrap().traces.is_empty(), "nothing was accepted");
+}
