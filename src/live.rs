@@ -121,6 +121,9 @@ struct Pending {
     tool: String,
     at: Option<Millis>,
     session: String,
+    /// The tool's own name (`tool` is the label: MCP tools fold to their server).
+    #[serde(default)]
+    name: String,
 }
 
 /// `cwd` → unique project label.
@@ -177,6 +180,23 @@ pub fn tool_label(name: &str) -> String {
 const DEFAULT_WINDOW: u64 = 200_000;
 const LONG_WINDOW: u64 = 1_000_000;
 
+/// Realtime event settings of an aggregator.
+#[derive(Clone)]
+pub struct Emitter {
+    pub sink: crate::events::EventSink,
+    pub detail: crate::events::Detail,
+    /// Lines stamped before this are history: no events for them.
+    pub since_ms: Millis,
+    /// Rules checked against every new tool call.
+    pub rules: Option<Arc<crate::rules::Rules>>,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter").field("detail", &self.detail).field("since_ms", &self.since_ms).finish()
+    }
+}
+
 /// Session state and counters.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Aggregator {
@@ -197,6 +217,9 @@ pub struct Aggregator {
     tracer: Option<Tracer>,
     #[serde(skip)]
     config: Config,
+    /// Where realtime events go; `None`: no events.
+    #[serde(skip)]
+    events: Option<Emitter>,
     #[serde(skip)]
     unpriced: BTreeSet<String>,
     #[serde(skip)]
@@ -218,6 +241,7 @@ impl Aggregator {
             otlp_sent: Default::default(),
             tracer: None,
             config,
+            events: None,
             unpriced: BTreeSet::new(),
             evictions_reported: 0,
         }
@@ -239,6 +263,24 @@ impl Aggregator {
     /// a checkpoint keeps its state and start.
     pub fn enable_traces(&mut self, since_ms: Millis, sink: SpanSink) {
         self.tracer.get_or_insert_with(|| Tracer::new(since_ms)).set_sink(Some(sink));
+    }
+
+    /// Send realtime events for lines stamped from `emitter.since_ms` on (`None`: stop).
+    pub fn set_events(&mut self, emitter: Option<Emitter>) {
+        self.events = emitter;
+    }
+
+    fn emit(&self, session: &str, project: &str, agent: Option<&str>, ts: Millis, kind: crate::events::Kind) {
+        if let Some(em) = &self.events {
+            (em.sink)(crate::events::Event {
+                id: 0,
+                ts_ms: ts,
+                session_id: session.to_owned(),
+                project: project.to_owned(),
+                agent_id: agent.map(str::to_owned),
+                kind,
+            });
+        }
     }
 
     /// Stop tracing and forget open turns.
@@ -308,6 +350,15 @@ impl Aggregator {
             })
         };
         let at_line = at(prompts);
+        // Realtime events: only for lines at or after the emitter's start.
+        let ev_ts = e.timestamp.filter(|ts| self.events.as_ref().is_some_and(|em| *ts >= em.since_ms));
+        let agent: Option<String> = match ev_ts.map(|_| owner_of(e, src)) {
+            Some(Owner::Agent(a)) => Some(a),
+            _ => None,
+        };
+        let agent = agent.as_deref();
+        let detail = self.events.as_ref().map(|em| em.detail).unwrap_or_default();
+        let cap = |t: &str| crate::event::cap_text(t, detail.max_bytes.max(16));
 
         if let Some(ts) = e.timestamp {
             let s = self.sessions.get_mut(id).expect("session exists");
@@ -315,11 +366,13 @@ impl Aggregator {
             if ts > s.last_ms {
                 s.last_ms = ts;
             }
-            if s.state != State::Active {
-                s.state = State::Active;
-            }
+            let resumed = s.state != State::Active;
+            s.state = State::Active;
             if main_chain && matches!(e.kind, Kind::User | Kind::Assistant) {
                 s.turn_last_ms = s.turn_last_ms.max(ts);
+            }
+            if let (true, Some(ts)) = (resumed, ev_ts) {
+                self.emit(id, &project, agent, ts, crate::events::Kind::SessionResume {});
             }
             match self.last_activity.get_mut(&*project) {
                 Some(last) => *last = (*last).max(ts),
@@ -346,9 +399,14 @@ impl Aggregator {
             if let (Some(tr), Some(a)) = (&mut self.tracer, at(prompts)) {
                 tr.prompt(&a, e.content.as_ref().and_then(|c| c.prompt.as_deref()));
             }
+            if let Some(ts) = ev_ts {
+                let text = detail.content.then(|| e.content.as_ref().and_then(|c| c.prompt.as_deref()).map(cap)).flatten();
+                let kind = crate::events::Kind::Message { role: "user".into(), model: None, usage: None, cost_usd: None, text };
+                self.emit(id, &project, agent, ts, kind);
+            }
         }
         if let Some(r) = &e.response {
-            self.apply_response(id, &project, source, main_chain, r, at_line.as_ref());
+            self.apply_response(id, &project, source, main_chain, r, at_line.as_ref(), ev_ts.map(|ts| (ts, agent)));
         }
         if let Some(kind) = e.api_error {
             let s = self.sessions.get_mut(id).expect("session exists");
@@ -358,18 +416,24 @@ impl Aggregator {
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
                 tr.api_error(a, kind.as_str());
             }
+            if let Some(ts) = ev_ts {
+                self.emit(id, &project, agent, ts, crate::events::Kind::ApiError { kind: kind.as_str().into() });
+            }
         }
         for t in &e.tool_uses {
             if !self.dedup.first_time(dedup::tool_use_key(&t.id)) {
                 continue;
             }
+            let input_text =
+                e.content.as_ref().and_then(|c| c.tool_inputs.iter().find(|(i, _)| *i == *t.id)).map(|(_, x)| x);
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
                 tr.tool_use(a, t);
-                if let Some((_, input)) =
-                    e.content.as_ref().and_then(|c| c.tool_inputs.iter().find(|(i, _)| *i == *t.id))
-                {
+                if let Some(input) = input_text {
                     tr.tool_content(id, &t.id, crate::trace::semconv::GEN_AI_TOOL_CALL_ARGUMENTS, input);
                 }
+            }
+            if let Some(ts) = ev_ts {
+                self.emit_tool_use(id, &project, agent, ts, t, input_text.map(String::as_str), detail);
             }
             let label = tool_label(&t.name);
             self.store.inc(Counter::ToolCalls, &[&project, &label], 1.0);
@@ -380,7 +444,10 @@ impl Aggregator {
                 let agent_type = metrics::label_value(t.subagent_type.as_deref().unwrap_or("general-purpose"));
                 self.store.inc(Counter::SubagentsStarted, &[&project, &agent_type], 1.0);
             }
-            self.pending.insert(t.id.to_string(), Pending { tool: label, at: e.timestamp, session: id.to_owned() });
+            self.pending.insert(
+                t.id.to_string(),
+                Pending { tool: label, at: e.timestamp, session: id.to_owned(), name: t.name.to_string() },
+            );
         }
         let mut new_results = e.tool_results.is_empty();
         for r in &e.tool_results {
@@ -402,12 +469,24 @@ impl Aggregator {
                     .map(|(trace_id, span_id)| Exemplar { trace_id, span_id, at_ms: end, value: 0.0 });
                 self.store.observe_with(Histogram::ToolDuration, &[tool], (end - start).max(0) as f64, exemplar);
             }
+            let out = e.content.as_ref().and_then(|c| c.tool_outputs.iter().find(|(i, _)| *i == *r.tool_use_id));
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
                 tr.tool_result(a, r, e.result_agent_id.as_deref());
-                let out = e.content.as_ref().and_then(|c| c.tool_outputs.iter().find(|(i, _)| *i == *r.tool_use_id));
                 if let Some((_, out)) = out {
                     tr.tool_content(id, &r.tool_use_id, crate::trace::semconv::GEN_AI_TOOL_CALL_RESULT, out);
                 }
+            }
+            if let Some(ts) = ev_ts {
+                let duration_ms = call.as_ref().and_then(|c| c.at).map(|at| (ts - at).max(0));
+                let kind = crate::events::Kind::ToolResult {
+                    tool_use_id: r.tool_use_id.to_string(),
+                    name: call.as_ref().filter(|c| !c.name.is_empty()).map_or_else(|| tool.to_owned(), |c| c.name.clone()),
+                    is_error: r.is_error,
+                    content_bytes: detail.content.then(|| out.map(|(_, o)| o.len() as u64)).flatten(),
+                    duration_ms,
+                    output: detail.content.then(|| out.map(|(_, o)| cap(o))).flatten(),
+                };
+                self.emit(id, &project, agent, ts, kind);
             }
         }
         if new_results {
@@ -420,6 +499,22 @@ impl Aggregator {
         if let Some(c) = &e.compaction {
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
                 tr.compaction(a, c);
+            }
+            if let Some(ts) = ev_ts {
+                let kind = crate::events::Kind::Compaction {
+                    trigger: if c.manual { "manual" } else { "auto" }.into(),
+                    tokens_before: c.pre_tokens,
+                    tokens_after: c.post_tokens,
+                };
+                self.emit(id, &project, agent, ts, kind);
+                let before = self.sessions.get(id).map_or(0, |s| s.context_tokens);
+                let after = c.post_tokens.unwrap_or(0);
+                let kind = crate::events::Kind::ContextGrowth {
+                    tokens_added: after as i64 - before as i64,
+                    source: "compaction".into(),
+                    cumulative: after,
+                };
+                self.emit(id, &project, agent, ts, kind);
             }
             self.store.inc(Counter::Compactions, &[&project, if c.manual { "manual" } else { "auto" }], 1.0);
             let s = self.sessions.get_mut(id).expect("session exists");
@@ -442,6 +537,62 @@ impl Aggregator {
         }
     }
 
+    /// `tool_use`, and `agent_spawn` for `Task`/`Agent` calls, and `rule_match` for rules it trips.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_tool_use(
+        &mut self,
+        session: &str,
+        project: &str,
+        agent: Option<&str>,
+        ts: Millis,
+        t: &crate::event::ToolUse,
+        input_text: Option<&str>,
+        detail: crate::events::Detail,
+    ) {
+        use crate::events::{Kind as K, ToolCategory, summarize};
+        let input: Option<serde_json::Value> = input_text.and_then(|x| serde_json::from_str(x).ok());
+        let summary = input
+            .as_ref()
+            .filter(|_| detail.summaries || detail.content)
+            .and_then(|v| summarize(&t.name, v, detail.max_bytes.clamp(16, 200)));
+        let kind = K::ToolUse {
+            tool_use_id: t.id.to_string(),
+            name: t.name.to_string(),
+            category: ToolCategory::of(&t.name),
+            summary,
+            input: detail.content.then(|| input_text.map(|x| crate::event::cap_text(x, detail.max_bytes.max(16)))).flatten(),
+        };
+        self.emit(session, project, agent, ts, kind);
+        if matches!(&*t.name, "Task" | "Agent") {
+            let description = input
+                .as_ref()
+                .filter(|_| detail.summaries || detail.content)
+                .and_then(|v| v.get("description").and_then(|d| d.as_str()))
+                .map(|d| crate::event::cap_text(d, 200));
+            let kind = K::AgentSpawn {
+                tool_use_id: t.id.to_string(),
+                agent_type: t.subagent_type.as_deref().unwrap_or("general-purpose").to_owned(),
+                description,
+            };
+            self.emit(session, project, agent, ts, kind);
+        }
+        let rules = self.events.as_ref().and_then(|em| em.rules.clone());
+        if let Some(rules) = rules {
+            let empty = serde_json::Value::Null;
+            for m in rules.check(&t.name, input.as_ref().unwrap_or(&empty)) {
+                let rule = metrics::label_value(&m.rule);
+                self.store.inc(Counter::RuleMatches, &[&rule, m.severity.as_str()], 1.0);
+                let kind = K::RuleMatch {
+                    rule: m.rule.clone(),
+                    severity: m.severity.as_str().into(),
+                    tool_use_id: t.id.to_string(),
+                    tool: t.name.to_string(),
+                };
+                self.emit(session, project, agent, ts, kind);
+            }
+        }
+    }
+
     /// An exemplar maker for a turn-duration observation: the session's current trace.
     fn turn_exemplar(&self, session: &str) -> impl Fn(f64) -> Option<Exemplar> + use<> {
         let cur = self.tracer.as_ref().and_then(|t| t.current(session));
@@ -453,6 +604,13 @@ impl Aggregator {
         let cwd = e.cwd.as_deref();
         let project = self.projects.label(self.config.project_label, cwd, &src.info.slug);
         self.store.inc(Counter::SessionsStarted, &[&project], 1.0);
+        if let Some(ts) = e.timestamp.filter(|ts| self.events.as_ref().is_some_and(|em| *ts >= em.since_ms)) {
+            let kind = crate::events::Kind::SessionStart {
+                cwd: cwd.map(str::to_owned),
+                git_branch: e.git_branch.as_deref().map(str::to_owned),
+            };
+            self.emit(id, &project, None, ts, kind);
+        }
         let ts = e.timestamp.unwrap_or(0);
         self.sessions.insert(
             id.to_owned(),
@@ -494,6 +652,7 @@ impl Aggregator {
         main_chain: bool,
         r: &crate::event::Response,
         at: Option<&At<'_>>,
+        ev: Option<(Millis, Option<&str>)>,
     ) {
         let seen = self.dedup.observe(r.key, r.tokens);
         let delta = seen.delta();
@@ -529,6 +688,33 @@ impl Aggregator {
         self.store.inc(Counter::Cost, &labels, cost);
         if let (Some(tr), Some(a)) = (&mut self.tracer, at) {
             tr.response(a, r, seen.after, cost / 1e9);
+        }
+        if let (Some((ts, agent)), true) = (ev, seen.first) {
+            let t = seen.after;
+            let usage = crate::events::Usage {
+                input: t.input,
+                output: t.output,
+                cache_read: t.cache_read,
+                cache_creation: t.cache_creation,
+            };
+            let kind = crate::events::Kind::Message {
+                role: "assistant".into(),
+                model: Some(model.clone()),
+                usage: Some(usage),
+                cost_usd: cost_after,
+                text: None,
+            };
+            self.emit(id, project, agent, ts, kind);
+            if main_chain {
+                let before = self.sessions.get(id).map_or(0, |s| s.context_tokens);
+                let now = t.prompt();
+                let kind = crate::events::Kind::ContextGrowth {
+                    tokens_added: now as i64 - before as i64,
+                    source: "response".into(),
+                    cumulative: now,
+                };
+                self.emit(id, project, agent, ts, kind);
+            }
         }
         let s = self.sessions.get_mut(id).expect("session exists");
         s.tokens = Tokens {
@@ -574,6 +760,8 @@ impl Aggregator {
     pub fn tick(&mut self, now: Millis) -> bool {
         let (idle, end) = (self.config.idle_after_ms, self.config.end_after_ms);
         let mut ended = Vec::new();
+        // (session, project, last activity, event): sent at `now` for sessions active since events began.
+        let mut lifecycle: Vec<(String, String, Millis, crate::events::Kind)> = Vec::new();
         let mut changed = false;
         for s in self.sessions.values_mut() {
             if s.state == State::Ended {
@@ -586,6 +774,7 @@ impl Aggregator {
             } else if quiet >= idle && s.state == State::Active {
                 s.state = State::Idle;
                 changed = true;
+                lifecycle.push((s.id.clone(), s.project.to_string(), s.last_ms, crate::events::Kind::SessionIdle {}));
                 let ex = exemplar_of(self.tracer.as_ref(), s);
                 if let Some(d) = finish_turn(s) {
                     self.store.observe_with(Histogram::TurnDuration, &[&s.project], d, ex);
@@ -597,6 +786,8 @@ impl Aggregator {
         }
         for id in &ended {
             let s = self.sessions.get_mut(id).expect("listed above");
+            let reason = crate::events::EndReason::IdleTimeout;
+            lifecycle.push((s.id.clone(), s.project.to_string(), now, crate::events::Kind::SessionEnd { reason }));
             let ex = exemplar_of(self.tracer.as_ref(), s);
             if let Some(d) = finish_turn(s) {
                 self.store.observe_with(Histogram::TurnDuration, &[&s.project], d, ex);
@@ -612,6 +803,13 @@ impl Aggregator {
         if !ended.is_empty() {
             let ended: HashSet<&String> = ended.iter().collect();
             self.pending.retain(|_, p| !ended.contains(&p.session));
+        }
+        if let Some(since) = self.events.as_ref().map(|em| em.since_ms) {
+            for (sid, project, last, kind) in lifecycle {
+                if last >= since {
+                    self.emit(&sid, &project, None, now, kind);
+                }
+            }
         }
         let evicted = self.dedup.evicted();
         self.store.inc(Counter::DedupEvictions, &[], (evicted - self.evictions_reported.min(evicted)) as f64);

@@ -1,6 +1,6 @@
 use clap::Parser;
 
-use claude_sessions::cli::{Cli, Command, backfill, scan, serve};
+use claude_sessions::cli::{Cli, Command, backfill, hook, scan, serve, sessions, watch};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -15,6 +15,9 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::Scan(a) => scan::run(a),
         Command::Backfill(a) => backfill::run(a),
+        Command::Watch(a) => watch::run(a),
+        Command::Sessions(a) => sessions::run(a),
+        Command::Hook(c) => hook::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 const SEP: char = '\u{1f}';
 
 /// Labels whose values come from transcripts and are therefore capped.
-const OPEN_LABELS: &[&str] = &["project", "model", "tool", "agent_type"];
+const OPEN_LABELS: &[&str] = &["project", "model", "tool", "agent_type", "rule"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Type {
@@ -126,6 +126,7 @@ families!(Counter, COUNTERS, Type::Counter, {
     CheckpointWrites => ("claude_sessions_exporter_checkpoint_writes", None, &["result"], &[], "Checkpoint writes by result (ok, error)."),
     DedupEvictions => ("claude_sessions_exporter_dedup_evictions", None, &[], &[], "Keys dropped from the bounded deduplication window."),
     OtlpExports => ("claude_sessions_exporter_otlp_exports", None, &["signal", "result"], &[], "OTLP export requests by signal (metrics, traces) and result (ok, error: failed after retries)."),
+    RuleMatches => ("claude_sessions_rule_matches", None, &["rule", "severity"], &[], "Tool calls that matched a rule (rules file), by rule and severity."),
     OtlpDropped => ("claude_sessions_exporter_otlp_dropped", None, &["signal"], &[], "Spans (or cumulative data points) not delivered: the queue was full or the collector failed after retries."),
 });
 

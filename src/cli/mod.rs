@@ -10,8 +10,11 @@ use crate::pipeline::Settings;
 use crate::pricing;
 
 pub mod backfill;
+pub mod hook;
 pub mod scan;
 pub mod serve;
+pub mod sessions;
+pub mod watch;
 
 /// Follow Claude Code session transcripts and turn them into metrics.
 #[derive(Debug, Parser)]
@@ -33,6 +36,13 @@ pub enum Command {
     Scan(scan::ScanArgs),
     /// Write history as timestamped OpenMetrics for `promtool tsdb create-blocks-from openmetrics`.
     Backfill(backfill::BackfillArgs),
+    /// Follow sessions live in the terminal: one line per event (or JSON with --json).
+    Watch(watch::WatchArgs),
+    /// List live and recent sessions.
+    Sessions(sessions::SessionsArgs),
+    /// Claude Code hooks: answer allow / ask / deny from the rules.
+    #[command(subcommand)]
+    Hook(hook::HookCommand),
 }
 
 /// Where transcripts are and how to count them (shared by serve and scan).
