@@ -41,6 +41,8 @@ pub struct Config {
     pub max_series: usize,
     pub dedup_capacity: usize,
     pub pricing: pricing::Table,
+    /// Put message content on spans, each item cut to this many bytes (opt-in; `None`: never).
+    pub trace_content: Option<usize>,
 }
 
 impl Default for Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             max_series: 2000,
             dedup_capacity: 2_000_000,
             pricing: pricing::Table::default(),
+            trace_content: None,
         }
     }
 }
@@ -220,6 +223,7 @@ pub struct Aggregator {
     /// Where realtime events go; `None`: no events.
     #[serde(skip)]
     events: Option<Emitter>,
+
     #[serde(skip)]
     unpriced: BTreeSet<String>,
     #[serde(skip)]
@@ -264,6 +268,7 @@ impl Aggregator {
     pub fn enable_traces(&mut self, since_ms: Millis, sink: SpanSink) {
         self.tracer.get_or_insert_with(|| Tracer::new(since_ms)).set_sink(Some(sink));
     }
+
 
     /// Send realtime events for lines stamped from `emitter.since_ms` on (`None`: stop).
     pub fn set_events(&mut self, emitter: Option<Emitter>) {
@@ -397,7 +402,9 @@ impl Aggregator {
                 self.store.observe_with(Histogram::TurnDuration, &[&project], d, exemplar(d));
             }
             if let (Some(tr), Some(a)) = (&mut self.tracer, at(prompts)) {
-                tr.prompt(&a, e.content.as_ref().and_then(|c| c.prompt.as_deref()));
+                let text = e.content.as_ref().and_then(|c| c.prompt.as_deref());
+                let capped = self.config.trace_content.zip(text).map(|(cap, t)| crate::event::cap_text(t, cap));
+                tr.prompt(&a, capped.as_deref());
             }
             if let Some(ts) = ev_ts {
                 let text = detail.content.then(|| e.content.as_ref().and_then(|c| c.prompt.as_deref()).map(cap)).flatten();
@@ -428,8 +435,9 @@ impl Aggregator {
                 e.content.as_ref().and_then(|c| c.tool_inputs.iter().find(|(i, _)| *i == *t.id)).map(|(_, x)| x);
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
                 tr.tool_use(a, t);
-                if let Some(input) = input_text {
-                    tr.tool_content(id, &t.id, crate::trace::semconv::GEN_AI_TOOL_CALL_ARGUMENTS, input);
+                if let (Some(cap), Some(input)) = (self.config.trace_content, input_text) {
+                    let input = crate::event::cap_text(input, cap);
+                    tr.tool_content(id, &t.id, crate::trace::semconv::GEN_AI_TOOL_CALL_ARGUMENTS, &input);
                 }
             }
             if let Some(ts) = ev_ts {
@@ -472,8 +480,9 @@ impl Aggregator {
             let out = e.content.as_ref().and_then(|c| c.tool_outputs.iter().find(|(i, _)| *i == *r.tool_use_id));
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
                 tr.tool_result(a, r, e.result_agent_id.as_deref());
-                if let Some((_, out)) = out {
-                    tr.tool_content(id, &r.tool_use_id, crate::trace::semconv::GEN_AI_TOOL_CALL_RESULT, out);
+                if let (Some(cap), Some((_, out))) = (self.config.trace_content, out) {
+                    let out = crate::event::cap_text(out, cap);
+                    tr.tool_content(id, &r.tool_use_id, crate::trace::semconv::GEN_AI_TOOL_CALL_RESULT, &out);
                 }
             }
             if let Some(ts) = ev_ts {

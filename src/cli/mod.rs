@@ -118,6 +118,7 @@ impl SourceArgs {
                 max_series: self.max_series_per_metric as usize,
                 dedup_capacity: self.dedup_window as usize,
                 pricing,
+                trace_content: None,
             },
             ..Settings::default()
         })

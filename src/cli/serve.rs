@@ -15,6 +15,9 @@ use crate::pipeline::Engine;
 use crate::server::{App, Exposition};
 use crate::watch::{self, Msg};
 
+/// Content is captured up to this size per item; consumers cut it to their own cap.
+pub const CAPTURE_BYTES: usize = 64 << 10;
+
 /// The default port: in the Prometheus exporter range, and not 9464, which
 /// Claude Code's own OpenTelemetry Prometheus exporter uses.
 pub const DEFAULT_PORT: u16 = 9477;
@@ -159,7 +162,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if otlp.as_ref().is_none_or(|c| c.traces.is_none()) {
             anyhow::bail!("--otlp-include-content needs OTLP traces (--otlp-traces)");
         }
-        settings.capture_content = Some(args.otlp.otlp_content_max_bytes as usize);
+        let cap = args.otlp.otlp_content_max_bytes as usize;
+        // Captured in full up to 64 KiB; each consumer cuts to its own cap.
+        settings.capture_content = Some(settings.capture_content.unwrap_or(0).max(cap).max(CAPTURE_BYTES));
+        settings.aggregator.trace_content = Some(cap);
         tracing::warn!("Message content goes into traces (--otlp-include-content).");
     }
     let state_dir = match args.state_dir {
