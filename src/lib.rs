@@ -25,6 +25,7 @@ pub mod live;
 pub mod metrics;
 pub mod pipeline;
 pub mod pricing;
+pub mod process;
 pub mod report;
 pub mod rules;
 pub mod server;
@@ -33,6 +34,7 @@ pub mod tail;
 pub mod trace;
 pub mod transcript;
 pub mod watch;
+pub mod watcher;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -101,6 +101,12 @@ pub struct Session {
     /// 200k, or 1M once a prompt larger than 200k has been seen.
     pub context_window: u64,
     pub last_model: Option<String>,
+    /// Working directory (from the first line that has one).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// A Claude Code process was seen running in `cwd` (the process check).
+    #[serde(default)]
+    pub attached: bool,
     /// Tokens and cost per model (for per-session OTLP series).
     #[serde(default)]
     pub by_model: BTreeMap<String, (Tokens, f64)>,
@@ -116,6 +122,68 @@ impl Session {
     pub fn context_utilization(&self) -> f64 {
         self.context_tokens as f64 / self.context_window.max(1) as f64
     }
+
+    /// An immutable, serializable copy of the session's state.
+    pub fn snapshot(&self) -> SessionSnapshot {
+        SessionSnapshot {
+            id: self.id.clone(),
+            project: self.project.to_string(),
+            cwd: self.cwd.clone(),
+            git_branch: self.git_branch.clone(),
+            state: self.state,
+            first_ms: (self.first_ms != Millis::MAX).then_some(self.first_ms),
+            last_ms: self.last_ms,
+            duration_ms: if self.first_ms <= self.last_ms { self.last_ms - self.first_ms } else { 0 },
+            models: self.models.iter().cloned().collect(),
+            prompts: self.prompts,
+            api_requests: self.api_requests,
+            tool_calls: self.tool_calls,
+            tool_errors: self.tool_errors,
+            api_errors: self.api_errors,
+            subagents: self.subagents,
+            compactions: self.compactions,
+            tokens: crate::events::Usage {
+                input: self.tokens.input,
+                output: self.tokens.output,
+                cache_read: self.tokens.cache_read,
+                cache_creation: self.tokens.cache_creation,
+            },
+            cost_usd: self.cost_usd,
+            context_tokens: self.context_tokens,
+            context_window: self.context_window,
+            context_utilization: self.context_utilization(),
+            lines_added: self.lines_added,
+            lines_removed: self.lines_removed,
+        }
+    }
+}
+
+/// A session's state at one moment (`GET /api/sessions/{id}`, `sessions --json`, the library).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSnapshot {
+    pub id: String,
+    pub project: String,
+    pub cwd: Option<String>,
+    pub git_branch: Option<String>,
+    pub state: State,
+    pub first_ms: Option<Millis>,
+    pub last_ms: Millis,
+    pub duration_ms: Millis,
+    pub models: Vec<String>,
+    pub prompts: u64,
+    pub api_requests: u64,
+    pub tool_calls: u64,
+    pub tool_errors: u64,
+    pub api_errors: u64,
+    pub subagents: u64,
+    pub compactions: u64,
+    pub tokens: crate::events::Usage,
+    pub cost_usd: f64,
+    pub context_tokens: u64,
+    pub context_window: u64,
+    pub context_utilization: f64,
+    pub lines_added: u64,
+    pub lines_removed: u64,
 }
 
 /// A tool call waiting for its result.
@@ -531,6 +599,12 @@ impl Aggregator {
             // The context before the boundary no longer exists.
             s.context_tokens = c.post_tokens.unwrap_or(0);
         }
+        if let Some(c) = &e.cwd
+            && main_chain
+            && self.sessions[id].cwd.is_none()
+        {
+            self.sessions.get_mut(id).expect("session exists").cwd = Some(c.trim_end_matches('/').to_owned());
+        }
         if let Some(b) = &e.git_branch
             && main_chain
         {
@@ -644,6 +718,8 @@ impl Aggregator {
                 context_tokens: 0,
                 context_window: DEFAULT_WINDOW,
                 last_model: None,
+                cwd: cwd.map(|c| c.trim_end_matches('/').to_owned()),
+                attached: false,
                 by_model: BTreeMap::new(),
                 lines_added: 0,
                 lines_removed: 0,
@@ -778,7 +854,6 @@ impl Aggregator {
             }
             let quiet = now - s.last_ms;
             if quiet >= end {
-                s.state = State::Ended;
                 ended.push(s.id.clone());
             } else if quiet >= idle && s.state == State::Active {
                 s.state = State::Idle;
@@ -793,10 +868,27 @@ impl Aggregator {
                 }
             }
         }
-        for id in &ended {
-            let s = self.sessions.get_mut(id).expect("listed above");
-            let reason = crate::events::EndReason::IdleTimeout;
-            lifecycle.push((s.id.clone(), s.project.to_string(), now, crate::events::Kind::SessionEnd { reason }));
+        lifecycle.extend(self.end_sessions(&ended, crate::events::EndReason::IdleTimeout));
+        self.emit_lifecycle(lifecycle, now);
+        let evicted = self.dedup.evicted();
+        self.store.inc(Counter::DedupEvictions, &[], (evicted - self.evictions_reported.min(evicted)) as f64);
+        self.evictions_reported = evicted;
+        self.refresh_gauges(now);
+        changed || !ended.is_empty()
+    }
+
+    /// Close sessions just marked ended: their turn, their trace, their pending calls.
+    /// Returns their `session_end` events, to send with [`Aggregator::emit_lifecycle`].
+    fn end_sessions(
+        &mut self,
+        ended: &[String],
+        reason: crate::events::EndReason,
+    ) -> Vec<(String, String, Millis, crate::events::Kind)> {
+        let mut out = Vec::new();
+        for id in ended {
+            let Some(s) = self.sessions.get_mut(id) else { continue };
+            s.state = State::Ended;
+            out.push((s.id.clone(), s.project.to_string(), s.last_ms, crate::events::Kind::SessionEnd { reason }));
             let ex = exemplar_of(self.tracer.as_ref(), s);
             if let Some(d) = finish_turn(s) {
                 self.store.observe_with(Histogram::TurnDuration, &[&s.project], d, ex);
@@ -813,18 +905,40 @@ impl Aggregator {
             let ended: HashSet<&String> = ended.iter().collect();
             self.pending.retain(|_, p| !ended.contains(&p.session));
         }
-        if let Some(since) = self.events.as_ref().map(|em| em.since_ms) {
-            for (sid, project, last, kind) in lifecycle {
-                if last >= since {
-                    self.emit(&sid, &project, None, now, kind);
-                }
+        out
+    }
+
+    /// Send lifecycle events of sessions active since events began (not for old history).
+    fn emit_lifecycle(&self, items: Vec<(String, String, Millis, crate::events::Kind)>, now: Millis) {
+        let Some(since) = self.events.as_ref().map(|em| em.since_ms) else { return };
+        for (sid, project, last, kind) in items {
+            if last >= since {
+                self.emit(&sid, &project, None, now, kind);
             }
         }
-        let evicted = self.dedup.evicted();
-        self.store.inc(Counter::DedupEvictions, &[], (evicted - self.evictions_reported.min(evicted)) as f64);
-        self.evictions_reported = evicted;
-        self.refresh_gauges(now);
-        changed || !ended.is_empty()
+    }
+
+    /// The working directories of running Claude Code processes, seen now: a
+    /// session whose process was seen before and is gone ends (`process_exit`).
+    /// Returns whether any session ended.
+    pub fn process_check(&mut self, cwds: &HashSet<String>, now: Millis) -> bool {
+        let mut gone = Vec::new();
+        for s in self.sessions.values_mut() {
+            let Some(cwd) = s.cwd.as_deref() else { continue };
+            if cwds.contains(cwd) {
+                s.attached = true;
+            } else if s.attached && s.state != State::Ended {
+                gone.push(s.id.clone());
+            }
+        }
+        for id in &gone {
+            if let Some(s) = self.sessions.get_mut(id) {
+                s.attached = false;
+            }
+        }
+        let items = self.end_sessions(&gone, crate::events::EndReason::ProcessExit);
+        self.emit_lifecycle(items, now);
+        !gone.is_empty()
     }
 
     /// Forget ended sessions quiet for longer than `max_age_ms` (their counts

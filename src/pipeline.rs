@@ -107,6 +107,10 @@ pub struct Engine {
     span_sink: Option<crate::trace::SpanSink>,
     /// Send the traces of history once, through this (blocking) sink.
     trace_backfill: Option<crate::trace::SpanSink>,
+    /// Realtime events to switch on once history is read (`since_ms` is set then).
+    events_when_caught_up: Option<live::Emitter>,
+    /// The process table, for ending sessions whose Claude Code exited.
+    processes: Option<crate::process::Processes>,
 }
 
 impl Engine {
@@ -121,7 +125,39 @@ impl Engine {
             warned: HashSet::new(),
             span_sink: None,
             trace_backfill: None,
+            events_when_caught_up: None,
+            processes: None,
         }
+    }
+
+    /// Send realtime events. With `emitter.since_ms` set (`Some`), lines stamped from
+    /// then on get events while history is read too (`watch --since`); with `None`,
+    /// events start once history is read (only new activity).
+    pub fn set_events(&mut self, emitter: live::Emitter, since_ms: Option<Millis>) {
+        match since_ms {
+            Some(since) => self.lock().set_events(Some(live::Emitter { since_ms: since, ..emitter })),
+            None if self.caught_up => self.lock().set_events(Some(live::Emitter { since_ms: now_ms(), ..emitter })),
+            None => self.events_when_caught_up = Some(emitter),
+        }
+    }
+
+    /// End sessions whose Claude Code process exited (checked when called).
+    pub fn enable_process_check(&mut self) {
+        self.processes = crate::process::Processes::new();
+        if self.processes.is_none() {
+            tracing::info!("The process table cannot be read here; sessions end by idle timeout only.");
+        }
+    }
+
+    /// Look at the process table now; returns whether a session ended.
+    pub fn process_check(&mut self) -> bool {
+        let Some(p) = &mut self.processes else { return false };
+        let cwds = p.claude_cwds();
+        let ended = self.lock().process_check(&cwds, now_ms());
+        if ended {
+            self.refresh_gauges();
+        }
+        ended
     }
 
     /// Trace turns into `sink` (OTLP traces). Call after [`Engine::restore`]: a
@@ -343,6 +379,9 @@ impl Engine {
 
     pub fn set_caught_up(&mut self) {
         self.caught_up = true;
+        if let Some(em) = self.events_when_caught_up.take() {
+            self.lock().set_events(Some(live::Emitter { since_ms: now_ms(), ..em }));
+        }
         if let Some(sink) = &self.span_sink {
             self.lock().enable_traces(now_ms(), Arc::clone(sink));
         }

@@ -71,6 +71,10 @@ pub struct App {
     /// checkpoint (counters only grow from 0 while history is read).
     pub serve_while_reading: bool,
     pub telemetry_path: String,
+    /// Realtime events (for `/api/events`).
+    pub bus: Arc<crate::events::Bus>,
+    /// Live session state (for `/api/sessions`).
+    pub sessions: crate::watcher::LiveSessions,
 }
 
 /// Accept connections until `shutdown` resolves.

@@ -44,6 +44,8 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// Ended sessions are forgotten this long after their last activity (their counts stay).
     pub session_retention: Duration,
+    /// How often to look for exited Claude Code processes (`None`: never).
+    pub process_check_every: Option<Duration>,
 }
 
 /// Run until `Msg::Shutdown` (or all senders are gone); writes a last checkpoint.
@@ -70,8 +72,9 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
         (now + opts.reconcile_every, now + opts.tick_every, now + opts.checkpoint_every);
     let mut dirty = false;
     let mut next_prune = now;
+    let mut next_process_check = opts.process_check_every.map(|d| now + d);
     loop {
-        let deadline = next_reconcile.min(next_tick).min(next_save);
+        let deadline = next_reconcile.min(next_tick).min(next_save).min(next_process_check.unwrap_or(next_save));
         let timeout = deadline.saturating_duration_since(Instant::now());
         let mut paths = BTreeSet::new();
         let mut stop = false;
@@ -118,6 +121,12 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
         if now >= next_tick {
             dirty |= engine.tick();
             next_tick = now + opts.tick_every;
+        }
+        if let (Some(at), Some(every)) = (next_process_check, opts.process_check_every)
+            && now >= at
+        {
+            dirty |= engine.process_check();
+            next_process_check = Some(now + every);
         }
         if now >= next_prune {
             dirty |= engine.prune(opts.session_retention) > 0;

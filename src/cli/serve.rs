@@ -53,6 +53,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub checkpoint_interval: Duration,
 
+    /// How often to look for exited Claude Code processes: a session whose process is gone
+    /// ends (`session_end`, reason `process_exit`). 0 turns the check off.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub process_check_interval: Duration,
+
+    #[command(flatten)]
+    pub events: EventArgs,
+
     /// Ended sessions are forgotten this long after their last activity (their counts stay in
     /// the counters). The default outlives Claude Code's 30-day transcript clean-up.
     #[arg(long, value_name = "DURATION", default_value = "40d", value_parser = parse_duration)]
@@ -60,6 +68,20 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub otlp: OtlpArgs,
+}
+
+/// What realtime events carry (serve's `/api/events` and webhooks, `watch`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Events")]
+pub struct EventArgs {
+    /// Put message content on events: prompt text, tool input and output (each cut to
+    /// --content-max-bytes). Off by default: transcripts hold code and secrets.
+    #[arg(long)]
+    pub include_content: bool,
+
+    /// With --include-content: the size cap of each prompt, tool input or output.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..))]
+    pub content_max_bytes: u64,
 }
 
 /// OTLP push. Settings default to the standard `OTEL_*` variables; flags win.
@@ -175,6 +197,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create state folder {}", state_dir.display()))?;
 
+    let detail = crate::events::Detail {
+        summaries: args.events.include_content,
+        content: args.events.include_content,
+        max_bytes: args.events.content_max_bytes as usize,
+    };
+    if detail.content {
+        settings.capture_content = Some(settings.capture_content.unwrap_or(0).max(CAPTURE_BYTES));
+    }
     let mut engine = Engine::new(settings);
     let mut restored = false;
     match checkpoint::load(&state_dir) {
@@ -209,6 +239,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             None
         }
     };
+    // Realtime events for new activity: /api/events, webhooks.
+    let bus = crate::events::Bus::new(4096, 10_000);
+    let emitter = crate::live::Emitter { sink: bus.sink(), detail, since_ms: 0, rules: None };
+    engine.set_events(emitter, None);
+    if !args.process_check_interval.is_zero() {
+        engine.enable_process_check();
+    }
     for d in &engine.settings().projects_dirs {
         if !d.is_dir() {
             tracing::info!(path = %d.display(), "Folder does not exist yet; waiting for it.");
@@ -234,6 +271,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ready: Arc::clone(&ready),
         serve_while_reading: !restored,
         telemetry_path: args.telemetry_path.clone(),
+        bus: std::sync::Arc::clone(&bus),
+        sessions: crate::watcher::LiveSessions::new(engine.aggregator()),
     });
     let opts = watch::Options {
         poll: args.poll,
@@ -246,6 +285,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         checkpoint_every: args.checkpoint_interval,
         state_dir: Some(state_dir),
         session_retention: args.session_retention,
+        process_check_every: (!args.process_check_interval.is_zero()).then_some(args.process_check_interval),
     };
     let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4096);
     let engine_tx = tx.clone();

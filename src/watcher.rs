@@ -1,0 +1,401 @@
+//! The library API: follow sessions live and get their events.
+//!
+//! A [`SessionWatcher`] runs the same engine as `serve` (discovery, tailing,
+//! deduplication, session lifecycles) on its own thread and publishes
+//! [`Event`]s on a bounded bus. Consume them as an async [`EventStream`], or
+//! register callbacks and call the blocking [`SessionWatcher::run`]. A
+//! subscriber that falls behind misses the oldest events (counted in
+//! [`Stats::lagged`]); it never makes memory grow or slows the watcher. A
+//! callback that panics is caught and counted ([`Stats::handler_panics`]).
+//!
+//! ```no_run
+//! use claude_sessions::watcher::SessionWatcher;
+//!
+//! let mut w = SessionWatcher::builder().start()?;   // ~/.claude/projects and friends
+//! w.on("tool_use", |e| println!("{} ran {:?}", e.session_id, e.kind.tool()));
+//! w.on_any(|e| eprintln!("{}", e.kind.name()));
+//! w.run()?;                                          // until stopped (Ctrl-C ends the process)
+//! # anyhow::Ok(())
+//! ```
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio_stream::Stream;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use crate::events::{Bus, BusStats, Detail, Event, Filter};
+use crate::live::{Aggregator, Emitter, SessionSnapshot};
+use crate::pipeline::{Engine, Settings};
+use crate::watch::{self, Msg};
+
+/// Settings of a [`SessionWatcher`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    settings: Settings,
+    explicit_dirs: bool,
+    detail: Detail,
+    since: Option<Duration>,
+    rules: Option<Arc<crate::rules::Rules>>,
+    poll: bool,
+    process_check: Option<Duration>,
+    capacity: usize,
+    ring: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            settings: Settings::default(),
+            explicit_dirs: false,
+            detail: Detail { summaries: false, content: false, max_bytes: 4096 },
+            since: None,
+            rules: None,
+            poll: false,
+            process_check: Some(Duration::from_secs(5)),
+            capacity: 4096,
+            ring: 10_000,
+        }
+    }
+}
+
+impl Builder {
+    /// Follow this `projects` folder (repeatable). Default: the standard config roots.
+    pub fn projects_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        if !self.explicit_dirs {
+            self.settings.projects_dirs.clear();
+            self.explicit_dirs = true;
+        }
+        self.settings.projects_dirs.push(dir.into());
+        self
+    }
+
+    /// Engine settings (idle and end timeouts, pricing, …), e.g. from the CLI's `SourceArgs`.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.explicit_dirs = !settings.projects_dirs.is_empty();
+        self.settings = settings;
+        self
+    }
+
+    /// Tool summaries on events: the command, file path, URL or pattern of each call.
+    pub fn summaries(mut self, on: bool) -> Self {
+        self.detail.summaries = on;
+        self
+    }
+
+    /// Message content on events (prompt text, tool input and output), each cut to `max_bytes`.
+    pub fn include_content(mut self, on: bool, max_bytes: usize) -> Self {
+        self.detail.content = on;
+        self.detail.max_bytes = max_bytes.max(16);
+        self
+    }
+
+    /// Also send the events of history from this long ago, first (default: new activity only).
+    pub fn since(mut self, ago: Duration) -> Self {
+        self.since = Some(ago);
+        self
+    }
+
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.settings.aggregator.idle_after_ms = d.as_millis() as i64;
+        self
+    }
+
+    pub fn end_timeout(mut self, d: Duration) -> Self {
+        self.settings.aggregator.end_after_ms = d.as_millis() as i64;
+        self
+    }
+
+    /// Look for exited Claude Code processes this often (`None`: end sessions by idle timeout only).
+    pub fn process_check(mut self, every: Option<Duration>) -> Self {
+        self.process_check = every;
+        self
+    }
+
+    /// Check new tool calls against these rules (`rule_match` events).
+    pub fn rules(mut self, rules: crate::rules::Rules) -> Self {
+        self.rules = Some(Arc::new(rules));
+        self
+    }
+
+    /// Poll the folders instead of using file events.
+    pub fn poll(mut self, on: bool) -> Self {
+        self.poll = on;
+        self
+    }
+
+    /// Events a subscriber may fall behind before it misses some; events kept for `since_id`.
+    pub fn buffers(mut self, capacity: usize, ring: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self.ring = ring.max(1);
+        self
+    }
+
+    /// Start following (history is read first, on the watcher's thread).
+    pub fn start(mut self) -> anyhow::Result<SessionWatcher> {
+        if self.settings.projects_dirs.is_empty() {
+            let env = std::env::var("CLAUDE_CONFIG_DIR").ok();
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            let roots = crate::discover::config_roots(env.as_deref(), home.as_deref());
+            anyhow::ensure!(!roots.is_empty(), "no transcript folder: set HOME or CLAUDE_CONFIG_DIR, or add projects_dir");
+            self.settings.projects_dirs = crate::discover::projects_dirs(&roots);
+        }
+        if self.detail.summaries || self.detail.content || self.rules.is_some() {
+            let cap = self.detail.max_bytes.max(crate::cli::serve::CAPTURE_BYTES);
+            self.settings.capture_content = Some(self.settings.capture_content.unwrap_or(0).max(cap));
+        }
+        let bus = Bus::new(self.capacity, self.ring);
+        let mut engine = Engine::new(self.settings);
+        let emitter = Emitter { sink: bus.sink(), detail: self.detail, since_ms: 0, rules: self.rules };
+        let since = self.since.map(|d| crate::pipeline::now_ms() - d.as_millis() as i64);
+        engine.set_events(emitter, since);
+        if self.process_check.is_some() {
+            engine.enable_process_check();
+        }
+        let agg = engine.aggregator();
+        let ready = Arc::new(AtomicBool::new(false));
+        let opts = watch::Options {
+            poll: self.poll,
+            reconcile_every: if self.poll { Duration::from_secs(1) } else { Duration::from_secs(10) },
+            tick_every: Duration::from_secs(1),
+            checkpoint_every: Duration::from_secs(3600),
+            state_dir: None,
+            session_retention: Duration::from_secs(40 * 86_400),
+            process_check_every: self.process_check,
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4096);
+        let (engine_tx, r) = (tx.clone(), Arc::clone(&ready));
+        let thread = std::thread::Builder::new()
+            .name("session-watcher".into())
+            .spawn(move || watch::run(engine, opts, engine_tx, rx, r))?;
+        Ok(SessionWatcher {
+            bus,
+            agg,
+            tx,
+            thread: Some(thread),
+            ready,
+            handlers: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+type Handler = Box<dyn FnMut(&Event) + Send>;
+
+/// Follows Claude Code sessions and publishes their events.
+pub struct SessionWatcher {
+    bus: Arc<Bus>,
+    agg: Arc<Mutex<Aggregator>>,
+    tx: std::sync::mpsc::SyncSender<Msg>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    ready: Arc<AtomicBool>,
+    handlers: Vec<(Filter, Handler)>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Counters of a watcher.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub published: u64,
+    /// Events subscribers missed because they fell behind.
+    pub lagged: u64,
+    /// Callbacks that panicked (caught).
+    pub handler_panics: u64,
+}
+
+/// Ends [`SessionWatcher::run`] from another thread.
+#[derive(Debug, Clone)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+impl SessionWatcher {
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Every event from now on.
+    pub fn events(&self) -> EventStream {
+        self.subscribe(Filter::default())
+    }
+
+    /// The events that match `filter`, from now on.
+    pub fn subscribe(&self, filter: Filter) -> EventStream {
+        EventStream::new(&self.bus, filter)
+    }
+
+    /// Call `handler` for events of this kind (`tool_use`, `session_end`, …) in [`SessionWatcher::run`].
+    pub fn on(&mut self, kind: &str, handler: impl FnMut(&Event) + Send + 'static) -> &mut Self {
+        let filter = Filter { kinds: vec![kind.to_owned()], ..Filter::default() };
+        self.handlers.push((filter, Box::new(handler)));
+        self
+    }
+
+    /// Call `handler` for every event matching `filter`.
+    pub fn on_filtered(&mut self, filter: Filter, handler: impl FnMut(&Event) + Send + 'static) -> &mut Self {
+        self.handlers.push((filter, Box::new(handler)));
+        self
+    }
+
+    /// Call `handler` for every event.
+    pub fn on_any(&mut self, handler: impl FnMut(&Event) + Send + 'static) -> &mut Self {
+        self.handlers.push((Filter::default(), Box::new(handler)));
+        self
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(Arc::clone(&self.stop))
+    }
+
+    /// Dispatch events to the callbacks until [`StopHandle::stop`]. A callback that
+    /// panics is skipped for that event and counted; one that is slow makes this loop
+    /// fall behind and miss events (counted), never the watcher.
+    pub fn run(&mut self) -> anyhow::Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+        let mut rx = self.bus.subscribe();
+        let stats = Arc::clone(&self.bus.stats);
+        while !self.stop.load(Ordering::Acquire) {
+            let got = rt.block_on(async { tokio::time::timeout(Duration::from_millis(100), rx.recv()).await });
+            let event = match got {
+                Err(_) => continue,
+                Ok(Ok(e)) => e,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(n))) => {
+                    stats.lagged.fetch_add(n, Ordering::Relaxed);
+                    tracing::warn!(missed = n, "Event callbacks fell behind; events were skipped.");
+                    continue;
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => break,
+            };
+            for (filter, handler) in &mut self.handlers {
+                if !filter.matches(&event) {
+                    continue;
+                }
+                if std::panic::catch_unwind(AssertUnwindSafe(|| handler(&event))).is_err() {
+                    stats.handler_panics.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(event = event.kind.name(), "An event callback panicked; continuing.");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the history has been read.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Wait until the history has been read; `false` at the timeout.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.is_ready() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    /// Live and recent sessions.
+    pub fn sessions(&self) -> LiveSessions {
+        LiveSessions(Arc::clone(&self.agg))
+    }
+
+    pub fn stats(&self) -> Stats {
+        stats_of(&self.bus.stats)
+    }
+
+    /// Stop following and wait for the watcher's thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.tx.send(Msg::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SessionWatcher {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+pub(crate) fn stats_of(s: &BusStats) -> Stats {
+    Stats {
+        published: s.published.load(Ordering::Relaxed),
+        lagged: s.lagged.load(Ordering::Relaxed),
+        handler_panics: s.handler_panics.load(Ordering::Relaxed),
+    }
+}
+
+/// Query live session state; each call takes a consistent snapshot.
+#[derive(Clone)]
+pub struct LiveSessions(Arc<Mutex<Aggregator>>);
+
+impl LiveSessions {
+    pub fn new(agg: Arc<Mutex<Aggregator>>) -> LiveSessions {
+        LiveSessions(agg)
+    }
+
+    /// Every session still remembered (live, idle, and ended recently), latest activity first.
+    pub fn list(&self) -> Vec<SessionSnapshot> {
+        let agg = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<SessionSnapshot> = agg.sessions().map(|s| s.snapshot()).collect();
+        v.sort_by(|a, b| b.last_ms.cmp(&a.last_ms).then_with(|| a.id.cmp(&b.id)));
+        v
+    }
+
+    pub fn get(&self, id: &str) -> Option<SessionSnapshot> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).session(id).map(|s| s.snapshot())
+    }
+}
+
+/// An async stream of events matching a filter. A subscriber that falls behind
+/// skips the oldest events (counted in [`Stats::lagged`]).
+pub struct EventStream {
+    inner: BroadcastStream<Arc<Event>>,
+    filter: Filter,
+    stats: Arc<BusStats>,
+}
+
+impl EventStream {
+    pub fn new(bus: &Bus, filter: Filter) -> EventStream {
+        EventStream { inner: BroadcastStream::new(bus.subscribe()), filter, stats: Arc::clone(&bus.stats) }
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Arc<Event>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(e))) => {
+                    if self.filter.matches(&e) {
+                        return Poll::Ready(Some(e));
+                    }
+                }
+                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(n)))) => {
+                    self.stats.lagged.fetch_add(n, Ordering::Relaxed);
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
