@@ -143,7 +143,10 @@ impl Builder {
             let env = std::env::var("CLAUDE_CONFIG_DIR").ok();
             let home = std::env::var_os("HOME").map(PathBuf::from);
             let roots = crate::discover::config_roots(env.as_deref(), home.as_deref());
-            anyhow::ensure!(!roots.is_empty(), "no transcript folder: set HOME or CLAUDE_CONFIG_DIR, or add projects_dir");
+            anyhow::ensure!(
+                !roots.is_empty(),
+                "no transcript folder: set HOME or CLAUDE_CONFIG_DIR, or add projects_dir"
+            );
             self.settings.projects_dirs = crate::discover::projects_dirs(&roots);
         }
         if self.detail.summaries || self.detail.content || self.rules.is_some() {
@@ -181,6 +184,7 @@ impl Builder {
             thread: Some(thread),
             ready,
             handlers: Vec::new(),
+            handler_rx: None,
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -196,6 +200,8 @@ pub struct SessionWatcher {
     thread: Option<std::thread::JoinHandle<()>>,
     ready: Arc<AtomicBool>,
     handlers: Vec<(Filter, Handler)>,
+    /// Subscribed at the first callback registration: callbacks see events from then on.
+    handler_rx: Option<tokio::sync::broadcast::Receiver<Arc<Event>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -234,23 +240,25 @@ impl SessionWatcher {
         EventStream::new(&self.bus, filter)
     }
 
-    /// Call `handler` for events of this kind (`tool_use`, `session_end`, …) in [`SessionWatcher::run`].
+    /// Call `handler` for events of this kind (`tool_use`, `session_end`, …) in
+    /// [`SessionWatcher::run`], from the first registration on.
     pub fn on(&mut self, kind: &str, handler: impl FnMut(&Event) + Send + 'static) -> &mut Self {
         let filter = Filter { kinds: vec![kind.to_owned()], ..Filter::default() };
-        self.handlers.push((filter, Box::new(handler)));
-        self
+        self.on_filtered(filter, handler)
     }
 
     /// Call `handler` for every event matching `filter`.
     pub fn on_filtered(&mut self, filter: Filter, handler: impl FnMut(&Event) + Send + 'static) -> &mut Self {
+        if self.handler_rx.is_none() {
+            self.handler_rx = Some(self.bus.subscribe());
+        }
         self.handlers.push((filter, Box::new(handler)));
         self
     }
 
     /// Call `handler` for every event.
     pub fn on_any(&mut self, handler: impl FnMut(&Event) + Send + 'static) -> &mut Self {
-        self.handlers.push((Filter::default(), Box::new(handler)));
-        self
+        self.on_filtered(Filter::default(), handler)
     }
 
     pub fn stop_handle(&self) -> StopHandle {
@@ -262,7 +270,7 @@ impl SessionWatcher {
     /// fall behind and miss events (counted), never the watcher.
     pub fn run(&mut self) -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
-        let mut rx = self.bus.subscribe();
+        let mut rx = self.handler_rx.take().unwrap_or_else(|| self.bus.subscribe());
         let stats = Arc::clone(&self.bus.stats);
         while !self.stop.load(Ordering::Acquire) {
             let got = rt.block_on(async { tokio::time::timeout(Duration::from_millis(100), rx.recv()).await });

@@ -19,3 +19,4 @@ mod restart;
 mod rules;
 mod stack;
 mod support;
+mod watcher;
