@@ -255,9 +255,9 @@ impl Filter {
             && any(&self.sessions, &e.session_id)
             && any(&self.kinds, e.kind.name())
             && (self.tools.is_empty()
-                || e.kind.tool().is_some_and(|t| {
-                    self.tools.iter().any(|x| x == t || x == ToolCategory::of(t).as_str())
-                }))
+                || e.kind
+                    .tool()
+                    .is_some_and(|t| self.tools.iter().any(|x| x == t || x == ToolCategory::of(t).as_str())))
             && self.subagent.is_none_or(|sub| sub == e.agent_id.is_some())
     }
 
@@ -425,14 +425,7 @@ mod tests {
     use super::*;
 
     fn ev(kind: Kind, agent: Option<&str>) -> Event {
-        Event {
-            id: 0,
-            ts_ms: 1,
-            session_id: "s".into(),
-            project: "app".into(),
-            agent_id: agent.map(Into::into),
-            kind,
-        }
+        Event { id: 0, ts_ms: 1, session_id: "s".into(), project: "app".into(), agent_id: agent.map(Into::into), kind }
     }
 
     fn tool(name: &str) -> Kind {

@@ -337,7 +337,6 @@ impl Aggregator {
         self.tracer.get_or_insert_with(|| Tracer::new(since_ms)).set_sink(Some(sink));
     }
 
-
     /// Send realtime events for lines stamped from `emitter.since_ms` on (`None`: stop).
     pub fn set_events(&mut self, emitter: Option<Emitter>) {
         self.events = emitter;
@@ -475,8 +474,15 @@ impl Aggregator {
                 tr.prompt(&a, capped.as_deref());
             }
             if let Some(ts) = ev_ts {
-                let text = detail.content.then(|| e.content.as_ref().and_then(|c| c.prompt.as_deref()).map(cap)).flatten();
-                let kind = crate::events::Kind::Message { role: "user".into(), model: None, usage: None, cost_usd: None, text };
+                let text =
+                    detail.content.then(|| e.content.as_ref().and_then(|c| c.prompt.as_deref()).map(cap)).flatten();
+                let kind = crate::events::Kind::Message {
+                    role: "user".into(),
+                    model: None,
+                    usage: None,
+                    cost_usd: None,
+                    text,
+                };
                 self.emit(id, &project, agent, ts, kind);
             }
         }
@@ -557,7 +563,10 @@ impl Aggregator {
                 let duration_ms = call.as_ref().and_then(|c| c.at).map(|at| (ts - at).max(0));
                 let kind = crate::events::Kind::ToolResult {
                     tool_use_id: r.tool_use_id.to_string(),
-                    name: call.as_ref().filter(|c| !c.name.is_empty()).map_or_else(|| tool.to_owned(), |c| c.name.clone()),
+                    name: call
+                        .as_ref()
+                        .filter(|c| !c.name.is_empty())
+                        .map_or_else(|| tool.to_owned(), |c| c.name.clone()),
                     is_error: r.is_error,
                     content_bytes: detail.content.then(|| out.map(|(_, o)| o.len() as u64)).flatten(),
                     duration_ms,
@@ -643,7 +652,10 @@ impl Aggregator {
             name: t.name.to_string(),
             category: ToolCategory::of(&t.name),
             summary,
-            input: detail.content.then(|| input_text.map(|x| crate::event::cap_text(x, detail.max_bytes.max(16)))).flatten(),
+            input: detail
+                .content
+                .then(|| input_text.map(|x| crate::event::cap_text(x, detail.max_bytes.max(16))))
+                .flatten(),
         };
         self.emit(session, project, agent, ts, kind);
         if matches!(&*t.name, "Task" | "Agent") {
@@ -729,6 +741,8 @@ impl Aggregator {
         );
     }
 
+    // The line's context, passed apart to keep borrows of `self` short.
+    #[allow(clippy::too_many_arguments)]
     fn apply_response(
         &mut self,
         id: &str,
