@@ -457,3 +457,39 @@ fn sessions_end_when_their_process_exits_or_after_idling_and_resume() {
     reader.join().unwrap();
     w.stop();
 }
+
+#[test]
+fn the_example_program_prints_tool_calls_as_they_happen() {
+    let exe = support::bin().parent().unwrap().join("examples/watch_sessions");
+    if !exe.exists() {
+        // Built by `cargo test --all-targets` (the README's test command).
+        assert!(std::env::var_os("CI").is_none(), "examples/watch_sessions was not built");
+        return;
+    }
+    let root = daemon::empty_root();
+    let projects = root.path().join("projects");
+    std::fs::create_dir_all(&projects).unwrap();
+    let mut child = std::process::Command::new(&exe)
+        .arg(&projects)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let l = format!(
+        r#"{{"type":"assistant","sessionId":"abcdef0123","cwd":"/w/x","timestamp":"{}","requestId":"r","message":{{"id":"m","model":"claude-opus-4-6","usage":{{"input_tokens":1,"output_tokens":1}},"content":[{{"type":"tool_use","id":"toolu_ex","name":"Bash","input":{{"command":"cargo test"}}}}]}}}}"#,
+        support::rfc3339(now_ms())
+    );
+    daemon::append(&projects.join("-w-x/abcdef0123.jsonl"), format!("{l}\n").as_bytes());
+    let line = rx.recv_timeout(Duration::from_secs(10)).expect("the example prints the call");
+    assert_eq!(line, "abcdef01 [main] Bash cargo test");
+    let _ = child.kill();
+    let _ = child.wait();
+}
