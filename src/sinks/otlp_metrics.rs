@@ -58,7 +58,7 @@ pub fn otel_unit(def: &Def) -> &'static str {
         "sessions_started" | "sessions" => "{session}",
         "prompts" => "{prompt}",
         "api_requests" | "unpriced_requests" | "exporter_otlp_exports" => "{request}",
-        "tool_calls" | "tool_calls_pending" => "{call}",
+        "tool_calls" | "tool_calls_pending" | "rule_matches" => "{call}",
         "tool_errors" | "api_errors" | "exporter_read_errors" => "{error}",
         "subagents_started" => "{agent}",
         "compactions" => "{compaction}",
