@@ -3,3 +3,4 @@
 pub mod otlp;
 pub mod otlp_metrics;
 pub mod otlp_traces;
+pub mod webhook;
