@@ -61,6 +61,15 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub events: EventArgs,
 
+    /// POST realtime events to URL[,format=slack][,type=a|b][,project=…][,tool=…][,agent=main]
+    /// (repeatable). Headers (tokens) go in --webhook-config, never on the command line.
+    #[arg(long, value_name = "URL[,KEY=VALUE…]")]
+    pub webhook: Vec<String>,
+
+    /// TOML file of [[webhook]] tables (per-hook filters, headers, limits).
+    #[arg(long, value_name = "FILE")]
+    pub webhook_config: Option<PathBuf>,
+
     /// Ended sessions are forgotten this long after their last activity (their counts stay in
     /// the counters). The default outlives Claude Code's 30-day transcript clean-up.
     #[arg(long, value_name = "DURATION", default_value = "40d", value_parser = parse_duration)]
@@ -246,6 +255,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !args.process_check_interval.is_zero() {
         engine.enable_process_check();
     }
+    // Parsed here, not by clap: its errors would print the whole value, and a webhook URL is a secret.
+    let mut hooks = args
+        .webhook
+        .iter()
+        .map(|v| crate::sinks::webhook::WebhookConfig::parse_flag(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    if let Some(p) = &args.webhook_config {
+        hooks.extend(crate::sinks::webhook::load_config(p)?);
+    }
+    let webhooks = crate::sinks::webhook::Webhooks::start(hooks, &bus, engine.aggregator())?;
     for d in &engine.settings().projects_dirs {
         if !d.is_dir() {
             tracing::info!(path = %d.display(), "Folder does not exist yet; waiting for it.");
@@ -326,6 +346,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(e) = exporter {
             e.shutdown();
         }
+        webhooks.shutdown();
         anyhow::bail!("the reading engine {how} unexpectedly; exiting so that a supervisor restarts the daemon");
     }
     tracing::info!("Shutting down; writing checkpoint.");
@@ -335,6 +356,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // A last metrics export and the queued spans (open turns stay in the checkpoint).
         e.shutdown();
     }
+    webhooks.shutdown();
     Ok(())
 }
 

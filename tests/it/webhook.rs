@@ -572,3 +572,43 @@ timeout = "5s"
     }
     assert!(webhook::load_config(&dir.path().join("missing.toml")).is_err());
 }
+
+#[test]
+fn serve_posts_the_events_of_a_live_turn_to_its_webhooks() {
+    let r = Receiver::start(Behaviour::Script(vec![503]));
+    let root = super::daemon::empty_root();
+    let projects = root.path().join("projects");
+    std::fs::create_dir_all(&projects).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let hook = format!("{}/hook,type=tool_use|tool_result|session_start", r.base);
+    let d = super::daemon::Daemon::start(root.path(), state.path(), &["--webhook", &hook]);
+    d.wait_ready(Duration::from_secs(30));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let at = |ms: i64| super::support::rfc3339(now + ms);
+    let head = r#""sessionId":"wh1","cwd":"/w/wh","#;
+    let lines = [
+        format!(r#"{{"type":"user",{head}"timestamp":"{}","message":{{"role":"user","content":"go"}}}}"#, at(0)),
+        format!(
+            r#"{{"type":"assistant",{head}"timestamp":"{}","requestId":"r1","message":{{"id":"m1","model":"claude-opus-4-6","usage":{{"input_tokens":1,"output_tokens":1}},"content":[{{"type":"tool_use","id":"toolu_wh","name":"Bash","input":{{"command":"ls"}}}}]}}}}"#,
+            at(100)
+        ),
+        format!(
+            r#"{{"type":"user",{head}"timestamp":"{}","message":{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"toolu_wh","content":"ok"}}]}}}}"#,
+            at(300)
+        ),
+    ];
+    super::daemon::append(&projects.join("-w-wh/wh1.jsonl"), (lines.join("\n") + "\n").as_bytes());
+    let got = r.wait_for("the turn's events", Duration::from_secs(20), |reqs| {
+        reqs.iter().filter(|q| q.status == 200).flat_map(|q| q.event_ids()).count() >= 3
+    });
+    let ok: Vec<&Request> = got.iter().filter(|q| q.status == 200).collect();
+    let events: Vec<serde_json::Value> =
+        ok.iter().flat_map(|q| q.body["events"].as_array().cloned().unwrap_or_default()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["session_start", "tool_use", "tool_result"], "filtered, in order, once");
+    assert_eq!(events[2]["duration_ms"], 200);
+    assert!(events.iter().all(|e| e.get("summary").is_none()), "no summaries without --include-content");
+    assert!(got.iter().any(|q| q.status == 503), "the first attempt failed and was retried");
+    assert!(!d.log_text().contains("/hook"), "the URL's path (a secret for Slack) is not logged");
+    d.stop();
+}
