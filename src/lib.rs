@@ -14,6 +14,7 @@
 //! positions and is the only writer of the `live::Aggregator`, which owns
 //! sessions and counters; the HTTP server only reads it.
 
+pub mod api;
 pub mod backfill;
 pub mod checkpoint;
 pub mod cli;

@@ -260,6 +260,8 @@ pub struct Emitter {
     pub since_ms: Millis,
     /// Rules checked against every new tool call.
     pub rules: Option<Arc<crate::rules::Rules>>,
+    /// The bus's counters, copied into the store's self-metrics at each tick.
+    pub stats: Option<Arc<crate::events::BusStats>>,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -296,6 +298,9 @@ pub struct Aggregator {
     unpriced: BTreeSet<String>,
     #[serde(skip)]
     evictions_reported: u64,
+    /// Bus counters already added to the store (published, lagged).
+    #[serde(skip)]
+    bus_reported: (u64, u64),
 }
 
 impl Aggregator {
@@ -316,6 +321,7 @@ impl Aggregator {
             events: None,
             unpriced: BTreeSet::new(),
             evictions_reported: 0,
+            bus_reported: (0, 0),
         }
     }
 
@@ -339,6 +345,10 @@ impl Aggregator {
 
     /// Send realtime events for lines stamped from `emitter.since_ms` on (`None`: stop).
     pub fn set_events(&mut self, emitter: Option<Emitter>) {
+        if emitter.as_ref().is_some_and(|e| e.stats.is_some()) {
+            self.store.touch(Counter::EventsPublished, &[]);
+            self.store.touch(Counter::EventsLagged, &[]);
+        }
         self.events = emitter;
     }
 
@@ -884,6 +894,13 @@ impl Aggregator {
         }
         lifecycle.extend(self.end_sessions(&ended, crate::events::EndReason::IdleTimeout));
         self.emit_lifecycle(lifecycle, now);
+        if let Some(stats) = self.events.as_ref().and_then(|em| em.stats.clone()) {
+            use std::sync::atomic::Ordering::Relaxed;
+            let (p, l) = (stats.published.load(Relaxed), stats.lagged.load(Relaxed));
+            self.store.inc(Counter::EventsPublished, &[], p.saturating_sub(self.bus_reported.0) as f64);
+            self.store.inc(Counter::EventsLagged, &[], l.saturating_sub(self.bus_reported.1) as f64);
+            self.bus_reported = (p, l);
+        }
         let evicted = self.dedup.evicted();
         self.store.inc(Counter::DedupEvictions, &[], (evicted - self.evictions_reported.min(evicted)) as f64);
         self.evictions_reported = evicted;

@@ -128,6 +128,8 @@ families!(Counter, COUNTERS, Type::Counter, {
     OtlpExports => ("claude_sessions_exporter_otlp_exports", None, &["signal", "result"], &[], "OTLP export requests by signal (metrics, traces) and result (ok, error: failed after retries)."),
     RuleMatches => ("claude_sessions_rule_matches", None, &["rule", "severity"], &[], "Tool calls that matched a rule (rules file), by rule and severity."),
     OtlpDropped => ("claude_sessions_exporter_otlp_dropped", None, &["signal"], &[], "Spans (or cumulative data points) not delivered: the queue was full or the collector failed after retries."),
+    EventsPublished => ("claude_sessions_exporter_events_published", None, &[], &[], "Realtime events published (to /api/events, webhooks and library subscribers)."),
+    EventsLagged => ("claude_sessions_exporter_events_lagged", None, &[], &[], "Realtime events a slow subscriber (an SSE client, a webhook, a library stream) missed because it fell behind."),
     WebhookDeliveries => ("claude_sessions_exporter_webhook_deliveries", None, &["result"], &[], "Webhook POSTs (batches of events) by result: ok, or error (failed after retries, or refused)."),
     WebhookDropped => ("claude_sessions_exporter_webhook_dropped", None, &["reason"], &[], "Events not delivered to a webhook, by reason: queue_full, lagged (fell behind the event bus), failed (after retries), shutdown (not sent before exit)."),
 });

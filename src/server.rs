@@ -1,4 +1,4 @@
-//! HTTP: `/metrics`, `/`, `/healthz`, `/readyz`.
+//! HTTP: `/metrics`, `/`, `/healthz`, `/readyz`, and the API under `/api/` ([`crate::api`]).
 //!
 //! In: the shared aggregator and a readiness flag. Out: the metrics in the
 //! Prometheus text format, or OpenMetrics when the scraper's `Accept` asks for
@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, VARY};
 use hyper::service::service_fn;
@@ -96,7 +96,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl std::fut
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(handle(&app, req)) }
+                async move { Ok::<_, Infallible>(route(&app, req)) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await
             {
@@ -104,6 +104,16 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl std::fut
             }
         });
     }
+}
+
+/// `/api/…` to the API (served at once, also while history is read), the rest to [`handle`].
+fn route(app: &App, req: Request<Incoming>) -> Response<crate::api::HttpBody> {
+    let path = req.uri().path();
+    if path != app.telemetry_path && crate::api::is_api_path(path) {
+        let api = crate::api::Api { bus: Arc::clone(&app.bus), sessions: app.sessions.clone() };
+        return crate::api::handle(&api, &req);
+    }
+    handle(app, req).map(BodyExt::boxed_unsync)
 }
 
 fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -125,7 +135,10 @@ fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 "<!doctype html><html><head><title>claude-sessions</title></head><body>\
                  <h1>claude-sessions {}</h1><p>Claude Code session metrics.</p><ul>\
                  <li><a href=\"{p}\">{p}</a></li><li><a href=\"/healthz\">/healthz</a></li>\
-                 <li><a href=\"/readyz\">/readyz</a></li></ul></body></html>\n",
+                 <li><a href=\"/readyz\">/readyz</a></li>\
+                 <li><a href=\"/api/sessions\">/api/sessions</a>: live and recent sessions (JSON)</li>\
+                 <li><a href=\"/api/events\">/api/events</a>: events as they happen (Server-Sent Events)</li>\
+                 </ul></body></html>\n",
                 crate::VERSION,
                 p = app.telemetry_path
             );

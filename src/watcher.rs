@@ -155,7 +155,13 @@ impl Builder {
         }
         let bus = Bus::new(self.capacity, self.ring);
         let mut engine = Engine::new(self.settings);
-        let emitter = Emitter { sink: bus.sink(), detail: self.detail, since_ms: 0, rules: self.rules };
+        let emitter = Emitter {
+            sink: bus.sink(),
+            detail: self.detail,
+            since_ms: 0,
+            rules: self.rules,
+            stats: Some(Arc::clone(&bus.stats)),
+        };
         let since = self.since.map(|d| crate::pipeline::now_ms() - d.as_millis() as i64);
         engine.set_events(emitter, since);
         if self.process_check.is_some() {
@@ -172,6 +178,8 @@ impl Builder {
             session_retention: Duration::from_secs(40 * 86_400),
             process_check_every: self.process_check,
         };
+        // Before the thread starts: the first subscriber misses nothing (`since` replays included).
+        let first_rx = Mutex::new(Some(bus.subscribe()));
         let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4096);
         let (engine_tx, r) = (tx.clone(), Arc::clone(&ready));
         let thread = std::thread::Builder::new()
@@ -185,6 +193,7 @@ impl Builder {
             ready,
             handlers: Vec::new(),
             handler_rx: None,
+            first_rx,
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -202,6 +211,8 @@ pub struct SessionWatcher {
     handlers: Vec<(Filter, Handler)>,
     /// Subscribed at the first callback registration: callbacks see events from then on.
     handler_rx: Option<tokio::sync::broadcast::Receiver<Arc<Event>>>,
+    /// Subscribed in `start`, before the watcher's thread: handed to the first subscriber.
+    first_rx: Mutex<Option<tokio::sync::broadcast::Receiver<Arc<Event>>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -230,14 +241,21 @@ impl SessionWatcher {
         Builder::default()
     }
 
-    /// Every event from now on.
+    /// Every event from now on (the first subscriber, of any kind: from `start` on).
     pub fn events(&self) -> EventStream {
         self.subscribe(Filter::default())
     }
 
-    /// The events that match `filter`, from now on.
+    /// The events that match `filter`, from now on. The first subscriber (stream or
+    /// callbacks) gets every event from [`Builder::start`] on, `since` replays included.
     pub fn subscribe(&self, filter: Filter) -> EventStream {
-        EventStream::new(&self.bus, filter)
+        EventStream::from_receiver(self.receiver(), filter, Arc::clone(&self.bus.stats))
+    }
+
+    /// The receiver made before the thread started, once; then new ones.
+    fn receiver(&self) -> tokio::sync::broadcast::Receiver<Arc<Event>> {
+        let first = self.first_rx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        first.unwrap_or_else(|| self.bus.subscribe())
     }
 
     /// Call `handler` for events of this kind (`tool_use`, `session_end`, …) in
@@ -250,7 +268,7 @@ impl SessionWatcher {
     /// Call `handler` for every event matching `filter`.
     pub fn on_filtered(&mut self, filter: Filter, handler: impl FnMut(&Event) + Send + 'static) -> &mut Self {
         if self.handler_rx.is_none() {
-            self.handler_rx = Some(self.bus.subscribe());
+            self.handler_rx = Some(self.receiver());
         }
         self.handlers.push((filter, Box::new(handler)));
         self
@@ -270,7 +288,7 @@ impl SessionWatcher {
     /// fall behind and miss events (counted), never the watcher.
     pub fn run(&mut self) -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
-        let mut rx = self.handler_rx.take().unwrap_or_else(|| self.bus.subscribe());
+        let mut rx = self.handler_rx.take().unwrap_or_else(|| self.receiver());
         let stats = Arc::clone(&self.bus.stats);
         while !self.stop.load(Ordering::Acquire) {
             let got = rt.block_on(async { tokio::time::timeout(Duration::from_millis(100), rx.recv()).await });
@@ -383,7 +401,15 @@ pub struct EventStream {
 
 impl EventStream {
     pub fn new(bus: &Bus, filter: Filter) -> EventStream {
-        EventStream { inner: BroadcastStream::new(bus.subscribe()), filter, stats: Arc::clone(&bus.stats) }
+        EventStream::from_receiver(bus.subscribe(), filter, Arc::clone(&bus.stats))
+    }
+
+    fn from_receiver(
+        rx: tokio::sync::broadcast::Receiver<Arc<Event>>,
+        filter: Filter,
+        stats: Arc<BusStats>,
+    ) -> EventStream {
+        EventStream { inner: BroadcastStream::new(rx), filter, stats }
     }
 }
 

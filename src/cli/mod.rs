@@ -94,7 +94,8 @@ impl SourceArgs {
             }
             crate::discover::projects_dirs(&roots)
         } else {
-            self.projects_dirs.clone()
+            // Absolute: file events name absolute paths, which must match the tracked ones.
+            self.projects_dirs.iter().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())).collect()
         };
         for d in &projects_dirs {
             if d.exists() && !d.is_dir() {

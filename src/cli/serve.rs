@@ -250,7 +250,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     // Realtime events for new activity: /api/events, webhooks.
     let bus = crate::events::Bus::new(4096, 10_000);
-    let emitter = crate::live::Emitter { sink: bus.sink(), detail, since_ms: 0, rules: None };
+    let emitter = crate::live::Emitter {
+        sink: bus.sink(),
+        detail,
+        since_ms: 0,
+        rules: None,
+        stats: Some(std::sync::Arc::clone(&bus.stats)),
+    };
     engine.set_events(emitter, None);
     if !args.process_check_interval.is_zero() {
         engine.enable_process_check();

@@ -69,6 +69,11 @@ pub fn otel_unit(def: &Def) -> &'static str {
         "exporter_checkpoint_writes" => "{write}",
         "exporter_dedup_evictions" | "exporter_dedup_window_keys" => "{key}",
         "exporter_otlp_dropped" | "exporter_otlp_queue" => "{item}",
+        "exporter_webhook_deliveries" => "{request}",
+        "exporter_webhook_dropped"
+        | "exporter_webhook_queue"
+        | "exporter_events_published"
+        | "exporter_events_lagged" => "{event}",
         _ => "1",
     }
 }

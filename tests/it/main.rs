@@ -1,6 +1,7 @@
 //! One integration-test binary; each module is a scenario or a shared helper.
 
 mod accuracy;
+mod api;
 mod backfill;
 mod bad_input;
 mod collector;
@@ -19,4 +20,6 @@ mod restart;
 mod rules;
 mod stack;
 mod support;
+mod watch_cli;
 mod watcher;
+mod webhook;
