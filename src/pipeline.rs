@@ -111,6 +111,8 @@ pub struct Engine {
     events_when_caught_up: Option<live::Emitter>,
     /// The process table, for ending sessions whose Claude Code exited.
     processes: Option<crate::process::Processes>,
+    /// Capture content while reading history too (events for history were asked for).
+    capture_history: bool,
 }
 
 impl Engine {
@@ -127,6 +129,7 @@ impl Engine {
             trace_backfill: None,
             events_when_caught_up: None,
             processes: None,
+            capture_history: false,
         }
     }
 
@@ -135,7 +138,10 @@ impl Engine {
     /// events start once history is read (only new activity).
     pub fn set_events(&mut self, emitter: live::Emitter, since_ms: Option<Millis>) {
         match since_ms {
-            Some(since) => self.lock().set_events(Some(live::Emitter { since_ms: since, ..emitter })),
+            Some(since) => {
+                self.capture_history = true;
+                self.lock().set_events(Some(live::Emitter { since_ms: since, ..emitter }))
+            }
             None if self.caught_up => self.lock().set_events(Some(live::Emitter { since_ms: now_ms(), ..emitter })),
             None => self.events_when_caught_up = Some(emitter),
         }
@@ -306,7 +312,10 @@ impl Engine {
         let mut counts = LineCounts::default();
         let mut batch: Vec<Entry> = Vec::new();
         let mut buf = std::mem::take(&mut self.buf);
-        let (max_line, capture) = (self.settings.max_line_bytes, self.settings.capture_content);
+        // Content (for rules, summaries, opt-in content) is only needed for lines that get
+        // events or spans: new ones, unless history was asked for. A second parse saved.
+        let wanted = self.caught_up || self.capture_history || self.settings.aggregator.trace_content.is_some();
+        let (max_line, capture) = (self.settings.max_line_bytes, self.settings.capture_content.filter(|_| wanted));
         let agg = Arc::clone(&self.agg);
         let mut tail = std::mem::take(&mut t.tail);
         let result = {

@@ -1,6 +1,24 @@
-//! Rules that flag risky tool calls (placeholder: filled in by the rules work).
+//! Rules that flag risky tool calls, and decide PreToolUse hooks.
+//!
+//! In: a tool call's name and JSON input. Out: the rules it matches (each a
+//! `rule_match` event and a `claude_sessions_rule_matches_total{rule,severity}`
+//! increment), and for the `hook pre-tool-use` subcommand a decision: `deny`,
+//! `ask` or `allow`, the strictest matching rule winning.
+//!
+//! A rule names the tools it looks at (names such as `Bash`, or categories such
+//! as `shell`, `file_write`), and regular expressions over the fields that tell
+//! what a call does: `command` (Bash), `path` (`file_path`, `notebook_path`,
+//! `path`), `url` (WebFetch), or `input` (the whole input as JSON). All the
+//! patterns a rule has must match. A built-in set covers the usual dangers; a
+//! TOML file replaces or extends it.
 
+use std::path::Path;
+
+use anyhow::Context;
+use regex::Regex;
 use serde::{Deserialize, Serialize};
+
+use crate::events::ToolCategory;
 
 /// How serious a match is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -21,20 +39,307 @@ impl Severity {
     }
 }
 
+/// What the PreToolUse hook answers for a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Approve without a prompt (only for rules describing safe calls).
+    Allow,
+    /// Ask the user.
+    Ask,
+    /// Block the call.
+    Deny,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Ask => "ask",
+            Action::Deny => "deny",
+        }
+    }
+}
+
 /// A rule that matched a tool call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match {
     pub rule: String,
     pub severity: Severity,
+    pub action: Action,
+    pub description: String,
 }
+
+/// One rule, compiled.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub severity: Severity,
+    pub action: Action,
+    pub description: String,
+    tools: Vec<String>,
+    command: Option<Regex>,
+    path: Option<Regex>,
+    url: Option<Regex>,
+    input: Option<Regex>,
+}
+
+/// A rule as written in TOML.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDef {
+    name: String,
+    severity: Severity,
+    #[serde(default)]
+    action: Option<Action>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tools: Vec<String>,
+    command: Option<String>,
+    path: Option<String>,
+    url: Option<String>,
+    input: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    /// Keep the built-in rules too (default true); file rules with the same name replace them.
+    #[serde(default = "yes")]
+    builtin: bool,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RuleDef>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The built-in rules (`rules/builtin.toml`, embedded).
+pub const BUILTIN: &str = include_str!("../rules/builtin.toml");
 
 /// A set of rules.
 #[derive(Debug, Clone, Default)]
-pub struct Rules {}
+pub struct Rules {
+    rules: Vec<Rule>,
+}
+
+/// The hook's answer: the strictest action among the matches (`None`: no rule matched).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub action: Option<Action>,
+    pub matches: Vec<Match>,
+}
 
 impl Rules {
-    /// The rules `tool` with `input` (its JSON input) matches.
-    pub fn check(&self, _tool: &str, _input: &serde_json::Value) -> Vec<Match> {
-        Vec::new()
+    /// The built-in rules.
+    pub fn builtin() -> Rules {
+        Rules::parse(BUILTIN, "built-in rules").expect("the built-in rules are valid")
+    }
+
+    /// Rules from a TOML file (with the built-in ones unless it says `builtin = false`).
+    pub fn load(path: &Path) -> anyhow::Result<Rules> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read rules file {}", path.display()))?;
+        Rules::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse TOML rules; `origin` names them in errors.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Rules> {
+        let file: RulesFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let mut rules = if file.builtin && origin != "built-in rules" { Rules::builtin().rules } else { Vec::new() };
+        for def in file.rules {
+            let rule = compile(def).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+            rules.retain(|r| r.name != rule.name);
+            rules.push(rule);
+        }
+        Ok(Rules { rules })
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter()
+    }
+
+    /// Every rule `tool` with `input` matches.
+    pub fn matches(&self, tool: &str, input: &serde_json::Value) -> Vec<Match> {
+        let fields = Fields::of(input);
+        self.rules
+            .iter()
+            .filter(|r| r.applies(tool, &fields))
+            .map(|r| Match {
+                rule: r.name.clone(),
+                severity: r.severity,
+                action: r.action,
+                description: r.description.clone(),
+            })
+            .collect()
+    }
+
+    /// The risky rules a call matches (`allow` rules describe safe calls: not reported).
+    pub fn check(&self, tool: &str, input: &serde_json::Value) -> Vec<Match> {
+        self.matches(tool, input).into_iter().filter(|m| m.action != Action::Allow).collect()
+    }
+
+    /// The hook's decision: the strictest action among all matches.
+    pub fn decide(&self, tool: &str, input: &serde_json::Value) -> Decision {
+        let matches = self.matches(tool, input);
+        Decision { action: matches.iter().map(|m| m.action).max(), matches }
+    }
+}
+
+fn compile(def: RuleDef) -> Result<Rule, String> {
+    let re = |field: &str, p: Option<String>| -> Result<Option<Regex>, String> {
+        p.map(|p| Regex::new(&p).map_err(|e| format!("rule {:?}: bad {field} pattern: {e}", def.name))).transpose()
+    };
+    let (command, path, url, input) = (
+        re("command", def.command.clone())?,
+        re("path", def.path.clone())?,
+        re("url", def.url.clone())?,
+        re("input", def.input.clone())?,
+    );
+    if command.is_none() && path.is_none() && url.is_none() && input.is_none() {
+        return Err(format!("rule {:?} has no pattern (command, path, url or input)", def.name));
+    }
+    let action = def.action.unwrap_or(match def.severity {
+        Severity::Critical => Action::Deny,
+        Severity::Warning => Action::Ask,
+        Severity::Info => Action::Allow,
+    });
+    Ok(Rule {
+        description: def.description.unwrap_or_else(|| def.name.clone()),
+        name: def.name,
+        severity: def.severity,
+        action,
+        tools: def.tools,
+        command,
+        path,
+        url,
+        input,
+    })
+}
+
+/// The parts of a tool input that rules look at.
+struct Fields {
+    command: Option<String>,
+    path: Option<String>,
+    url: Option<String>,
+    input: String,
+}
+
+impl Fields {
+    fn of(v: &serde_json::Value) -> Fields {
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        Fields {
+            command: s("command"),
+            path: s("file_path").or_else(|| s("notebook_path")).or_else(|| s("path")),
+            url: s("url"),
+            input: if v.is_null() { String::new() } else { v.to_string() },
+        }
+    }
+}
+
+impl Rule {
+    fn applies(&self, tool: &str, f: &Fields) -> bool {
+        let tool_ok = self.tools.is_empty()
+            || self.tools.iter().any(|t| t == tool || t == ToolCategory::of(tool).as_str() || t == "*");
+        let hit = |re: &Option<Regex>, field: &Option<String>| match re {
+            None => true,
+            Some(re) => field.as_deref().is_some_and(|v| re.is_match(v)),
+        };
+        tool_ok
+            && hit(&self.command, &f.command)
+            && hit(&self.path, &f.path)
+            && hit(&self.url, &f.url)
+            && self.input.as_ref().is_none_or(|re| re.is_match(&f.input))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn names(tool: &str, input: serde_json::Value) -> Vec<String> {
+        Rules::builtin().matches(tool, &input).into_iter().map(|m| m.rule).collect()
+    }
+
+    fn bash(cmd: &str) -> Vec<String> {
+        names("Bash", json!({ "command": cmd }))
+    }
+
+    #[test]
+    fn destructive_commands_are_caught_and_look_alikes_are_not() {
+        for cmd in
+            ["rm -rf /", "rm -rf ~", "rm -fr /*", "sudo rm -rf /", "cd /tmp && rm -rf ~/", "rm -r -f /", "rm -rf $HOME"]
+        {
+            assert!(bash(cmd).contains(&"rm-rf-root".to_owned()), "{cmd}: {:?}", bash(cmd));
+        }
+        assert_eq!(bash("rm -rf ./build"), vec!["rm-recursive-force"], "a build folder: ask, not deny");
+        assert!(bash("rm build.log").is_empty());
+        assert!(bash("git push --force origin main").contains(&"git-force-push".to_owned()));
+        assert!(bash("git push -f").contains(&"git-force-push".to_owned()));
+        assert!(bash("git push --force-with-lease").is_empty(), "the safe variant");
+        assert!(bash("git push origin main").is_empty());
+        assert!(bash("git reset --hard HEAD~3").contains(&"git-reset-hard".to_owned()));
+        assert!(bash("psql -c 'DROP TABLE users'").contains(&"sql-drop".to_owned()));
+        assert!(bash("psql -c 'select * from drops'").is_empty());
+        assert!(bash("sudo apt install x").contains(&"sudo".to_owned()));
+        assert!(bash("make && sudo make install").contains(&"sudo".to_owned()));
+        assert!(bash("grep sudo README.md").is_empty(), "mentioning sudo is not running it");
+        assert!(bash("chmod -R 777 .").contains(&"chmod-777".to_owned()));
+        assert!(bash("curl -fsSL https://x.sh | sh").contains(&"curl-pipe-shell".to_owned()));
+        assert!(bash("curl https://x | jq .").is_empty());
+    }
+
+    #[test]
+    fn secret_files_and_env_files() {
+        assert_eq!(names("Write", json!({"file_path": "/w/app/.env", "content": "X=1"})), vec!["env-file-write"]);
+        assert_eq!(names("Edit", json!({"file_path": "/w/app/.env.local"})), vec!["env-file-write"]);
+        assert!(names("Write", json!({"file_path": "/w/app/env.rs"})).is_empty());
+        assert_eq!(names("Write", json!({"file_path": "/home/u/.ssh/authorized_keys"})), vec!["secret-file-write"]);
+        assert_eq!(names("Read", json!({"file_path": "/home/u/.aws/credentials"})), vec!["secret-file-read"]);
+        assert!(names("Read", json!({"file_path": "/w/app/src/main.rs"})).is_empty());
+    }
+
+    #[test]
+    fn decisions_take_the_strictest_action() {
+        let r = Rules::builtin();
+        let d = r.decide("Bash", &json!({"command": "rm -rf /"}));
+        assert_eq!(d.action, Some(Action::Deny));
+        assert_eq!(r.decide("Bash", &json!({"command": "ls -la"})).action, Some(Action::Allow));
+        assert_eq!(r.decide("Bash", &json!({"command": "ls; rm -rf ./x"})).action, Some(Action::Ask));
+        assert_eq!(r.decide("Bash", &json!({"command": "cargo build"})).action, None);
+        assert!(r.check("Bash", &json!({"command": "ls"})).is_empty(), "allow rules are not risky matches");
+    }
+
+    #[test]
+    fn files_extend_or_replace_the_builtin_rules_and_errors_are_clear() {
+        let r = Rules::parse(
+            "[[rule]]\nname = \"no-prod\"\nseverity = \"critical\"\ntools = [\"shell\"]\ncommand = 'kubectl .*--context[= ]prod'\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(r.len(), Rules::builtin().len() + 1);
+        assert_eq!(
+            r.decide("Bash", &json!({"command": "kubectl delete pod x --context prod"})).action,
+            Some(Action::Deny)
+        );
+        let only =
+            Rules::parse("builtin = false\n[[rule]]\nname = \"x\"\nseverity = \"info\"\ncommand = 'x'\n", "t").unwrap();
+        assert_eq!(only.len(), 1);
+        let e =
+            Rules::parse("[[rule]]\nname = \"bad\"\nseverity = \"warning\"\ncommand = '('\n", "f.toml").unwrap_err();
+        assert!(e.to_string().contains("f.toml") && e.to_string().contains("\"bad\""), "{e}");
+        assert!(Rules::parse("[[rule]]\nname = \"n\"\nseverity = \"warning\"\n", "f").is_err(), "no pattern");
+        assert!(Rules::parse("[[rule]]\nname = \"n\"\nseverity = \"loud\"\ncommand = 'x'\n", "f").is_err());
     }
 }

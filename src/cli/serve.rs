@@ -91,6 +91,28 @@ pub struct EventArgs {
     /// With --include-content: the size cap of each prompt, tool input or output.
     #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..))]
     pub content_max_bytes: u64,
+
+    /// Rules file (TOML) for risky tool calls (rule_match events, rule_matches_total);
+    /// it adds to the built-in rules unless it says `builtin = false`.
+    #[arg(long, value_name = "FILE", env = "CLAUDE_SESSIONS_RULES")]
+    pub rules: Option<PathBuf>,
+
+    /// Check no rules at all.
+    #[arg(long, conflicts_with = "rules")]
+    pub no_rules: bool,
+}
+
+impl EventArgs {
+    /// The rules to check (`None` with --no-rules).
+    pub fn rules(&self) -> anyhow::Result<Option<crate::rules::Rules>> {
+        if self.no_rules {
+            return Ok(None);
+        }
+        Ok(Some(match &self.rules {
+            Some(p) => crate::rules::Rules::load(p)?,
+            None => crate::rules::Rules::builtin(),
+        }))
+    }
 }
 
 /// OTLP push. Settings default to the standard `OTEL_*` variables; flags win.
@@ -211,7 +233,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         content: args.events.include_content,
         max_bytes: args.events.content_max_bytes as usize,
     };
-    if detail.content {
+    let rules = args.events.rules()?.map(std::sync::Arc::new);
+    if detail.content || rules.is_some() {
         settings.capture_content = Some(settings.capture_content.unwrap_or(0).max(CAPTURE_BYTES));
     }
     let mut engine = Engine::new(settings);
@@ -254,7 +277,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         sink: bus.sink(),
         detail,
         since_ms: 0,
-        rules: None,
+        rules,
         stats: Some(std::sync::Arc::clone(&bus.stats)),
     };
     engine.set_events(emitter, None);

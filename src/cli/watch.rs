@@ -128,6 +128,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     if let Some(ago) = args.since {
         builder = builder.since(ago);
     }
+    if let Some(rules) = args.events.rules()? {
+        builder = builder.rules(rules);
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let watcher = builder.start()?;
     // At once: `--since` events are published while the history is read.

@@ -10,6 +10,7 @@ mod dashboards;
 mod deploy;
 mod docs;
 mod exposition;
+mod hook;
 mod live;
 mod oracle;
 mod otlp;
