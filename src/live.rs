@@ -349,6 +349,12 @@ impl Aggregator {
             self.store.touch(Counter::EventsPublished, &[]);
             self.store.touch(Counter::EventsLagged, &[]);
         }
+        // Every risky rule's series exists from the start: its first match is an increase.
+        if let Some(rules) = emitter.as_ref().and_then(|e| e.rules.as_ref()) {
+            for r in rules.iter().filter(|r| r.action != crate::rules::Action::Allow) {
+                self.store.touch(Counter::RuleMatches, &[&metrics::label_value(&r.name), r.severity.as_str()]);
+            }
+        }
         self.events = emitter;
     }
 
