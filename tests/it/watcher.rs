@@ -243,6 +243,47 @@ fn replayed_sessions_give_the_events_the_transcripts_imply() {
     assert_eq!(kinds, want.kinds, "events per kind");
     // Ids increase: one sequence.
     assert!(events.windows(2).all(|p| p[0].id < p[1].id));
+    // Per session, the main conversation's events come in transcript order: its tool calls
+    // and results appear in the order of their lines.
+    let mut order: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (rel, raw) in &lines {
+        let v: Value = serde_json::from_str(raw).unwrap();
+        let agent_file = rel.file_stem().unwrap().to_string_lossy().starts_with("agent-");
+        if agent_file || v.get("isSidechain") == Some(&Value::Bool(true)) || v.get("timestamp").is_none() {
+            continue;
+        }
+        let Some(session) = v.get("sessionId").and_then(Value::as_str) else { continue };
+        for b in v.pointer("/message/content").and_then(Value::as_array).into_iter().flatten() {
+            let id = match b.get("type").and_then(Value::as_str) {
+                Some("tool_use") => b.get("id"),
+                Some("tool_result") => b.get("tool_use_id"),
+                _ => None,
+            };
+            if let Some(id) = id.and_then(Value::as_str) {
+                let key = format!("{}:{id}", b["type"].as_str().unwrap());
+                let list = order.entry(session.to_owned()).or_default();
+                if !list.contains(&key) {
+                    list.push(key);
+                }
+            }
+        }
+    }
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.agent_id.is_none()) {
+        let key = match &e.kind {
+            Kind::ToolUse { tool_use_id, .. } => format!("tool_use:{tool_use_id}"),
+            Kind::ToolResult { tool_use_id, .. } => format!("tool_result:{tool_use_id}"),
+            _ => continue,
+        };
+        seen.entry(e.session_id.clone()).or_default().push(key);
+    }
+    for (session, want_order) in &order {
+        let got_order: Vec<&String> =
+            seen.get(session).map(|v| v.iter().filter(|k| want_order.contains(k)).collect()).unwrap_or_default();
+        let want_present: Vec<&String> =
+            want_order.iter().filter(|k| seen.get(session).is_some_and(|v| v.contains(k))).collect();
+        assert_eq!(got_order, want_present, "order of tool events in session {session}");
+    }
 
     // Tool calls pair 1:1 with their results, with transcript durations.
     let mut uses: HashMap<&str, &Event> = HashMap::new();
