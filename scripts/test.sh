@@ -35,6 +35,8 @@ cargo fmt --check
 echo "==> cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "==> cargo test"
+# The example program is run by a test (tests/it/watcher.rs): build it under its own name.
+cargo build --examples --quiet
 cargo test --all-targets
 echo "==> promtool check metrics on real output"
 cargo build --quiet
