@@ -7,11 +7,10 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::serve::EventArgs;
-use super::sessions::{count, cut, duration, short_id, short_model, total_tokens, utc};
+use super::sessions::{count, cut, duration, short_id, short_model, utc};
 use super::{SourceArgs, parse_duration};
 use crate::events::{Event, Filter, Kind};
-use crate::live::SessionSnapshot;
-use crate::watcher::{LiveSessions, SessionWatcher};
+use crate::watcher::SessionWatcher;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -134,9 +133,10 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let watcher = builder.start()?;
     // At once: `--since` events are published while the history is read.
-    let mut stream = watcher.subscribe(filter);
+    // Every event, filtered here: the running totals count what the filter hides too.
+    let mut stream = watcher.events();
+    let mut running: std::collections::HashMap<String, Totals> = std::collections::HashMap::new();
     tracing::debug!("Subscribed to events.");
-    let sessions = watcher.sessions();
     if !args.json && std::io::stderr().is_terminal() {
         eprintln!("Watching Claude Code sessions (Ctrl-C to stop)…");
     }
@@ -159,10 +159,18 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
                 eprintln!("claude-sessions: watch fell behind; {} events were skipped", now_lagged - lagged);
                 lagged = now_lagged;
             }
+            let totals = (!e.session_id.is_empty()).then(|| {
+                // Totals since watching began (or since --since): counted from the events.
+                let t = running.entry(e.session_id.clone()).or_default();
+                t.add(&e);
+                *t
+            });
+            if !filter.matches(&e) {
+                continue;
+            }
             let written = if args.json {
                 serde_json::to_writer(&mut out, &*e).map_err(std::io::Error::from).and_then(|_| out.write_all(b"\n"))
             } else {
-                let totals = totals_of(&sessions, &e);
                 out.write_all(line(&e, totals.as_ref(), color).as_bytes())
             };
             match written.and_then(|_| out.flush()) {
@@ -182,8 +190,39 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     result
 }
 
-fn totals_of(sessions: &LiveSessions, e: &Event) -> Option<SessionSnapshot> {
-    if e.session_id.is_empty() { None } else { sessions.get(&e.session_id) }
+/// A session's running totals since watching began (or since `--since`), from its events.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub tools: u64,
+    pub errors: u64,
+}
+
+impl Totals {
+    /// What one event adds.
+    fn delta(e: &Event) -> Totals {
+        match &e.kind {
+            Kind::Message { usage: Some(u), cost_usd, .. } => Totals {
+                tokens: u.input + u.output + u.cache_read + u.cache_creation,
+                cost_usd: cost_usd.unwrap_or(0.0),
+                ..Totals::default()
+            },
+            Kind::ToolUse { .. } => Totals { tools: 1, ..Totals::default() },
+            Kind::ToolResult { is_error: true, .. } | Kind::ApiError { .. } => {
+                Totals { errors: 1, ..Totals::default() }
+            }
+            _ => Totals::default(),
+        }
+    }
+
+    fn add(&mut self, e: &Event) {
+        let d = Totals::delta(e);
+        self.tokens += d.tokens;
+        self.cost_usd += d.cost_usd;
+        self.tools += d.tools;
+        self.errors += d.errors;
+    }
 }
 
 async fn shutdown_signal() {
@@ -224,9 +263,9 @@ fn clean(s: &str, max: usize) -> String {
     cut(one.trim(), max)
 }
 
-/// One readable line for an event, with the session's totals (as of now) at the end:
+/// One readable line for an event, with the session's running totals at the end:
 /// `14:03:07  3f2a91c0  app  main  tool_use  Bash cargo test  │ 12.3k tok $0.42 7 tools`.
-pub fn line(e: &Event, totals: Option<&SessionSnapshot>, color: bool) -> String {
+pub fn line(e: &Event, totals: Option<&Totals>, color: bool) -> String {
     let paint = |code: &str, s: &str| if color { format!("{code}{s}{RESET}") } else { s.to_owned() };
     let (_, _, _, h, m, s) = utc(e.ts_ms);
     let time = paint(DIM, &format!("{h:02}:{m:02}:{s:02}"));
@@ -245,10 +284,9 @@ pub fn line(e: &Event, totals: Option<&SessionSnapshot>, color: bool) -> String 
     let kind = if alert { paint(RED, &format!("{name:<14}")) } else { paint(BOLD, &format!("{name:<14}")) };
     let mut l = format!("{time}  {session}  {project}  {who}  {kind}  {detail}");
     if let Some(t) = totals {
-        let mut sum = format!("│ {} tok  ${:.2}  {} tools", count(total_tokens(t)), t.cost_usd, t.tool_calls);
-        let errors = t.tool_errors + t.api_errors;
-        if errors > 0 {
-            sum.push_str(&format!("  {errors} err"));
+        let mut sum = format!("│ {} tok  ${:.2}  {} tools", count(t.tokens), t.cost_usd, t.tools);
+        if t.errors > 0 {
+            sum.push_str(&format!("  {} err", t.errors));
         }
         l.push_str("  ");
         l.push_str(&paint(DIM, &sum));
