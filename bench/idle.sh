@@ -114,7 +114,7 @@ cleanup() {
 trap cleanup EXIT
 
 T_START=$(now_ns)
-CLAUDE_CONFIG_DIR="$CORPUS" "$BIN" serve --web.listen-address "127.0.0.1:$PORT" --state-dir "$STATE" >"$LOG" 2>&1 &
+CLAUDE_CONFIG_DIR="$CORPUS" "$BIN" serve --web.listen-address "127.0.0.1:$PORT" --state-dir "$STATE" ${IDLE_SERVE_ARGS:-} >"$LOG" 2>&1 &
 PID=$!
 echo "serve pid $PID on 127.0.0.1:$PORT, state-dir $STATE"
 

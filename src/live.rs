@@ -8,7 +8,7 @@
 //! Everything here is serializable: the checkpoint stores it whole, so that
 //! after a restart nothing is counted twice and counters never go down.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -109,7 +109,8 @@ pub struct Session {
     pub attached: bool,
     /// Tokens and cost per model (for per-session OTLP series).
     #[serde(default)]
-    pub by_model: BTreeMap<String, (Tokens, f64)>,
+    /// (A short list, not a map: a map's first node holds room for 11 entries, ~1 KiB a session.)
+    pub by_model: Vec<(String, Tokens, f64)>,
     #[serde(default)]
     pub lines_added: u64,
     #[serde(default)]
@@ -748,7 +749,7 @@ impl Aggregator {
                 last_model: None,
                 cwd: cwd.map(|c| c.trim_end_matches('/').to_owned()),
                 attached: false,
-                by_model: BTreeMap::new(),
+                by_model: Vec::new(),
                 lines_added: 0,
                 lines_removed: 0,
                 turn_start_ms: None,
@@ -840,15 +841,22 @@ impl Aggregator {
             cache_read: s.tokens.cache_read + delta.cache_read,
         };
         s.cost_usd += cost / 1e9;
-        let m = s.by_model.entry(model.clone()).or_default();
-        m.0 = Tokens {
-            input: m.0.input + delta.input,
-            output: m.0.output + delta.output,
-            cache_creation: m.0.cache_creation + delta.cache_creation,
-            cache_creation_1h: m.0.cache_creation_1h + delta.cache_creation_1h,
-            cache_read: m.0.cache_read + delta.cache_read,
+        let i = match s.by_model.iter().position(|(m, ..)| *m == model) {
+            Some(i) => i,
+            None => {
+                s.by_model.push((model.clone(), Tokens::default(), 0.0));
+                s.by_model.len() - 1
+            }
         };
-        m.1 += cost / 1e9;
+        let m = &mut s.by_model[i];
+        m.1 = Tokens {
+            input: m.1.input + delta.input,
+            output: m.1.output + delta.output,
+            cache_creation: m.1.cache_creation + delta.cache_creation,
+            cache_creation_1h: m.1.cache_creation_1h + delta.cache_creation_1h,
+            cache_read: m.1.cache_read + delta.cache_read,
+        };
+        m.2 += cost / 1e9;
         if seen.first {
             s.api_requests += 1;
             if !s.models.contains(&model) {

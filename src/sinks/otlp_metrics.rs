@@ -220,7 +220,7 @@ fn claude_code(agg: &Aggregator, per_session: bool, out: &mut Points) {
         for sess in list {
             let sid = s("session.id", &sess.id);
             out.add(sessions, vec![sid.clone()], 1.0);
-            for (model, (t, usd)) in &sess.by_model {
+            for (model, t, usd) in &sess.by_model {
                 for (ty, n) in [
                     ("input", t.input),
                     ("output", t.output),
