@@ -68,6 +68,16 @@ impl Tokens {
     }
 }
 
+impl std::ops::AddAssign for Tokens {
+    fn add_assign(&mut self, o: Tokens) {
+        self.input += o.input;
+        self.output += o.output;
+        self.cache_creation += o.cache_creation;
+        self.cache_creation_1h += o.cache_creation_1h;
+        self.cache_read += o.cache_read;
+    }
+}
+
 /// One API response as seen on one line (a response spans several lines).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {

@@ -427,7 +427,7 @@ impl Aggregator {
         // Tracing context, only for traced lines (no allocation otherwise).
         let traced = e.timestamp.filter(|ts| self.tracer.as_ref().is_some_and(|t| t.wants(*ts)));
         let owner = traced.map(|_| owner_of(e, src));
-        let prompts = self.sessions[id].prompts;
+        let prompts = if traced.is_some() { self.sessions[id].prompts } else { 0 };
         let at = |prompts: u64| {
             traced.zip(owner.as_ref()).map(|(ts, owner)| At {
                 session: id,
@@ -625,21 +625,22 @@ impl Aggregator {
             // The context before the boundary no longer exists.
             s.context_tokens = c.post_tokens.unwrap_or(0);
         }
-        if let Some(c) = &e.cwd
-            && main_chain
-            && self.sessions[id].cwd.is_none()
-        {
-            self.sessions.get_mut(id).expect("session exists").cwd = Some(c.trim_end_matches('/').to_owned());
-        }
-        if let Some(b) = &e.git_branch
-            && main_chain
-        {
+        // One lookup for the session's working folder (kept from its first line) and branch.
+        if main_chain && (e.cwd.is_some() || e.git_branch.is_some()) {
             let s = self.sessions.get_mut(id).expect("session exists");
-            if s.git_branch.as_deref() != Some(&**b) {
+            if let Some(c) = &e.cwd
+                && s.cwd.is_none()
+            {
+                s.cwd = Some(c.trim_end_matches('/').to_owned());
+            }
+            if let Some(b) = &e.git_branch
+                && s.git_branch.as_deref() != Some(&**b)
+            {
                 s.git_branch = Some(b.to_string());
             }
         }
-        if matches!(e.kind, Kind::User | Kind::Assistant | Kind::System)
+        if traced.is_some()
+            && matches!(e.kind, Kind::User | Kind::Assistant | Kind::System)
             && let (Some(tr), Some(a)) = (&mut self.tracer, at(self.sessions[id].prompts))
         {
             tr.touch(&a);
@@ -833,13 +834,7 @@ impl Aggregator {
             }
         }
         let s = self.sessions.get_mut(id).expect("session exists");
-        s.tokens = Tokens {
-            input: s.tokens.input + delta.input,
-            output: s.tokens.output + delta.output,
-            cache_creation: s.tokens.cache_creation + delta.cache_creation,
-            cache_creation_1h: s.tokens.cache_creation_1h + delta.cache_creation_1h,
-            cache_read: s.tokens.cache_read + delta.cache_read,
-        };
+        s.tokens += delta;
         s.cost_usd += cost / 1e9;
         let i = match s.by_model.iter().position(|(m, ..)| *m == model) {
             Some(i) => i,
@@ -849,13 +844,7 @@ impl Aggregator {
             }
         };
         let m = &mut s.by_model[i];
-        m.1 = Tokens {
-            input: m.1.input + delta.input,
-            output: m.1.output + delta.output,
-            cache_creation: m.1.cache_creation + delta.cache_creation,
-            cache_creation_1h: m.1.cache_creation_1h + delta.cache_creation_1h,
-            cache_read: m.1.cache_read + delta.cache_read,
-        };
+        m.1 += delta;
         m.2 += cost / 1e9;
         if seen.first {
             s.api_requests += 1;

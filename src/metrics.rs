@@ -459,9 +459,9 @@ impl Store {
 
     /// Add exemplars to the `_bucket` lines of OpenMetrics text rendered from this store
     /// (prometheus-client cannot be handed exemplars of a custom collector's histograms).
-    pub fn add_exemplars(&self, om: &str) -> String {
+    pub fn add_exemplars(&self, om: String) -> String {
         if !self.has_exemplars() {
-            return om.to_owned();
+            return om;
         }
         let names: Vec<(String, usize)> = HISTOGRAMS
             .iter()

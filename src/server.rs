@@ -59,7 +59,7 @@ impl Exposition {
             return crate::metrics::openmetrics_to_prometheus(&s);
         }
         let agg = self.agg.lock().unwrap_or_else(|p| p.into_inner());
-        agg.store.add_exemplars(&s)
+        agg.store.add_exemplars(s)
     }
 }
 

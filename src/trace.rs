@@ -173,6 +173,9 @@ struct Building {
     open: bool,
     /// `Task`/`Agent` calls: the sub-agent type asked for.
     agent_type: Option<String>,
+    /// Chat spans: the response's usage so far (what its attributes say).
+    #[serde(default)]
+    usage: Tokens,
 }
 
 /// A turn in progress.
@@ -333,8 +336,8 @@ impl Tracer {
         match t.calls.get(&r.key) {
             Some(&i) => {
                 let b = &mut t.spans[i];
-                let before = tokens_of(&b.span);
-                add_tokens(&mut t.tokens, total.saturating_sub(before));
+                t.tokens += total.saturating_sub(b.usage);
+                b.usage = total;
                 b.span.end_ms = b.span.end_ms.max(at.ts);
                 set_usage(&mut b.span, total, r.stop_reason.as_deref());
                 t.cost_usd += cost_usd;
@@ -369,11 +372,11 @@ impl Tracer {
                 };
                 set_usage(&mut span, total, r.stop_reason.as_deref());
                 add_cost(&mut span, cost_usd);
-                add_tokens(&mut t.tokens, total);
+                t.tokens += total;
                 t.cost_usd += cost_usd;
                 t.api_requests += 1;
                 t.calls.insert(r.key, t.spans.len());
-                t.spans.push(Building { span, owner: at.owner.clone(), open: false, agent_type: None });
+                t.spans.push(Building { span, owner: at.owner.clone(), open: false, agent_type: None, usage: total });
             }
         }
     }
@@ -408,7 +411,7 @@ impl Tracer {
         t.tools.insert(u.id.to_string(), t.spans.len());
         let agent_type = matches!(&*u.name, "Task" | "Agent")
             .then(|| u.subagent_type.as_deref().unwrap_or("general-purpose").to_owned());
-        t.spans.push(Building { span, owner: at.owner.clone(), open: true, agent_type });
+        t.spans.push(Building { span, owner: at.owner.clone(), open: true, agent_type, usage: Tokens::default() });
     }
 
     /// A tool result seen for the first time; `agent_id` from `toolUseResult.agentId`.
@@ -520,34 +523,6 @@ fn new_turn(at: &At<'_>, prompted: bool) -> Turn {
 fn root_id(t: &Turn) -> SpanId {
     let key = if t.prompted { Vec::new() } else { t.start_ms.to_le_bytes().to_vec() };
     span_id(&t.trace_id, "turn", &key)
-}
-
-fn add_tokens(sum: &mut Tokens, d: Tokens) {
-    sum.input += d.input;
-    sum.output += d.output;
-    sum.cache_creation += d.cache_creation;
-    sum.cache_creation_1h += d.cache_creation_1h;
-    sum.cache_read += d.cache_read;
-}
-
-fn get_int(span: &Span, key: &str) -> u64 {
-    match span.attr(key) {
-        Some(Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
-        _ => 0,
-    }
-}
-
-/// The usage a chat span carries (inverse of [`set_usage`]).
-fn tokens_of(span: &Span) -> Tokens {
-    let cache_read = get_int(span, semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS);
-    let cache_creation = get_int(span, semconv::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS);
-    Tokens {
-        input: get_int(span, semconv::GEN_AI_USAGE_INPUT_TOKENS).saturating_sub(cache_read + cache_creation),
-        output: get_int(span, semconv::GEN_AI_USAGE_OUTPUT_TOKENS),
-        cache_creation,
-        cache_creation_1h: 0,
-        cache_read,
-    }
 }
 
 fn set(span: &mut Span, key: &str, v: Value) {

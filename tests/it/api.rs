@@ -505,15 +505,6 @@ fn sessions_endpoints_give_live_state_as_json() {
     d.stop();
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn clients_that_never_read_slow_no_one_and_memory_stays_bounded() {
     let root = daemon::empty_root();
@@ -524,7 +515,7 @@ fn clients_that_never_read_slow_no_one_and_memory_stays_bounded() {
     let stuck: Vec<TcpStream> = (0..10).map(|_| request(d.addr, "/api/events", &[])).collect();
     let (good, _) = events(&d, "", &[]);
     std::thread::sleep(Duration::from_millis(200));
-    let rss_before = rss_kib(pid);
+    let rss_before = support::rss_kib(pid);
 
     // ~41,000 events: 400 responses calling 50 tools each, and their results, in 40 batches.
     let file = root.path().join("projects/-w-flood/s-flood.jsonl");
@@ -599,7 +590,7 @@ fn clients_that_never_read_slow_no_one_and_memory_stays_bounded() {
 
     let m = d.metrics();
     assert_eq!(m.sum("claude_sessions_tool_calls_total", &[]), 20_001.0);
-    let rss_after = rss_kib(pid);
+    let rss_after = support::rss_kib(pid);
     eprintln!(
         "daemon RSS: {rss_before} KiB before, {rss_after} KiB after ({marker_id} events, 10 clients not reading)"
     );

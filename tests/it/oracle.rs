@@ -198,6 +198,22 @@ pub fn count(dir: &Path) -> Oracle {
     Oracle { tokens, tools }
 }
 
+/// Prefixes of user text that Claude Code writes itself (command output, interruptions):
+/// such a user line is not a prompt (docs/transcript-format.md).
+const NOT_PROMPTS: &[&str] = &[
+    "<local-command-stdout>",
+    "<local-command-stderr>",
+    "<local-command-caveat>",
+    "[Request interrupted",
+    "<bash-stdout>",
+    "<bash-stderr>",
+];
+
+/// Whether a user line's first text was typed by the user (not written by Claude Code).
+pub fn typed_by_the_user(text: &str) -> bool {
+    !NOT_PROMPTS.iter().any(|p| text.starts_with(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,15 +115,6 @@ fn live_lines(src: &Path, start_ms: i64) -> Vec<(std::path::PathBuf, String)> {
     out
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn killing_the_collector_mid_replay_loses_no_metrics_and_counts_dropped_spans() {
     let Some(mut rotel) = Rotel::start_or_skip() else { return };
@@ -168,7 +159,7 @@ fn killing_the_collector_mid_replay_loses_no_metrics_and_counts_dropped_spans() 
     let third = lines.len() / 3;
     write(&lines[..third]);
     collector::wait_for(&rotel, Duration::from_secs(30), |r| latest_tokens(r) > 0.0 && !r.spans.is_empty());
-    let rss_before = rss_kib(pid);
+    let rss_before = support::rss_kib(pid);
 
     // The collector dies; the rest arrives, in bursts.
     assert_eq!(rotel.stop().map(|s| s.success()), Some(true));
@@ -181,7 +172,7 @@ fn killing_the_collector_mid_replay_loses_no_metrics_and_counts_dropped_spans() 
         let m = d.metrics();
         worst_scrape = worst_scrape.max(t.elapsed());
         assert!(m.sum("claude_sessions_exporter_lines_total", &[("result", "ok")]) > 0.0);
-        rss_max = rss_max.max(rss_kib(pid));
+        rss_max = rss_max.max(support::rss_kib(pid));
         std::thread::sleep(Duration::from_millis(50));
     }
     // /metrics has everything while the collector is down.
@@ -206,7 +197,7 @@ fn killing_the_collector_mid_replay_loses_no_metrics_and_counts_dropped_spans() 
     let queued = m.sum("claude_sessions_exporter_otlp_queue", &[("signal", "traces")]);
     assert!(queued <= 200.0, "the span queue stays within its bound: {queued}");
     assert!(d.log_text().contains("OTLP export failed"), "failures are logged");
-    rss_max = rss_max.max(rss_kib(pid));
+    rss_max = rss_max.max(support::rss_kib(pid));
     eprintln!(
         "collector down: worst scrape {worst_scrape:?}, RSS {rss_before} → max {rss_max} KiB, {dropped} spans dropped, queue {queued}"
     );

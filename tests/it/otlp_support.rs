@@ -369,16 +369,6 @@ pub struct SessionExpect {
     pub tools: BTreeMap<String, (i64, Option<i64>, bool)>,
 }
 
-/// Prefixes of user text that Claude Code writes itself (not prompts).
-const NOT_PROMPTS: &[&str] = &[
-    "<local-command-stdout>",
-    "<local-command-stderr>",
-    "<local-command-caveat>",
-    "[Request interrupted",
-    "<bash-stdout>",
-    "<bash-stderr>",
-];
-
 fn ts_ms(line: &Value) -> Option<i64> {
     let s = line.get("timestamp")?.as_str()?;
     super::support::parse_rfc3339(s)
@@ -477,7 +467,7 @@ pub fn expected_traces(projects: &Path) -> BTreeMap<String, SessionExpect> {
                     }),
                     _ => None,
                 };
-                let prompt = text.is_some_and(|t| !NOT_PROMPTS.iter().any(|p| t.starts_with(p)))
+                let prompt = text.is_some_and(oracle::typed_by_the_user)
                     && !has_result
                     && !flag("isSidechain")
                     && !flag("isMeta")

@@ -61,15 +61,6 @@ struct Expect {
     sessions_with_agents: HashSet<String>,
 }
 
-const NOT_PROMPTS: &[&str] = &[
-    "<local-command-stdout>",
-    "<local-command-stderr>",
-    "<local-command-caveat>",
-    "[Request interrupted",
-    "<bash-stdout>",
-    "<bash-stderr>",
-];
-
 fn expect(lines: &[(PathBuf, String)]) -> Expect {
     let mut x = Expect::default();
     let mut responses = HashSet::new();
@@ -156,7 +147,7 @@ fn expect(lines: &[(PathBuf, String)]) -> Expect {
                 }),
                 _ => None,
             };
-            let prompt = text.is_some_and(|t| !NOT_PROMPTS.iter().any(|p| t.starts_with(p)))
+            let prompt = text.is_some_and(|t| oracle::typed_by_the_user(&t))
                 && !has_result
                 && !sidechain
                 && !agent_file
@@ -375,7 +366,7 @@ fn a_panicking_callback_and_a_slow_subscriber_stop_nothing() {
     });
     w.on_any(|_| std::panic::panic_any(Deliberate));
     let stop = w.stop_handle();
-    let rss_before = rss_kib();
+    let rss_before = support::rss_kib(std::process::id());
     let writer = std::thread::spawn(move || {
         // Paced so that the callbacks (fast) keep up while the slow subscriber cannot.
         for chunk in lines.chunks(50) {
@@ -403,22 +394,13 @@ fn a_panicking_callback_and_a_slow_subscriber_stop_nothing() {
     assert!(stats.handler_panics >= total - 512, "panics are caught and counted: {stats:?} of {total}");
     assert!(stats.lagged > 0, "the slow subscriber fell behind and it was counted: {stats:?}");
     assert!(slow_seen.load(Ordering::Relaxed) < total, "it skipped events rather than buffering them");
-    let rss_after = rss_kib();
+    let rss_after = support::rss_kib(std::process::id());
     eprintln!(
         "stats {stats:?}; slow subscriber saw {}; RSS {rss_before} → {rss_after} KiB",
         slow_seen.load(Ordering::Relaxed)
     );
     assert!(rss_after < rss_before + 64 * 1024, "memory stays bounded: {rss_before} → {rss_after} KiB");
     w.stop();
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 fn line(session: &str, cwd: &Path, at_ms: i64, n: usize) -> String {
