@@ -302,6 +302,9 @@ pub struct Aggregator {
     /// Bus counters already added to the store (published, lagged).
     #[serde(skip)]
     bus_reported: (u64, u64),
+    /// Spans over the tracer's per-turn cap already counted as dropped.
+    #[serde(skip)]
+    spans_capped_reported: u64,
 }
 
 impl Aggregator {
@@ -323,6 +326,7 @@ impl Aggregator {
             unpriced: BTreeSet::new(),
             evictions_reported: 0,
             bus_reported: (0, 0),
+            spans_capped_reported: 0,
         }
     }
 
@@ -334,6 +338,7 @@ impl Aggregator {
         self.store.clear_histogram(Histogram::EventLag);
         self.dedup.set_capacity(config.dedup_capacity);
         self.evictions_reported = self.dedup.evicted();
+        self.spans_capped_reported = self.tracer.as_ref().map_or(0, |t| t.dropped);
         self.config = config;
     }
 
@@ -904,6 +909,12 @@ impl Aggregator {
             self.store.inc(Counter::EventsLagged, &[], l.saturating_sub(self.bus_reported.1) as f64);
             self.bus_reported = (p, l);
         }
+        if let Some(t) = &self.tracer {
+            // Spans over a turn's cap were never queued: dropped like refused ones.
+            let capped = t.dropped;
+            self.store.inc(Counter::OtlpDropped, &["traces"], capped.saturating_sub(self.spans_capped_reported) as f64);
+            self.spans_capped_reported = capped;
+        }
         let evicted = self.dedup.evicted();
         self.store.inc(Counter::DedupEvictions, &[], (evicted - self.evictions_reported.min(evicted)) as f64);
         self.evictions_reported = evicted;
@@ -1141,6 +1152,21 @@ mod tests {
         feed(&mut a, Role::Main, &[&A1.replace("m1", "m3").replace("00:00:01", "01:00:00")]);
         assert_eq!(a.session("s1").unwrap().state, State::Active);
         assert_eq!(a.store.counter(Counter::SessionsStarted, &["app"]), 1.0);
+    }
+
+    #[test]
+    fn spans_over_a_turns_cap_are_counted_as_dropped_once() {
+        let mut a = Aggregator::new(Config::default());
+        a.enable_traces(0, Arc::new(|_| {}));
+        a.tracer.as_mut().unwrap().dropped = 3;
+        a.tick(0);
+        a.tick(0);
+        assert_eq!(a.store.counter(Counter::OtlpDropped, &["traces"]), 3.0);
+        // Restored from a checkpoint: the same 3 are not counted again.
+        let mut back: Aggregator = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        back.configure(Config::default());
+        back.tick(0);
+        assert_eq!(back.store.counter(Counter::OtlpDropped, &["traces"]), 3.0);
     }
 
     #[test]
