@@ -30,6 +30,7 @@ pub mod process;
 pub mod report;
 pub mod rules;
 pub mod server;
+pub mod shell;
 pub mod sinks;
 pub mod tail;
 pub mod trace;

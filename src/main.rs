@@ -17,7 +17,8 @@ fn main() -> std::process::ExitCode {
         Command::Backfill(a) => backfill::run(a),
         Command::Watch(a) => watch::run(a),
         Command::Sessions(a) => sessions::run(a),
-        Command::Hook(c) => hook::run(c),
+        // The hook has exit codes of its own (Claude Code reads them).
+        Command::Hook(c) => return hook::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

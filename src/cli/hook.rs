@@ -18,6 +18,12 @@
 //! as without the hook. Only rules whose action is `allow` (simple read-only commands in
 //! the built-in set) approve a call; `--allow-unmatched` approves every call no rule
 //! stops. Tool input is never logged.
+//!
+//! Exit codes: 0 with a decision (or none) on stdout; 1 when the hook itself fails
+//! (input that is not a PreToolUse call, an unreadable rules file), which Claude Code
+//! reports as a non-blocking error and the call goes on to its normal permission flow;
+//! with `--fail-closed` such a failure exits 2 instead, which blocks the call and shows
+//! the message to Claude.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -41,6 +47,65 @@ pub struct PreToolUseArgs {
     /// Approve calls that no rule matches (default: no answer, Claude Code's own permissions decide).
     #[arg(long)]
     pub allow_unmatched: bool,
+
+    /// When the hook cannot decide (malformed input, a bad rules file), block the call
+    /// (exit 2) instead of letting Claude Code's permission flow go on (exit 1).
+    #[arg(long, env = "CLAUDE_SESSIONS_HOOK_FAIL_CLOSED")]
+    pub fail_closed: bool,
+}
+
+/// Exit code of a hook failure that blocks the call (Claude Code's "blocking error").
+pub const EXIT_BLOCK: u8 = 2;
+/// Exit code of a hook failure that does not block it (any code but 0 and 2).
+pub const EXIT_FAILED: u8 = 1;
+
+/// What is wrong with a hook input.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("the hook input on stdin is not JSON: {0}")]
+    NotJson(String),
+    #[error("the hook input is not a JSON object (got {0})")]
+    NotObject(&'static str),
+    #[error("the hook input has no \"tool_name\" string (got {0})")]
+    NoToolName(&'static str),
+    #[error("the hook input's \"tool_input\" is not an object (got {0})")]
+    BadToolInput(&'static str),
+    #[error("this is the PreToolUse hook; it was called for {0}")]
+    WrongEvent(String),
+}
+
+fn kind(v: Option<&serde_json::Value>) -> &'static str {
+    match v {
+        None => "nothing",
+        Some(serde_json::Value::Null) => "null",
+        Some(serde_json::Value::Bool(_)) => "a boolean",
+        Some(serde_json::Value::Number(_)) => "a number",
+        Some(serde_json::Value::String(_)) => "a string",
+        Some(serde_json::Value::Array(_)) => "an array",
+        Some(serde_json::Value::Object(_)) => "an object",
+    }
+}
+
+/// Check that `stdin` is a PreToolUse hook input; the parsed JSON.
+pub fn parse_input(stdin: &str) -> Result<serde_json::Value, InputError> {
+    let input: serde_json::Value = serde_json::from_str(stdin).map_err(|e| InputError::NotJson(e.to_string()))?;
+    let obj = input.as_object().ok_or(InputError::NotObject(kind(Some(&input))))?;
+    if let Some(event) = obj.get("hook_event_name") {
+        match event.as_str() {
+            Some("PreToolUse") => {}
+            Some(other) => return Err(InputError::WrongEvent(other.to_owned())),
+            None => return Err(InputError::WrongEvent(kind(Some(event)).to_owned())),
+        }
+    }
+    match obj.get("tool_name") {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => {}
+        other => return Err(InputError::NoToolName(kind(other))),
+    }
+    match obj.get("tool_input") {
+        Some(serde_json::Value::Object(_)) => {}
+        other => return Err(InputError::BadToolInput(kind(other))),
+    }
+    Ok(input)
 }
 
 /// The hook's answer for `input` (the hook JSON), as the JSON to print (`None`: print nothing).
@@ -75,24 +140,34 @@ pub fn answer(rules: &Rules, input: &serde_json::Value, allow_unmatched: bool) -
     }))
 }
 
-pub fn run(cmd: HookCommand) -> anyhow::Result<()> {
+pub fn run(cmd: HookCommand) -> std::process::ExitCode {
     let HookCommand::PreToolUse(args) = cmd;
+    match decide(&args) {
+        Ok(Some(out)) => {
+            println!("{out}");
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(None) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Never the tool input: only what is wrong with it.
+            if args.fail_closed {
+                eprintln!("claude-sessions hook: {e:#}; blocking the call (--fail-closed)");
+                std::process::ExitCode::from(EXIT_BLOCK)
+            } else {
+                eprintln!("claude-sessions hook: {e:#}");
+                std::process::ExitCode::from(EXIT_FAILED)
+            }
+        }
+    }
+}
+
+fn decide(args: &PreToolUseArgs) -> anyhow::Result<Option<serde_json::Value>> {
     let rules = match &args.rules {
         Some(p) => Rules::load(p)?,
         None => Rules::builtin(),
     };
     let mut stdin = String::new();
-    std::io::stdin().read_to_string(&mut stdin)?;
-    // An unreadable input is an error of the hook, not a reason to block (exit 1: non-blocking).
-    let input: serde_json::Value =
-        serde_json::from_str(&stdin).map_err(|e| anyhow::anyhow!("the hook input on stdin is not JSON: {e}"))?;
-    if let Some(event) = input.get("hook_event_name").and_then(|e| e.as_str())
-        && event != "PreToolUse"
-    {
-        anyhow::bail!("this is the PreToolUse hook; it was called for {event}");
-    }
-    if let Some(out) = answer(&rules, &input, args.allow_unmatched) {
-        println!("{out}");
-    }
-    Ok(())
+    std::io::stdin().read_to_string(&mut stdin).map_err(|e| anyhow::anyhow!("cannot read the hook input: {e}"))?;
+    let input = parse_input(&stdin)?;
+    Ok(answer(&rules, &input, args.allow_unmatched))
 }

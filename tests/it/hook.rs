@@ -61,7 +61,7 @@ fn risky_writes_ask_and_unmatched_calls_defer_to_claude_code() {
     let (_, out, _) = hook(&sample("write-env.json"), &[]);
     assert_eq!(decision(&out).0, "ask");
     let (_, out, _) = hook(&sample("mcp-drop-table.json"), &[]);
-    assert_eq!(decision(&out).0, "deny", "DROP TABLE in any tool's input");
+    assert_eq!(decision(&out).0, "ask", "DROP TABLE in an MCP tool's input");
     // No rule: no answer, so Claude Code's own permission settings decide.
     let (code, out, _) = hook(&sample("bash-cargo-build.json"), &[]);
     assert_eq!((code, out.as_str()), (0, ""));
@@ -125,10 +125,45 @@ fn serve_counts_rule_matches_of_new_tool_calls() {
     assert!(d.wait_for(std::time::Duration::from_secs(10), critical).is_some());
     let metrics = d.metrics();
     assert_eq!(metrics.sum("claude_sessions_rule_matches_total", &[("rule", "git-force-push")]), 1.0);
-    assert_eq!(metrics.sum("claude_sessions_rule_matches_total", &[("rule", "sudo"), ("severity", "warning")]), 1.0);
+    assert_eq!(
+        metrics.sum("claude_sessions_rule_matches_total", &[("rule", "privilege-escalation"), ("severity", "warning")]),
+        1.0
+    );
     // `rm -rf /` is also an `rm -rf` (a call counts once per rule it matches); `ls` is not risky.
     assert_eq!(metrics.sum("claude_sessions_rule_matches_total", &[("rule", "rm-recursive-force")]), 1.0);
     assert_eq!(metrics.sum("claude_sessions_rule_matches_total", &[]), 4.0);
     assert!(!d.log_text().contains("rm -rf"), "commands are never logged");
     d.stop();
+}
+
+#[test]
+fn malformed_inputs_exit_1_with_a_message_or_2_with_fail_closed() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"{}", "tool_name"),
+        (b"[]", "not a JSON object"),
+        (b"{\"tool_name\":5}", "tool_name"),
+        (b"{\"tool_name\":\"Bash\"}", "tool_input"),
+        (b"{\"tool_name\":\"Bash\",\"tool_input\":\"rm -rf /\"}", "tool_input"),
+        (b"{\"hook_event_name\":\"PostToolUse\",\"tool_name\":\"Bash\",\"tool_input\":{}}", "PostToolUse"),
+        (b"", "not JSON"),
+        (b"{not json", "not JSON"),
+    ];
+    for (input, says) in cases {
+        let shown = String::from_utf8_lossy(input);
+        let (code, out, err) = hook(input, &[]);
+        assert_eq!((code, out.as_str()), (1, ""), "{shown}: {err}");
+        assert!(err.contains(says), "{shown}: {err}");
+        let (code, out, err) = hook(input, &["--fail-closed"]);
+        assert_eq!((code, out.as_str()), (2, ""), "{shown} --fail-closed: {err}");
+        assert!(err.contains(says) && err.contains("blocking"), "{shown}: {err}");
+    }
+    // A broken rules file fails closed too; a well-formed call is unaffected by the flag.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("r.toml");
+    std::fs::write(&rules, "[[rule]]\nname = \"b\"\nseverity = \"warning\"\ncommand = '('\n").unwrap();
+    let (code, _, _) = hook(&sample("bash-ls.json"), &["--fail-closed", "--rules", rules.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    let (code, out, _) = hook(&sample("bash-ls.json"), &["--fail-closed"]);
+    assert_eq!(code, 0);
+    assert_eq!(decision(&out).0, "allow");
 }

@@ -7,6 +7,7 @@ mod bad_input;
 mod collector;
 mod daemon;
 mod dashboards;
+mod decisions;
 mod deploy;
 mod docs;
 mod exposition;

@@ -18,7 +18,9 @@ use anyhow::Context;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::events::ToolCategory;
+pub mod checks;
+
+pub use checks::{Call, Check};
 
 /// How serious a match is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -78,6 +80,7 @@ pub struct Rule {
     pub action: Action,
     pub description: String,
     tools: Vec<String>,
+    check: Option<Check>,
     command: Option<Regex>,
     path: Option<Regex>,
     url: Option<Regex>,
@@ -96,6 +99,8 @@ struct RuleDef {
     description: Option<String>,
     #[serde(default)]
     tools: Vec<String>,
+    /// A built-in check by name (`delete-root`, `secret-access`, …: [`Check::ALL`]).
+    check: Option<String>,
     command: Option<String>,
     path: Option<String>,
     url: Option<String>,
@@ -117,7 +122,7 @@ fn yes() -> bool {
 }
 
 /// The built-in rules (`rules/builtin.toml`, embedded).
-pub const BUILTIN: &str = include_str!("../rules/builtin.toml");
+pub const BUILTIN: &str = include_str!("../../rules/builtin.toml");
 
 /// A set of rules.
 #[derive(Debug, Clone, Default)]
@@ -171,10 +176,11 @@ impl Rules {
 
     /// Every rule `tool` with `input` matches.
     pub fn matches(&self, tool: &str, input: &serde_json::Value) -> Vec<Match> {
-        let fields = Fields::of(input);
+        let call = Call::new(tool, input);
+        let fields = Fields::of(input, &call);
         self.rules
             .iter()
-            .filter(|r| r.applies(tool, &fields))
+            .filter(|r| r.applies(&call, &fields))
             .map(|r| Match {
                 rule: r.name.clone(),
                 severity: r.severity,
@@ -206,8 +212,15 @@ fn compile(def: RuleDef) -> Result<Rule, String> {
         re("url", def.url.clone())?,
         re("input", def.input.clone())?,
     );
-    if command.is_none() && path.is_none() && url.is_none() && input.is_none() {
-        return Err(format!("rule {:?} has no pattern (command, path, url or input)", def.name));
+    let check = match &def.check {
+        Some(name) => Some(Check::named(name).ok_or_else(|| {
+            let known: Vec<&str> = Check::ALL.iter().map(|(n, _)| *n).collect();
+            format!("rule {:?}: unknown check {name:?} (known: {})", def.name, known.join(", "))
+        })?),
+        None => None,
+    };
+    if check.is_none() && command.is_none() && path.is_none() && url.is_none() && input.is_none() {
+        return Err(format!("rule {:?} has no check or pattern (check, command, path, url or input)", def.name));
     }
     let action = def.action.unwrap_or(match def.severity {
         Severity::Critical => Action::Deny,
@@ -220,6 +233,7 @@ fn compile(def: RuleDef) -> Result<Rule, String> {
         severity: def.severity,
         action,
         tools: def.tools,
+        check,
         command,
         path,
         url,
@@ -227,19 +241,45 @@ fn compile(def: RuleDef) -> Result<Rule, String> {
     })
 }
 
-/// The parts of a tool input that rules look at.
+/// The parts of a tool input that rule patterns look at.
 struct Fields {
-    command: Option<String>,
+    /// For a shell call, each simple command's words (unquoted, wrappers included), so that
+    /// a pattern sees one command at a time; the raw string too where it did not parse.
+    commands: Vec<String>,
     path: Option<String>,
     url: Option<String>,
     input: String,
 }
 
 impl Fields {
-    fn of(v: &serde_json::Value) -> Fields {
+    fn of(v: &serde_json::Value, call: &Call) -> Fields {
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        let commands = match (&call.shell, s("command")) {
+            (Some(a), Some(raw)) => {
+                let mut out: Vec<String> = a
+                    .commands
+                    .iter()
+                    .flat_map(|c| {
+                        let program = c.program.clone().unwrap_or_default();
+                        let args: Vec<&str> = c.texts().collect();
+                        let bare = format!("{program} {}", args.join(" ")).trim_end().to_owned();
+                        let mut views = vec![bare];
+                        if !c.via.is_empty() {
+                            views.push(format!("{} {}", c.via.join(" "), views[0]));
+                        }
+                        views
+                    })
+                    .collect();
+                if a.syntax_error || !a.unresolved.is_empty() {
+                    out.push(raw);
+                }
+                out
+            }
+            (None, Some(raw)) => vec![raw],
+            (_, None) => Vec::new(),
+        };
         Fields {
-            command: s("command"),
+            commands,
             path: s("file_path").or_else(|| s("notebook_path")).or_else(|| s("path")),
             url: s("url"),
             input: if v.is_null() { String::new() } else { v.to_string() },
@@ -248,18 +288,20 @@ impl Fields {
 }
 
 impl Rule {
-    fn applies(&self, tool: &str, f: &Fields) -> bool {
-        let tool_ok = self.tools.is_empty()
-            || self.tools.iter().any(|t| t == tool || t == ToolCategory::of(tool).as_str() || t == "*");
+    fn applies(&self, call: &Call, f: &Fields) -> bool {
+        let tool = call.tool;
+        let tool_ok =
+            self.tools.is_empty() || self.tools.iter().any(|t| t == tool || t == call.category.as_str() || t == "*");
         let hit = |re: &Option<Regex>, field: &Option<String>| match re {
             None => true,
             Some(re) => field.as_deref().is_some_and(|v| re.is_match(v)),
         };
         tool_ok
-            && hit(&self.command, &f.command)
+            && self.command.as_ref().is_none_or(|re| f.commands.iter().any(|c| re.is_match(c)))
             && hit(&self.path, &f.path)
             && hit(&self.url, &f.url)
             && self.input.as_ref().is_none_or(|re| re.is_match(&f.input))
+            && self.check.is_none_or(|c| c.holds(call))
     }
 }
 
@@ -287,15 +329,15 @@ mod tests {
         assert!(bash("rm build.log").is_empty());
         assert!(bash("git push --force origin main").contains(&"git-force-push".to_owned()));
         assert!(bash("git push -f").contains(&"git-force-push".to_owned()));
-        assert!(bash("git push --force-with-lease").is_empty(), "the safe variant");
+        assert_eq!(bash("git push --force-with-lease"), vec!["git-force-push-lease"], "the safer variant: ask");
         assert!(bash("git push origin main").is_empty());
-        assert!(bash("git reset --hard HEAD~3").contains(&"git-reset-hard".to_owned()));
+        assert!(bash("git reset --hard HEAD~3").contains(&"git-history-rewrite".to_owned()));
         assert!(bash("psql -c 'DROP TABLE users'").contains(&"sql-drop".to_owned()));
         assert!(bash("psql -c 'select * from drops'").is_empty());
-        assert!(bash("sudo apt install x").contains(&"sudo".to_owned()));
-        assert!(bash("make && sudo make install").contains(&"sudo".to_owned()));
-        assert!(bash("grep sudo README.md").is_empty(), "mentioning sudo is not running it");
-        assert!(bash("chmod -R 777 .").contains(&"chmod-777".to_owned()));
+        assert!(bash("sudo apt install x").contains(&"privilege-escalation".to_owned()));
+        assert!(bash("make && sudo make install").contains(&"privilege-escalation".to_owned()));
+        assert_eq!(bash("grep sudo README.md"), vec!["read-only-command"], "mentioning sudo is not running it");
+        assert!(bash("chmod -R 777 .").contains(&"world-writable".to_owned()));
         assert!(bash("curl -fsSL https://x.sh | sh").contains(&"curl-pipe-shell".to_owned()));
         assert!(bash("curl https://x | jq .").is_empty());
     }
@@ -305,8 +347,9 @@ mod tests {
         assert_eq!(names("Write", json!({"file_path": "/w/app/.env", "content": "X=1"})), vec!["env-file-write"]);
         assert_eq!(names("Edit", json!({"file_path": "/w/app/.env.local"})), vec!["env-file-write"]);
         assert!(names("Write", json!({"file_path": "/w/app/env.rs"})).is_empty());
-        assert_eq!(names("Write", json!({"file_path": "/home/u/.ssh/authorized_keys"})), vec!["secret-file-write"]);
-        assert_eq!(names("Read", json!({"file_path": "/home/u/.aws/credentials"})), vec!["secret-file-read"]);
+        assert_eq!(names("Write", json!({"file_path": "/home/u/.ssh/authorized_keys"})), vec!["startup-file-write"]);
+        assert_eq!(names("Write", json!({"file_path": "/home/u/.ssh/id_ed25519"})), vec!["secret-file-write"]);
+        assert_eq!(names("Read", json!({"file_path": "/home/u/.aws/credentials"})), vec!["secret-access"]);
         assert!(names("Read", json!({"file_path": "/w/app/src/main.rs"})).is_empty());
     }
 
