@@ -3,8 +3,6 @@
 //! The cases listed in issue 9 also go through the real `hook pre-tool-use` process.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use claude_sessions::rules::{Action, Rules};
 use serde::Deserialize;
@@ -156,26 +154,15 @@ fn hook_decision(cmd: &str, extra: &[&str]) -> (i32, String, String) {
     run_hook(input.to_string().as_bytes(), extra)
 }
 
-pub fn run_hook(stdin: &[u8], extra: &[&str]) -> (i32, String, String) {
-    let mut child = Command::new(support::bin())
-        .args(["hook", "pre-tool-use"])
-        .args(extra)
-        .env_remove("CLAUDE_SESSIONS_RULES")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the hook");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+fn run_hook(stdin: &[u8], extra: &[&str]) -> (i32, String, String) {
+    let (code, stdout, stderr) = super::hook::hook(stdin, extra);
     let decision = if stdout.trim().is_empty() {
         String::new()
     } else {
         let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
         v["hookSpecificOutput"]["permissionDecision"].as_str().unwrap_or("").to_owned()
     };
-    (out.status.code().unwrap_or(-1), decision, String::from_utf8_lossy(&out.stderr).into())
+    (code, decision, stderr)
 }
 
 #[test]

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::support;
 
 /// Run the hook with `input` on stdin: (exit code, stdout, stderr).
-fn hook(input: &[u8], args: &[&str]) -> (i32, String, String) {
+pub fn hook(input: &[u8], args: &[&str]) -> (i32, String, String) {
     let mut child = Command::new(support::bin())
         .args(["hook", "pre-tool-use"])
         .args(args)
