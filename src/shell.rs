@@ -76,6 +76,8 @@ pub struct Command {
     pub text: String,
     /// `xargs` and the like add arguments only known at run time.
     pub extra_args: bool,
+    /// The working directory, when an earlier `cd` on the line set it to a literal path.
+    pub cwd: Option<String>,
 }
 
 impl Command {
@@ -137,6 +139,10 @@ struct Walker {
     depth: usize,
     /// Stack of the functions being defined (to spot recursion).
     defining: Vec<String>,
+    /// Working directory set by a literal `cd` earlier on the line.
+    cwd: Option<String>,
+    /// What the previous pipeline stage prints, when it is `echo`/`printf` of literals.
+    piped_text: Option<String>,
 }
 
 fn options() -> brush_parser::ParserOptions {
@@ -202,12 +208,15 @@ impl Walker {
 
     fn pipeline(&mut self, p: &ast::Pipeline, fed_by: &[String]) {
         let mut upstream = fed_by.to_vec();
+        let mut piped: Option<String> = None;
         for cmd in &p.seq {
             let before = self.out.commands.len();
+            self.piped_text = piped.take();
             self.command(cmd, &upstream);
-            let stage: Vec<String> =
-                self.out.commands[before..].iter().map(|c| c.program.clone().unwrap_or_else(|| "?".into())).collect();
-            upstream.extend(stage);
+            self.piped_text = None;
+            let stage = &self.out.commands[before..];
+            piped = static_output(stage);
+            upstream.extend(stage.iter().map(|c| c.program.clone().unwrap_or_else(|| "?".into())));
         }
     }
 
@@ -784,7 +793,115 @@ impl Walker {
             }
         }
         cmd.via = via;
-        self.out.commands.push(cmd);
+        cmd.cwd = self.cwd.clone();
+        let piped = self.piped_text.take();
+        self.out.commands.push(cmd.clone());
+        self.strings_it_runs(&cmd, piped);
+    }
+
+    /// Walk a string a command runs as a script, under that command's wrappers.
+    fn nested_script(&mut self, text: &str, fed_by: &[String], via: Vec<String>) {
+        let before = self.out.commands.len();
+        self.script(text, fed_by);
+        for c in &mut self.out.commands[before..] {
+            c.via.splice(0..0, via.iter().cloned());
+        }
+    }
+
+    /// Commands hidden in a recorded command's arguments or input: a shell reading its
+    /// script from a here-document or a pipe, `find -exec`, `alias`/`trap` strings,
+    /// `git -c` settings that run commands; and the working directory a `cd` sets.
+    fn strings_it_runs(&mut self, cmd: &Command, piped: Option<String>) {
+        let Some(program) = cmd.program.as_deref() else { return };
+        let mut via = cmd.via.clone();
+        via.push(program.to_owned());
+        match program {
+            "cd" | "pushd" => {
+                let target = cmd.args.iter().find(|a| !a.text.starts_with('-'));
+                self.cwd = match target {
+                    None => Some("~".into()),
+                    Some(a) if a.dynamic => None,
+                    Some(a) if a.text.starts_with('/') || a.text.starts_with('~') => Some(a.text.clone()),
+                    Some(a) => self.cwd.as_ref().map(|c| format!("{c}/{}", a.text)),
+                };
+            }
+            p if SHELLS.contains(&p) => {
+                let operands = parse_args(&cmd.args, &['o', 'O']).operands;
+                let reads_stdin = operands.is_empty()
+                    || operands[0].text == "-"
+                    || cmd
+                        .args
+                        .iter()
+                        .any(|a| a.text.starts_with('-') && !a.text.starts_with("--") && a.text.contains('s'));
+                if !reads_stdin {
+                    return;
+                }
+                if let Some(text) = cmd.stdin_text.clone().or(piped) {
+                    self.nested_script(&text, &[], via);
+                } else if !cmd.fed_by.is_empty() {
+                    self.out.unresolved.push(format!("{p} reads its script from a pipe"));
+                }
+            }
+            "alias" => {
+                for a in &cmd.args {
+                    if let Some((_, value)) = a.text.split_once('=') {
+                        self.nested_script(value, &[], via.clone());
+                    }
+                }
+            }
+            "trap" => {
+                if let Some(a) = cmd.args.iter().find(|a| !a.text.starts_with('-')) {
+                    if a.dynamic {
+                        self.out.unresolved.push("trap runs a string only known at run time".into());
+                    } else {
+                        self.nested_script(&a.text, &[], via);
+                    }
+                }
+            }
+            "find" => {
+                let mut i = 0;
+                while i < cmd.args.len() {
+                    if matches!(cmd.args[i].text.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir") {
+                        let end = cmd.args[i + 1..]
+                            .iter()
+                            .position(|a| a.text == ";" || a.text == "+")
+                            .map_or(cmd.args.len(), |n| i + 1 + n);
+                        let words: Vec<Arg> = cmd.args[i + 1..end]
+                            .iter()
+                            .map(|a| if a.text.contains("{}") { Arg { dynamic: true, ..a.clone() } } else { a.clone() })
+                            .collect();
+                        if !words.is_empty() {
+                            let inner = Command { via: via.clone(), cwd: cmd.cwd.clone(), ..Command::default() };
+                            self.invoke(words, inner);
+                        }
+                        i = end;
+                    }
+                    i += 1;
+                }
+            }
+            "git" => {
+                // `git -c core.pager='…'`, `alias.x='!…'`: settings whose value is a command.
+                for w in cmd.args.windows(2).filter(|w| w[0].text == "-c") {
+                    let Some((key, value)) = w[1].text.split_once('=') else { continue };
+                    let key = key.to_lowercase();
+                    let runs = matches!(
+                        key.as_str(),
+                        "core.pager"
+                            | "core.sshcommand"
+                            | "core.editor"
+                            | "core.fsmonitor"
+                            | "diff.external"
+                            | "sequence.editor"
+                            | "gpg.program"
+                    ) || key.starts_with("pager.")
+                        || ((key.starts_with("alias.") || key.starts_with("credential.")) && value.starts_with('!'));
+                    if runs {
+                        self.nested_script(value.trim_start_matches('!'), &[], via.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -881,6 +998,31 @@ fn unwrap(program: &str, words: &mut Vec<Arg>) -> Unwrap {
         "flock" => (&["-w", "--timeout", "-E", "--conflict-exit-code"], true),
         "chroot" => (&["--userspec", "--groups"], true),
         "busybox" | "toybox" => (&[], true),
+        "strace" | "ltrace" => (&["-o", "-e", "-p", "-s", "-u", "-E", "-P", "-a", "-O", "-S", "-X", "-b", "-I"], true),
+        "taskset" | "chrt" | "numactl" | "unshare" | "nsenter" | "firejail" | "systemd-run" => (
+            &[
+                "-t",
+                "-n",
+                "-m",
+                "-p",
+                "-C",
+                "-N",
+                "-i",
+                "-u",
+                "-U",
+                "-S",
+                "-G",
+                "-w",
+                "--unit",
+                "--property",
+                "-E",
+                "--setenv",
+                "--uid",
+                "--gid",
+                "--slice",
+            ],
+            true,
+        ),
         "watch" => (&["-n", "--interval", "-d", "--differences", "-q", "--equexit"], true),
         "su" => (
             &[
@@ -1010,7 +1152,7 @@ fn unwrap(program: &str, words: &mut Vec<Arg>) -> Unwrap {
             }
         }
         // The duration.
-        "timeout" if !words.is_empty() => {
+        "timeout" | "taskset" | "chrt" if !words.is_empty() => {
             words.remove(0);
         }
         "flock" | "chroot" => {

@@ -200,8 +200,17 @@ const SYSTEM: &[&str] = &[
 
 /// A path whose recursive delete is a disaster: `/`, a home, a system folder (or its
 /// direct children), or a glob over any of them.
-fn is_broad(arg: &Arg) -> bool {
-    let text = arg.text.strip_suffix("/*").map_or(arg.text.as_str(), |t| if t.is_empty() { "/" } else { t });
+fn is_broad(arg: &Arg, cwd: Option<&str>) -> bool {
+    // Relative to a directory an earlier literal `cd` chose (`cd / && rm -rf *`).
+    let joined;
+    let text = match cwd {
+        Some(dir) if !arg.text.starts_with('/') && !arg.text.starts_with('~') => {
+            joined = format!("{dir}/{}", arg.text);
+            joined.as_str()
+        }
+        _ => arg.text.as_str(),
+    };
+    let text = text.strip_suffix("/*").map_or(text, |t| if t.is_empty() { "/" } else { t });
     let p = shell::normalize(&text.to_lowercase());
     let globbed = |s: &str| arg.glob && s.contains(['*', '?', '[']);
     match p.base {
@@ -233,11 +242,12 @@ fn delete_root(c: &Command) -> bool {
     match c.program.as_deref() {
         Some("rm") => {
             let p = parse_args(&c.args, &[]);
-            (p.has('r', "recursive") || p.short.contains(&'R')) && p.operands.iter().any(|a| is_broad(a))
+            (p.has('r', "recursive") || p.short.contains(&'R'))
+                && p.operands.iter().any(|a| is_broad(a, c.cwd.as_deref()))
         }
         Some("find") => {
             let (roots, expr) = find_parts(c);
-            find_deletes(expr) && roots.iter().any(|a| is_broad(a))
+            find_deletes(expr) && roots.iter().any(|a| is_broad(a, c.cwd.as_deref()))
         }
         _ => false,
     }
@@ -247,7 +257,9 @@ fn delete_recursive(c: &Command) -> bool {
     match c.program.as_deref() {
         Some("rm") => {
             let p = parse_args(&c.args, &[]);
-            (p.has('r', "recursive") || p.short.contains(&'R')) && p.has('f', "force")
+            // Without -f too when the target is only known at run time (`rm -r "$DIR"/`).
+            (p.has('r', "recursive") || p.short.contains(&'R'))
+                && (p.has('f', "force") || c.extra_args || p.operands.iter().any(|a| a.dynamic))
         }
         Some("find") => find_deletes(find_parts(c).1),
         _ => false,
@@ -740,13 +752,16 @@ mod tests {
         let lit = |t: &str| Arg { text: t.into(), ..Arg::default() };
         for p in ["/", "//", "/.", "/tmp/..", "~", "~/", "~/..", "/etc", "/usr/lib", "/home/bob", "/Users/bob", "/var"]
         {
-            assert!(is_broad(&lit(p)), "{p}");
+            assert!(is_broad(&lit(p), None), "{p}");
         }
         for p in ["/tmp", "/tmp/x", "./build", "~/project/target", "/var/tmp/x", "/home/bob/project", "build"] {
-            assert!(!is_broad(&lit(p)), "{p}");
+            assert!(!is_broad(&lit(p), None), "{p}");
         }
-        assert!(is_broad(&Arg { text: "/*".into(), glob: true, ..Arg::default() }));
-        assert!(is_broad(&Arg { text: "~/*".into(), glob: true, ..Arg::default() }));
+        assert!(is_broad(&Arg { text: "/*".into(), glob: true, ..Arg::default() }, None));
+        assert!(is_broad(&Arg { text: "~/*".into(), glob: true, ..Arg::default() }, None));
+        assert!(is_broad(&Arg { text: "*".into(), glob: true, ..Arg::default() }, Some("/")));
+        assert!(is_broad(&lit("."), Some("~")));
+        assert!(!is_broad(&lit("build"), Some("~/project")));
     }
 
     #[test]

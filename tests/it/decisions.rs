@@ -33,7 +33,7 @@ fn bash() -> String {
 
 fn corpus() -> Vec<Case> {
     let text = std::fs::read_to_string(support::fixtures_dir().join("hooks").join("corpus.toml")).expect("corpus");
-    toml::from_str::<Corpus>(&text).expect("corpus parses").case
+    toml::from_str::<Corpus>(&text).unwrap_or_else(|e| panic!("corpus.toml: {e}")).case
 }
 
 /// The same command written other ways a shell runs identically (or runs as part of more).
