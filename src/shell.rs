@@ -29,6 +29,9 @@ const MAX_DEPTH: usize = 8;
 const MAX_COMMANDS: usize = 4096;
 /// Alternatives one brace list may expand to.
 const MAX_BRACE: usize = 64;
+/// Brackets nested deeper than this are not parsed: the parser recurses per level, and a
+/// stack overflow would end the process (a hook that dies lets the call through).
+const MAX_NESTING: usize = 100;
 
 /// One argument as the program would receive it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -150,9 +153,50 @@ fn options() -> brush_parser::ParserOptions {
 }
 
 fn parse(text: &str) -> Option<ast::Program> {
-    let opts = options();
-    let tokens = brush_parser::uncached_tokenize_str(text, &opts.tokenizer_options()).ok()?;
-    brush_parser::parse_tokens(&tokens, &opts).ok()
+    if nesting(text) > MAX_NESTING {
+        return None;
+    }
+    guarded(|| {
+        let opts = options();
+        let tokens = brush_parser::uncached_tokenize_str(text, &opts.tokenizer_options()).ok()?;
+        brush_parser::parse_tokens(&tokens, &opts).ok()
+    })
+    .flatten()
+}
+
+/// How deep `(`, `{`, `[` and backquotes nest (quotes ignored: an over-count only means
+/// a line is not parsed, and so is asked about).
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut max, mut backquote) = (0usize, 0usize, false);
+    for b in text.bytes() {
+        match b {
+            b'(' | b'{' | b'[' => depth += 1,
+            b')' | b'}' | b']' => depth = depth.saturating_sub(1),
+            b'`' => {
+                backquote = !backquote;
+                if backquote { depth += 1 } else { depth = depth.saturating_sub(1) }
+            }
+            _ => continue,
+        }
+        max = max.max(depth);
+    }
+    max
+}
+
+/// Run the parser, turning a panic inside it into `None` (a line it cannot read).
+fn guarded<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        // The parser's own panics are expected here and handled: keep them off stderr,
+        // and leave every other panic to the hook that was there.
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.location().is_some_and(|l| l.file().contains("brush-parser")) {
+                previous(info);
+            }
+        }));
+    });
+    std::panic::catch_unwind(f).ok()
 }
 
 impl Walker {
@@ -184,6 +228,9 @@ impl Walker {
                 self.out.syntax_error = true;
                 self.out.unresolved.push("syntax error".into());
                 for piece in text.split(['\n', ';', '&', '|', '(', ')', '`', '{', '}']) {
+                    if piece.trim().is_empty() {
+                        continue;
+                    }
                     if let Some(p) = parse(piece) {
                         for cc in &p.complete_commands {
                             self.list(cc, fed_by);
@@ -431,7 +478,8 @@ impl Walker {
             R::HereDocument(_, doc) => {
                 if doc.requires_expansion {
                     // `$(…)` in an unquoted here-document runs.
-                    if let Ok(pieces) = brush_parser::word::parse_heredoc(&doc.doc.value, &options()) {
+                    let body = doc.doc.value.as_str();
+                    if let Some(Ok(pieces)) = guarded(|| brush_parser::word::parse_heredoc(body, &options())) {
                         let mut acc = Acc::default();
                         for p in pieces {
                             self.piece(p, true, &mut acc);
@@ -456,9 +504,9 @@ impl Walker {
 
     /// Expand one word statically into the arguments it becomes.
     fn word(&mut self, raw: &str) -> Vec<Arg> {
-        let pieces = match brush_parser::word::parse(raw, &options()) {
-            Ok(p) => p,
-            Err(_) => return vec![Arg { text: raw.to_owned(), dynamic: true, ..Arg::default() }],
+        let pieces = match guarded(|| brush_parser::word::parse(raw, &options())) {
+            Some(Ok(p)) => p,
+            _ => return vec![Arg { text: raw.to_owned(), dynamic: true, ..Arg::default() }],
         };
         let mut acc = Acc::default();
         for p in pieces {
@@ -1484,6 +1532,13 @@ mod tests {
     fn nothing_is_too_big_or_too_deep() {
         let deep = "bash -c ".repeat(50) + "x";
         let _ = analyze(&deep);
+        for open in ["(", "$(", "{ ", "`", "[[ ", "$((", "${"] {
+            let a = analyze(&(open.repeat(100_000) + "rm -rf /"));
+            assert!(!a.unresolved.is_empty(), "{open}");
+        }
+        // The parser panics on this one (brush-parser 0.4.0): read as a syntax error.
+        let a = analyze("a=$(b \"$(c '$(d)Dd')\" ${`e \\`f\\``) ; g <<-EOF\t$(h)\nEOF\n");
+        assert!(!a.unresolved.is_empty());
         let a = analyze(&"x".repeat(MAX_INPUT + 1));
         assert!(!a.unresolved.is_empty());
     }
