@@ -25,7 +25,8 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{
-    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, VARY, WWW_AUTHENTICATE,
+    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER, VARY,
+    WWW_AUTHENTICATE,
 };
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -225,14 +226,15 @@ async fn connection(
     let work = async {
         let tls = match &endpoint.config {
             None => None,
-            Some(w) => {
+            Some(w) if w.changed() => {
                 let w = Arc::clone(w);
-                // Stats the files, and reads them again when they changed: blocking work.
+                // Reading the files and hashing the dummy password block: not on this thread.
                 match tokio::task::spawn_blocking(move || w.current()).await {
                     Ok(cfg) => cfg.tls.clone(),
                     Err(_) => return,
                 }
             }
+            Some(w) => w.snapshot().tls.clone(),
         };
         match tls {
             None => serve_http(Tracked::new(stream, Arc::clone(&slot)), &app, &endpoint, &slot).await,
@@ -320,14 +322,25 @@ impl Body for Guarded {
 /// Auth (when configured), the route, and the config's extra headers.
 async fn respond(app: &App, endpoint: &Endpoint, req: Request<Incoming>) -> Response<HttpBody> {
     let cfg = endpoint.config.as_ref().map(|w| w.snapshot());
-    let mut r = match cfg.as_ref().and_then(|c| c.users.as_ref()) {
-        Some(users) if !endpoint.auth.check(users, req.headers().get(AUTHORIZATION)).await => {
+    let verdict = match cfg.as_ref().and_then(|c| c.users.as_ref()) {
+        Some(users) => endpoint.auth.check(users, req.headers().get(AUTHORIZATION)).await,
+        None => auth::Verdict::Allowed,
+    };
+    let mut r = match verdict {
+        auth::Verdict::Allowed => route(app, req),
+        auth::Verdict::Denied => {
             endpoint.table.stats.auth_failure();
             let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n").map(BodyExt::boxed_unsync);
             r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"claude-sessions\""));
             r
         }
-        _ => route(app, req),
+        auth::Verdict::Busy => {
+            endpoint.table.stats.auth_failure();
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, "too many logins being checked; retry\n")
+                .map(BodyExt::boxed_unsync);
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
     };
     for (k, v) in cfg.iter().flat_map(|c| &c.headers) {
         r.headers_mut().insert(k.clone(), v.clone());

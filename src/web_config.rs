@@ -454,9 +454,17 @@ impl Watched {
         self.last_ok.load(Ordering::Relaxed)
     }
 
+    /// Whether one of the files changed since it was last read (a few `stat` calls).
+    pub fn changed(&self) -> bool {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut now = vec![stamp(&self.path)];
+        now.extend(st.current.files.iter().map(|f| stamp(f)));
+        now != st.seen
+    }
+
     /// The config for a new connection: the files are read again if one of them changed
-    /// (and has been still for [`SETTLE`]). Blocking: stats the files, and a reload makes
-    /// a bcrypt hash; call it off the async threads.
+    /// (and has been still for [`SETTLE`]). Blocking: a reload reads files and makes a
+    /// bcrypt hash; call it off the async thread, and only when [`Watched::changed`].
     pub fn current(&self) -> Arc<Config> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut now = vec![stamp(&self.path)];

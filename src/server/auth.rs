@@ -4,12 +4,16 @@
 //! Promises: a wrong password and an unknown user take the same time (the unknown
 //! user is checked against a dummy hash of the same cost, and bcrypt compares in
 //! constant time); one bcrypt runs at a time, off the async thread, so a flood of
-//! bad passwords costs one core at most and never stalls the other connections; a
+//! bad passwords costs one core at most and never stalls the other connections, and
+//! only a few requests may wait for it (the rest get 503 at once, whoever they claim
+//! to be): requests waiting there are busy, and busy connections are never closed
+//! to make room, so a long queue would let bad passwords fill the connection cap. A
 //! right password is remembered (as an HMAC under a key made at start, never in
 //! clear), so a scrape every 15 s does not pay a bcrypt each time.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use base64::Engine as _;
 use hyper::header::HeaderValue;
@@ -21,6 +25,19 @@ use crate::web_config::Users;
 /// logins that are right, so this bounds memory, not guesses).
 const REMEMBERED: usize = 256;
 
+/// Requests that may wait for the bcrypt check at once (about a second of work at cost 10).
+const WAITING: usize = 8;
+
+/// What a request's credentials get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// 401: missing, unknown user or wrong password (not told apart).
+    Denied,
+    /// 503: too many logins waiting to be checked.
+    Busy,
+}
+
 /// Checks credentials; one per server.
 #[derive(Debug)]
 pub struct Auth {
@@ -29,6 +46,8 @@ pub struct Auth {
     key: ring::hmac::Key,
     /// One bcrypt at a time (the machine may have two cores, and the engine needs one).
     bcrypt: Semaphore,
+    /// Requests waiting for or running a bcrypt check.
+    waiting: AtomicUsize,
 }
 
 impl Default for Auth {
@@ -43,13 +62,13 @@ impl Auth {
         // A key nobody knows makes the remembered tags useless outside this process.
         let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
             .unwrap_or_else(|_| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &std::process::id().to_le_bytes()));
-        Auth { remembered: Mutex::new(HashSet::new()), key, bcrypt: Semaphore::new(1) }
+        Auth { remembered: Mutex::new(HashSet::new()), key, bcrypt: Semaphore::new(1), waiting: AtomicUsize::new(0) }
     }
 
     /// Whether `header` holds the right password of one of `users`.
-    pub async fn check(&self, users: &Users, header: Option<&HeaderValue>) -> bool {
+    pub async fn check(&self, users: &Users, header: Option<&HeaderValue>) -> Verdict {
         let Some((user, password)) = header.and_then(parse_basic) else {
-            return false;
+            return Verdict::Denied;
         };
         let known = std::str::from_utf8(&user).ok().and_then(|u| users.hashes.get(u));
         let hash = known.unwrap_or(&users.dummy).clone();
@@ -60,10 +79,13 @@ impl Auth {
         let mut tag = [0u8; 32];
         tag.copy_from_slice(ctx.sign().as_ref());
         if known.is_some() && self.remembered.lock().unwrap_or_else(|p| p.into_inner()).contains(&tag) {
-            return true;
+            return Verdict::Allowed;
         }
+        let Some(_queued) = Queued::enter(&self.waiting) else {
+            return Verdict::Busy;
+        };
         let right = {
-            let Ok(_permit) = self.bcrypt.acquire().await else { return false };
+            let Ok(_permit) = self.bcrypt.acquire().await else { return Verdict::Denied };
             tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
                 .await
                 .unwrap_or(false)
@@ -76,7 +98,26 @@ impl Auth {
             }
             set.insert(tag);
         }
-        ok
+        if ok { Verdict::Allowed } else { Verdict::Denied }
+    }
+}
+
+/// A place in the bcrypt queue, given back on drop (also when the request is dropped while waiting).
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn enter(waiting: &'a AtomicUsize) -> Option<Queued<'a>> {
+        if waiting.fetch_add(1, Ordering::AcqRel) >= WAITING {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Queued(waiting))
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -118,12 +159,27 @@ mod tests {
             dummy: bcrypt::hash("something else", 4).unwrap(),
         };
         let auth = Auth::new();
-        assert!(auth.check(&users, Some(&header("alice:pw"))).await);
+        let check = |h: Option<HeaderValue>| {
+            let (auth, users) = (&auth, &users);
+            async move { auth.check(users, h.as_ref()).await }
+        };
+        assert_eq!(check(Some(header("alice:pw"))).await, Verdict::Allowed);
         // Remembered, and still right.
-        assert!(auth.check(&users, Some(&header("alice:pw"))).await);
-        assert!(!auth.check(&users, Some(&header("alice:nope"))).await);
-        assert!(!auth.check(&users, Some(&header("bob:pw"))).await);
-        assert!(!auth.check(&users, Some(&header("bob:something else"))).await, "the dummy's password opens nothing");
-        assert!(!auth.check(&users, None).await);
+        assert_eq!(check(Some(header("alice:pw"))).await, Verdict::Allowed);
+        assert_eq!(check(Some(header("alice:nope"))).await, Verdict::Denied);
+        assert_eq!(check(Some(header("bob:pw"))).await, Verdict::Denied);
+        assert_eq!(check(Some(header("bob:something else"))).await, Verdict::Denied, "the dummy opens nothing");
+        assert_eq!(check(None).await, Verdict::Denied);
+        assert_eq!(auth.waiting.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_bcrypt_queue_is_short() {
+        let waiting = AtomicUsize::new(0);
+        let places: Vec<_> = (0..WAITING).map(|_| Queued::enter(&waiting).expect("a place")).collect();
+        assert!(Queued::enter(&waiting).is_none());
+        drop(places);
+        assert_eq!(waiting.load(Ordering::Relaxed), 0);
+        assert!(Queued::enter(&waiting).is_some());
     }
 }

@@ -535,8 +535,10 @@ const ACCEPT_ERRORS: (&str, &str) = (
     "claude_sessions_exporter_http_accept_errors",
     "Failed accepts, by reason: fd_limit (out of descriptors or kernel memory; accept backs off), other.",
 );
-const AUTH_FAILURES: (&str, &str) =
-    ("claude_sessions_exporter_http_auth_failures", "Requests refused with 401 (basic auth missing or wrong).");
+const AUTH_FAILURES: (&str, &str) = (
+    "claude_sessions_exporter_http_auth_failures",
+    "Requests refused by basic auth: 401 (missing or wrong), or 503 (too many logins waiting for their bcrypt check).",
+);
 const CONFIG_OK: (&str, &str) = (
     "claude_sessions_exporter_web_config_last_reload_successful",
     "1 if the web config file was read successfully the last time it changed (only with --web.config.file).",

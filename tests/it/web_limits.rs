@@ -171,6 +171,8 @@ fn idle_connections_beyond_the_descriptor_limit_lock_out_neither_scrapes_nor_the
     let failures = accept_failure_lines(&d);
     eprintln!("accept-failure log lines: {failures}");
     assert!(failures <= 2, "{failures} accept-failure lines in the log");
+    let cap_lines = d.log_text().lines().filter(|l| l.contains("Connection limit reached")).count();
+    assert_eq!(cap_lines, 1, "the cap is logged once per episode, not per connection");
     drop(idle);
 }
 
