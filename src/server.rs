@@ -15,10 +15,9 @@ pub mod conn;
 
 use std::convert::Infallible;
 use std::io::Write;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 

@@ -166,7 +166,8 @@ struct SlotState {
     phase: Phase,
     /// When the current phase began.
     since: Instant,
-    /// Bytes of a next request arrived while busy (pipelining): the next phase is Head.
+    /// Bytes arrived while busy: a pipelined next request (or a request body; then a
+    /// kept-alive client is held to the header timeout, not the idle one): next phase Head.
     pending: bool,
     /// The response in progress is an `/api/events` stream.
     stream: bool,
