@@ -37,6 +37,7 @@ pub mod trace;
 pub mod transcript;
 pub mod watch;
 pub mod watcher;
+pub mod web_config;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -4,24 +4,42 @@
 //! Prometheus text format, or OpenMetrics when the scraper's `Accept` asks for
 //! it, gzip-compressed when `Accept-Encoding` allows. Listens where it is told;
 //! the CLI's default is 127.0.0.1.
+//!
+//! Every connection goes through the limits of [`conn`] (a cap, header and idle
+//! timeouts, descriptors kept for the rest of the daemon) and, with
+//! `--web.config.file`, through TLS and basic auth ([`crate::web_config`], [`auth`])
+//! before any route, `/api/events` included.
+
+pub mod auth;
+pub mod conn;
 
 use std::convert::Infallible;
 use std::io::Write;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, VARY};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper::header::{
+    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER, VARY,
+    WWW_AUTHENTICATE,
+};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
+use crate::api::HttpBody;
 use crate::live::Aggregator;
+use crate::web_config::Watched;
+use conn::{Close, Episode, Slot, Table, Tracked};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -51,6 +69,11 @@ impl Exposition {
         Exposition { registry, agg }
     }
 
+    /// Add a collector of other metrics (the endpoint's own, see [`conn::Collector`]).
+    pub fn register(&mut self, collector: Box<dyn Collector>) {
+        self.registry.register_collector(collector);
+    }
+
     /// OpenMetrics text (with `# EOF` and trace exemplars), or the classic Prometheus text format.
     pub fn render(&self, openmetrics: bool) -> String {
         let mut s = String::new();
@@ -77,37 +100,255 @@ pub struct App {
     pub sessions: crate::watcher::LiveSessions,
 }
 
-/// Accept connections until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return,
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Accept failed.");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let app = Arc::clone(&app);
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(route(&app, req)) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await
-            {
-                tracing::debug!(error = %e, "Connection ended with an error.");
-            }
-        });
+/// What every connection goes through before the routes: limits, TLS, auth.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub table: Arc<Table>,
+    /// `--web.config.file`, followed for changes.
+    pub config: Option<Arc<Watched>>,
+    pub auth: auth::Auth,
+}
+
+impl Endpoint {
+    pub fn new(limits: conn::Limits, config: Option<Arc<Watched>>) -> Endpoint {
+        Endpoint { table: Arc::new(Table::new(limits)), config, auth: auth::Auth::new() }
+    }
+
+    /// The endpoint's metrics, for [`Exposition::register`].
+    pub fn collector(&self) -> Box<dyn Collector> {
+        Box::new(conn::Collector { table: Arc::clone(&self.table), config: self.config.clone() })
     }
 }
 
+/// First wait after `accept` ran out of descriptors; doubled up to [`BACKOFF_MAX`].
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// An episode at the connection cap ends after this long without reaching it.
+const CAP_QUIET: Duration = Duration::from_secs(10);
+/// How long the accept loop waits for a victim to close (it runs on this same thread).
+const EVICT_WAIT: Duration = Duration::from_secs(1);
+
+/// What Go's servers answer to plain HTTP on a TLS port: a readable error instead of a reset.
+const PLAIN_TO_TLS: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// Accept connections until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    endpoint: Arc<Endpoint>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let table = Arc::clone(&endpoint.table);
+    let cap = table.limits.max_connections;
+    // Logged when they start and end, never per connection: a flood must not become a log flood.
+    let mut out_of_fds = Episode::default();
+    let mut at_cap = Episode::default();
+    let mut backoff = BACKOFF_MIN;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {
+                if let Some(n) = at_cap.end_if_quiet(CAP_QUIET) {
+                    tracing::info!(closed_or_refused = n, open = table.len(), "Back under the connection limit.");
+                }
+                continue;
+            }
+            r = listener.accept() => r,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) if conn::out_of_descriptors(&e) => {
+                table.stats.accept_error(true);
+                if out_of_fds.hit() {
+                    tracing::warn!(
+                        error = %e,
+                        open = table.len(),
+                        "Out of file descriptors; pausing accept (connections are capped below the limit, so something else holds them)."
+                    );
+                }
+                // The pending connection stays in the kernel's queue: retrying at once would spin.
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+            Err(e) => {
+                // One connection's trouble (reset before accept, …): the next accept is fine.
+                table.stats.accept_error(false);
+                tracing::debug!(error = %e, "Accept failed.");
+                continue;
+            }
+        };
+        backoff = BACKOFF_MIN;
+        if let Some(n) = out_of_fds.end() {
+            tracing::info!(failed_accepts = n, "Accepting connections again.");
+        }
+        if table.is_full() {
+            let victim = table.evict_one();
+            table.stats.closed(victim.unwrap_or(Close::Rejected));
+            if at_cap.hit() {
+                tracing::warn!(
+                    max_connections = cap,
+                    "Connection limit reached; closing the connections idle longest to admit new ones."
+                );
+            }
+            if victim.is_none() {
+                // Every connection is answering a request: this one waits for nothing.
+                drop(stream);
+                continue;
+            }
+            table.wait_room(EVICT_WAIT).await;
+        }
+        // Responses are written whole; waiting for an ACK before a TLS record's second
+        // segment (Nagle against the client's delayed ACK) would add 40 ms to each.
+        let _ = stream.set_nodelay(true);
+        let (slot, registration) = table.register();
+        tokio::spawn(connection(stream, Arc::clone(&app), Arc::clone(&endpoint), slot, registration));
+    }
+}
+
+/// One connection, from accept to close: TLS if configured, then HTTP/1.1, under its watchdog.
+async fn connection(
+    stream: TcpStream,
+    app: Arc<App>,
+    endpoint: Arc<Endpoint>,
+    slot: Arc<Slot>,
+    registration: conn::Registration,
+) {
+    let limits = endpoint.table.limits;
+    let work = async {
+        let tls = match &endpoint.config {
+            None => None,
+            Some(w) if w.changed() => {
+                let w = Arc::clone(w);
+                // Reading the files and hashing the dummy password block: not on this thread.
+                match tokio::task::spawn_blocking(move || w.current()).await {
+                    Ok(cfg) => cfg.tls.clone(),
+                    Err(_) => return,
+                }
+            }
+            Some(w) => w.snapshot().tls.clone(),
+        };
+        match tls {
+            None => serve_http(Tracked::new(stream, Arc::clone(&slot)), &app, &endpoint, &slot).await,
+            Some(tls) => {
+                let mut stream = stream;
+                let mut first = [0u8; 1];
+                match stream.peek(&mut first).await {
+                    // A TLS record starts with 0x16 (handshake); anything else is not TLS.
+                    Ok(1) if first[0] != 0x16 => {
+                        endpoint.table.stats.closed(Close::TlsHandshake);
+                        let _ = stream.write_all(PLAIN_TO_TLS).await;
+                        let _ = stream.shutdown().await;
+                        return;
+                    }
+                    Ok(1) => {}
+                    _ => return,
+                }
+                match tls.acceptor.accept(Tracked::new(stream, Arc::clone(&slot))).await {
+                    Ok(s) => serve_http(s, &app, &endpoint, &slot).await,
+                    Err(e) => {
+                        endpoint.table.stats.closed(Close::TlsHandshake);
+                        tracing::debug!(error = %e, "TLS handshake failed.");
+                    }
+                }
+            }
+        }
+    };
+    tokio::select! {
+        () = work => {}
+        why = conn::watchdog(&slot, &limits) => endpoint.table.stats.closed(why),
+        // Counted by the accept loop that chose it.
+        () = slot.killed() => {}
+    }
+    // The socket is closed (dropped with `work`) before the place is given back.
+    drop(registration);
+}
+
+async fn serve_http<I>(io: I, app: &Arc<App>, endpoint: &Arc<Endpoint>, slot: &Arc<Slot>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (app, endpoint, slot) = (Arc::clone(app), Arc::clone(endpoint), Arc::clone(slot));
+    let svc = service_fn(move |req| {
+        let busy = slot.begin();
+        let (app, endpoint) = (Arc::clone(&app), Arc::clone(&endpoint));
+        async move {
+            let r = respond(&app, &endpoint, req).await;
+            if r.headers().get(CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
+                busy.mark_stream();
+            }
+            Ok::<_, Infallible>(r.map(|body| Guarded { body, _busy: busy }))
+        }
+    });
+    // No hyper timer, so no hyper header timeout: its timer restarts after each response
+    // and would close kept-alive connections at the header timeout. conn::watchdog keeps
+    // the two timeouts apart.
+    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).await {
+        tracing::debug!(error = %e, "Connection ended with an error.");
+    }
+}
+
+/// A response body that keeps its connection counted as busy until it is done.
+struct Guarded {
+    body: HttpBody,
+    _busy: conn::Busy,
+}
+
+impl Body for Guarded {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Auth (when configured), the route, and the config's extra headers.
+async fn respond(app: &App, endpoint: &Endpoint, req: Request<Incoming>) -> Response<HttpBody> {
+    let cfg = endpoint.config.as_ref().map(|w| w.snapshot());
+    let verdict = match cfg.as_ref().and_then(|c| c.users.as_ref()) {
+        Some(users) => endpoint.auth.check(users, req.headers().get(AUTHORIZATION)).await,
+        None => auth::Verdict::Allowed,
+    };
+    let mut r = match verdict {
+        auth::Verdict::Allowed => route(app, req),
+        auth::Verdict::Denied => {
+            endpoint.table.stats.auth_failure();
+            let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n").map(BodyExt::boxed_unsync);
+            r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"claude-sessions\""));
+            r
+        }
+        auth::Verdict::Busy => {
+            endpoint.table.stats.auth_failure();
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, "too many logins being checked; retry\n")
+                .map(BodyExt::boxed_unsync);
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+    };
+    for (k, v) in cfg.iter().flat_map(|c| &c.headers) {
+        r.headers_mut().insert(k.clone(), v.clone());
+    }
+    r
+}
+
 /// `/api/…` to the API (served at once, also while history is read), the rest to [`handle`].
-fn route(app: &App, req: Request<Incoming>) -> Response<crate::api::HttpBody> {
+fn route(app: &App, req: Request<Incoming>) -> Response<HttpBody> {
     let path = req.uri().path();
     if path != app.telemetry_path && crate::api::is_api_path(path) {
         let api = crate::api::Api { bus: Arc::clone(&app.bus), sessions: app.sessions.clone() };

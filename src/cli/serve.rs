@@ -35,6 +35,10 @@ pub struct ServeArgs {
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
     pub telemetry_path: String,
 
+    /// Limits, TLS and auth of the endpoint (boxed: `Command`'s variants stay alike in size).
+    #[command(flatten)]
+    pub web: Box<WebArgs>,
+
     /// Folder for the checkpoint (positions and counter totals).
     /// Default: $XDG_STATE_HOME/claude-sessions, else ~/.local/state/claude-sessions.
     #[arg(long, value_name = "DIR", env = "CLAUDE_SESSIONS_STATE_DIR")]
@@ -77,6 +81,48 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub otlp: OtlpArgs,
+}
+
+/// The HTTP endpoint's limits, TLS and basic auth.
+#[derive(Debug, Args, Clone)]
+pub struct WebArgs {
+    /// TLS and basic auth, in the Prometheus exporter-toolkit format (tls_server_config,
+    /// basic_auth_users). Read again when it changes; a broken change keeps the old one.
+    #[arg(id = "web.config.file", long = "web.config.file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Most connections at once (event streams included), lowered to fit the descriptor
+    /// limit. At the cap, a new connection closes the one idle longest.
+    #[arg(
+        id = "web.max-connections",
+        long = "web.max-connections",
+        value_name = "N",
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_connections: u64,
+
+    /// A connection must send its request head (and TLS handshake) within this long of
+    /// connecting, or of the first byte of a later request.
+    #[arg(
+        id = "web.header-timeout",
+        long = "web.header-timeout",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    pub header_timeout: Duration,
+
+    /// A kept-alive connection with no request for this long is closed; so is a response
+    /// that moves no byte for this long (at least 30s, so event streams stay).
+    #[arg(
+        id = "web.idle-timeout",
+        long = "web.idle-timeout",
+        value_name = "DURATION",
+        default_value = "2m",
+        value_parser = parse_duration
+    )]
+    pub idle_timeout: Duration,
 }
 
 /// What realtime events carry (serve's `/api/events` and webhooks, `watch`).
@@ -209,6 +255,39 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !args.telemetry_path.starts_with('/') || args.telemetry_path == "/" {
         anyhow::bail!("--web.telemetry-path must start with / and not be / itself");
     }
+    if args.web.header_timeout.is_zero() || args.web.idle_timeout.is_zero() {
+        anyhow::bail!("--web.header-timeout and --web.idle-timeout must be above 0");
+    }
+    // Before anything else opens files: a bad web config is a start-up error.
+    let web_config = match &args.web.config_file {
+        Some(p) => {
+            let w = crate::web_config::Watched::load(p)?;
+            let cfg = w.snapshot();
+            tracing::info!(
+                path = %p.display(),
+                tls = cfg.tls.is_some(),
+                users = cfg.users.as_ref().map_or(0, |u| u.hashes.len()),
+                "Web config loaded."
+            );
+            Some(Arc::new(w))
+        }
+        None => None,
+    };
+    let requested = usize::try_from(args.web.max_connections).unwrap_or(usize::MAX);
+    let budget = crate::server::conn::budget(requested);
+    if budget.max_connections < requested {
+        tracing::info!(
+            fd_limit = budget.fd_limit,
+            reserve = budget.reserve,
+            max_connections = budget.max_connections,
+            "Connection cap lowered to fit the descriptor limit."
+        );
+    }
+    let limits = crate::server::conn::Limits {
+        max_connections: budget.max_connections,
+        header_timeout: args.web.header_timeout,
+        idle_timeout: args.web.idle_timeout,
+    };
     let mut settings = args.source.settings()?;
     let otlp = args.otlp.config()?;
     if args.otlp.otlp_include_content {
@@ -314,9 +393,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
 
+    match &web_config {
+        Some(w) => w.set_listen(local),
+        None => {
+            if let Some(msg) = crate::web_config::Config::default().exposure(local) {
+                tracing::warn!(listen = %local, "{msg}");
+            }
+        }
+    }
+    let endpoint = Arc::new(crate::server::Endpoint::new(limits, web_config));
+    let mut exposition = Exposition::new(engine.aggregator());
+    exposition.register(endpoint.collector());
+
     let ready = Arc::new(AtomicBool::new(false));
     let app = Arc::new(App {
-        exposition: Exposition::new(engine.aggregator()),
+        exposition,
         ready: Arc::clone(&ready),
         serve_while_reading: !restored,
         telemetry_path: args.telemetry_path.clone(),
@@ -354,7 +445,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         watch::run(engine, opts, engine_tx, rx, ready)
     })?;
 
-    tracing::info!(address = %local, path = %args.telemetry_path, "Serving metrics.");
+    tracing::info!(
+        address = %local,
+        path = %args.telemetry_path,
+        max_connections = limits.max_connections,
+        "Serving metrics."
+    );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -364,7 +460,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 _ = engine_done => {}
             }
         };
-        crate::server::serve(listener, app, stop).await;
+        crate::server::serve(listener, app, endpoint, stop).await;
         anyhow::Ok(())
     })?;
     if engine_thread.is_finished() {

@@ -27,8 +27,35 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra environment variables.
     pub fn start_env(config_root: &Path, state_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut child = Command::new(support::bin())
-            .args(["serve", "--web.listen-address", "127.0.0.1:0", "--checkpoint-interval", "200ms"])
+        Daemon::launch(config_root, state_dir, "127.0.0.1:0", &[], extra, env)
+    }
+
+    /// [`Daemon::start`] listening on `listen` (a loopback address, or `0.0.0.0:0`:
+    /// [`Daemon::addr`] is then 127.0.0.1 with the port it got), run through `prefix`:
+    /// a program and its arguments that get our binary and its arguments after them,
+    /// e.g. `sh -c 'ulimit -n 1024 && exec "$0" "$@"'`.
+    pub fn start_custom(config_root: &Path, state_dir: &Path, listen: &str, prefix: &[&str], extra: &[&str]) -> Daemon {
+        Daemon::launch(config_root, state_dir, listen, prefix, extra, &[])
+    }
+
+    fn launch(
+        config_root: &Path,
+        state_dir: &Path,
+        listen: &str,
+        prefix: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let mut cmd = match prefix.split_first() {
+            None => Command::new(support::bin()),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(support::bin());
+                c
+            }
+        };
+        let mut child = cmd
+            .args(["serve", "--web.listen-address", listen, "--checkpoint-interval", "200ms"])
             .arg("--state-dir")
             .arg(state_dir)
             .args(extra)
@@ -55,13 +82,18 @@ impl Daemon {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        let mut addr: SocketAddr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(a) => a.parse().expect("listen address in log"),
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("serve did not report its address; logs:\n{}", logs.lock().unwrap().join("\n"));
             }
         };
+        if addr.ip().is_unspecified() {
+            // Tests only ever connect over loopback.
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         Daemon { child: Some(child), addr, logs }
     }
 

@@ -24,4 +24,6 @@ mod stack;
 mod support;
 mod watch_cli;
 mod watcher;
+mod web_limits;
+mod web_tls;
 mod webhook;
