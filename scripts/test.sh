@@ -16,6 +16,13 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
 fi
 
+# The endpoint's TLS tests make a CA with openssl and talk to the daemon with curl.
+if ! command -v openssl >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+  echo "==> installing openssl and curl (apt)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl curl ca-certificates >/dev/null
+fi
+
 CCUSAGE_VERSION=20.0.24
 if [ -z "${CCUSAGE_BIN:-}" ]; then
   if ! [ -x .tools/node_modules/.bin/ccusage ] || ! grep -q "\"version\": \"$CCUSAGE_VERSION\"" .tools/node_modules/ccusage/package.json 2>/dev/null; then
