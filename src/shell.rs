@@ -1126,17 +1126,6 @@ fn unwrap(program: &str, words: &mut Vec<Arg>) -> Unwrap {
             i += 1;
             continue;
         }
-        if program == "su" && (name == "-c" || name == "--command") {
-            if inline {
-                split_string =
-                    Some(Arg { text: w.split_once('=').map(|x| x.1).unwrap_or("").into(), ..words[i].clone() });
-                i += 1;
-            } else {
-                split_string = words.get(i + 1).cloned();
-                i += 2;
-            }
-            continue;
-        }
         if program == "env" && (name == "-S" || name == "--split-string" || (w.starts_with("-S") && w.len() > 2)) {
             split_string = if inline {
                 Some(Arg { text: w.split_once('=').map(|x| x.1).unwrap_or("").into(), ..words[i].clone() })
@@ -1154,10 +1143,13 @@ fn unwrap(program: &str, words: &mut Vec<Arg>) -> Unwrap {
         if (program == "command") && matches!(name, "-v" | "-V") {
             lists_only = true;
         }
-        i += if with_value.contains(&name) && !inline { 2 } else { 1 };
+        i += if takes_value(w, name, inline, with_value) { 2 } else { 1 };
     }
-    let rest: Vec<Arg> = words.drain(..i.min(words.len())).collect();
-    let _ = rest;
+    if program == "su" {
+        // `su [-] [user] [-c CMD]`: options and the user may come in any order.
+        split_string = su_command(words);
+    }
+    words.drain(..i.min(words.len()));
     if lists_only {
         words.clear();
         return Unwrap::Run;
@@ -1232,6 +1224,35 @@ fn unwrap(program: &str, words: &mut Vec<Arg>) -> Unwrap {
         _ => {}
     }
     Unwrap::Run
+}
+
+/// Whether option word `w` takes the next word as its value: a long option listed in
+/// `with_value` without `=`, or a short cluster whose first valued letter is its last
+/// (`-iu root`; in `-uroot` the value is inline).
+fn takes_value(w: &str, name: &str, inline: bool, with_value: &[&str]) -> bool {
+    if w.starts_with("--") {
+        return with_value.contains(&name) && !inline;
+    }
+    let letters: Vec<char> = w.chars().skip(1).collect();
+    for (k, c) in letters.iter().enumerate() {
+        if with_value.contains(&format!("-{c}").as_str()) {
+            return k + 1 == letters.len();
+        }
+    }
+    false
+}
+
+/// The command of `su … -c CMD …` / `--command=CMD`, wherever it stands.
+fn su_command(words: &[Arg]) -> Option<Arg> {
+    for (i, w) in words.iter().enumerate() {
+        if let Some(v) = w.text.strip_prefix("--command=") {
+            return Some(Arg { text: v.to_owned(), ..w.clone() });
+        }
+        if w.text == "-c" || w.text == "--command" {
+            return Some(words.get(i + 1).cloned().unwrap_or_default());
+        }
+    }
+    None
 }
 
 fn is_assignment(w: &str) -> bool {
