@@ -260,10 +260,7 @@ impl Fields {
                     .commands
                     .iter()
                     .flat_map(|c| {
-                        let program = c.program.clone().unwrap_or_default();
-                        let args: Vec<&str> = c.texts().collect();
-                        let bare = format!("{program} {}", args.join(" ")).trim_end().to_owned();
-                        let mut views = vec![bare];
+                        let mut views = vec![command_view(c)];
                         if !c.via.is_empty() {
                             views.push(format!("{} {}", c.via.join(" "), views[0]));
                         }
@@ -287,6 +284,13 @@ impl Fields {
     }
 }
 
+/// A simple command as patterns see it: program basename and unquoted arguments.
+fn command_view(c: &crate::shell::Command) -> String {
+    let program = c.program.clone().unwrap_or_default();
+    let args: Vec<&str> = c.texts().collect();
+    format!("{program} {}", args.join(" ")).trim_end().to_owned()
+}
+
 impl Rule {
     fn applies(&self, call: &Call, f: &Fields) -> bool {
         let tool = call.tool;
@@ -296,8 +300,21 @@ impl Rule {
             None => true,
             Some(re) => field.as_deref().is_some_and(|v| re.is_match(v)),
         };
+        // An `allow` pattern approves a line only when it describes every command on it
+        // (and the line is fully known): `npm test; python x.py` is not `npm test`.
+        let approves = self.action == Action::Allow && call.shell.is_some();
+        let command_ok = |re: &Regex| {
+            if approves {
+                let a = call.shell.as_ref().expect("checked above");
+                a.unresolved.is_empty()
+                    && !a.commands.is_empty()
+                    && a.commands.iter().all(|c| re.is_match(&c.text) || re.is_match(&command_view(c)))
+            } else {
+                f.commands.iter().any(|c| re.is_match(c))
+            }
+        };
         tool_ok
-            && self.command.as_ref().is_none_or(|re| f.commands.iter().any(|c| re.is_match(c)))
+            && self.command.as_ref().is_none_or(command_ok)
             && hit(&self.path, &f.path)
             && hit(&self.url, &f.url)
             && self.input.as_ref().is_none_or(|re| re.is_match(&f.input))
@@ -376,6 +393,16 @@ mod tests {
             r.decide("Bash", &json!({"command": "kubectl delete pod x --context prod"})).action,
             Some(Action::Deny)
         );
+        // A user's allow rule approves a line only when it covers every command on it.
+        let allow = Rules::parse(
+            "[[rule]]\nname = \"tests\"\nseverity = \"info\"\naction = \"allow\"\ntools = [\"Bash\"]\ncommand = '^(npm test|cargo test)$'\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(allow.decide("Bash", &json!({"command": "npm test"})).action, Some(Action::Allow));
+        assert_eq!(allow.decide("Bash", &json!({"command": "npm test && cargo test"})).action, Some(Action::Allow));
+        assert_eq!(allow.decide("Bash", &json!({"command": "npm test; python x.py"})).action, None);
+        assert_eq!(allow.decide("Bash", &json!({"command": "npm test; $X"})).action, Some(Action::Ask));
         let only =
             Rules::parse("builtin = false\n[[rule]]\nname = \"x\"\nseverity = \"info\"\ncommand = 'x'\n", "t").unwrap();
         assert_eq!(only.len(), 1);
