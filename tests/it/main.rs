@@ -22,6 +22,7 @@ mod read_retry;
 mod restart;
 mod rules;
 mod stack;
+mod state_lock;
 mod support;
 mod watch_cli;
 mod watcher;
