@@ -37,6 +37,13 @@ pub fn read(line: &[u8], cap: usize) -> Option<Box<Captured>> {
     read_with(line, cap, SMALL)
 }
 
+/// [`read`] taking the streaming path for values of every size (tests and
+/// fuzzing compare it with a `Value` parse on small inputs).
+#[doc(hidden)]
+pub fn read_streaming(line: &[u8], cap: usize) -> Option<Box<Captured>> {
+    read_with(line, cap, 0)
+}
+
 fn read_with(line: &[u8], cap: usize, small: usize) -> Option<Box<Captured>> {
     let top: Object = serde_json::from_slice(line).ok()?;
     let kind = as_str(top.get("type")?)?;

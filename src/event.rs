@@ -38,7 +38,7 @@ pub struct Tokens {
 impl Tokens {
     /// Prompt size of the call: what occupied the context window.
     pub fn prompt(&self) -> u64 {
-        self.input + self.cache_creation + self.cache_read
+        self.input.saturating_add(self.cache_creation).saturating_add(self.cache_read)
     }
 
     /// Field-wise maximum: the usage of a response split over several lines.
@@ -68,13 +68,15 @@ impl Tokens {
     }
 }
 
+/// Saturating: totals restored from a damaged checkpoint may sit near
+/// `u64::MAX` (found by fuzzing), and a total must never wrap or panic.
 impl std::ops::AddAssign for Tokens {
     fn add_assign(&mut self, o: Tokens) {
-        self.input += o.input;
-        self.output += o.output;
-        self.cache_creation += o.cache_creation;
-        self.cache_creation_1h += o.cache_creation_1h;
-        self.cache_read += o.cache_read;
+        self.input = self.input.saturating_add(o.input);
+        self.output = self.output.saturating_add(o.output);
+        self.cache_creation = self.cache_creation.saturating_add(o.cache_creation);
+        self.cache_creation_1h = self.cache_creation_1h.saturating_add(o.cache_creation_1h);
+        self.cache_read = self.cache_read.saturating_add(o.cache_read);
     }
 }
 

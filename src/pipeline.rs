@@ -718,3 +718,68 @@ mod tests {
         assert_eq!(count(&e), 2.0, "listed fine once, then failing again: a second episode");
     }
 }
+
+#[cfg(test)]
+mod huge_numbers {
+    use super::*;
+
+    fn assistant(id: &str, tokens: u64) -> String {
+        format!(
+            r#"{{"type":"assistant","sessionId":"s1","timestamp":"2026-01-01T00:00:00.000Z","requestId":"r{id}","message":{{"id":"m{id}","model":"claude-sonnet-4-5-20250929","usage":{{"input_tokens":{tokens},"output_tokens":{tokens},"cache_creation_input_tokens":{tokens},"cache_read_input_tokens":{tokens},"cache_creation":{{"ephemeral_5m_input_tokens":{tokens},"ephemeral_1h_input_tokens":{tokens}}}}},"content":[{{"type":"text","text":"x"}}]}}}}"#
+        ) + "\n"
+    }
+
+    fn engine_over(projects: &Path) -> Engine {
+        Engine::new(Settings { projects_dirs: vec![projects.to_owned()], ..Settings::default() })
+    }
+
+    /// Usage numbers up to u64::MAX in a transcript are counted without a panic.
+    #[test]
+    fn usage_near_u64_max_in_a_transcript_is_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let projects = d.path().join("projects");
+        let p = projects.join("-w").join("s1.jsonl");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, assistant("1", u64::MAX) + &assistant("2", u64::MAX) + &assistant("3", u64::MAX)).unwrap();
+        let mut e = engine_over(&projects);
+        e.scan(1, &|_, _| {});
+        e.tick();
+        let report = crate::report::Report::from_aggregator(&e.lock(), 1);
+        assert!(report.table().contains("3 lines"), "{}", report.table());
+        assert!(serde_json::from_slice::<Checkpoint>(&e.checkpoint_bytes()).is_ok());
+    }
+
+    /// Found by fuzzing (`checkpoint_reader`): a checkpoint whose session holds
+    /// a token total near u64::MAX, then one more response read, overflowed
+    /// `Tokens += ` (a panic in debug builds, a wrapped total in release). Totals saturate.
+    #[test]
+    fn a_restored_session_total_near_u64_max_saturates() {
+        let d = tempfile::tempdir().unwrap();
+        let projects = d.path().join("projects");
+        let p = projects.join("-w").join("s1.jsonl");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, assistant("1", 10)).unwrap();
+        let mut e = engine_over(&projects);
+        e.scan(1, &|_, _| {});
+        let mut cp: serde_json::Value = serde_json::from_slice(&e.checkpoint_bytes()).unwrap();
+        let sessions = cp["aggregator"]["sessions"].as_object_mut().expect("sessions in the checkpoint");
+        let tokens = &mut sessions.values_mut().next().expect("one session")["tokens"];
+        for k in ["input", "output", "cache_creation", "cache_creation_1h", "cache_read"] {
+            tokens[k] = serde_json::Value::from(u64::MAX);
+        }
+        let cp: Checkpoint = serde_json::from_value(cp).unwrap();
+
+        let mut restored = engine_over(&projects);
+        restored.restore(cp);
+        std::fs::write(&p, assistant("1", 10) + &assistant("2", 10)).unwrap();
+        restored.reconcile();
+        let back: serde_json::Value = serde_json::from_slice(&restored.checkpoint_bytes()).unwrap();
+        let session = back["aggregator"]["sessions"].as_object().unwrap().values().next().unwrap();
+        assert_eq!(session["tokens"]["cache_creation_1h"], serde_json::Value::from(u64::MAX));
+        assert_eq!(
+            restored.lock().store.counter(Counter::Lines, &["ok"]),
+            2.0,
+            "the first line, restored, and the new one"
+        );
+    }
+}
