@@ -5,6 +5,11 @@
 //! taken at the same instant, so after a crash the lines after a saved
 //! position are read again exactly once. A checkpoint that cannot be parsed
 //! is moved aside and the daemon rebuilds from the transcript files.
+//!
+//! One daemon per state folder: [`lock`] takes an exclusive lock on
+//! `<dir>/lock` (flock semantics: the kernel releases it when the process dies,
+//! so a crash never blocks a restart) and writes the holder's pid into it, so a
+//! second daemon can say who holds the folder.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,6 +22,8 @@ use crate::tail::Position;
 /// Bumped when the layout changes incompatibly; an older file is rebuilt.
 pub const FORMAT: u32 = 1;
 pub const FILE_NAME: &str = "checkpoint.json";
+/// The lock file in the state folder.
+pub const LOCK_NAME: &str = "lock";
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FileState {
@@ -51,6 +58,56 @@ pub enum CheckpointError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("checkpoint {path} is corrupt ({reason}); moved to {moved_to}")]
     Corrupt { path: PathBuf, reason: String, moved_to: PathBuf },
+}
+
+/// Why the state folder could not be locked.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "state folder {} is in use by another claude-sessions (pid {}); stop it, or give this one another --state-dir",
+        dir.display(),
+        pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string())
+    )]
+    Held { dir: PathBuf, pid: Option<u32> },
+    #[error("cannot lock state folder {}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// The exclusive lock on a state folder; released when dropped or when the process ends.
+#[derive(Debug)]
+pub struct Lock {
+    // Held for its lock; the pid written in it is for the next daemon's message.
+    _file: std::fs::File,
+}
+
+/// Lock `dir` for this process, or say which process holds it.
+pub fn lock(dir: &Path) -> Result<Lock, LockError> {
+    use std::io::{Read, Seek};
+    let path = dir.join(LOCK_NAME);
+    let err = |source| LockError::Io { path: path.clone(), source };
+    let mut opts = std::fs::OpenOptions::new();
+    // Not truncated on open: until we hold the lock, the pid in it is the holder's.
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(&path).map_err(err)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let pid = file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
+            return Err(LockError::Held { dir: dir.to_owned(), pid });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+    }
+    file.set_len(0).map_err(err)?;
+    file.rewind().map_err(err)?;
+    writeln!(file, "{}", std::process::id()).map_err(err)?;
+    file.flush().map_err(err)?;
+    Ok(Lock { _file: file })
 }
 
 /// Serialize and write atomically to `dir/checkpoint.json`.
@@ -100,6 +157,26 @@ pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
 mod tests {
     use super::*;
     use crate::live::Config;
+
+    #[test]
+    fn a_second_lock_on_a_folder_names_the_holder_and_a_released_one_can_be_taken() {
+        let d = tempfile::tempdir().unwrap();
+        let held = lock(d.path()).unwrap();
+        let pid = std::fs::read_to_string(d.path().join(LOCK_NAME)).unwrap();
+        assert_eq!(pid.trim(), std::process::id().to_string());
+        match lock(d.path()) {
+            Err(e @ LockError::Held { .. }) => {
+                let LockError::Held { pid, .. } = &e else { unreachable!() };
+                assert_eq!(*pid, Some(std::process::id()));
+                let msg = e.to_string();
+                assert!(msg.contains(&d.path().display().to_string()) && msg.contains("pid"), "{msg}");
+            }
+            other => panic!("second lock: {other:?}"),
+        }
+        drop(held);
+        let again = lock(d.path()).expect("lock again after release");
+        drop(again);
+    }
 
     #[test]
     fn round_trip_and_corruption() {

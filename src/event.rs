@@ -38,7 +38,7 @@ pub struct Tokens {
 impl Tokens {
     /// Prompt size of the call: what occupied the context window.
     pub fn prompt(&self) -> u64 {
-        self.input + self.cache_creation + self.cache_read
+        self.input.saturating_add(self.cache_creation).saturating_add(self.cache_read)
     }
 
     /// Field-wise maximum: the usage of a response split over several lines.
@@ -68,13 +68,15 @@ impl Tokens {
     }
 }
 
+/// Saturating: totals restored from a damaged checkpoint may sit near
+/// `u64::MAX` (found by fuzzing), and a total must never wrap or panic.
 impl std::ops::AddAssign for Tokens {
     fn add_assign(&mut self, o: Tokens) {
-        self.input += o.input;
-        self.output += o.output;
-        self.cache_creation += o.cache_creation;
-        self.cache_creation_1h += o.cache_creation_1h;
-        self.cache_read += o.cache_read;
+        self.input = self.input.saturating_add(o.input);
+        self.output = self.output.saturating_add(o.output);
+        self.cache_creation = self.cache_creation.saturating_add(o.cache_creation);
+        self.cache_creation_1h = self.cache_creation_1h.saturating_add(o.cache_creation_1h);
+        self.cache_read = self.cache_read.saturating_add(o.cache_read);
     }
 }
 
@@ -199,49 +201,10 @@ pub fn cap_text(s: &str, cap: usize) -> String {
 }
 
 impl Captured {
-    /// Read the content of a user or assistant line (a second, full parse: opt-in only).
+    /// Read the content of a user or assistant line (a second parse: opt-in only).
+    /// Nothing is copied whole: see [`crate::capture`].
     pub fn read(line: &[u8], cap: usize) -> Option<Box<Captured>> {
-        let v: serde_json::Value = serde_json::from_slice(line).ok()?;
-        let kind = v.get("type")?.as_str()?;
-        if kind != "user" && kind != "assistant" {
-            return None;
-        }
-        let content = v.get("message")?.get("content")?;
-        let mut c = Captured::default();
-        let text_of = |x: &serde_json::Value| match x {
-            serde_json::Value::String(s) => cap_text(s, cap),
-            serde_json::Value::Array(parts) => {
-                let texts: Vec<&str> = parts.iter().filter_map(|p| p.get("text").and_then(|t| t.as_str())).collect();
-                if texts.is_empty() { cap_text(&x.to_string(), cap) } else { cap_text(&texts.join("\n"), cap) }
-            }
-            other => cap_text(&other.to_string(), cap),
-        };
-        match content {
-            serde_json::Value::String(s) if kind == "user" => c.prompt = Some(cap_text(s, cap)),
-            serde_json::Value::Array(blocks) => {
-                for b in blocks {
-                    match b.get("type").and_then(|t| t.as_str()) {
-                        Some("text") if kind == "user" && c.prompt.is_none() => {
-                            c.prompt = b.get("text").and_then(|t| t.as_str()).map(|t| cap_text(t, cap));
-                        }
-                        Some("tool_use") => {
-                            if let (Some(id), Some(input)) = (b.get("id").and_then(|i| i.as_str()), b.get("input")) {
-                                c.tool_inputs.push((id.to_owned(), cap_text(&input.to_string(), cap)));
-                            }
-                        }
-                        Some("tool_result") => {
-                            if let Some(id) = b.get("tool_use_id").and_then(|i| i.as_str()) {
-                                let out = b.get("content").map(text_of).unwrap_or_default();
-                                c.tool_outputs.push((id.to_owned(), out));
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-        (c != Captured::default()).then(|| Box::new(c))
+        crate::capture::read(line, cap)
     }
 }
 

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod backfill;
+pub mod capture;
 pub mod checkpoint;
 pub mod cli;
 pub mod dedup;

@@ -5,6 +5,10 @@
 //! on two threads and applying their entries in a fixed order); `serve` runs
 //! it forever, woken by the watcher and by a periodic reconcile. Both go
 //! through [`Engine::poll`], so what `scan` reports is what `/metrics` shows.
+//!
+//! A file or folder that cannot be read is tried again on every reconcile until
+//! it can. Each failure episode (from the first failure to the next success)
+//! counts once in `read_errors_total` and is logged once, however long it lasts.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -29,6 +33,7 @@ pub fn now_ms() -> Millis {
 pub struct Settings {
     /// `projects/` folders to follow (they may not exist yet).
     pub projects_dirs: Vec<PathBuf>,
+    /// Longer lines are skipped and counted; a reader holds at most about this much.
     pub max_line_bytes: usize,
     pub aggregator: live::Config,
     /// Keep a file's handle while it changed within this long (lets a deleted
@@ -42,7 +47,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             projects_dirs: Vec::new(),
-            max_line_bytes: 64 << 20,
+            max_line_bytes: MAX_LINE_BYTES,
             aggregator: live::Config::default(),
             keep_open: Duration::from_secs(300),
             capture_content: None,
@@ -86,15 +91,31 @@ impl Stat {
 }
 
 /// Lines read, by result.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct LineCounts {
-    ok: u64,
-    malformed: u64,
-    unknown_type: u64,
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LineCounts {
+    pub ok: u64,
+    pub malformed: u64,
+    pub unknown_type: u64,
 }
 
 /// Flush parsed entries to the aggregator this often (bounded memory per file).
 const BATCH: usize = 4096;
+
+/// The default line limit (`--max-line-bytes`).
+///
+/// The largest line in ~100 real transcripts is 115 KB. What we count (usage,
+/// tool calls) is on assistant lines, which hold one content block of a
+/// model's output: well under 1 MiB. Big lines are user lines carrying tool
+/// results: file contents, and images as base64, which the API caps at 5 MB
+/// per image (6.7 MB as base64, and Claude Code may store it twice: in the
+/// message and in `toolUseResult`). 16 MiB holds that; a line over it is
+/// counted as `oversized` and costs us only its tool result's pairing. A line
+/// within the limit is held whole while parsed, so the limit is also what one
+/// reader may hold: 16 MiB keeps even that case within 32 MiB of idle.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// A buffer grown past this for a long line is freed after the read.
+const KEEP_BUF: usize = 4 << 20;
 
 pub struct Engine {
     settings: Settings,
@@ -102,7 +123,10 @@ pub struct Engine {
     agg: Arc<Mutex<Aggregator>>,
     buf: Vec<u8>,
     caught_up: bool,
-    warned: HashSet<PathBuf>,
+    /// Files that failed to open or read, until they can be read again.
+    failing_files: HashSet<PathBuf>,
+    /// Folders that failed to list, until they can be listed again.
+    failing_folders: HashSet<PathBuf>,
     /// Where finished trace spans go (OTLP traces on).
     span_sink: Option<crate::trace::SpanSink>,
     /// Send the traces of history once, through this (blocking) sink.
@@ -124,7 +148,8 @@ impl Engine {
             agg: Arc::new(Mutex::new(agg)),
             buf: Vec::new(),
             caught_up: false,
-            warned: HashSet::new(),
+            failing_files: HashSet::new(),
+            failing_folders: HashSet::new(),
             span_sink: None,
             trace_backfill: None,
             events_when_caught_up: None,
@@ -274,17 +299,13 @@ impl Engine {
         for p in new {
             self.track(p);
         }
-        for (dir, e) in errors {
-            self.lock().store.inc(Counter::ReadErrors, &["folder"], 1.0);
-            if self.warned.insert(dir.clone()) {
-                tracing::warn!(path = %dir.display(), error = %e, "Cannot read folder; skipping it.");
-            }
-        }
-        // Only files whose size, identity or mtime moved (or that vanished) are read.
+        self.folder_errors(errors);
+        // Only files whose size, identity or mtime moved (or that vanished), and
+        // those that failed last time, are read.
         let mut stale: Vec<(bool, PathBuf)> = self
             .files
             .iter()
-            .filter(|(p, t)| !seen.contains(*p) || t.stat != Stat::of(p))
+            .filter(|(p, t)| !seen.contains(*p) || self.failing_files.contains(*p) || t.stat != Stat::of(p))
             .map(|(p, t)| (t.info.role != Role::Main, p.clone()))
             .collect();
         stale.sort();
@@ -295,11 +316,31 @@ impl Engine {
                 changed += 1;
             }
             // A file no longer listed is gone (poll drained and dropped it) or moved out.
-            if !seen.contains(&p) && self.files.contains_key(&p) && !p.exists() {
+            // Not one we merely cannot see (a folder without permission): its position stays.
+            if !seen.contains(&p) && self.files.contains_key(&p) && is_gone(&p) {
                 self.files.remove(&p);
+                self.failing_files.remove(&p);
             }
         }
         changed
+    }
+
+    /// Count and log folders that cannot be listed, once per failure episode.
+    fn folder_errors(&mut self, errors: Vec<(PathBuf, std::io::Error)>) {
+        let now: HashSet<&PathBuf> = errors.iter().map(|(d, _)| d).collect();
+        let recovered: Vec<PathBuf> = self.failing_folders.iter().filter(|d| !now.contains(d)).cloned().collect();
+        for d in recovered {
+            self.failing_folders.remove(&d);
+            if d.is_dir() {
+                tracing::info!(path = %d.display(), "Folder can be read again.");
+            }
+        }
+        for (dir, e) in errors {
+            if self.failing_folders.insert(dir.clone()) {
+                self.lock().store.inc(Counter::ReadErrors, &["folder"], 1.0);
+                tracing::warn!(path = %dir.display(), error = %e, "Cannot read folder; will retry on each reconcile.");
+            }
+        }
     }
 
     /// Read what is new in one tracked file and apply it. Returns whether it had new data.
@@ -318,6 +359,7 @@ impl Engine {
         let (max_line, capture) = (self.settings.max_line_bytes, self.settings.capture_content.filter(|_| wanted));
         let agg = Arc::clone(&self.agg);
         let mut tail = std::mem::take(&mut t.tail);
+        let mut report = Report::default();
         let result = {
             let (info, warmup) = (&t.info, &mut t.warmup);
             let mut on_line = |line: &[u8]| {
@@ -328,33 +370,38 @@ impl Engine {
                     apply_batch(&agg, info, warmup, &mut batch);
                 }
             };
-            tail.read(path, max_line, keep_open, &mut buf, &mut on_line)
+            tail.read_into(path, max_line, keep_open, &mut buf, &mut on_line, &mut report)
         };
         t.tail = tail;
         apply_batch(&self.agg, &t.info, &mut t.warmup, &mut batch);
         self.buf = buf;
-        if self.buf.capacity() > 4 << 20 {
+        if self.buf.capacity() > KEEP_BUF {
             self.buf = Vec::new();
         }
-        let report = match result {
-            Ok(r) => r,
-            Err(e) => {
-                self.lock().store.inc(Counter::ReadErrors, &["file"], 1.0);
-                if self.warned.insert(path.to_owned()) {
-                    tracing::warn!(path = %path.display(), error = %e, "Cannot read transcript; will retry.");
-                }
-                self.files.insert(path.to_owned(), t);
-                return false;
-            }
-        };
+        // What was read before an error counts too.
         self.record(&report, counts, now);
+        if let Err(e) = result {
+            // Read again on the next reconcile whatever its stat says.
+            t.stat = None;
+            if self.failing_files.insert(path.to_owned()) {
+                self.lock().store.inc(Counter::ReadErrors, &["file"], 1.0);
+                tracing::warn!(path = %path.display(), error = %e, "Cannot read transcript; will retry on each reconcile.");
+            }
+            self.files.insert(path.to_owned(), t);
+            return report.bytes > 0;
+        }
+        if self.failing_files.remove(path) {
+            tracing::info!(path = %path.display(), "Transcript can be read again.");
+        }
         let changed = report.bytes > 0 || report.truncated || report.replaced;
         if changed {
             t.last_change_ms = now;
         } else if now - t.last_change_ms > self.settings.keep_open.as_millis() as Millis {
             t.tail.close();
         }
-        if !report.gone {
+        if report.gone {
+            self.failing_files.remove(path);
+        } else {
             self.files.insert(path.to_owned(), t);
         }
         changed
@@ -502,7 +549,7 @@ impl Engine {
                                 entries.push(e);
                             }
                         });
-                        if buf.capacity() > 4 << 20 {
+                        if buf.capacity() > KEEP_BUF {
                             buf = Vec::new();
                         }
                         let mut guard = order.lock().unwrap_or_else(|p| p.into_inner());
@@ -546,6 +593,11 @@ impl Engine {
     }
 }
 
+/// Whether `path` no longer exists (not merely cannot be looked at).
+fn is_gone(path: &Path) -> bool {
+    matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
 /// Count what one read did; observe the lag of live lines.
 fn record(agg: &Mutex<Aggregator>, r: &Report, c: LineCounts, now: Millis, caught_up: bool) {
     let mut agg = agg.lock().unwrap_or_else(|p| p.into_inner());
@@ -567,7 +619,9 @@ fn record(agg: &Mutex<Aggregator>, r: &Report, c: LineCounts, now: Millis, caugh
 }
 
 /// Parse one line into an entry, counting the result; `None` if it has no meaning for us.
-pub(crate) fn parse(line: &[u8], counts: &mut LineCounts, path: &Path, capture: Option<usize>) -> Option<Entry> {
+///
+/// `capture`: also keep the line's content for events and traces, each item cut to this size.
+pub fn parse(line: &[u8], counts: &mut LineCounts, path: &Path, capture: Option<usize>) -> Option<Entry> {
     if let Some(head) = transcript::progress_head(line) {
         counts.ok += 1;
         return Some(Entry::progress(&head));
@@ -604,5 +658,128 @@ fn apply_batch(agg: &Mutex<Aggregator>, info: &FileInfo, warmup: &mut bool, batc
             *warmup = true;
         }
         agg.apply(&e, &Source { info, warmup: *warmup });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_errors(e: &Engine) -> f64 {
+        e.lock().store.counter(Counter::ReadErrors, &["file"])
+    }
+
+    fn ok_lines(e: &Engine) -> f64 {
+        e.lock().store.counter(Counter::Lines, &["ok"])
+    }
+
+    /// A folder named like a transcript opens but fails to read (EISDIR), even as root.
+    #[test]
+    fn a_failing_file_is_retried_each_reconcile_and_counted_once_per_episode() {
+        let d = tempfile::tempdir().unwrap();
+        let projects = d.path().join("projects");
+        let p = projects.join("-w").join("s1.jsonl");
+        std::fs::create_dir_all(&p).unwrap();
+        let mut e = Engine::new(Settings { projects_dirs: vec![projects.clone()], ..Settings::default() });
+        assert!(e.track(&p));
+        assert!(!e.poll(&p));
+        for _ in 0..5 {
+            e.reconcile();
+        }
+        assert_eq!(read_errors(&e), 1.0, "one episode, however many retries");
+        assert_eq!(e.files_tracked(), 1, "kept, with its position, while it fails");
+
+        std::fs::remove_dir(&p).unwrap();
+        std::fs::write(&p, "{\"type\":\"user\",\"sessionId\":\"s1\",\"message\":{\"content\":\"hi\"}}\n").unwrap();
+        e.reconcile();
+        assert_eq!((ok_lines(&e), read_errors(&e)), (1.0, 1.0), "read on the next reconcile");
+
+        // A new failure after a success is a new episode.
+        std::fs::remove_file(&p).unwrap();
+        std::fs::create_dir(&p).unwrap();
+        e.poll(&p);
+        e.reconcile();
+        e.reconcile();
+        assert_eq!(read_errors(&e), 2.0);
+    }
+
+    #[test]
+    fn a_failing_folder_counts_once_per_episode() {
+        let mut e = Engine::new(Settings::default());
+        let err = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let dir = PathBuf::from("/nowhere/projects/-w");
+        let count = |e: &Engine| e.lock().store.counter(Counter::ReadErrors, &["folder"]);
+        for _ in 0..3 {
+            e.folder_errors(vec![(dir.clone(), err())]);
+        }
+        assert_eq!(count(&e), 1.0);
+        e.folder_errors(Vec::new());
+        e.folder_errors(vec![(dir.clone(), err())]);
+        assert_eq!(count(&e), 2.0, "listed fine once, then failing again: a second episode");
+    }
+}
+
+#[cfg(test)]
+mod huge_numbers {
+    use super::*;
+
+    fn assistant(id: &str, tokens: u64) -> String {
+        format!(
+            r#"{{"type":"assistant","sessionId":"s1","timestamp":"2026-01-01T00:00:00.000Z","requestId":"r{id}","message":{{"id":"m{id}","model":"claude-sonnet-4-5-20250929","usage":{{"input_tokens":{tokens},"output_tokens":{tokens},"cache_creation_input_tokens":{tokens},"cache_read_input_tokens":{tokens},"cache_creation":{{"ephemeral_5m_input_tokens":{tokens},"ephemeral_1h_input_tokens":{tokens}}}}},"content":[{{"type":"text","text":"x"}}]}}}}"#
+        ) + "\n"
+    }
+
+    fn engine_over(projects: &Path) -> Engine {
+        Engine::new(Settings { projects_dirs: vec![projects.to_owned()], ..Settings::default() })
+    }
+
+    /// Usage numbers up to u64::MAX in a transcript are counted without a panic.
+    #[test]
+    fn usage_near_u64_max_in_a_transcript_is_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let projects = d.path().join("projects");
+        let p = projects.join("-w").join("s1.jsonl");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, assistant("1", u64::MAX) + &assistant("2", u64::MAX) + &assistant("3", u64::MAX)).unwrap();
+        let mut e = engine_over(&projects);
+        e.scan(1, &|_, _| {});
+        e.tick();
+        let report = crate::report::Report::from_aggregator(&e.lock(), 1);
+        assert!(report.table().contains("3 lines"), "{}", report.table());
+        assert!(serde_json::from_slice::<Checkpoint>(&e.checkpoint_bytes()).is_ok());
+    }
+
+    /// Found by fuzzing (`checkpoint_reader`): a checkpoint whose session holds
+    /// a token total near u64::MAX, then one more response read, overflowed
+    /// `Tokens += ` (a panic in debug builds, a wrapped total in release). Totals saturate.
+    #[test]
+    fn a_restored_session_total_near_u64_max_saturates() {
+        let d = tempfile::tempdir().unwrap();
+        let projects = d.path().join("projects");
+        let p = projects.join("-w").join("s1.jsonl");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, assistant("1", 10)).unwrap();
+        let mut e = engine_over(&projects);
+        e.scan(1, &|_, _| {});
+        let mut cp: serde_json::Value = serde_json::from_slice(&e.checkpoint_bytes()).unwrap();
+        let sessions = cp["aggregator"]["sessions"].as_object_mut().expect("sessions in the checkpoint");
+        let tokens = &mut sessions.values_mut().next().expect("one session")["tokens"];
+        for k in ["input", "output", "cache_creation", "cache_creation_1h", "cache_read"] {
+            tokens[k] = serde_json::Value::from(u64::MAX);
+        }
+        let cp: Checkpoint = serde_json::from_value(cp).unwrap();
+
+        let mut restored = engine_over(&projects);
+        restored.restore(cp);
+        std::fs::write(&p, assistant("1", 10) + &assistant("2", 10)).unwrap();
+        restored.reconcile();
+        let back: serde_json::Value = serde_json::from_slice(&restored.checkpoint_bytes()).unwrap();
+        let session = back["aggregator"]["sessions"].as_object().unwrap().values().next().unwrap();
+        assert_eq!(session["tokens"]["cache_creation_1h"], serde_json::Value::from(u64::MAX));
+        assert_eq!(
+            restored.lock().store.counter(Counter::Lines, &["ok"]),
+            2.0,
+            "the first line, restored, and the new one"
+        );
     }
 }

@@ -5,10 +5,16 @@
 //! position. A half-written last line is left for the next read. A file that
 //! shrank was truncated and is read again from the start; a file whose
 //! device/inode or first-line fingerprint changed was replaced and is read
-//! from the start too. A line longer than the limit is skipped as it streams
-//! past, without being buffered whole. The file handle is kept only while the
-//! caller says the file is active, so idle files cost no descriptor; a held
-//! handle lets a deleted or replaced file be drained to its end.
+//! from the start too. The file handle is kept only while the caller says the
+//! file is active, so idle files cost no descriptor; a held handle lets a
+//! deleted or replaced file be drained to its end.
+//!
+//! Memory is bounded whatever the line length. Lines are read through a window
+//! of [`CHUNK`] bytes. A line that does not fit is first measured by reading on
+//! to its newline; it is then read whole into a buffer of exactly its size if it
+//! is within the limit, or skipped as it streams past if it is over (counted,
+//! never buffered). So a reader holds at most about `max(CHUNK, limit)` bytes,
+//! and an oversized line of any length costs one window.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -19,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 /// How many bytes of the first line make the fingerprint.
 const FINGERPRINT_BYTES: usize = 1024;
-/// Read granularity.
-const CHUNK: usize = 1 << 20;
+/// Read granularity: the window lines are read through.
+pub const CHUNK: usize = 1 << 20;
 
 /// Where a file has been read up to; persisted in the checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,10 +55,29 @@ pub struct Report {
 }
 
 /// A followed file.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tail {
     pub pos: Position,
     file: Option<File>,
+    /// The read window ([`CHUNK`]; tests and fuzzing use tiny ones to reach the long-line paths).
+    window: usize,
+}
+
+impl Default for Tail {
+    fn default() -> Self {
+        Tail::new(Position::default())
+    }
+}
+
+/// Where the line that fills the window ends, found without holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extent {
+    /// Its newline is this many bytes after the line start.
+    Ends(usize),
+    /// The file ends after this many bytes without a newline: still being written.
+    Open(usize),
+    /// More than the limit without a newline; this many bytes were read.
+    Over(usize),
 }
 
 /// Identity of a file on disk.
@@ -69,7 +94,13 @@ fn identity(_: &std::fs::Metadata) -> (u64, u64) {
 
 impl Tail {
     pub fn new(pos: Position) -> Tail {
-        Tail { pos, file: None }
+        Tail { pos, file: None, window: CHUNK }
+    }
+
+    /// Read through a window of `bytes` (at least 1) instead of [`CHUNK`].
+    pub fn with_window(mut self, bytes: usize) -> Tail {
+        self.window = bytes.max(1);
+        self
     }
 
     /// Whether a handle is held.
@@ -96,13 +127,28 @@ impl Tail {
         on_line: &mut dyn FnMut(&[u8]),
     ) -> io::Result<Report> {
         let mut report = Report::default();
+        self.read_into(path, max_line, keep_open, buf, on_line, &mut report)?;
+        Ok(report)
+    }
+
+    /// [`Tail::read`], adding to `report` as it goes: on an error, `report` still
+    /// says what was read (and handed to `on_line`) before it.
+    pub fn read_into(
+        &mut self,
+        path: &Path,
+        max_line: usize,
+        keep_open: bool,
+        buf: &mut Vec<u8>,
+        on_line: &mut dyn FnMut(&[u8]),
+        report: &mut Report,
+    ) -> io::Result<()> {
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.drain(max_line, buf, on_line, &mut report)?;
+                self.drain(max_line, buf, on_line, report)?;
                 report.gone = true;
                 self.file = None;
-                return Ok(report);
+                return Ok(());
             }
             Err(e) => return Err(e),
         };
@@ -111,7 +157,7 @@ impl Tail {
         let known = self.pos.dev != 0 || self.pos.ino != 0;
         if known && id != (self.pos.dev, self.pos.ino) {
             // Rotated: finish the old file through the handle we may hold.
-            self.drain(max_line, buf, on_line, &mut report)?;
+            self.drain(max_line, buf, on_line, report)?;
             self.restart();
             report.replaced = true;
         }
@@ -126,7 +172,7 @@ impl Tail {
             if !keep_open {
                 self.file = None;
             }
-            return Ok(report);
+            return Ok(());
         }
         let mut file = match self.file.take() {
             Some(f) => f,
@@ -141,11 +187,11 @@ impl Tail {
             (self.pos.dev, self.pos.ino) = id;
             report.replaced = true;
         }
-        self.consume(&mut file, max_line, buf, on_line, &mut report)?;
+        self.consume(&mut file, max_line, buf, on_line, report)?;
         if keep_open {
             self.file = Some(file);
         }
-        Ok(report)
+        Ok(())
     }
 
     fn restart(&mut self) {
@@ -175,14 +221,30 @@ impl Tail {
         on_line: &mut dyn FnMut(&[u8]),
         report: &mut Report,
     ) -> io::Result<()> {
-        file.seek(SeekFrom::Start(self.pos.offset))?;
         // Bytes count once, when consumed: a partial line re-read on every
         // wake-up, or again after a restart, adds nothing until it completes.
+        // Counted on an error too: the lines before it were handed on.
         let start_offset = self.pos.offset;
-        if buf.len() < CHUNK {
-            buf.resize(CHUNK, 0);
+        let res = self.consume_lines(file, max_line, buf, on_line, report);
+        report.bytes += self.pos.offset - start_offset;
+        res
+    }
+
+    fn consume_lines(
+        &mut self,
+        file: &mut File,
+        max_line: usize,
+        buf: &mut Vec<u8>,
+        on_line: &mut dyn FnMut(&[u8]),
+        report: &mut Report,
+    ) -> io::Result<()> {
+        file.seek(SeekFrom::Start(self.pos.offset))?;
+        if buf.len() != self.window {
+            // Shrinking keeps the allocation; the caller decides when to free a big one.
+            buf.resize(self.window, 0);
         }
         // Unconsumed bytes are buf[start..end]; bytes before `start` are done.
+        // buf[start] is the byte at `self.pos.offset`.
         let (mut start, mut end) = (0usize, 0usize);
         loop {
             if end == buf.len() {
@@ -191,8 +253,33 @@ impl Tail {
                     end -= start;
                     start = 0;
                 } else {
-                    // One partial line fills the buffer (it is under `max_line`).
-                    buf.resize(buf.len() * 2, 0);
+                    // One partial line (within `max_line`) fills the buffer: find
+                    // where it ends before holding it whole.
+                    match measure(file, end, max_line, buf)? {
+                        Extent::Open(_) => break,
+                        Extent::Over(read) => {
+                            // Skip the rest as it streams by; the cursor is past `read`.
+                            report.oversized += 1;
+                            self.pos.skipping = true;
+                            self.pos.offset += read as u64;
+                        }
+                        Extent::Ends(len) if len > max_line => {
+                            report.oversized += 1;
+                            self.pos.offset += len as u64 + 1;
+                            file.seek(SeekFrom::Start(self.pos.offset))?;
+                        }
+                        Extent::Ends(len) => {
+                            // Read it again into exactly its size (newline included):
+                            // never doubled past what the line needs.
+                            file.seek(SeekFrom::Start(self.pos.offset))?;
+                            if buf.len() <= len {
+                                buf.reserve_exact(len + 1 - buf.len());
+                                buf.resize(len + 1, 0);
+                            }
+                        }
+                    }
+                    (start, end) = (0, 0);
+                    continue;
                 }
             }
             let n = match file.read(&mut buf[end..]) {
@@ -239,8 +326,31 @@ impl Tail {
                 (start, end) = (0, 0);
             }
         }
-        report.bytes += self.pos.offset - start_offset;
         Ok(())
+    }
+}
+
+/// The line at `file`'s cursor began `have` bytes before it (they fill the
+/// buffer, without a newline): read on through `buf` to its newline, the end
+/// of the file, or past `max_line`, holding no more than `buf`.
+fn measure(file: &mut File, have: usize, max_line: usize, buf: &mut [u8]) -> io::Result<Extent> {
+    let mut read = have;
+    loop {
+        if read > max_line {
+            return Ok(Extent::Over(read));
+        }
+        let n = match file.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(Extent::Open(read));
+        }
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(Extent::Ends(read + i));
+        }
+        read += n;
     }
 }
 
@@ -337,6 +447,116 @@ mod tests {
         assert_eq!(r.oversized, 0, "the same long line is counted once");
         append(&p, &format!("{}\n", "y".repeat(1001)));
         assert_eq!(read_all(&mut t, &p, 1000).1.oversized, 1);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_window_is_read_at_its_size_and_an_oversized_one_never_held() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.jsonl");
+        let long = "l".repeat(500);
+        let over = "o".repeat(5000);
+        append(&p, &format!("a\n{long}\n{over}\nb\n"));
+        let mut t = Tail::default().with_window(16);
+        let mut buf = Vec::new();
+        let mut lines = Vec::new();
+        let r = t.read(&p, 1000, false, &mut buf, &mut |l| lines.push(l.to_vec())).unwrap();
+        assert_eq!(lines, [b"a".to_vec(), long.clone().into_bytes(), b"b".to_vec()]);
+        assert_eq!((r.lines, r.oversized, r.bytes), (3, 1, std::fs::metadata(&p).unwrap().len()));
+        // The 500-byte line got a buffer of its size, not a doubled one; the
+        // 5000-byte one none at all.
+        assert!(buf.capacity() <= 600, "buffer grew to {}", buf.capacity());
+        // A long line still being written waits, then is read once complete.
+        append(&p, &"w".repeat(300));
+        assert_eq!(read_all(&mut t, &p, 1000).0, Vec::<String>::new());
+        append(&p, "w\n");
+        assert_eq!(read_all(&mut t, &p, 1000).0, ["w".repeat(301)]);
+        // One that passes the limit while being written is skipped, and counted once
+        // (a fresh reader: the 5000-byte line is the other oversized one).
+        let mut t2 = Tail::default().with_window(16);
+        append(&p, &"z".repeat(1500));
+        let (lines, r) = read_all(&mut t2, &p, 1000);
+        assert_eq!((lines.len(), r.oversized), (4, 2));
+        assert!(t2.pos.skipping);
+        append(&p, &format!("{}\nend\n", "z".repeat(100)));
+        let (lines, r) = read_all(&mut t2, &p, 1000);
+        assert_eq!((lines, r.oversized), (vec!["end".to_owned()], 0));
+    }
+
+    /// SplitMix64: a seeded, dependency-free source of test cases.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// What a reader must hand on from complete `data`: (lines, oversized).
+    fn model(data: &[u8], max_line: usize) -> (Vec<Vec<u8>>, u64) {
+        let (mut lines, mut over) = (Vec::new(), 0);
+        let complete = &data[..data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)];
+        for line in complete.split_inclusive(|b| *b == b'\n') {
+            let line = &line[..line.len() - 1];
+            if line.len() > max_line {
+                over += 1;
+            } else {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    lines.push(line.to_vec());
+                }
+            }
+        }
+        (lines, over)
+    }
+
+    #[test]
+    fn random_appends_read_in_random_pieces_match_a_model() {
+        for seed in 0..300u64 {
+            let mut rng = Rng(seed);
+            let window = [1, 2, 3, 7, 16, 64, 1024][rng.below(7)];
+            let max_line = [1, 5, 16, 40, 100][rng.below(5)];
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("a.jsonl");
+            let mut data = Vec::new();
+            let mut t = Tail::default().with_window(window);
+            let mut buf = Vec::new();
+            let (mut got, mut over, mut bytes) = (Vec::new(), 0, 0);
+            for _ in 0..rng.below(30) + 1 {
+                // Lines around the limit and the window, blank ones, CRLF, split anywhere.
+                let mut piece = Vec::new();
+                for _ in 0..rng.below(4) {
+                    let len =
+                        [0, 1, max_line, max_line + 1, window, window + 1, rng.below(3 * max_line + 3)][rng.below(7)];
+                    piece.extend((0..len).map(|i| [b'x', b' ', b'{', b'\r'][(i + rng.below(4)) % 4]));
+                    piece.extend_from_slice(if rng.below(4) == 0 { b"\r\n" } else { b"\n" });
+                }
+                let cut = rng.below(piece.len() + 1);
+                for part in [&piece[..cut], &piece[cut..]] {
+                    append(&p, std::str::from_utf8(part).unwrap());
+                    data.extend_from_slice(part);
+                    if rng.below(2) == 0 {
+                        let r =
+                            t.read(&p, max_line, rng.below(2) == 0, &mut buf, &mut |l| got.push(l.to_vec())).unwrap();
+                        (over, bytes) = (over + r.oversized, bytes + r.bytes);
+                    }
+                }
+            }
+            append(&p, "\n");
+            data.push(b'\n');
+            let r = t.read(&p, max_line, false, &mut buf, &mut |l| got.push(l.to_vec())).unwrap();
+            (over, bytes) = (over + r.oversized, bytes + r.bytes);
+            let (want, want_over) = model(&data, max_line);
+            assert_eq!(got, want, "seed {seed} window {window} max_line {max_line}");
+            assert_eq!(over, want_over, "seed {seed}: oversized");
+            assert_eq!(bytes, data.len() as u64, "seed {seed}: bytes");
+            assert!(buf.capacity() <= window.max(max_line + 1) * 2 + 64, "seed {seed}: buffer {}", buf.capacity());
+        }
     }
 
     #[test]

@@ -51,7 +51,29 @@ const KNOWN_TYPES: &[&str] = &[
 /// not looked at (validating every byte of tool output would cost a tenth of
 /// the parse time for nothing we use).
 pub fn parse_line(bytes: &[u8]) -> Result<Line<'_>, ParseError> {
+    if bytes.len() <= LONG_LINE {
+        return serde_json::from_slice(bytes).map_err(|e| ParseError::Json { column: e.column() });
+    }
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            RAW_STRINGS.set(false);
+        }
+    }
+    RAW_STRINGS.set(true);
+    let _reset = Reset;
     serde_json::from_slice(bytes).map_err(|e| ParseError::Json { column: e.column() })
+}
+
+/// Lines longer than this read a string `message.content` raw (see [`RAW_STRINGS`]).
+const LONG_LINE: usize = 1 << 20;
+
+thread_local! {
+    /// Set while a long line is parsed. `serde_json` unescapes a string into a
+    /// copy before handing it on, so a long pasted prompt would cost its size
+    /// twice; read raw, only its head is unescaped. That scans the content
+    /// twice, which short lines (nearly all) are spared.
+    static RAW_STRINGS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// What `progress` lines need from us: the session and the time, for activity.
@@ -309,28 +331,105 @@ impl<'de> Deserialize<'de> for Head {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Content<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or a list of content blocks")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Content<'a>, E> {
-                Ok(Content::Text(Head::from_str(s)))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Content<'a>, E> {
-                Ok(Content::None)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'a>, A::Error> {
-                let mut blocks = Vec::new();
-                while let Some(b) = seq.next_element::<Block<'a>>()? {
-                    blocks.push(b);
-                }
-                Ok(Content::Blocks(blocks))
-            }
+        if !RAW_STRINGS.get() {
+            return d.deserialize_any(ContentVisitor(std::marker::PhantomData));
         }
-        d.deserialize_any(V(std::marker::PhantomData))
+        // Raw first: a string (a typed or pasted prompt, possibly megabytes of
+        // escaped text) is not unescaped into a copy; only its head is kept.
+        let raw = <&'de RawValue>::deserialize(d)?.get();
+        if raw.starts_with('"') {
+            let mut head = String::new();
+            unescape(raw, &mut |piece| {
+                if head.len() < Head::LEN {
+                    let mut end = (Head::LEN - head.len()).min(piece.len());
+                    while !piece.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    head.push_str(&piece[..end]);
+                }
+            })
+            .ok_or_else(|| de::Error::custom("invalid escape in string"))?;
+            return Ok(Content::Text(Head::from_str(&head)));
+        }
+        let mut inner = serde_json::Deserializer::from_str(raw);
+        inner.deserialize_any(ContentVisitor(std::marker::PhantomData)).map_err(de::Error::custom)
     }
+}
+
+struct ContentVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for ContentVisitor<'a> {
+    type Value = Content<'a>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or a list of content blocks")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Content<'a>, E> {
+        Ok(Content::Text(Head::from_str(s)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Content<'a>, E> {
+        Ok(Content::None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'a>, A::Error> {
+        let mut blocks = Vec::new();
+        while let Some(b) = seq.next_element::<Block<'a>>()? {
+            blocks.push(b);
+        }
+        Ok(Content::Blocks(blocks))
+    }
+}
+
+/// Hand on the text of the raw JSON string `raw` (quotes included),
+/// unescaped, in pieces, without copying it. `None` where `serde_json` would
+/// refuse it as a string: a bad escape or a lone surrogate.
+pub fn unescape(raw: &str, out: &mut dyn FnMut(&str)) -> Option<()> {
+    let body = raw.trim().strip_prefix('"')?.strip_suffix('"')?;
+    let b = body.as_bytes();
+    let (mut i, mut run) = (0, 0);
+    while let Some(at) = memchr::memchr(b'\\', &b[i..]).map(|k| k + i) {
+        out(&body[run..at]);
+        let esc = *b.get(at + 1)?;
+        i = at + 2;
+        let mut utf8 = [0u8; 4];
+        let piece: &str = match esc {
+            b'"' => "\"",
+            b'\\' => "\\",
+            b'/' => "/",
+            b'b' => "\u{8}",
+            b'f' => "\u{c}",
+            b'n' => "\n",
+            b'r' => "\r",
+            b't' => "\t",
+            b'u' => {
+                let hi = hex4(b.get(i..i + 4)?)?;
+                i += 4;
+                let c = match hi {
+                    0xD800..=0xDBFF => {
+                        if b.get(i..i + 2) != Some(b"\\u") {
+                            return None;
+                        }
+                        let lo = hex4(b.get(i + 2..i + 6)?)?;
+                        if !(0xDC00..=0xDFFF).contains(&lo) {
+                            return None;
+                        }
+                        i += 6;
+                        char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?
+                    }
+                    0xDC00..=0xDFFF => return None,
+                    _ => char::from_u32(hi)?,
+                };
+                c.encode_utf8(&mut utf8)
+            }
+            _ => return None,
+        };
+        out(piece);
+        run = i;
+    }
+    out(&body[run..]);
+    Some(())
+}
+
+fn hex4(h: &[u8]) -> Option<u32> {
+    h.iter().try_fold(0u32, |n, c| Some(n * 16 + char::from(*c).to_digit(16)?))
 }
 
 /// Lines added and removed by an edit, read from `toolUseResult`.
@@ -550,6 +649,30 @@ mod tests {
         // The pattern inside a string is escaped and does not match.
         assert!(progress_head(br#"{"type":"user","text":""type":"progress""}"#).is_none());
         assert!(progress_head(br#"{"type":"assistant"}"#).is_none());
+    }
+
+    #[test]
+    fn long_lines_read_string_content_raw_with_the_same_result() {
+        let pad = "p".repeat(LONG_LINE);
+        for content in [
+            r#""h\u00e9llo \"w\u00f6rld\"\n\t\ud83d\ude00 \/ \\ end of a long enough head, and then some more""#,
+            r#""Warmup""#,
+            r#""""#,
+            r#""\u003clocal-command-stdout>x""#,
+            r#"null"#,
+            r#"[{"type":"text","text":"a"}]"#,
+        ] {
+            let short = format!(r#"{{"type":"user","message":{{"content":{content}}}}}"#);
+            let long = format!(r#"{{"type":"user","pad":"{pad}","message":{{"content":{content}}}}}"#);
+            let (a, b) = (parse_line(short.as_bytes()).unwrap(), parse_line(long.as_bytes()).unwrap());
+            assert_eq!(format!("{:?}", a.message), format!("{:?}", b.message), "{content}");
+        }
+        for bad in [r#""lone \ud800""#, r#""bad \x""#, "7"] {
+            let short = format!(r#"{{"type":"user","message":{{"content":{bad}}}}}"#);
+            let long = format!(r#"{{"type":"user","pad":"{pad}","message":{{"content":{bad}}}}}"#);
+            assert!(parse_line(short.as_bytes()).is_err() && parse_line(long.as_bytes()).is_err(), "{bad}");
+        }
+        assert!(!RAW_STRINGS.get(), "reset after a long line");
     }
 
     #[test]

@@ -53,8 +53,11 @@ pub struct SourceArgs {
     #[arg(long = "projects-dir", value_name = "DIR")]
     pub projects_dirs: Vec<PathBuf>,
 
-    /// Lines longer than this are skipped (and counted) without being buffered.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
+    /// Lines longer than this are skipped and counted (lines_total{result="oversized"}),
+    /// never held in memory. A line within it is held whole while it is parsed, so this
+    /// is also about what one reader may hold. Default 16 MiB (see the README).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::pipeline::MAX_LINE_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_line_bytes: u64,
 
     /// How the `project` label is derived from a session's working directory.

@@ -306,6 +306,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create state folder {}", state_dir.display()))?;
+    // One daemon per state folder; held until this function returns, after the last checkpoint.
+    let _lock = checkpoint::lock(&state_dir)?;
 
     let detail = crate::events::Detail {
         summaries: args.events.include_content,

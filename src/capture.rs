@@ -1,0 +1,433 @@
+//! Message content for events and traces, read from a line without copying it.
+//!
+//! In: one transcript line and a size cap. Out: a [`Captured`]: the typed
+//! prompt, tool inputs (as JSON) and tool outputs (as text), each cut to the
+//! cap with [`cap_text`]. The result is what parsing the line into a
+//! `serde_json::Value` and cutting its pieces gives, but nothing is held whole:
+//! the structure is borrowed from the line (`RawValue`), strings are unescaped
+//! as they stream by, and JSON is re-serialized (keys sorted, as `Value` does)
+//! into a writer that keeps the first `cap` bytes and only counts the rest. So
+//! a line near `--max-line-bytes` costs its own size, not two or three times it
+//! (a `Value` copies every string, and `to_string` copies it all again).
+//!
+//! Where the line is not one `serde_json::Value` can hold (a number out of range
+//! or nesting deeper than its limit, outside the pieces read), a `Value` parse
+//! gives nothing and this still reads the pieces.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use serde_json::value::RawValue;
+
+use crate::event::{Captured, cap_text};
+use crate::transcript::unescape;
+
+/// Values at most this long are re-serialized through a `Value` (fast, and as
+/// small as the cap allows); longer ones stream.
+const SMALL: usize = 64 << 10;
+
+/// `serde_json`'s nesting limit: deeper JSON is not one it would parse.
+const MAX_DEPTH: usize = 128;
+
+/// Read the content of a user or assistant line, each item cut to `cap` bytes.
+pub fn read(line: &[u8], cap: usize) -> Option<Box<Captured>> {
+    read_with(line, cap, SMALL)
+}
+
+/// [`read`] taking the streaming path for values of every size (tests and
+/// fuzzing compare it with a `Value` parse on small inputs).
+#[doc(hidden)]
+pub fn read_streaming(line: &[u8], cap: usize) -> Option<Box<Captured>> {
+    read_with(line, cap, 0)
+}
+
+fn read_with(line: &[u8], cap: usize, small: usize) -> Option<Box<Captured>> {
+    let top: Object = serde_json::from_slice(line).ok()?;
+    let kind = as_str(top.get("type")?)?;
+    if kind != "user" && kind != "assistant" {
+        return None;
+    }
+    let message: Object = serde_json::from_str(top.get("message")?.get()).ok()?;
+    let content = *message.get("content")?;
+    let mut c = Captured::default();
+    match first_byte(content) {
+        b'"' if kind == "user" => c.prompt = Some(text(content, cap)?),
+        b'[' => {
+            let blocks: Vec<&RawValue> = serde_json::from_str(content.get()).ok()?;
+            for b in blocks {
+                // Like `Value::get`: a block that is not an object has no fields.
+                let Ok(b) = serde_json::from_str::<Object>(b.get()) else { continue };
+                match b.get("type").and_then(|t| as_str(t)).as_deref() {
+                    Some("text") if kind == "user" && c.prompt.is_none() => {
+                        c.prompt = match b.get("text").filter(|t| first_byte(t) == b'"') {
+                            Some(t) => Some(text(t, cap)?),
+                            None => None,
+                        };
+                    }
+                    Some("tool_use") => {
+                        if let (Some(id), Some(input)) = (b.get("id").and_then(|i| as_str(i)), b.get("input")) {
+                            c.tool_inputs.push((id.into_owned(), json(input, cap, small)?));
+                        }
+                    }
+                    Some("tool_result") => {
+                        if let Some(id) = b.get("tool_use_id").and_then(|i| as_str(i)) {
+                            let out = match b.get("content") {
+                                Some(x) => text_of(x, cap, small)?,
+                                None => String::new(),
+                            };
+                            c.tool_outputs.push((id.into_owned(), out));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    (c != Captured::default()).then(|| Box::new(c))
+}
+
+/// A tool result's content as text: a string as is, the `text` of its parts
+/// joined by newlines, or else its JSON.
+fn text_of(x: &RawValue, cap: usize, small: usize) -> Option<String> {
+    match first_byte(x) {
+        b'"' => text(x, cap),
+        b'[' => {
+            let parts: Vec<&RawValue> = serde_json::from_str(x.get()).ok()?;
+            let mut out = Capped::new(cap);
+            let mut any = false;
+            for p in parts {
+                let Ok(p) = serde_json::from_str::<Object>(p.get()) else { continue };
+                let Some(t) = p.get("text").filter(|t| first_byte(t) == b'"') else { continue };
+                if any {
+                    out.push("\n");
+                }
+                any = true;
+                unescape(t.get(), &mut |s| out.push(s))?;
+            }
+            if any { Some(out.finish()) } else { json(x, cap, small) }
+        }
+        _ => json(x, cap, small),
+    }
+}
+
+/// A JSON string value, unescaped and cut.
+fn text(raw: &RawValue, cap: usize) -> Option<String> {
+    let mut out = Capped::new(cap);
+    unescape(raw.get(), &mut |s| out.push(s))?;
+    Some(out.finish())
+}
+
+/// A value as `Value::to_string` writes it (compact, keys sorted), cut.
+fn json(raw: &RawValue, cap: usize, small: usize) -> Option<String> {
+    if raw.get().len() <= small {
+        let v: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+        return Some(cap_text(&v.to_string(), cap));
+    }
+    let mut out = Capped::new(cap);
+    write_json(raw, &mut out, 0)?;
+    Some(out.finish())
+}
+
+fn write_json(raw: &RawValue, out: &mut Capped, depth: usize) -> Option<()> {
+    if depth >= MAX_DEPTH {
+        return None;
+    }
+    match first_byte(raw) {
+        b'{' => {
+            let map: Object = serde_json::from_str(raw.get()).ok()?;
+            out.push("{");
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(",");
+                }
+                out.push("\"");
+                escape(&k.0, out);
+                out.push("\":");
+                write_json(v, out, depth + 1)?;
+            }
+            out.push("}");
+        }
+        b'[' => {
+            let items: Vec<&RawValue> = serde_json::from_str(raw.get()).ok()?;
+            out.push("[");
+            for (i, v) in items.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(",");
+                }
+                write_json(v, out, depth + 1)?;
+            }
+            out.push("]");
+        }
+        b'"' => {
+            out.push("\"");
+            unescape(raw.get(), &mut |s| escape(s, out))?;
+            out.push("\"");
+        }
+        // Numbers, booleans, null: small, and written the way `Value` writes them.
+        _ => out.push(&serde_json::from_str::<serde_json::Value>(raw.get()).ok()?.to_string()),
+    }
+    Some(())
+}
+
+/// An object's fields, sorted, the last of a repeated key winning (as in a `Value`).
+type Object<'a> = BTreeMap<Key<'a>, &'a RawValue>;
+
+/// An object key: borrowed from the line unless it has escapes.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Key<'a>(Cow<'a, str>);
+
+impl std::borrow::Borrow<str> for Key<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// A short string value (a type or an id), unescaped; `None` if not a string.
+fn as_str<'a>(raw: &'a RawValue) -> Option<Cow<'a, str>> {
+    if first_byte(raw) != b'"' {
+        return None;
+    }
+    serde_json::from_str::<Key<'a>>(raw.get()).ok().map(|k| k.0)
+}
+
+fn first_byte(raw: &RawValue) -> u8 {
+    raw.get().trim_start().as_bytes().first().copied().unwrap_or(0)
+}
+
+/// Write `s` escaped as `serde_json` escapes string contents.
+fn escape(s: &str, out: &mut Capped) {
+    let mut run = 0;
+    for (i, byte) in s.bytes().enumerate() {
+        let short = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0C => "\\f",
+            0x00..=0x1F => "",
+            _ => continue,
+        };
+        out.push(&s[run..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let code = [b'\\', b'u', b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]];
+            out.push(std::str::from_utf8(&code).expect("ASCII"));
+        } else {
+            out.push(short);
+        }
+        run = i + 1;
+    }
+    out.push(&s[run..]);
+}
+
+/// The first `cap` bytes of a text written in pieces, and its whole length:
+/// [`cap_text`] of the whole, without holding it.
+struct Capped {
+    cap: usize,
+    kept: String,
+    len: usize,
+}
+
+impl Capped {
+    fn new(cap: usize) -> Capped {
+        Capped { cap, kept: String::new(), len: 0 }
+    }
+
+    fn push(&mut self, s: &str) {
+        self.len += s.len();
+        // Keep whole characters until past `cap`, so the cut can find its boundary.
+        if self.kept.len() <= self.cap {
+            let mut end = (self.cap + 1 - self.kept.len()).min(s.len());
+            while !s.is_char_boundary(end) {
+                end += 1;
+            }
+            self.kept.push_str(&s[..end]);
+        }
+    }
+
+    fn finish(self) -> String {
+        if self.len <= self.cap {
+            return self.kept;
+        }
+        let mut end = self.cap;
+        while end > 0 && !self.kept.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…[{} bytes cut]", &self.kept[..end], self.len - end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `Captured::read` did before this module: parse into a `Value`, cut its pieces.
+    pub(crate) fn reference(line: &[u8], cap: usize) -> Option<Box<Captured>> {
+        let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+        let kind = v.get("type")?.as_str()?;
+        if kind != "user" && kind != "assistant" {
+            return None;
+        }
+        let content = v.get("message")?.get("content")?;
+        let mut c = Captured::default();
+        let text_of = |x: &serde_json::Value| match x {
+            serde_json::Value::String(s) => cap_text(s, cap),
+            serde_json::Value::Array(parts) => {
+                let texts: Vec<&str> = parts.iter().filter_map(|p| p.get("text").and_then(|t| t.as_str())).collect();
+                if texts.is_empty() { cap_text(&x.to_string(), cap) } else { cap_text(&texts.join("\n"), cap) }
+            }
+            other => cap_text(&other.to_string(), cap),
+        };
+        match content {
+            serde_json::Value::String(s) if kind == "user" => c.prompt = Some(cap_text(s, cap)),
+            serde_json::Value::Array(blocks) => {
+                for b in blocks {
+                    match b.get("type").and_then(|t| t.as_str()) {
+                        Some("text") if kind == "user" && c.prompt.is_none() => {
+                            c.prompt = b.get("text").and_then(|t| t.as_str()).map(|t| cap_text(t, cap));
+                        }
+                        Some("tool_use") => {
+                            if let (Some(id), Some(input)) = (b.get("id").and_then(|i| i.as_str()), b.get("input")) {
+                                c.tool_inputs.push((id.to_owned(), cap_text(&input.to_string(), cap)));
+                            }
+                        }
+                        Some("tool_result") => {
+                            if let Some(id) = b.get("tool_use_id").and_then(|i| i.as_str()) {
+                                let out = b.get("content").map(text_of).unwrap_or_default();
+                                c.tool_outputs.push((id.to_owned(), out));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        (c != Captured::default()).then(|| Box::new(c))
+    }
+
+    /// Agrees with the `Value` reference, on both paths, wherever that gives
+    /// something (`strict`: everywhere, for lines a `Value` can hold).
+    fn agrees(line: &[u8], caps: &[usize], strict: bool) {
+        for &cap in caps {
+            let want = reference(line, cap);
+            if want.is_none() && !strict {
+                continue;
+            }
+            for small in [0, SMALL] {
+                assert_eq!(
+                    read_with(line, cap, small),
+                    want,
+                    "cap {cap} small {small}: {}",
+                    String::from_utf8_lossy(&line[..line.len().min(300)])
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn same_as_a_value_parse_on_every_real_line() {
+        let real = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real");
+        let mut stack = vec![real];
+        let mut lines = 0;
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "jsonl") {
+                    for line in std::fs::read(&p).unwrap().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                        if reference(line, 64).is_some() {
+                            lines += 1;
+                        }
+                        agrees(line, &[3, 4096], true);
+                    }
+                }
+            }
+        }
+        assert!(lines > 1000, "only {lines} lines with content in the fixtures");
+    }
+
+    #[test]
+    fn same_as_a_value_parse_on_escapes_nesting_and_odd_shapes() {
+        let cases: &[&str] = &[
+            r#"{"type":"user","message":{"content":"h\u00e9llo \"w\u00f6rld\"\n\t\ud83d\ude00 \/ \\ end"}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"text","text":"a\u0001b\u001fc\u007f"},{"type":"text","text":"second"}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"text","text":7},{"type":"text","text":"later"}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t\u0031","content":[{"type":"image","source":{"type":"base64","data":"QUJD","media_type":"image/png"}}]}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t2","content":[{"type":"text","text":"x"},"str",{"text":"y\n"},{"text":null}]}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t3","content":{"b":1,"a":[true,null,-0.5,1e3,12345678901234567890]}}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t4"},{"type":"tool_result","tool_use_id":"t5","content":null}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"u1","name":"Bash","input":{"z":"\"q\"","a":{"y":[1,2,{"k":"v\b\f"}],"x":"é"},"a":"dup wins"}}]}}"#,
+            r#"{"type":"assistant","message":{"content":"assistant strings are not prompts"}}"#,
+            r#"{"type":"assistant","type":"user","message":{"content":"last type wins"}}"#,
+            r#" { "type" : "user" , "message" : { "content" : [ { "type" : "tool_use" , "id" : "s" , "input" : [ 1 , { "b" : 2 , "a" : 1 } ] } ] } } "#,
+            r#"{"type":"user","message":{"content":[[1],"x",{"type":"text"},{"type":"text","text":"after missing"}]}}"#,
+        ];
+        for c in cases {
+            agrees(c.as_bytes(), &[0, 1, 2, 3, 5, 12, 100, 4096], true);
+        }
+        let deep = format!(
+            r#"{{"type":"assistant","message":{{"content":[{{"type":"tool_use","id":"d","input":{}1{}}}]}}}}"#,
+            "[".repeat(120),
+            "]".repeat(120)
+        );
+        assert!(reference(deep.as_bytes(), 10).is_some());
+        agrees(deep.as_bytes(), &[0, 10, 4096], true);
+    }
+
+    #[test]
+    fn bad_or_too_deep_json_gives_nothing_rather_than_a_crash() {
+        let too_deep = format!(
+            r#"{{"type":"assistant","message":{{"content":[{{"type":"tool_use","id":"d","input":{}1{}}}]}}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(read_with(too_deep.as_bytes(), 10, 0), None);
+        for bad in [
+            r#"{"type":"user","message":{"content":"lone \ud800 surrogate"}}"#,
+            r#"{"type":"user","message":{"content":"lone \udc00 low"}}"#,
+            r#"{"type":"user","message":{"content":"bad \x escape"}}"#,
+            r#"{"type":"user","message":{"content":"#,
+        ] {
+            assert_eq!(read(bad.as_bytes(), 10), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_big_string_is_cut_without_being_copied_whole() {
+        let data = "A".repeat(1 << 20);
+        let line = format!(
+            r#"{{"type":"user","message":{{"content":[{{"type":"tool_result","tool_use_id":"t","content":[{{"type":"image","source":{{"type":"base64","data":"{data}"}}}}]}}]}}}}"#
+        );
+        let c = read(line.as_bytes(), 40).unwrap();
+        let want = reference(line.as_bytes(), 40).unwrap();
+        assert_eq!(c, want);
+        assert!(c.tool_outputs[0].1.starts_with("[{\"source\":{\"data\":\"AAAA"), "{:?}", c.tool_outputs);
+    }
+}
