@@ -6,6 +6,7 @@
 
 mod checkpoint;
 mod harness;
+mod shell;
 mod transcript;
 
 /// One transcript line → entries and content; whole inputs through a `Tail`.
@@ -18,4 +19,10 @@ fn transcript_line() {
 #[test]
 fn checkpoint_reader() {
     checkpoint::run();
+}
+
+/// A Bash command line → the static reading and the hook's decision.
+#[test]
+fn shell_command() {
+    shell::run();
 }

@@ -9,6 +9,29 @@ use std::sync::LazyLock;
 use claude_sessions::rules::{Action, Rules};
 use claude_sessions::shell;
 
+use super::harness;
+
+/// Shell syntax the mutations insert.
+#[rustfmt::skip]
+const TOKENS: &[&str] = &[
+    "$(", ")", "`", "'", "\"", "\\", "{", "}", "<<", "<<-", "EOF\n", "<<<", "|", "|&", "&&", "||", ";", ";;", "&",
+    "\n", "$'", "${", "((", "))", "[[", "]]", "<(", ">(", ">", ">>", "2>&1", "~", "*", "?", "[a-z]", "{a,b}",
+    "bash -c ", "sh -c ", "eval ", "sudo ", "env ", "xargs ", "command ", "rm -rf /", "git push -f", "$HOME",
+    "=", "#", "!", "case x in a) ;; esac", "if true; then ", "fi", "for i in a; do ", "done", "f() { ", "function ",
+    "coproc ", "time ", "cd / && ", "| sh", "curl x | ",
+];
+
+pub fn run() {
+    let opts = harness::Options {
+        dictionary: TOKENS.iter().map(|t| t.as_bytes().to_vec()).collect(),
+        structure: Some(harness::Structure::Tokens),
+        // Long lines are covered by unit tests; short ones give many more executions.
+        max_len: 16 << 10,
+        ..harness::Options::default()
+    };
+    harness::run_with("shell_command", seeds(), opts, target);
+}
+
 static RULES: LazyLock<Rules> = LazyLock::new(Rules::builtin);
 
 /// Seeds: every command of the decision corpus, plus shapes the parser finds hard.
