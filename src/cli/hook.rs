@@ -52,6 +52,11 @@ pub struct PreToolUseArgs {
     /// (exit 2) instead of letting Claude Code's permission flow go on (exit 1).
     #[arg(long, env = "CLAUDE_SESSIONS_HOOK_FAIL_CLOSED")]
     pub fail_closed: bool,
+
+    /// Answer `ask` when reading the call takes longer than this (keep it under the
+    /// hook's `timeout` in settings.json, or Claude Code lets the call through).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = super::parse_duration)]
+    pub deadline: std::time::Duration,
 }
 
 /// Exit code of a hook failure that blocks the call (Claude Code's "blocking error").
@@ -131,13 +136,7 @@ pub fn answer(rules: &Rules, input: &serde_json::Value, allow_unmatched: bool) -
         None if allow_unmatched => (Action::Allow, "No claude-sessions rule matched.".to_owned()),
         None => return None,
     };
-    Some(serde_json::json!({
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": action.as_str(),
-            "permissionDecisionReason": reason,
-        }
-    }))
+    Some(output(action, reason))
 }
 
 pub fn run(cmd: HookCommand) -> std::process::ExitCode {
@@ -169,5 +168,29 @@ fn decide(args: &PreToolUseArgs) -> anyhow::Result<Option<serde_json::Value>> {
     let mut stdin = String::new();
     std::io::stdin().read_to_string(&mut stdin).map_err(|e| anyhow::anyhow!("cannot read the hook input: {e}"))?;
     let input = parse_input(&stdin)?;
-    Ok(answer(&rules, &input, args.allow_unmatched))
+    // A hook that outlives Claude Code's timeout lets the call through: past the
+    // deadline the answer is `ask` (the reading is left running; the process exits).
+    let allow_unmatched = args.allow_unmatched;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(answer(&rules, &input, allow_unmatched));
+    });
+    match rx.recv_timeout(args.deadline) {
+        Ok(out) => Ok(out),
+        Err(_) => Ok(Some(output(
+            Action::Ask,
+            format!("claude-sessions could not read this call within {:?}; asking", args.deadline),
+        ))),
+    }
+}
+
+/// Claude Code's hook output for a decision.
+fn output(action: Action, reason: String) -> serde_json::Value {
+    serde_json::json!({
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": action.as_str(),
+            "permissionDecisionReason": reason,
+        }
+    })
 }

@@ -167,3 +167,18 @@ fn malformed_inputs_exit_1_with_a_message_or_2_with_fail_closed() {
     assert_eq!(code, 0);
     assert_eq!(decision(&out).0, "allow");
 }
+
+#[test]
+fn a_call_not_read_by_the_deadline_is_asked_about() {
+    let script: String = (0..2000).map(|i| format!("echo step {i} && make t{i} > log{i}.txt\n")).collect();
+    let input =
+        serde_json::json!({"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": script}});
+    let (code, out, _) = hook(input.to_string().as_bytes(), &["--deadline", "0ms"]);
+    assert_eq!(code, 0);
+    let (d, reason) = decision(&out);
+    assert_eq!(d, "ask");
+    assert!(reason.contains("could not read"), "{reason}");
+    // With the default deadline the same script is read: no rule matches it.
+    let (code, out, _) = hook(input.to_string().as_bytes(), &[]);
+    assert_eq!((code, out.as_str()), (0, ""));
+}
