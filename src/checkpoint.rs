@@ -3,8 +3,9 @@
 //! Written atomically (temporary file, fsync, rename, fsync of the folder)
 //! with mode 0600, since it holds project paths. Positions and counters are
 //! taken at the same instant, so after a crash the lines after a saved
-//! position are read again exactly once. A checkpoint that cannot be parsed
-//! is moved aside and the daemon rebuilds from the transcript files.
+//! position are read again exactly once. A checkpoint that cannot be parsed,
+//! or whose counters could not be used (see `metrics::Store::check`), is moved
+//! aside and the daemon rebuilds from the transcript files.
 //!
 //! One daemon per state folder: [`lock`] takes an exclusive lock on
 //! `<dir>/lock` (flock semantics: the kernel releases it when the process dies,
@@ -144,7 +145,10 @@ pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
         Err(source) => return Err(CheckpointError::Read { path, source }),
     };
     let reason = match serde_json::from_slice::<Checkpoint>(&bytes) {
-        Ok(c) if c.format == FORMAT => return Ok(Some(c)),
+        Ok(c) if c.format == FORMAT => match c.aggregator.store.check() {
+            Ok(()) => return Ok(Some(c)),
+            Err(why) => why,
+        },
         Ok(c) => format!("format {} is not {FORMAT}", c.format),
         Err(e) => e.to_string(),
     };
@@ -176,6 +180,51 @@ mod tests {
         drop(held);
         let again = lock(d.path()).expect("lock again after release");
         drop(again);
+    }
+
+    /// Found by fuzzing (`checkpoint_reader`): histogram series that parse but
+    /// cannot be used panicked later (an index out of bounds when observing, an
+    /// overflow when rendering). Such a checkpoint is corrupt: moved aside.
+    #[test]
+    fn histograms_that_cannot_be_used_make_the_checkpoint_corrupt() {
+        use crate::metrics::Histogram;
+        let mut agg = Aggregator::new(Config::default());
+        agg.store.observe(Histogram::ToolDuration, &["Bash"], 1500.0);
+        let cp = CheckpointRef { format: FORMAT, written_ms: 1, files: Vec::new(), aggregator: &agg };
+        let good = serde_json::to_value(&cp).unwrap();
+        let series = |v: &mut serde_json::Value| -> serde_json::Value {
+            let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration as usize];
+            fam.as_object_mut().unwrap().values_mut().next().expect("the Bash series")["counts"].take()
+        };
+        let buckets = series(&mut good.clone()).as_array().unwrap().len();
+        let too_few = {
+            let mut v = good.clone();
+            let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration as usize];
+            fam.as_object_mut().unwrap().values_mut().next().unwrap()["counts"] = serde_json::json!([0, 0, 0, 0, 1]);
+            v
+        };
+        let overflowing = {
+            let mut v = good.clone();
+            let mut counts = vec![0u64; buckets];
+            counts[0] = u64::MAX;
+            counts[buckets - 1] = 1;
+            let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration as usize];
+            fam.as_object_mut().unwrap().values_mut().next().unwrap()["counts"] = serde_json::json!(counts);
+            v
+        };
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), &serde_json::to_vec(&good).unwrap()).unwrap();
+        assert!(load(d.path()).unwrap().is_some(), "the unchanged checkpoint loads");
+        for (what, bad) in [("too few buckets", too_few), ("counts past u64", overflowing)] {
+            write(d.path(), &serde_json::to_vec(&bad).unwrap()).unwrap();
+            match load(d.path()) {
+                Err(CheckpointError::Corrupt { reason, moved_to, .. }) => {
+                    assert!(reason.contains("claude_sessions_tool_duration"), "{what}: {reason}");
+                    assert!(moved_to.exists(), "{what}: moved aside");
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
     }
 
     #[test]
