@@ -3,8 +3,9 @@
 //! Written atomically (temporary file, fsync, rename, fsync of the folder)
 //! with mode 0600, since it holds project paths. Positions and counters are
 //! taken at the same instant, so after a crash the lines after a saved
-//! position are read again exactly once. A checkpoint that cannot be parsed
-//! is moved aside and the daemon rebuilds from the transcript files.
+//! position are read again exactly once. A checkpoint that cannot be parsed,
+//! or whose counters could not be used (see `metrics::Store::check`), is moved
+//! aside and the daemon rebuilds from the transcript files.
 //!
 //! One daemon per state folder: [`lock`] takes an exclusive lock on
 //! `<dir>/lock` (flock semantics: the kernel releases it when the process dies,
@@ -144,13 +145,50 @@ pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
         Err(source) => return Err(CheckpointError::Read { path, source }),
     };
     let reason = match serde_json::from_slice::<Checkpoint>(&bytes) {
-        Ok(c) if c.format == FORMAT => return Ok(Some(c)),
+        Ok(c) if c.format == FORMAT => match check(&c) {
+            Ok(()) => return Ok(Some(c)),
+            Err(why) => why,
+        },
         Ok(c) => format!("format {} is not {FORMAT}", c.format),
         Err(e) => e.to_string(),
     };
     let moved_to = dir.join(format!("{FILE_NAME}.corrupt"));
     let _ = std::fs::rename(&path, &moved_to);
     Err(CheckpointError::Corrupt { path, reason, moved_to })
+}
+
+/// What parses but cannot be used: inconsistent histograms, and counts or
+/// times out of any real range (the daemon adds to them: found by fuzzing).
+fn check(c: &Checkpoint) -> Result<(), String> {
+    use crate::metrics::MAX_COUNT;
+    c.aggregator.store.check()?;
+    // Times within ±2^53 ms (285,000 years): their differences cannot overflow.
+    let time_ok = |t: i64| t.unsigned_abs() <= MAX_COUNT;
+    if !time_ok(c.aggregator.since_ms) {
+        return Err("the counters' start time is out of range".to_owned());
+    }
+    for s in c.aggregator.sessions() {
+        let counts = [
+            ("prompts", s.prompts),
+            ("api_requests", s.api_requests),
+            ("tool_calls", s.tool_calls),
+            ("tool_errors", s.tool_errors),
+            ("api_errors", s.api_errors),
+            ("subagents", s.subagents),
+            ("compactions", s.compactions),
+            ("lines_added", s.lines_added),
+            ("lines_removed", s.lines_removed),
+            ("context_tokens", s.context_tokens),
+            ("context_window", s.context_window),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n > MAX_COUNT) {
+            return Err(format!("a session's {name} is out of range"));
+        }
+        if !time_ok(s.first_ms) || !time_ok(s.last_ms) {
+            return Err("a session's first or last time is out of range".to_owned());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -176,6 +214,107 @@ mod tests {
         drop(held);
         let again = lock(d.path()).expect("lock again after release");
         drop(again);
+    }
+
+    /// Found by fuzzing (`checkpoint_reader`): histogram series that parse but
+    /// cannot be used panicked later (an index out of bounds when observing, an
+    /// overflow when rendering). Such a checkpoint is corrupt: moved aside.
+    #[test]
+    fn histograms_that_cannot_be_used_make_the_checkpoint_corrupt() {
+        use crate::metrics::Histogram;
+        let mut agg = Aggregator::new(Config::default());
+        agg.store.observe(Histogram::ToolDuration, &["Bash"], 1500.0);
+        let cp = CheckpointRef { format: FORMAT, written_ms: 1, files: Vec::new(), aggregator: &agg };
+        let good = serde_json::to_value(&cp).unwrap();
+        let series = |v: &mut serde_json::Value| -> serde_json::Value {
+            let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration as usize];
+            fam.as_object_mut().unwrap().values_mut().next().expect("the Bash series")["counts"].take()
+        };
+        let buckets = series(&mut good.clone()).as_array().unwrap().len();
+        let too_few = {
+            let mut v = good.clone();
+            let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration as usize];
+            fam.as_object_mut().unwrap().values_mut().next().unwrap()["counts"] = serde_json::json!([0, 0, 0, 0, 1]);
+            v
+        };
+        let overflowing = {
+            let mut v = good.clone();
+            let mut counts = vec![0u64; buckets];
+            counts[0] = u64::MAX;
+            counts[buckets - 1] = 1;
+            let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration as usize];
+            fam.as_object_mut().unwrap().values_mut().next().unwrap()["counts"] = serde_json::json!(counts);
+            v
+        };
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), &serde_json::to_vec(&good).unwrap()).unwrap();
+        assert!(load(d.path()).unwrap().is_some(), "the unchanged checkpoint loads");
+        for (what, bad) in [("too few buckets", too_few), ("counts past u64", overflowing)] {
+            write(d.path(), &serde_json::to_vec(&bad).unwrap()).unwrap();
+            match load(d.path()) {
+                Err(CheckpointError::Corrupt { reason, moved_to, .. }) => {
+                    assert!(reason.contains("claude_sessions_tool_duration"), "{what}: {reason}");
+                    assert!(moved_to.exists(), "{what}: moved aside");
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+    }
+
+    /// Found by fuzzing (`checkpoint_reader`, second run): session counts and
+    /// times, and a histogram count, at the ends of their types; the next line
+    /// read overflowed adding to them (a panic in debug builds, a wrapped value
+    /// in release). Such a checkpoint is corrupt.
+    #[test]
+    fn counts_and_times_out_of_any_real_range_make_the_checkpoint_corrupt() {
+        use crate::metrics::Histogram;
+        let d = tempfile::tempdir().unwrap();
+        let projects = d.path().join("projects");
+        let file = projects.join("-w").join("s1.jsonl");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(
+            &file,
+            concat!(
+                r#"{"type":"user","sessionId":"s1","timestamp":"2026-01-01T00:00:00.000Z","message":{"content":"hi"}}"#,
+                "\n",
+                r#"{"type":"assistant","sessionId":"s1","timestamp":"2026-01-01T00:00:01.000Z","requestId":"r","message":{"id":"m","model":"claude-opus-4-6","usage":{"input_tokens":3},"content":[]}}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let mut e = crate::pipeline::Engine::new(crate::pipeline::Settings {
+            projects_dirs: vec![projects],
+            ..Default::default()
+        });
+        e.scan(1, &|_, _| {});
+        e.aggregator().lock().unwrap().store.observe(Histogram::TurnDuration, &["w"], 1000.0);
+        let good: serde_json::Value = serde_json::from_slice(&e.checkpoint_bytes()).unwrap();
+        let mut cases: Vec<(&str, serde_json::Value)> = Vec::new();
+        for (field, value) in [
+            ("api_requests", serde_json::json!(u64::MAX)),
+            ("prompts", serde_json::json!(u64::MAX)),
+            ("first_ms", serde_json::json!(i64::MIN)),
+        ] {
+            let mut v = good.clone();
+            let session = v["aggregator"]["sessions"].as_object_mut().unwrap().values_mut().next().expect("a session");
+            session[field] = value;
+            cases.push((field, v));
+        }
+        let mut hist = good.clone();
+        let fam = &mut hist["aggregator"]["store"]["histograms"][Histogram::TurnDuration as usize];
+        fam.as_object_mut().unwrap().values_mut().next().expect("a turn series")["count"] = serde_json::json!(u64::MAX);
+        cases.push(("histogram count", hist));
+
+        let state = tempfile::tempdir().unwrap();
+        write(state.path(), &serde_json::to_vec(&good).unwrap()).unwrap();
+        assert!(load(state.path()).unwrap().is_some(), "the unchanged checkpoint loads");
+        for (what, bad) in cases {
+            write(state.path(), &serde_json::to_vec(&bad).unwrap()).unwrap();
+            assert!(
+                matches!(load(state.path()), Err(CheckpointError::Corrupt { .. })),
+                "{what} at the end of its range is not reported as corrupt"
+            );
+        }
     }
 
     #[test]

@@ -161,6 +161,11 @@ pub fn all_defs() -> impl Iterator<Item = &'static Def> {
     COUNTERS.iter().chain(HISTOGRAMS.iter()).chain(GAUGES.iter())
 }
 
+/// No real count gets past this (2^53, where an f64, the exposition's number,
+/// stops counting by ones); a checkpoint holding a larger one is damaged, and
+/// adding to it could overflow.
+pub const MAX_COUNT: u64 = 1 << 53;
+
 /// One histogram series.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct HistData {
@@ -235,6 +240,25 @@ impl Store {
             exemplars: empty_exemplars(),
             key: String::new(),
         }
+    }
+
+    /// Whether a store read from a checkpoint can be used: each histogram series
+    /// has one count per bucket plus +Inf, and no count past [`MAX_COUNT`]. A
+    /// damaged checkpoint failed these (found by fuzzing): an index out of
+    /// bounds on the next observation, overflows when observing or rendering.
+    pub fn check(&self) -> Result<(), String> {
+        for (family, def) in self.histograms.iter().zip(HISTOGRAMS.iter()) {
+            for h in family.values() {
+                if h.counts.len() != def.buckets.len() + 1 {
+                    let (n, want) = (h.counts.len(), def.buckets.len() + 1);
+                    return Err(format!("histogram {} has {n} buckets instead of {want}", def.base));
+                }
+                if h.count > MAX_COUNT || h.counts.iter().any(|c| *c > MAX_COUNT) {
+                    return Err(format!("histogram {} holds a count out of range", def.base));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// After loading a checkpoint: apply the configured cap and fix up families added since.
