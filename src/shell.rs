@@ -37,6 +37,11 @@ const MAX_NESTING: usize = 100;
 /// levels of `((`: 0.65 s, 28: 10 s; 18 levels: under 40 ms in the worst shapes tried).
 /// A hook that runs past Claude Code's timeout lets the call through.
 const MAX_PAREN_NESTING: usize = 16;
+/// `if`/`case`/`while`/`for`/`{` nested deeper than this are not parsed (each level costs
+/// the parser tens of KiB of stack: 30 nested `case` overflowed 2 MiB).
+const MAX_KEYWORD_NESTING: usize = 24;
+/// The stack the reader runs on (touched only as deep as it goes).
+const STACK: usize = 64 << 20;
 
 /// One argument as the program would receive it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,8 +132,22 @@ fn is_harmless_device(path: &str) -> bool {
     matches!(path, "/dev/null" | "/dev/stdout" | "/dev/stderr" | "/dev/tty" | "-") || path.starts_with("/dev/fd/")
 }
 
-/// Read `command` statically.
+/// Read `command` statically, on a thread of its own with a large stack: a panic or an
+/// overflow there must not end the caller (a hook that dies lets the call through).
 pub fn analyze(command: &str) -> Analysis {
+    let owned = command.to_owned();
+    let reader = std::thread::Builder::new().name("shell-reader".into()).stack_size(STACK);
+    match reader.spawn(move || analyze_here(&owned)) {
+        Ok(h) => h.join().unwrap_or_else(|_| Analysis {
+            unresolved: vec!["the reader failed".into()],
+            syntax_error: true,
+            ..Analysis::default()
+        }),
+        Err(_) => analyze_here(command),
+    }
+}
+
+fn analyze_here(command: &str) -> Analysis {
     let mut w = Walker::default();
     if command.len() > MAX_INPUT {
         w.out.unresolved.push(format!("command line over {} KiB", MAX_INPUT >> 10));
@@ -159,7 +178,7 @@ fn options() -> brush_parser::ParserOptions {
 
 fn parse(text: &str) -> Option<ast::Program> {
     let (brackets, parens) = nesting(text);
-    if brackets > MAX_NESTING || parens > MAX_PAREN_NESTING {
+    if brackets > MAX_NESTING || parens > MAX_PAREN_NESTING || keyword_nesting(text) > MAX_KEYWORD_NESTING {
         return None;
     }
     guarded(|| {
@@ -197,6 +216,23 @@ fn nesting(text: &str) -> (usize, usize) {
         max = max.max(depth);
     }
     (max, max_parens)
+}
+
+/// How deep compound commands nest, counted on words (`if`…`fi`, `case`…`esac`,
+/// `while`/`until`/`for`/`select`…`done`, `{`…`}`); quotes ignored, as in [`nesting`].
+fn keyword_nesting(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for w in text.split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')')) {
+        match w {
+            "if" | "case" | "while" | "until" | "for" | "select" | "{" => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            "fi" | "esac" | "done" | "}" => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Run the parser, turning a panic inside it into `None` (a line it cannot read).
@@ -1569,7 +1605,7 @@ mod tests {
     fn nothing_is_too_big_or_too_deep() {
         let deep = "bash -c ".repeat(50) + "x";
         let _ = analyze(&deep);
-        for open in ["(", "$(", "{ ", "`", "[[ ", "$((", "${"] {
+        for open in ["(", "$(", "{ ", "`", "[[ ", "$((", "${", "case x in x) ", "if true; then ", "while :; do "] {
             let a = analyze(&(open.repeat(100_000) + "rm -rf /"));
             assert!(!a.unresolved.is_empty(), "{open}");
         }
