@@ -105,6 +105,17 @@ pub fn tool_result_key(id: &str) -> u64 {
     fnv1a(&[b"t", id.as_bytes()])
 }
 
+/// Key of a fact that one line stands for — `what` is `p` (a prompt), `c` (a
+/// compaction) or `e` (an API error) — from the hash of the line's `uuid`.
+pub fn line_key(what: u8, uuid: u64) -> u64 {
+    fnv1a(&[&[what], &uuid.to_le_bytes()])
+}
+
+/// Key of a session (`sessionId`): counted as started once, ever.
+pub fn session_key(id: &str) -> u64 {
+    fnv1a(&[b"s", id.as_bytes()])
+}
+
 /// What a new line adds for its response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {

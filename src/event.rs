@@ -155,6 +155,9 @@ pub struct Compaction {
 pub struct Entry {
     pub kind: Kind,
     pub session_id: Option<Box<str>>,
+    /// Hash of the line's `uuid`: what makes a prompt, a compaction or an API
+    /// error the same fact in a copy of the file (see [`crate::dedup::line_key`]).
+    pub uuid: Option<u64>,
     pub timestamp: Option<Millis>,
     pub cwd: Option<Box<str>>,
     pub git_branch: Option<Box<str>>,
@@ -233,6 +236,7 @@ impl Entry {
         Entry {
             kind,
             session_id: None,
+            uuid: None,
             timestamp: None,
             cwd: None,
             git_branch: None,
@@ -262,6 +266,7 @@ impl Entry {
         };
         let mut e = Entry {
             session_id: line.session_id.as_deref().map(Into::into),
+            uuid: line.uuid.as_deref().map(|u| crate::dedup::fnv1a(&[u.as_bytes()])),
             timestamp: line.timestamp.as_deref().and_then(parse_timestamp),
             cwd: line.cwd.as_deref().map(Into::into),
             git_branch: line.git_branch.as_deref().map(Into::into),

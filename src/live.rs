@@ -476,7 +476,7 @@ impl Aggregator {
             }
         }
 
-        if e.prompt && main_chain {
+        if e.prompt && main_chain && self.first_fact(b'p', e.uuid) {
             self.store.inc(Counter::Prompts, &[&project], 1.0);
             let exemplar = self.turn_exemplar(id);
             let s = self.sessions.get_mut(id).expect("session exists");
@@ -511,7 +511,7 @@ impl Aggregator {
         if let Some(r) = &e.response {
             self.apply_response(id, &project, source, main_chain, r, at_line.as_ref(), ev_ts.map(|ts| (ts, agent)));
         }
-        if let Some(kind) = e.api_error {
+        if let Some(kind) = e.api_error.filter(|_| self.first_fact(b'e', e.uuid)) {
             let s = self.sessions.get_mut(id).expect("session exists");
             s.api_errors += 1;
             let model = s.last_model.clone().unwrap_or_else(|| "unknown".into());
@@ -604,7 +604,7 @@ impl Aggregator {
             s.lines_added += e.lines_added;
             s.lines_removed += e.lines_removed;
         }
-        if let Some(c) = &e.compaction {
+        if let Some(c) = e.compaction.as_ref().filter(|_| self.first_fact(b'c', e.uuid)) {
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
                 tr.compaction(a, c);
             }
@@ -711,6 +711,12 @@ impl Aggregator {
         }
     }
 
+    /// Whether the fact a line stands for is new: a line without a `uuid` has
+    /// no identity and always counts (transcripts have written one since 2025).
+    fn first_fact(&mut self, what: u8, uuid: Option<u64>) -> bool {
+        uuid.is_none_or(|u| self.dedup.first_time(dedup::line_key(what, u)))
+    }
+
     /// An exemplar maker for a turn-duration observation: the session's current trace.
     fn turn_exemplar(&self, session: &str) -> impl Fn(f64) -> Option<Exemplar> + use<> {
         let cur = self.tracer.as_ref().and_then(|t| t.current(session));
@@ -721,8 +727,13 @@ impl Aggregator {
     fn start_session(&mut self, id: &str, e: &Entry, src: &Source<'_>) {
         let cwd = e.cwd.as_deref();
         let project = self.projects.label(self.config.project_label, cwd, &src.info.slug);
-        self.store.inc(Counter::SessionsStarted, &[&project], 1.0);
-        if let Some(ts) = e.timestamp.filter(|ts| self.events.as_ref().is_some_and(|em| *ts >= em.since_ms)) {
+        // A session forgotten after `--session-retention` whose file grows again
+        // is live state again, not a new session.
+        let new = self.dedup.first_time(dedup::session_key(id));
+        if new {
+            self.store.inc(Counter::SessionsStarted, &[&project], 1.0);
+        }
+        if let Some(ts) = e.timestamp.filter(|ts| new && self.events.as_ref().is_some_and(|em| *ts >= em.since_ms)) {
             let kind = crate::events::Kind::SessionStart {
                 cwd: cwd.map(str::to_owned),
                 git_branch: e.git_branch.as_deref().map(str::to_owned),

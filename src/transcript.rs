@@ -165,6 +165,9 @@ pub struct Line<'a> {
     pub subtype: Option<Text<'a>>,
     #[serde(borrow)]
     pub session_id: Option<Text<'a>>,
+    /// The line's own id: the identity of a prompt, a compaction or an API error.
+    #[serde(borrow)]
+    pub uuid: Option<Text<'a>>,
     #[serde(borrow)]
     pub timestamp: Option<Text<'a>>,
     #[serde(borrow)]

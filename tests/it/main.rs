@@ -12,6 +12,7 @@ mod deploy;
 mod docs;
 mod exposition;
 mod hook;
+mod identity;
 mod line_memory;
 mod live;
 mod oracle;
