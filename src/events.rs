@@ -83,7 +83,7 @@ impl ToolCategory {
     }
 }
 
-/// Token counts of one API response.
+/// Token counts: on a `message` event, what its line adds to the token counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub input: u64,
@@ -107,6 +107,11 @@ pub enum Kind {
         /// The prompt's text (content opt-in only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
+        /// A later line of a response already announced: Claude Code writes one
+        /// line per content block, and a later one may carry a larger usage.
+        /// `usage` and `cost_usd` are then what this line adds.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        continued: bool,
     },
     ToolUse {
         tool_use_id: String,

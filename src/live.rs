@@ -504,6 +504,7 @@ impl Aggregator {
                     usage: None,
                     cost_usd: None,
                     text,
+                    continued: false,
                 };
                 self.emit(id, &project, agent, ts, kind);
             }
@@ -822,22 +823,27 @@ impl Aggregator {
         if let (Some(tr), Some(a)) = (&mut self.tracer, at) {
             tr.response(a, r, seen.after, cost / 1e9);
         }
-        if let (Some((ts, agent)), true) = (ev, seen.first) {
-            let t = seen.after;
+        if let Some((ts, agent)) = ev {
+            // What this line adds, exactly as the counters got it: summed over the
+            // events, usage equals the token counters (per model and type).
             let usage = crate::events::Usage {
-                input: t.input,
-                output: t.output,
-                cache_read: t.cache_read,
-                cache_creation: t.cache_creation,
+                input: delta.input,
+                output: delta.output,
+                cache_read: delta.cache_read,
+                cache_creation: delta.cache_creation,
             };
             let kind = crate::events::Kind::Message {
                 role: "assistant".into(),
                 model: Some(model.clone()),
                 usage: Some(usage),
-                cost_usd: cost_after,
+                cost_usd: cost_after.map(|_| cost / 1e9),
                 text: None,
+                continued: !seen.first,
             };
             self.emit(id, project, agent, ts, kind);
+        }
+        if let (Some((ts, agent)), true) = (ev, seen.first) {
+            let t = seen.after;
             if main_chain {
                 let before = self.sessions.get(id).map_or(0, |s| s.context_tokens);
                 let now = t.prompt();

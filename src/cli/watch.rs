@@ -300,8 +300,11 @@ fn describe(k: &Kind, color: bool) -> (String, bool) {
     let paint = |code: &str, s: &str| if color { format!("{code}{s}{RESET}") } else { s.to_owned() };
     let bold = |s: &str| paint(BOLD, s);
     match k {
-        Kind::Message { role, model, usage, cost_usd, text } => {
+        Kind::Message { role, model, usage, cost_usd, text, continued } => {
             let mut d = if role == "user" { "user prompt".to_owned() } else { role.clone() };
+            if *continued {
+                d.push_str(" (continued)");
+            }
             if let Some(m) = model {
                 d.push(' ');
                 d.push_str(&short_model(m));
@@ -433,6 +436,7 @@ mod tests {
             usage: Some(Usage { input: 10, output: 20, cache_read: 1000, cache_creation: 0 }),
             cost_usd: Some(0.0123),
             text: None,
+            continued: false,
         });
         assert!(line(&msg, None, false).contains("assistant opus-4-6 1.0k in / 20 out $0.0123"));
     }

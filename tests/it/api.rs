@@ -236,7 +236,7 @@ fn read_events(mut r: BufReader<TcpStream>, chunked: bool, tx: mpsc::Sender<SseE
     }
 }
 
-fn start(root: &Path, state: &Path) -> Daemon {
+pub fn start(root: &Path, state: &Path) -> Daemon {
     std::fs::create_dir_all(root.join("projects")).unwrap();
     let d = Daemon::start(root, state, &[]);
     d.wait_ready(Duration::from_secs(30));
@@ -244,7 +244,7 @@ fn start(root: &Path, state: &Path) -> Daemon {
 }
 
 /// Connect and check the stream's head and its first event, the live sessions.
-fn events(d: &Daemon, query: &str, headers: &[(&str, &str)]) -> (Sse, Vec<Value>) {
+pub fn events(d: &Daemon, query: &str, headers: &[(&str, &str)]) -> (Sse, Vec<Value>) {
     let sse = Sse::connect(d.addr, &format!("/api/events{query}"), headers);
     assert_eq!(sse.status, 200);
     assert!(sse.headers.iter().any(|(k, v)| k == "content-type" && v.starts_with("text/event-stream")));

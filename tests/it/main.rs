@@ -19,6 +19,7 @@ mod oracle;
 mod otlp;
 mod otlp_collector;
 mod otlp_support;
+mod projections;
 mod prom;
 mod read_retry;
 mod restart;

@@ -25,7 +25,7 @@ fn now_ms() -> i64 {
 /// The fixtures' lines in transcript-time order (file order breaks ties), with
 /// timestamps moved to start now and their gaps shrunk 1000× (so no session goes idle
 /// during the test), each with the file it belongs to.
-fn replay_lines(src: &Path) -> Vec<(PathBuf, String)> {
+pub fn replay_lines(src: &Path) -> Vec<(PathBuf, String)> {
     let start = now_ms();
     let mut all = Vec::new();
     for (fi, f) in oracle::jsonl_files(src).into_iter().enumerate() {
@@ -63,7 +63,8 @@ struct Expect {
 
 fn expect(lines: &[(PathBuf, String)]) -> Expect {
     let mut x = Expect::default();
-    let mut responses = HashSet::new();
+    // Response key → field-wise largest usage so far (input, output, cache read, cache write).
+    let mut responses: HashMap<String, [u64; 4]> = HashMap::new();
     let mut sessions = HashSet::new();
     for (rel, raw) in lines {
         let v: Value = serde_json::from_str(raw).unwrap();
@@ -99,14 +100,33 @@ fn expect(lines: &[(PathBuf, String)]) -> Expect {
             if synthetic {
                 continue;
             }
-            if let (Some(id), Some(_)) =
+            if let (Some(id), Some(u)) =
                 (msg.get("id").and_then(Value::as_str), msg.get("usage").filter(|u| u.is_object()))
             {
                 let key = format!("{id}\u{0}{}", v.get("requestId").and_then(Value::as_str).unwrap_or(""));
-                if responses.insert(key) {
-                    *x.kinds.entry("message").or_default() += 1;
-                    if !agent_file && !sidechain {
-                        *x.kinds.entry("context_growth").or_default() += 1;
+                let f = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+                let now = [
+                    f("input_tokens"),
+                    f("output_tokens"),
+                    f("cache_read_input_tokens"),
+                    f("cache_creation_input_tokens"),
+                ];
+                match responses.get_mut(&key) {
+                    None => {
+                        responses.insert(key, now);
+                        *x.kinds.entry("message").or_default() += 1;
+                        if !agent_file && !sidechain {
+                            *x.kinds.entry("context_growth").or_default() += 1;
+                        }
+                    }
+                    // A later line of the response that adds tokens: a `continued` message.
+                    Some(max) => {
+                        if now.iter().zip(max.iter()).any(|(n, m)| n > m) {
+                            *x.kinds.entry("message").or_default() += 1;
+                        }
+                        for (m, n) in max.iter_mut().zip(now) {
+                            *m = (*m).max(n);
+                        }
                     }
                 }
             }
@@ -162,7 +182,7 @@ fn expect(lines: &[(PathBuf, String)]) -> Expect {
 }
 
 /// Write `lines` one at a time, as Claude Code appends them.
-fn replay(projects: &Path, lines: &[(PathBuf, String)]) {
+pub fn replay(projects: &Path, lines: &[(PathBuf, String)]) {
     for (rel, l) in lines {
         daemon::append(&projects.join(rel), format!("{l}\n").as_bytes());
     }

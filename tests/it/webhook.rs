@@ -330,6 +330,7 @@ fn filters_choose_the_events_and_slack_gets_one_readable_line_each() {
                 usage: None,
                 cost_usd: None,
                 text: Some("PROMPT".into()),
+                continued: false,
             },
         ), // neither
     ];
