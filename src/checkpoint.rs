@@ -20,8 +20,12 @@ use serde::{Deserialize, Serialize};
 use crate::live::Aggregator;
 use crate::tail::Position;
 
-/// Bumped when the layout changes incompatibly; an older file is rebuilt.
-pub const FORMAT: u32 = 1;
+/// The layout written. 2: counters and histograms by name (see
+/// `metrics::persist`); 1 (release 0.1.0) is still read, by the frozen order
+/// of its families. An older or newer file is rebuilt from the transcripts.
+pub const FORMAT: u32 = 2;
+/// The oldest layout still read.
+pub const OLDEST_FORMAT: u32 = 1;
 pub const FILE_NAME: &str = "checkpoint.json";
 /// The lock file in the state folder.
 pub const LOCK_NAME: &str = "lock";
@@ -145,11 +149,11 @@ pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
         Err(source) => return Err(CheckpointError::Read { path, source }),
     };
     let reason = match serde_json::from_slice::<Checkpoint>(&bytes) {
-        Ok(c) if c.format == FORMAT => match check(&c) {
+        Ok(c) if (OLDEST_FORMAT..=FORMAT).contains(&c.format) => match check(&c) {
             Ok(()) => return Ok(Some(c)),
             Err(why) => why,
         },
-        Ok(c) => format!("format {} is not {FORMAT}", c.format),
+        Ok(c) => format!("format {} is not one of {OLDEST_FORMAT}..={FORMAT}", c.format),
         Err(e) => e.to_string(),
     };
     let moved_to = dir.join(format!("{FILE_NAME}.corrupt"));
@@ -227,13 +231,13 @@ mod tests {
         let cp = CheckpointRef { format: FORMAT, written_ms: 1, files: Vec::new(), aggregator: &agg };
         let good = serde_json::to_value(&cp).unwrap();
         let series = |v: &mut serde_json::Value| -> serde_json::Value {
-            let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration as usize];
+            let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration.def().base]["series"];
             fam.as_object_mut().unwrap().values_mut().next().expect("the Bash series")["counts"].take()
         };
         let buckets = series(&mut good.clone()).as_array().unwrap().len();
         let too_few = {
             let mut v = good.clone();
-            let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration as usize];
+            let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration.def().base]["series"];
             fam.as_object_mut().unwrap().values_mut().next().unwrap()["counts"] = serde_json::json!([0, 0, 0, 0, 1]);
             v
         };
@@ -242,7 +246,7 @@ mod tests {
             let mut counts = vec![0u64; buckets];
             counts[0] = u64::MAX;
             counts[buckets - 1] = 1;
-            let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration as usize];
+            let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration.def().base]["series"];
             fam.as_object_mut().unwrap().values_mut().next().unwrap()["counts"] = serde_json::json!(counts);
             v
         };
@@ -301,7 +305,7 @@ mod tests {
             cases.push((field, v));
         }
         let mut hist = good.clone();
-        let fam = &mut hist["aggregator"]["store"]["histograms"][Histogram::TurnDuration as usize];
+        let fam = &mut hist["aggregator"]["store"]["histograms"][Histogram::TurnDuration.def().base]["series"];
         fam.as_object_mut().unwrap().values_mut().next().expect("a turn series")["count"] = serde_json::json!(u64::MAX);
         cases.push(("histogram count", hist));
 

@@ -342,6 +342,14 @@ impl Aggregator {
         self.config = config;
     }
 
+    /// Mark every session held as started (a format 1 checkpoint kept no
+    /// session keys): one forgotten later and seen again is not new.
+    pub fn remember_sessions(&mut self) {
+        for id in self.sessions.keys() {
+            self.dedup.first_time(dedup::session_key(id));
+        }
+    }
+
     /// Trace turns from now on (lines stamped before `since_ms` are history and
     /// are not traced), handing finished spans to `sink`. A tracer restored from
     /// a checkpoint keeps its state and start.

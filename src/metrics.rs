@@ -20,6 +20,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 use serde::{Deserialize, Serialize};
 
+mod persist;
+
 /// Separator of label values inside a series key (never in a value: `label_value` strips it).
 const SEP: char = '\u{1f}';
 
@@ -189,7 +191,10 @@ pub fn label_value(s: &str) -> String {
 pub struct Store {
     #[serde(skip, default = "default_cap")]
     max_series: usize,
+    /// By family name (see [`persist`]).
+    #[serde(serialize_with = "ser_counters", deserialize_with = "de_counters")]
     counters: Vec<FastMap<Box<str>, f64>>,
+    #[serde(serialize_with = "ser_histograms", deserialize_with = "de_histograms")]
     histograms: Vec<FastMap<Box<str>, HistData>>,
     #[serde(skip, default = "empty_gauges")]
     gauges: Vec<FastMap<Box<str>, f64>>,
@@ -210,6 +215,22 @@ pub struct Exemplar {
     pub at_ms: i64,
     /// Observed value in stored units.
     pub value: f64,
+}
+
+fn ser_counters<S: serde::Serializer>(v: &[FastMap<Box<str>, f64>], s: S) -> Result<S::Ok, S::Error> {
+    persist::serialize(COUNTERS, v, s)
+}
+
+fn de_counters<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FastMap<Box<str>, f64>>, D::Error> {
+    persist::deserialize(COUNTERS, persist::V1_COUNTERS, d)
+}
+
+fn ser_histograms<S: serde::Serializer>(v: &[FastMap<Box<str>, HistData>], s: S) -> Result<S::Ok, S::Error> {
+    persist::serialize(HISTOGRAMS, v, s)
+}
+
+fn de_histograms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FastMap<Box<str>, HistData>>, D::Error> {
+    persist::deserialize(HISTOGRAMS, persist::V1_HISTOGRAMS, d)
 }
 
 fn default_cap() -> usize {
@@ -751,6 +772,44 @@ mod tests {
         assert_eq!(back.counter(Counter::Cost, &["p", "m", "main"]), 0.25);
         assert_eq!(back.histogram(Histogram::ContextTokens, &["m"]).unwrap().count, 1);
         assert_eq!(back.histogram(Histogram::TurnDuration, &["p"]).unwrap().sum, 1.5);
+    }
+
+    #[test]
+    fn the_checkpoint_finds_families_and_labels_by_name() {
+        let mut s = Store::new(10);
+        s.inc(Counter::Tokens, &["p", "m", "main", "output"], 7.0);
+        s.observe(Histogram::TurnDuration, &["p"], 1500.0);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["counters"]["claude_sessions_tokens"]["labels"][3], "type");
+        // A family's label order changed, an unknown family appeared, families moved.
+        let mut moved = json.clone();
+        let series = moved["counters"]["claude_sessions_tokens"].take();
+        let value = series["series"].as_object().unwrap().values().next().unwrap().clone();
+        moved["counters"] = serde_json::json!({
+            "claude_sessions_gone": {"labels": [], "series": {"": 3.0}},
+            "claude_sessions_tokens": {"labels": ["type", "project", "model", "query_source"],
+                "series": {format!("output{SEP}p{SEP}m{SEP}main"): value}},
+        });
+        let back: Store = serde_json::from_value(moved).unwrap();
+        assert_eq!(back.counter(Counter::Tokens, &["p", "m", "main", "output"]), 7.0);
+        assert_eq!(back.histogram(Histogram::TurnDuration, &["p"]).unwrap().count, 1);
+    }
+
+    #[test]
+    fn a_format_1_store_is_read_by_its_frozen_order() {
+        // Format 1: families as a list in the declaration order of release 0.1.0.
+        let mut counters = vec![serde_json::json!({}); persist::V1_COUNTERS.len()];
+        counters[1] = serde_json::json!({"app": 5.0}); // prompts
+        counters[3] = serde_json::json!({format!("app{SEP}m{SEP}main{SEP}input"): 11.0}); // tokens
+        let mut histograms = vec![serde_json::json!({}); persist::V1_HISTOGRAMS.len()];
+        histograms[3] =
+            serde_json::json!({"app": {"counts": vec![1; TURN_BUCKETS.len() + 1], "sum": 962000.0, "count": 12}});
+        let v1 = serde_json::json!({"counters": counters, "histograms": histograms});
+        let s: Store = serde_json::from_value(v1).unwrap();
+        assert_eq!(s.counter(Counter::Prompts, &["app"]), 5.0);
+        assert_eq!(s.counter(Counter::Tokens, &["app", "m", "main", "input"]), 11.0);
+        assert_eq!(s.histogram(Histogram::TurnDuration, &["app"]).unwrap().sum, 962.0);
+        s.check().unwrap();
     }
 
     #[test]

@@ -232,6 +232,9 @@ impl Engine {
     pub fn restore(&mut self, cp: Checkpoint) {
         let mut agg = cp.aggregator;
         agg.configure(self.settings.aggregator.clone());
+        if cp.format < 2 {
+            agg.remember_sessions();
+        }
         *self.lock() = agg;
         for f in cp.files {
             if let Some(info) = self.classify(&f.path) {

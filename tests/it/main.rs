@@ -15,6 +15,7 @@ mod hook;
 mod identity;
 mod line_memory;
 mod live;
+mod migration;
 mod oracle;
 mod otlp;
 mod otlp_collector;

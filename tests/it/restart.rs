@@ -622,7 +622,7 @@ fn corrupt_checkpoint_is_rebuilt_from_files() {
     d.stop();
     let cp: serde_json::Value = serde_json::from_slice(&std::fs::read(state.path().join("checkpoint.json")).unwrap())
         .expect("a new, valid checkpoint after the stop");
-    assert_eq!(cp["format"], 1);
+    assert_eq!(cp["format"], 2);
 }
 
 /// The checkpoint holds project paths: mode 0600, written through a temporary
