@@ -41,7 +41,6 @@ pub struct Event {
 pub enum EndReason {
     IdleTimeout,
     ProcessExit,
-    FileDeleted,
 }
 
 /// What kind of tool a call is, for filters.

@@ -21,6 +21,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod dedup;
 pub mod discover;
+pub mod duration;
 pub mod event;
 pub mod events;
 pub mod live;

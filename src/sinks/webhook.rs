@@ -242,7 +242,7 @@ fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
 }
 
 fn duration(key: &str, v: &str) -> Result<Duration, String> {
-    crate::cli::parse_duration(v).map_err(|e| format!("--webhook: {key}: {e}"))
+    crate::duration::parse(v).map_err(|e| format!("--webhook: {key}: {e}"))
 }
 
 /// `https://hooks.slack.com/services/T/B/x?y` → `https://hooks.slack.com/…`.
@@ -332,7 +332,7 @@ enum DurationValue {
 impl DurationValue {
     fn get(&self, key: &str) -> Result<Duration, String> {
         match self {
-            DurationValue::Text(s) => crate::cli::parse_duration(s).map_err(|e| format!("{key}: {e}")),
+            DurationValue::Text(s) => crate::duration::parse(s).map_err(|e| format!("{key}: {e}")),
             DurationValue::Seconds(n) if n.is_finite() && *n >= 0.0 => Ok(Duration::from_secs_f64(*n)),
             DurationValue::Seconds(_) => Err(format!("{key}: not a valid duration")),
         }
