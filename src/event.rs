@@ -12,7 +12,7 @@ use crate::transcript::{Content, Line};
 pub type Millis = i64;
 
 /// What kind of record a line is, as far as metrics care.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     User,
     Assistant,
@@ -81,7 +81,7 @@ impl std::ops::AddAssign for Tokens {
 }
 
 /// One API response as seen on one line (a response spans several lines).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Response {
     /// Dedup key: hash of `message.id` and `requestId` (see `dedup`).
     pub key: u64,
@@ -96,7 +96,7 @@ pub struct Response {
 }
 
 /// Kinds of API error, a closed set usable as a label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ApiError {
     RateLimit,
     Overloaded,
@@ -129,7 +129,7 @@ impl ApiError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ToolUse {
     pub id: Box<str>,
     pub name: Box<str>,
@@ -137,13 +137,13 @@ pub struct ToolUse {
     pub subagent_type: Option<Box<str>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ToolResult {
     pub tool_use_id: Box<str>,
     pub is_error: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Compaction {
     pub manual: bool,
     pub pre_tokens: Option<u64>,
@@ -151,7 +151,7 @@ pub struct Compaction {
 }
 
 /// The meaning of one transcript line.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub kind: Kind,
     pub session_id: Option<Box<str>>,
@@ -175,6 +175,8 @@ pub struct Entry {
     /// `toolUseResult.agentId`: links a `Task`/`Agent` result to its sub-agent file.
     pub result_agent_id: Option<Box<str>>,
     /// Message content, only when the user opted in (`--otlp-include-content`).
+    /// Never journaled: it serves events and spans, which a replay does not send.
+    #[serde(skip)]
     pub content: Option<Box<Captured>>,
     /// The prompt is exactly `Warmup` (2.0.x cache-warming sub-agents).
     pub warmup_prompt: bool,

@@ -24,6 +24,7 @@ pub mod discover;
 pub mod duration;
 pub mod event;
 pub mod events;
+pub mod journal;
 pub mod live;
 pub mod metrics;
 pub mod pipeline;
