@@ -81,15 +81,9 @@ enum Extent {
 }
 
 /// Identity of a file on disk.
-#[cfg(unix)]
 fn identity(m: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (m.dev(), m.ino())
-}
-
-#[cfg(not(unix))]
-fn identity(_: &std::fs::Metadata) -> (u64, u64) {
-    (0, 0)
+    let id = crate::discover::FileId::of(m);
+    (id.dev, id.ino)
 }
 
 impl Tail {
