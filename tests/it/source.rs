@@ -1,11 +1,13 @@
 //! The file source under faults a real home folder can hold: symlink loops and
-//! links in `projects/`. Expected numbers come from the un-faulted files: the
+//! links in `projects/`, and a transcript rewritten in place (same inode, same
+//! first line, longer than what was read), while the daemon was stopped or
+//! between two polls. Expected numbers come from the un-faulted files: the
 //! independent count of `oracle.rs` and a fresh `scan`, never from the daemon.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::daemon::{Daemon, Metrics, real};
+use super::daemon::{Daemon, Metrics, append, empty_root, real};
 use super::restart::content_diff;
 use super::{oracle, support};
 
@@ -98,5 +100,92 @@ fn symlink_loops_and_links_in_projects_read_each_real_file_once() {
     assert_eq!(m.sum("claude_sessions_exporter_bytes_read_total", &[]), real_bytes as f64, "bytes read");
     assert_eq!(content_diff("serve, faulted", &m, "scan, clean", &expected), Vec::<String>::new());
     assert_eq!(daemon_totals(&m), oracle_totals(&clean_projects), "tokens, requests and tools as the oracle counts");
+    d.stop();
+}
+
+const SESSION: &str = "4d5611e5-241a-462a-8d15-5122611a9569";
+
+/// A transcript as first seen (its first line, then its second half) and as
+/// rewritten in place later (the whole file: same first line, longer).
+fn first_and_rewritten() -> (Vec<u8>, Vec<u8>) {
+    let full = std::fs::read(real(&format!("spotter/transcripts/{SESSION}.jsonl"))).unwrap();
+    let lines: Vec<&[u8]> = full.split_inclusive(|b| *b == b'\n').collect();
+    let mut first = lines[0].to_vec();
+    for l in &lines[lines.len() / 2..] {
+        first.extend_from_slice(l);
+    }
+    assert!(full.len() > first.len());
+    (first, full)
+}
+
+fn transcript(root: &Path) -> PathBuf {
+    root.join("projects").join("-spotter-transcripts").join(format!("{SESSION}.jsonl"))
+}
+
+/// Rewrite in place: truncated and written again through the same inode.
+fn rewrite_in_place(path: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(path).unwrap().ino();
+    std::fs::write(path, bytes).unwrap();
+    assert_eq!(std::fs::metadata(path).unwrap().ino(), ino, "same inode");
+}
+
+/// A daemon that has read the first version of the transcript (with `extra`
+/// flags), its folders, and the rewritten version to write.
+struct FirstRead {
+    root: tempfile::TempDir,
+    state: tempfile::TempDir,
+    full: Vec<u8>,
+    daemon: Daemon,
+}
+
+fn first_read(extra: &[&str]) -> FirstRead {
+    let root = empty_root();
+    let (first, full) = first_and_rewritten();
+    append(&transcript(root.path()), &first);
+    let state = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(root.path(), state.path(), extra);
+    daemon.wait_ready(READY_WITHIN);
+    assert_eq!(daemon_totals(&daemon.metrics()), oracle_totals(&root.path().join("projects")), "first version");
+    FirstRead { root, state, full, daemon }
+}
+
+/// Stopped after reading a file; the file is truncated and rewritten longer,
+/// with the same first line. The restarted daemon must notice that the bytes
+/// before its saved offset changed, and read the file again from the start.
+#[test]
+fn a_transcript_rewritten_while_stopped_is_read_again_from_the_start() {
+    let FirstRead { root, state, full, daemon } = first_read(&[]);
+    daemon.stop();
+
+    rewrite_in_place(&transcript(root.path()), &full);
+    let expected = oracle_totals(&root.path().join("projects"));
+    let d = Daemon::start(root.path(), state.path(), &[]);
+    d.wait_ready(READY_WITHIN);
+    let m = d.metrics();
+    assert_eq!(daemon_totals(&m), expected, "after the restart, everything in the rewritten file");
+    assert_eq!(m.sum("claude_sessions_exporter_truncations_total", &[]), 1.0, "one file truncated and rewritten");
+    assert_eq!(m.sum("claude_sessions_exporter_rotations_total", &[]), 0.0);
+    d.stop();
+}
+
+/// The same rewrite while the daemon runs, between two polls (`--poll`: no
+/// event can report the truncation on its own before the new bytes are there).
+#[test]
+fn a_transcript_rewritten_between_two_polls_is_read_again_from_the_start() {
+    let FirstRead { root, state: _state, full, daemon: d } = first_read(&["--poll", "--reconcile-interval", "300ms"]);
+    rewrite_in_place(&transcript(root.path()), &full);
+    let expected = oracle_totals(&root.path().join("projects"));
+    let settled = d.wait_for(Duration::from_secs(20), |m| {
+        daemon_totals(m) == expected && m.sum("claude_sessions_exporter_truncations_total", &[]) == 1.0
+    });
+    let m = d.metrics();
+    assert!(
+        settled.is_some(),
+        "not every token of the rewritten file was counted: {:?} (expected {expected:?}), truncations {}",
+        daemon_totals(&m),
+        m.sum("claude_sessions_exporter_truncations_total", &[])
+    );
+    assert_eq!(m.sum("claude_sessions_exporter_rotations_total", &[]), 0.0);
     d.stop();
 }
