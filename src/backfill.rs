@@ -154,32 +154,32 @@ pub(crate) fn collect(settings: &Settings) -> (Vec<FileInfo>, Vec<Timed>) {
     let mut infos = Vec::new();
     let mut entries = Vec::new();
     let mut buf = Vec::new();
-    for dir in &settings.projects_dirs {
-        let mut errors = Vec::new();
-        for path in discover::walk(dir, &mut errors) {
-            let Some(info) = discover::classify(dir, &path) else { continue };
-            let file = infos.len();
-            infos.push(info);
-            let mut counts = LineCounts::default();
-            let mut last_ts = None;
-            let mut seq = 0;
-            let read = Tail::default().read(&path, settings.max_line_bytes, false, &mut buf, &mut |line| {
-                if let Some(e) = pipeline::parse(line, &mut counts, &path, settings.capture_content) {
-                    // A line without a time happened when the line before it did.
-                    last_ts = e.timestamp.or(last_ts);
-                    if let Some(ts) = last_ts {
-                        entries.push((ts, file, seq, e));
-                    }
-                    seq += 1;
+    // Every projects folder in one walk: a file reachable from two of them is read once.
+    let mut errors = Vec::new();
+    let dirs = &settings.projects_dirs;
+    for path in discover::walk(dirs, &mut errors) {
+        let Some(info) = dirs.iter().find_map(|d| discover::classify(d, &path)) else { continue };
+        let file = infos.len();
+        infos.push(info);
+        let mut counts = LineCounts::default();
+        let mut last_ts = None;
+        let mut seq = 0;
+        let read = Tail::default().read(&path, settings.max_line_bytes, false, &mut buf, &mut |line| {
+            if let Some(e) = pipeline::parse(line, &mut counts, &path, settings.capture_content) {
+                // A line without a time happened when the line before it did.
+                last_ts = e.timestamp.or(last_ts);
+                if let Some(ts) = last_ts {
+                    entries.push((ts, file, seq, e));
                 }
-            });
-            if let Err(e) = read {
-                tracing::warn!(path = %path.display(), error = %e, "Cannot read transcript; skipped.");
+                seq += 1;
             }
+        });
+        if let Err(e) = read {
+            tracing::warn!(path = %path.display(), error = %e, "Cannot read transcript; skipped.");
         }
-        for (dir, e) in errors {
-            tracing::warn!(path = %dir.display(), error = %e, "Cannot read folder; skipped.");
-        }
+    }
+    for (dir, e) in errors {
+        tracing::warn!(path = %dir.display(), error = %e, "Cannot read folder; skipped.");
     }
     (infos, entries)
 }

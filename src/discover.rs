@@ -6,6 +6,16 @@
 //! compaction call, with the project folder (slug) and the session it belongs
 //! to (`transcript-format.md` §1, §6). Folders that do not exist yet are not an
 //! error: the watcher waits for them.
+//!
+//! Files are known by device and inode, and every real file is read once,
+//! under one path. Symlinks in `projects/`: one to a regular file inside the
+//! projects folders stands for that file, which is read under its own path
+//! (once, whichever way it is reached); symlinks to folders are not followed,
+//! nor symlinks that lead outside the projects folders. A folder symlink can
+//! only lead to files that are either read already by their own path or not
+//! ours to read, and following them is how `<slug>/loop -> ..` once made a
+//! 20 MB history cost 9.2 GB of reads. Of two hard links to one file, the
+//! first path in walk order (main files first, then by path) is the one read.
 
 use std::path::{Path, PathBuf};
 
@@ -78,45 +88,139 @@ pub fn classify(projects_dir: &Path, path: &Path) -> Option<FileInfo> {
     Some(FileInfo { role, slug, session, agent })
 }
 
-/// Every `*.jsonl` file below `dir`, sorted so that main session files come
-/// before sub-agent files (a session's project is known before its agents').
-/// Unreadable folders are reported in `errors` and skipped.
-pub fn walk(dir: &Path, errors: &mut Vec<(PathBuf, std::io::Error)>) -> Vec<PathBuf> {
-    let mut out = walk_unordered(dir, errors);
-    out.sort_by_cached_key(|p| (classify(dir, p).map(|i| i.role != Role::Main), p.clone()));
-    out
+/// A file's identity on disk: device and inode. Two paths with the same
+/// identity are one file (a hard link, or a symlink and its target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
 }
 
-/// [`walk`] without the ordering, for the periodic reconcile.
-pub fn walk_unordered(dir: &Path, errors: &mut Vec<(PathBuf, std::io::Error)>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    walk_into(dir, 0, &mut out, errors);
-    out
+impl FileId {
+    #[cfg(unix)]
+    pub fn of(m: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId { dev: m.dev(), ino: m.ino() }
+    }
+
+    #[cfg(not(unix))]
+    pub fn of(_: &std::fs::Metadata) -> FileId {
+        FileId { dev: 0, ino: 0 }
+    }
+
+    /// The identity of what `path` names now (through symlinks); `None` if it cannot be looked at.
+    pub fn of_path(path: &Path) -> Option<FileId> {
+        std::fs::metadata(path).ok().map(|m| FileId::of(&m))
+    }
+}
+
+/// A transcript file found by [`find`]: its path below a projects folder and its identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub path: PathBuf,
+    pub id: FileId,
+}
+
+/// Every `*.jsonl` file below `dirs`, each real file once, sorted so that
+/// main session files come before sub-agent files (a session's project is
+/// known before its agents'). Of several paths to one file (hard links), the
+/// first in that order is kept. Unreadable folders are reported in `errors`
+/// and skipped.
+pub fn walk(dirs: &[PathBuf], errors: &mut Vec<(PathBuf, std::io::Error)>) -> Vec<PathBuf> {
+    let mut found = find(dirs, errors);
+    found.sort_by_cached_key(|f| (order(dirs, &f.path), f.path.clone()));
+    let mut ids = std::collections::HashSet::with_capacity(found.len());
+    found.into_iter().filter(|f| ids.insert(f.id)).map(|f| f.path).collect()
+}
+
+/// Main files first: `false` sorts before `true`, unclassified files last.
+pub fn order(dirs: &[PathBuf], path: &Path) -> Option<bool> {
+    dirs.iter().find_map(|d| classify(d, path)).map(|i| i.role != Role::Main)
+}
+
+/// Every path to a `*.jsonl` regular file below `dirs`, in no order, for the
+/// periodic reconcile: a file with two names (a hard link) is listed under
+/// both, with one identity.
+///
+/// Symlinks: one to a regular file inside `dirs` is listed under the file's
+/// own path below `dirs` (so it is the same path as when the file is found
+/// directly, and read once); one that leads outside `dirs`, or to a folder, is
+/// not followed. Folders are known by identity and entered once, so even a
+/// bind mount cannot make a loop.
+pub fn find(dirs: &[PathBuf], errors: &mut Vec<(PathBuf, std::io::Error)>) -> Vec<Found> {
+    let mut walker = Walker {
+        roots: dirs.iter().filter_map(|d| Some((std::fs::canonicalize(d).ok()?, d.clone()))).collect(),
+        folders: std::collections::HashSet::new(),
+        out: Vec::new(),
+        errors,
+    };
+    for dir in dirs {
+        // Two roots that are one folder (one linked to the other) are walked once.
+        match FileId::of_path(dir) {
+            Some(id) if !walker.folders.insert(id) => {}
+            _ => walker.walk_into(dir, 0),
+        }
+    }
+    walker.out.sort_by(|a, b| a.path.cmp(&b.path));
+    walker.out.dedup_by(|a, b| a.path == b.path);
+    walker.out
 }
 
 const MAX_DEPTH: usize = 8;
 
-fn walk_into(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, errors: &mut Vec<(PathBuf, std::io::Error)>) {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-        Err(e) => {
-            errors.push((dir.to_owned(), e));
-            return;
-        }
-    };
-    for entry in rd.flatten() {
-        let path = entry.path();
-        let Ok(ft) = entry.file_type() else { continue };
-        // Follow symlinks (people link project folders), but not forever.
-        let is_dir = ft.is_dir() || (ft.is_symlink() && path.is_dir());
-        if is_dir {
-            if depth < MAX_DEPTH {
-                walk_into(&path, depth + 1, out, errors);
+struct Walker<'a> {
+    /// Each projects folder: its real path, and the path we were given (what files are named by).
+    roots: Vec<(PathBuf, PathBuf)>,
+    /// Folders entered.
+    folders: std::collections::HashSet<FileId>,
+    out: Vec<Found>,
+    errors: &'a mut Vec<(PathBuf, std::io::Error)>,
+}
+
+impl Walker<'_> {
+    fn walk_into(&mut self, dir: &Path, depth: usize) {
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.errors.push((dir.to_owned(), e));
+                return;
             }
-        } else if path.extension().is_some_and(|e| e == "jsonl") {
-            out.push(path);
+        };
+        for entry in rd.flatten() {
+            let path = entry.path();
+            // `file_type` and `metadata` of an entry do not follow symlinks.
+            let Ok(ft) = entry.file_type() else { continue };
+            let jsonl = path.extension().is_some_and(|e| e == "jsonl");
+            if ft.is_dir() {
+                if depth < MAX_DEPTH
+                    && let Ok(m) = entry.metadata()
+                    && self.folders.insert(FileId::of(&m))
+                {
+                    self.walk_into(&path, depth + 1);
+                }
+            } else if jsonl && ft.is_file() {
+                if let Ok(m) = entry.metadata() {
+                    self.out.push(Found { path, id: FileId::of(&m) });
+                }
+            } else if jsonl
+                && ft.is_symlink()
+                && let Some(found) = self.inside(&path)
+            {
+                self.out.push(found);
+            }
         }
+    }
+
+    /// Where the symlink at `link` leads, if to a `*.jsonl` regular file inside the roots.
+    fn inside(&self, link: &Path) -> Option<Found> {
+        let target = std::fs::canonicalize(link).ok()?;
+        let m = std::fs::metadata(&target).ok()?;
+        if !m.is_file() || target.extension().is_none_or(|e| e != "jsonl") {
+            return None;
+        }
+        let path = self.roots.iter().find_map(|(real, given)| Some(given.join(target.strip_prefix(real).ok()?)))?;
+        Some(Found { path, id: FileId::of(&m) })
     }
 }
 
@@ -152,16 +256,55 @@ mod tests {
     #[test]
     fn walk_skips_missing_and_orders_main_files_first() {
         let mut errs = Vec::new();
-        assert!(walk(Path::new("/nonexistent/projects"), &mut errs).is_empty());
+        assert!(walk(&[PathBuf::from("/nonexistent/projects")], &mut errs).is_empty());
         assert!(errs.is_empty(), "a folder that does not exist yet is not an error");
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("p/s1/subagents")).unwrap();
         for f in ["p/agent-x.jsonl", "p/s1/subagents/agent-y.jsonl", "p/s1.jsonl", "p/notes.txt"] {
             std::fs::write(d.path().join(f), "").unwrap();
         }
-        let files = walk(d.path(), &mut errs);
-        let names: Vec<_> =
-            files.iter().map(|f| f.strip_prefix(d.path()).unwrap().to_str().unwrap().to_owned()).collect();
-        assert_eq!(names, ["p/s1.jsonl", "p/agent-x.jsonl", "p/s1/subagents/agent-y.jsonl"]);
+        let files = walk(&[d.path().to_owned()], &mut errs);
+        assert_eq!(names(d.path(), &files), ["p/s1.jsonl", "p/agent-x.jsonl", "p/s1/subagents/agent-y.jsonl"]);
+    }
+
+    fn names(root: &Path, files: &[PathBuf]) -> Vec<String> {
+        files.iter().map(|f| f.strip_prefix(root).unwrap().to_str().unwrap().to_owned()).collect()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn walk_reads_each_real_file_once_and_follows_no_folder_symlink() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("projects");
+        let outside = d.path().join("elsewhere");
+        for dir in [root.join("p/s1/subagents"), root.join("q"), outside.clone()] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        for f in ["p/s1.jsonl", "p/s1/subagents/agent-y.jsonl", "q/s2.jsonl"] {
+            std::fs::write(root.join(f), "{}\n").unwrap();
+        }
+        std::fs::write(outside.join("o.jsonl"), "{}\n").unwrap();
+        symlink("..", root.join("p/loop")).unwrap();
+        symlink(root.join("p"), root.join("q/p-again")).unwrap();
+        symlink("../p/s1.jsonl", root.join("q/alias.jsonl")).unwrap();
+        symlink("s2.jsonl", root.join("q/self.jsonl")).unwrap();
+        std::fs::hard_link(root.join("p/s1.jsonl"), root.join("q/zz-hard.jsonl")).unwrap();
+        symlink(outside.join("o.jsonl"), root.join("q/outside.jsonl")).unwrap();
+        symlink(&outside, root.join("ext")).unwrap();
+        symlink(root.join("nowhere.jsonl"), root.join("q/dangling.jsonl")).unwrap();
+        let want = ["p/s1.jsonl", "q/s2.jsonl", "p/s1/subagents/agent-y.jsonl"];
+        let mut errs = Vec::new();
+        assert_eq!(names(&root, &walk(std::slice::from_ref(&root), &mut errs)), want);
+        // The same folder given twice, once through a link: still once.
+        let alias = d.path().join("alias");
+        symlink(&root, &alias).unwrap();
+        assert_eq!(names(&root, &walk(&[root.clone(), alias], &mut errs)), want);
+        assert!(errs.is_empty(), "{errs:?}");
+        // The reconcile's listing names the hard link too, with the same identity.
+        let found = find(std::slice::from_ref(&root), &mut errs);
+        let id = |p: &str| found.iter().find(|f| f.path == root.join(p)).map(|f| f.id);
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert_eq!(id("q/zz-hard.jsonl"), id("p/s1.jsonl"));
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::checkpoint::{self, Checkpoint, CheckpointRef, FileState};
-use crate::discover::{self, FileInfo, Role};
+use crate::discover::{self, FileId, FileInfo, Role};
 use crate::event::{Entry, Millis};
 use crate::live::{self, Aggregator, Source};
 use crate::metrics::{Counter, Gauge, Histogram};
@@ -64,29 +64,33 @@ struct Tracked {
     last_change_ms: Millis,
     /// What the file looked like when last read; `None` until then.
     stat: Option<Stat>,
+    /// Which file on disk this is, as last seen: a second path to it is not followed.
+    id: Option<FileId>,
+}
+
+impl Tracked {
+    fn new(info: FileInfo, tail: Tail, warmup: bool, id: Option<FileId>) -> Tracked {
+        Tracked { info, tail, warmup, last_change_ms: 0, stat: None, id }
+    }
 }
 
 /// Size, identity and mtime: enough to tell that a file needs reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stat {
     len: u64,
-    ino: u64,
+    id: FileId,
     mtime_ns: i128,
 }
 
 impl Stat {
     fn of(path: &Path) -> Option<Stat> {
         let m = std::fs::metadata(path).ok()?;
-        #[cfg(unix)]
-        let ino = std::os::unix::fs::MetadataExt::ino(&m);
-        #[cfg(not(unix))]
-        let ino = 0;
         let mtime_ns = m
             .modified()
             .ok()
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos() as i128);
-        Some(Stat { len: m.len(), ino, mtime_ns })
+        Some(Stat { len: m.len(), id: FileId::of(&m), mtime_ns })
     }
 }
 
@@ -238,10 +242,9 @@ impl Engine {
         *self.lock() = agg;
         for f in cp.files {
             if let Some(info) = self.classify(&f.path) {
-                self.files.insert(
-                    f.path,
-                    Tracked { info, tail: Tail::new(f.pos), warmup: f.warmup, last_change_ms: 0, stat: None },
-                );
+                let known = f.pos.dev != 0 || f.pos.ino != 0;
+                let id = known.then_some(FileId { dev: f.pos.dev, ino: f.pos.ino });
+                self.files.insert(f.path, Tracked::new(info, Tail::new(f.pos), f.warmup, id));
             }
         }
     }
@@ -271,36 +274,65 @@ impl Engine {
         self.settings.projects_dirs.iter().find_map(|d| discover::classify(d, path))
     }
 
-    /// Start following `path` if it is a transcript below a projects folder.
+    /// Start following `path` if it is a transcript below a projects folder,
+    /// and not a symlink nor a second path to a file already followed (see
+    /// `discover`: a symlink's target inside the projects folders is followed
+    /// under its own path). Returns whether `path` is followed.
     pub fn track(&mut self, path: &Path) -> bool {
         if self.files.contains_key(path) {
             return true;
         }
-        match self.classify(path) {
-            Some(info) => {
-                self.files.insert(
-                    path.to_owned(),
-                    Tracked { info, tail: Tail::default(), warmup: false, last_change_ms: 0, stat: None },
-                );
-                true
-            }
-            None => false,
+        let mut known = self.known_ids();
+        self.track_new(path, &mut known)
+    }
+
+    /// Which path follows each file, as last seen.
+    fn known_ids(&self) -> HashMap<FileId, PathBuf> {
+        self.files.iter().filter_map(|(p, t)| Some((t.id?, p.clone()))).collect()
+    }
+
+    fn track_new(&mut self, path: &Path, known: &mut HashMap<FileId, PathBuf>) -> bool {
+        if self.files.contains_key(path) {
+            return true;
         }
+        let Some(info) = self.classify(path) else { return false };
+        // A path that cannot be looked at (gone already) is tracked as before: polling drops it.
+        let id = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => return false,
+            Ok(m) => Some(FileId::of(&m)),
+            Err(_) => None,
+        };
+        if let Some(id) = id {
+            // The other path may since have been deleted and its inode reused: look again.
+            if let Some(other) = known.get(&id)
+                && other != path
+                && FileId::of_path(other) == Some(id)
+            {
+                tracing::debug!(path = %path.display(), other = %other.display(), "Same file as one followed; not read twice.");
+                return false;
+            }
+            known.insert(id, path.to_owned());
+        }
+        self.files.insert(path.to_owned(), Tracked::new(info, Tail::default(), false, id));
+        true
     }
 
     /// Walk every projects folder: track new files, drain and forget vanished
     /// ones, then read whatever changed. Returns the number of files with new data.
     pub fn reconcile(&mut self) -> usize {
-        let mut seen = HashSet::with_capacity(self.files.len());
         let mut errors = Vec::new();
-        for dir in &self.settings.projects_dirs {
-            seen.extend(discover::walk_unordered(dir, &mut errors));
-        }
+        let found = discover::find(&self.settings.projects_dirs, &mut errors);
+        // Every name of a file counts as seen, so a file followed under one name
+        // is not taken for gone because the walk also met another.
+        let seen: HashSet<PathBuf> = found.into_iter().map(|f| f.path).collect();
         // New files in path order, main files first (their sessions name the project).
+        let dirs = &self.settings.projects_dirs;
         let mut new: Vec<&PathBuf> = seen.iter().filter(|p| !self.files.contains_key(*p)).collect();
-        new.sort_by_key(|p| (self.classify(p).map(|i| i.role != Role::Main), *p));
+        new.sort_by_cached_key(|p| (discover::order(dirs, p), *p));
+        let new: Vec<PathBuf> = new.into_iter().cloned().collect();
+        let mut known = self.known_ids();
         for p in new {
-            self.track(p);
+            self.track_new(&p, &mut known);
         }
         self.folder_errors(errors);
         // Only files whose size, identity or mtime moved (or that vanished), and
@@ -315,6 +347,12 @@ impl Engine {
         let stale = stale.into_iter().map(|(_, p)| p);
         let mut changed = 0;
         for p in stale {
+            // Turned into a symlink: what it leads to, if ours, is followed under its own path.
+            if !seen.contains(&p) && std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                self.files.remove(&p);
+                self.failing_files.remove(&p);
+                continue;
+            }
             if self.poll(&p) {
                 changed += 1;
             }
@@ -352,6 +390,9 @@ impl Engine {
         let now = now_ms();
         // Taken before reading: a change racing with the read shows up next time.
         t.stat = Stat::of(path);
+        if let Some(s) = t.stat {
+            t.id = Some(s.id);
+        }
         let keep_open = self.caught_up;
         let mut counts = LineCounts::default();
         let mut batch: Vec<Entry> = Vec::new();
@@ -471,10 +512,9 @@ impl Engine {
     /// `threads` threads, their entries applied in path order on this one.
     pub fn scan(&mut self, threads: usize, progress: &(dyn Fn(usize, usize) + Sync)) {
         let mut errors = Vec::new();
-        for dir in self.settings.projects_dirs.clone() {
-            for p in discover::walk(&dir, &mut errors) {
-                self.track(&p);
-            }
+        let mut known = self.known_ids();
+        for p in discover::walk(&self.settings.projects_dirs, &mut errors) {
+            self.track_new(&p, &mut known);
         }
         for (dir, e) in errors {
             self.lock().store.inc(Counter::ReadErrors, &["folder"], 1.0);
@@ -704,6 +744,38 @@ mod tests {
         e.reconcile();
         e.reconcile();
         assert_eq!(read_errors(&e), 2.0);
+    }
+
+    /// A hard link or a symlink to a followed file, reported by the watcher, is
+    /// not followed again; a symlink leading outside the projects folders never.
+    #[cfg(unix)]
+    #[test]
+    fn a_second_path_to_a_followed_file_is_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let projects = d.path().join("projects");
+        let dir = projects.join("-w");
+        std::fs::create_dir_all(&dir).unwrap();
+        let line = "{\"type\":\"user\",\"sessionId\":\"s1\",\"message\":{\"content\":\"hi\"}}\n";
+        std::fs::write(dir.join("s1.jsonl"), line).unwrap();
+        std::fs::write(d.path().join("out.jsonl"), line).unwrap();
+        std::fs::hard_link(dir.join("s1.jsonl"), dir.join("s2.jsonl")).unwrap();
+        std::os::unix::fs::symlink("s1.jsonl", dir.join("s3.jsonl")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("out.jsonl"), dir.join("s4.jsonl")).unwrap();
+        let mut e = Engine::new(Settings { projects_dirs: vec![projects.clone()], ..Settings::default() });
+        assert!(e.track(&dir.join("s1.jsonl")));
+        e.poll(&dir.join("s1.jsonl"));
+        for other in ["s2.jsonl", "s3.jsonl", "s4.jsonl"] {
+            assert!(!e.track(&dir.join(other)), "{other}");
+        }
+        e.reconcile();
+        assert_eq!((e.files_tracked(), ok_lines(&e)), (1, 1.0));
+        // Once the first name is gone, the file is followed under the other
+        // (read again: its identity is not carried over from a vanished path).
+        std::fs::remove_file(dir.join("s1.jsonl")).unwrap();
+        e.reconcile();
+        e.reconcile();
+        assert_eq!(e.files_tracked(), 1);
+        assert!(e.files.contains_key(&dir.join("s2.jsonl")));
     }
 
     #[test]

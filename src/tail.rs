@@ -3,9 +3,11 @@
 //! In: a path and its saved [`Position`]. Out: each complete (`\n`-terminated)
 //! line appended since the last read, handed to a callback, and the new
 //! position. A half-written last line is left for the next read. A file that
-//! shrank was truncated and is read again from the start; a file whose
-//! device/inode or first-line fingerprint changed was replaced and is read
-//! from the start too. The file handle is kept only while the caller says the
+//! shrank was truncated and is read again from the start; so is one whose
+//! bytes just before the position changed (truncated and written again, as
+//! long or longer, while we were not looking: same inode, same first line).
+//! A file whose device/inode or first-line fingerprint changed was replaced
+//! and is read from the start too. The file handle is kept only while the caller says the
 //! file is active, so idle files cost no descriptor; a held handle lets a
 //! deleted or replaced file be drained to its end.
 //!
@@ -25,6 +27,8 @@ use serde::{Deserialize, Serialize};
 
 /// How many bytes of the first line make the fingerprint.
 const FINGERPRINT_BYTES: usize = 1024;
+/// How many bytes before the position make the tail fingerprint.
+const TAIL_FINGERPRINT_BYTES: u64 = 4096;
 /// Read granularity: the window lines are read through.
 pub const CHUNK: usize = 1 << 20;
 
@@ -39,6 +43,12 @@ pub struct Position {
     pub fingerprint: Option<u64>,
     /// In the middle of an oversized line: discard up to the next newline.
     pub skipping: bool,
+    /// Hash of the (up to) [`TAIL_FINGERPRINT_BYTES`] bytes before `offset`, as
+    /// they were read. Appending never changes them; if they differ, the file
+    /// was rewritten in place and is read again. `None` in checkpoints written
+    /// before it existed (they resume at `offset` as they always did).
+    #[serde(default)]
+    pub tail_fingerprint: Option<u64>,
 }
 
 /// What one read did.
@@ -81,15 +91,9 @@ enum Extent {
 }
 
 /// Identity of a file on disk.
-#[cfg(unix)]
 fn identity(m: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (m.dev(), m.ino())
-}
-
-#[cfg(not(unix))]
-fn identity(_: &std::fs::Metadata) -> (u64, u64) {
-    (0, 0)
+    let id = crate::discover::FileId::of(m);
+    (id.dev, id.ino)
 }
 
 impl Tail {
@@ -168,7 +172,7 @@ impl Tail {
             (self.pos.dev, self.pos.ino) = id;
             report.truncated = true;
         }
-        if size == self.pos.offset && !report.truncated {
+        if size == 0 && self.pos.offset == 0 {
             if !keep_open {
                 self.file = None;
             }
@@ -178,14 +182,32 @@ impl Tail {
             Some(f) => f,
             None => File::open(path)?,
         };
-        if let Some(fp) = self.pos.fingerprint
-            && self.pos.offset > 0
-            && first_line_fingerprint(&mut file)? != Some(fp)
-        {
-            // Same inode, different beginning: rewritten in place.
-            self.restart();
-            (self.pos.dev, self.pos.ino) = id;
-            report.replaced = true;
+        if self.pos.offset > 0 {
+            if let Some(fp) = self.pos.fingerprint
+                && first_line_fingerprint(&mut file)? != Some(fp)
+            {
+                // Same inode, different beginning: rewritten in place.
+                self.restart();
+                (self.pos.dev, self.pos.ino) = id;
+                report.replaced = true;
+            } else if let Some(fp) = self.pos.tail_fingerprint {
+                if self.tail_fingerprint(&mut file)? != fp {
+                    // Same inode and beginning, but what was read is no longer there:
+                    // truncated and written again, as long as before or longer.
+                    self.restart();
+                    (self.pos.dev, self.pos.ino) = id;
+                    report.truncated = true;
+                }
+            } else {
+                // A position from an older checkpoint: trusted as before, checkable from now on.
+                self.pos.tail_fingerprint = Some(self.tail_fingerprint(&mut file)?);
+            }
+        }
+        if size == self.pos.offset {
+            if keep_open {
+                self.file = Some(file);
+            }
+            return Ok(());
         }
         self.consume(&mut file, max_line, buf, on_line, report)?;
         if keep_open {
@@ -227,7 +249,20 @@ impl Tail {
         let start_offset = self.pos.offset;
         let res = self.consume_lines(file, max_line, buf, on_line, report);
         report.bytes += self.pos.offset - start_offset;
+        if self.pos.offset != start_offset {
+            // Not known after an error: trusted at the next read, as an old position is.
+            self.pos.tail_fingerprint = self.tail_fingerprint(file).ok();
+        }
         res
+    }
+
+    /// Hash of the (up to) [`TAIL_FINGERPRINT_BYTES`] bytes of `file` before the position.
+    fn tail_fingerprint(&self, file: &mut File) -> io::Result<u64> {
+        let len = self.pos.offset.min(TAIL_FINGERPRINT_BYTES);
+        let mut bytes = [0u8; TAIL_FINGERPRINT_BYTES as usize];
+        // Fewer bytes than asked (the file shrank meanwhile) hash differently, as they should.
+        let n = read_at(file, self.pos.offset - len, &mut bytes[..len as usize])?;
+        Ok(crate::dedup::fnv1a(&[&bytes[..n]]))
     }
 
     fn consume_lines(
@@ -358,17 +393,25 @@ fn fingerprint(first_line: &[u8]) -> u64 {
     crate::dedup::fnv1a(&[&first_line[..first_line.len().min(FINGERPRINT_BYTES)]])
 }
 
+/// Fill `buf` from `file` at `offset`, or as much as there is; returns how much was read.
+fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// Fingerprint of the file's current first line, if it is complete or long enough.
 fn first_line_fingerprint(file: &mut File) -> io::Result<Option<u64>> {
     let mut head = [0u8; FINGERPRINT_BYTES];
-    file.seek(SeekFrom::Start(0))?;
-    let mut n = 0;
-    while n < head.len() {
-        match file.read(&mut head[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
+    let n = read_at(file, 0, &mut head)?;
     let head = &head[..n];
     Ok(match memchr::memchr(b'\n', head) {
         Some(nl) => Some(fingerprint(&head[..nl])),
@@ -428,6 +471,66 @@ mod tests {
         std::fs::write(&p, "other1\nnew2\nnew3\nnew4\n").unwrap();
         let (lines, r) = read_all(&mut t, &p, 100);
         assert!(r.replaced, "{r:?}");
+        assert_eq!(lines.len(), 4);
+    }
+
+    /// Same inode, same first line, as long or longer than what was read: the
+    /// bytes before the position changed, so the file was truncated and written
+    /// again. Found by a reader that kept its handle, one that did not, and one
+    /// restored from a saved position.
+    #[test]
+    fn a_file_rewritten_in_place_with_the_same_first_line_is_read_from_the_start() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.jsonl");
+        let rewritten = ["head", "new1", "new2", "new3", "new4"];
+        for keep_open in [false, true] {
+            std::fs::write(&p, "head\nold1\nold2\n").unwrap();
+            let mut t = Tail::default();
+            let mut buf = Vec::new();
+            t.read(&p, 100, keep_open, &mut buf, &mut |_| {}).unwrap();
+            let saved: Position = serde_json::from_str(&serde_json::to_string(&t.pos).unwrap()).unwrap();
+            std::fs::write(&p, rewritten.map(|l| format!("{l}\n")).concat()).unwrap();
+            for (who, t) in [("live", &mut t), ("restored", &mut Tail::new(saved))] {
+                let mut lines = Vec::new();
+                let r = t.read(&p, 100, keep_open, &mut buf, &mut |l| lines.push(l.to_vec())).unwrap();
+                assert!(r.truncated && !r.replaced, "{who}, keep_open {keep_open}: {r:?}");
+                assert_eq!(lines, rewritten.map(|l| l.as_bytes().to_vec()), "{who}, keep_open {keep_open}");
+            }
+        }
+        // Rewritten to exactly the length that was read.
+        std::fs::write(&p, "head\nold1\n").unwrap();
+        let mut t = Tail::default();
+        read_all(&mut t, &p, 100);
+        std::fs::write(&p, "head\nnew1\n").unwrap();
+        let (lines, r) = read_all(&mut t, &p, 100);
+        assert!(r.truncated, "{r:?}");
+        assert_eq!(lines, ["head", "new1"]);
+        // Appending leaves what was read alone.
+        append(&p, "new2\n");
+        let (lines, r) = read_all(&mut t, &p, 100);
+        assert_eq!((lines, r.truncated), (vec!["new2".to_owned()], false));
+    }
+
+    /// A checkpoint written before the tail fingerprint existed resumes at its
+    /// offset as it always did, and the position can be checked from then on.
+    #[test]
+    fn a_position_saved_without_a_tail_fingerprint_resumes_at_its_offset() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.jsonl");
+        append(&p, "head\nold1\n");
+        let mut t = Tail::default();
+        read_all(&mut t, &p, 100);
+        let mut v = serde_json::to_value(&t.pos).unwrap();
+        assert!(v.as_object_mut().unwrap().remove("tail_fingerprint").is_some());
+        let old: Position = serde_json::from_value(v).unwrap();
+        assert_eq!(old.tail_fingerprint, None);
+        let mut t = Tail::new(old);
+        append(&p, "new1\n");
+        let (lines, r) = read_all(&mut t, &p, 100);
+        assert_eq!((lines, r.truncated), (vec!["new1".to_owned()], false));
+        std::fs::write(&p, "head\nold1\nNEW1\nnew2\n").unwrap();
+        let (lines, r) = read_all(&mut t, &p, 100);
+        assert!(r.truncated, "checked once read: {r:?}");
         assert_eq!(lines.len(), 4);
     }
 

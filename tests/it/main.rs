@@ -25,6 +25,7 @@ mod prom;
 mod read_retry;
 mod restart;
 mod rules;
+mod source;
 mod stack;
 mod state_lock;
 mod support;

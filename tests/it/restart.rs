@@ -212,7 +212,7 @@ const CONTENT: [&str; 12] = [
 ];
 
 /// Series by series differences of `CONTENT` between two expositions (cost within 1e-9 relative).
-fn content_diff(left_name: &str, left: &Metrics, right_name: &str, right: &Metrics) -> Vec<String> {
+pub(super) fn content_diff(left_name: &str, left: &Metrics, right_name: &str, right: &Metrics) -> Vec<String> {
     let mut out = Vec::new();
     for name in CONTENT {
         let (l, r) = (family(left, name), family(right, name));
