@@ -187,8 +187,24 @@ pub struct Captured {
     pub prompt: Option<String>,
     /// Tool inputs as JSON, by tool_use id.
     pub tool_inputs: Vec<(String, String)>,
+    /// What rules and summaries read from each whole tool input, by tool_use id
+    /// (only when asked for: [`crate::capture::Inspect`]).
+    pub tool_facts: Vec<(String, InputFacts)>,
     /// Tool outputs as text (JSON for structured ones), by tool_use id.
     pub tool_outputs: Vec<(String, String)>,
+}
+
+/// What events need from a tool call's input, read from the whole input while its
+/// line is at hand: the input itself, however large, is parsed once and dropped with
+/// the line (only these, and the input cut to the capture size, are kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputFacts {
+    /// The command, path, URL or pattern of the call (`events::summarize`).
+    pub summary: Option<String>,
+    /// A `Task`/`Agent` call's description, cut to 200 bytes.
+    pub description: Option<String>,
+    /// The risky rules the call matches (`rules::Rules::check`).
+    pub matches: Vec<crate::rules::Match>,
 }
 
 /// `s` cut to at most `cap` bytes on a character boundary, marked when cut.
@@ -207,7 +223,7 @@ impl Captured {
     /// Read the content of a user or assistant line (a second parse: opt-in only).
     /// Nothing is copied whole: see [`crate::capture`].
     pub fn read(line: &[u8], cap: usize) -> Option<Box<Captured>> {
-        crate::capture::read(line, cap)
+        crate::capture::read(line, cap, &crate::capture::Inspect::default())
     }
 }
 
