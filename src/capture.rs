@@ -13,6 +13,12 @@
 //! Where the line is not one `serde_json::Value` can hold (a number out of range
 //! or nesting deeper than its limit, outside the pieces read), a `Value` parse
 //! gives nothing and this still reads the pieces.
+//!
+//! Rules and summaries need a tool input whole, not cut: with an [`Inspect`] that
+//! asks for them, each tool input is parsed once into a `Value`, whatever its size,
+//! read for [`InputFacts`] and written out cut, and dropped before the next block. So
+//! a huge input costs its size again only while its line is read, and what is kept
+//! (the facts and the cut copy) is small.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -22,7 +28,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_json::value::RawValue;
 
-use crate::event::{Captured, cap_text};
+use crate::event::{Captured, InputFacts, cap_text};
 use crate::transcript::unescape;
 
 /// Values at most this long are re-serialized through a `Value` (fast, and as
@@ -32,19 +38,55 @@ const SMALL: usize = 64 << 10;
 /// `serde_json`'s nesting limit: deeper JSON is not one it would parse.
 const MAX_DEPTH: usize = 128;
 
-/// Read the content of a user or assistant line, each item cut to `cap` bytes.
-pub fn read(line: &[u8], cap: usize) -> Option<Box<Captured>> {
-    read_with(line, cap, SMALL)
+/// What to read from each whole tool input besides its cut copy (the events' settings).
+#[derive(Debug, Clone, Default)]
+pub struct Inspect {
+    /// Check each call against these rules.
+    pub rules: Option<std::sync::Arc<crate::rules::Rules>>,
+    /// Summaries and `Task` descriptions, summaries cut to this many bytes (`None`: neither).
+    pub summary_bytes: Option<usize>,
+}
+
+impl Inspect {
+    /// What the realtime events of `detail`, checked against `rules`, need.
+    pub fn new(rules: Option<std::sync::Arc<crate::rules::Rules>>, detail: crate::events::Detail) -> Inspect {
+        let summary_bytes = (detail.summaries || detail.content).then(|| detail.max_bytes.clamp(16, 200));
+        Inspect { rules, summary_bytes }
+    }
+
+    fn wants_anything(&self) -> bool {
+        self.rules.is_some() || self.summary_bytes.is_some()
+    }
+
+    /// The facts of a call to `tool` with this (whole) input.
+    pub fn facts(&self, tool: &str, input: &serde_json::Value) -> InputFacts {
+        let summaries = self.summary_bytes.map(|max| {
+            let summary = crate::events::summarize(tool, input, max);
+            let description = matches!(tool, "Task" | "Agent")
+                .then(|| input.get("description").and_then(|d| d.as_str()).map(|d| cap_text(d, 200)))
+                .flatten();
+            (summary, description)
+        });
+        let (summary, description) = summaries.unwrap_or_default();
+        let matches = self.rules.as_ref().map(|r| r.check(tool, input)).unwrap_or_default();
+        InputFacts { summary, description, matches }
+    }
+}
+
+/// Read the content of a user or assistant line, each item cut to `cap` bytes, and
+/// what `inspect` asks of each whole tool input.
+pub fn read(line: &[u8], cap: usize, inspect: &Inspect) -> Option<Box<Captured>> {
+    read_with(line, cap, SMALL, inspect)
 }
 
 /// [`read`] taking the streaming path for values of every size (tests and
 /// fuzzing compare it with a `Value` parse on small inputs).
 #[doc(hidden)]
 pub fn read_streaming(line: &[u8], cap: usize) -> Option<Box<Captured>> {
-    read_with(line, cap, 0)
+    read_with(line, cap, 0, &Inspect::default())
 }
 
-fn read_with(line: &[u8], cap: usize, small: usize) -> Option<Box<Captured>> {
+fn read_with(line: &[u8], cap: usize, small: usize, inspect: &Inspect) -> Option<Box<Captured>> {
     let top: Object = serde_json::from_slice(line).ok()?;
     let kind = as_str(top.get("type")?)?;
     if kind != "user" && kind != "assistant" {
@@ -69,7 +111,15 @@ fn read_with(line: &[u8], cap: usize, small: usize) -> Option<Box<Captured>> {
                     }
                     Some("tool_use") => {
                         if let (Some(id), Some(input)) = (b.get("id").and_then(|i| as_str(i)), b.get("input")) {
-                            c.tool_inputs.push((id.into_owned(), json(input, cap, small)?));
+                            let id = id.into_owned();
+                            if inspect.wants_anything() {
+                                let tool = b.get("name").and_then(|n| as_str(n)).unwrap_or_default();
+                                let (text, facts) = inspected(input, &tool, cap, small, inspect)?;
+                                c.tool_facts.push((id.clone(), facts));
+                                c.tool_inputs.push((id, text));
+                            } else {
+                                c.tool_inputs.push((id, json(input, cap, small)?));
+                            }
                         }
                     }
                     Some("tool_result") => {
@@ -88,6 +138,19 @@ fn read_with(line: &[u8], cap: usize, small: usize) -> Option<Box<Captured>> {
         _ => {}
     }
     (c != Captured::default()).then(|| Box::new(c))
+}
+
+/// A tool input parsed once, whole: its facts, and its JSON cut to `cap` (as [`json`]
+/// writes it). An input no `Value` holds (nested past `serde_json`'s limit) has no
+/// fields for rules to read: its facts are those of `null`, as before any parse.
+fn inspected(raw: &RawValue, tool: &str, cap: usize, small: usize, inspect: &Inspect) -> Option<(String, InputFacts)> {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(raw.get()) else {
+        return Some((json(raw, cap, small)?, inspect.facts(tool, &serde_json::Value::Null)));
+    };
+    let facts = inspect.facts(tool, &value);
+    let mut out = Capped::new(cap);
+    serde_json::to_writer(&mut out, &value).ok()?;
+    Some((out.finish(), facts))
 }
 
 /// A tool result's content as text: a string as is, the `text` of its parts
@@ -282,6 +345,20 @@ impl Capped {
     }
 }
 
+/// For `serde_json::to_writer`, which writes whole characters (it cuts only before
+/// the ASCII bytes it escapes).
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let s = std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        self.push(s);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +408,10 @@ mod tests {
         (c != Captured::default()).then(|| Box::new(c))
     }
 
+    fn everything() -> Inspect {
+        Inspect { rules: Some(std::sync::Arc::new(crate::rules::Rules::builtin())), summary_bytes: Some(200) }
+    }
+
     /// Agrees with the `Value` reference, on both paths, wherever that gives
     /// something (`strict`: everywhere, for lines a `Value` can hold).
     fn agrees(line: &[u8], caps: &[usize], strict: bool) {
@@ -340,12 +421,14 @@ mod tests {
                 continue;
             }
             for small in [0, SMALL] {
-                assert_eq!(
-                    read_with(line, cap, small),
-                    want,
-                    "cap {cap} small {small}: {}",
-                    String::from_utf8_lossy(&line[..line.len().min(300)])
-                );
+                let shown = String::from_utf8_lossy(&line[..line.len().min(300)]);
+                assert_eq!(read_with(line, cap, small, &Inspect::default()), want, "cap {cap} small {small}: {shown}");
+                // Inspecting inputs whole changes nothing in what is captured.
+                let inspected = read_with(line, cap, small, &everything()).map(|mut c| {
+                    c.tool_facts.clear();
+                    c
+                });
+                assert_eq!(inspected, want, "inspected, cap {cap} small {small}: {shown}");
             }
         }
     }
@@ -408,14 +491,15 @@ mod tests {
             "[".repeat(100_000),
             "]".repeat(100_000)
         );
-        assert_eq!(read_with(too_deep.as_bytes(), 10, 0), None);
+        assert_eq!(read_with(too_deep.as_bytes(), 10, 0, &Inspect::default()), None);
+        assert_eq!(read_with(too_deep.as_bytes(), 10, 0, &everything()), None);
         for bad in [
             r#"{"type":"user","message":{"content":"lone \ud800 surrogate"}}"#,
             r#"{"type":"user","message":{"content":"lone \udc00 low"}}"#,
             r#"{"type":"user","message":{"content":"bad \x escape"}}"#,
             r#"{"type":"user","message":{"content":"#,
         ] {
-            assert_eq!(read(bad.as_bytes(), 10), None, "{bad}");
+            assert_eq!(read(bad.as_bytes(), 10, &Inspect::default()), None, "{bad}");
         }
     }
 
@@ -425,9 +509,35 @@ mod tests {
         let line = format!(
             r#"{{"type":"user","message":{{"content":[{{"type":"tool_result","tool_use_id":"t","content":[{{"type":"image","source":{{"type":"base64","data":"{data}"}}}}]}}]}}}}"#
         );
-        let c = read(line.as_bytes(), 40).unwrap();
+        let c = read(line.as_bytes(), 40, &Inspect::default()).unwrap();
         let want = reference(line.as_bytes(), 40).unwrap();
         assert_eq!(c, want);
         assert!(c.tool_outputs[0].1.starts_with("[{\"source\":{\"data\":\"AAAA"), "{:?}", c.tool_outputs);
+    }
+
+    #[test]
+    fn a_huge_tool_input_is_read_whole_for_rules_and_summaries_and_cut_for_content() {
+        let content = "K=v\\n".repeat(40_000);
+        let line = format!(
+            r#"{{"type":"assistant","message":{{"content":[{{"type":"tool_use","id":"t1","name":"Write","input":{{"file_path":"/w/app/.env","content":"{content}"}}}},{{"type":"tool_use","id":"t2","name":"Task","input":{{"description":"look\nclosely","subagent_type":"Plan"}}}}]}}}}"#
+        );
+        assert!(line.len() > SMALL * 2);
+        let c = read(line.as_bytes(), 100, &everything()).unwrap();
+        let want = reference(line.as_bytes(), 100).unwrap();
+        assert_eq!(c.tool_inputs, want.tool_inputs, "the copy is cut as before");
+        assert!(c.tool_inputs[0].1.len() < 200);
+        let (id, write) = &c.tool_facts[0];
+        assert_eq!(id, "t1");
+        assert_eq!(write.summary.as_deref(), Some("/w/app/.env"));
+        let rules: Vec<&str> = write.matches.iter().map(|m| m.rule.as_str()).collect();
+        assert_eq!(rules, ["env-file-write"], "the rules saw the whole input");
+        let task = &c.tool_facts[1].1;
+        assert_eq!((task.summary.as_deref(), task.description.as_deref()), (Some("look"), Some("look\nclosely")));
+        assert!(task.matches.is_empty());
+        // Not asked for, nothing is inspected.
+        assert!(read(line.as_bytes(), 100, &Inspect::default()).unwrap().tool_facts.is_empty());
+        let summaries_only = Inspect { rules: None, summary_bytes: Some(16) };
+        let f = &read(line.as_bytes(), 100, &summaries_only).unwrap().tool_facts[0].1;
+        assert_eq!((f.summary.as_deref(), f.matches.len()), (Some("/w/app/.env"), 0));
     }
 }

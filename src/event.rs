@@ -69,7 +69,10 @@ impl Tokens {
 }
 
 /// Saturating: totals restored from a damaged checkpoint may sit near
-/// `u64::MAX` (found by fuzzing), and a total must never wrap or panic.
+/// `u64::MAX` (found by fuzzing), and a total must never wrap or panic. From
+/// transcripts it never saturates: each response's fields are bounded when the
+/// line is parsed (`transcript::MAX_PROMPT_TOKENS`, `MAX_OUTPUT_TOKENS`), so a
+/// total would need over 10^12 responses to reach `u64::MAX`.
 impl std::ops::AddAssign for Tokens {
     fn add_assign(&mut self, o: Tokens) {
         self.input = self.input.saturating_add(o.input);
@@ -189,8 +192,24 @@ pub struct Captured {
     pub prompt: Option<String>,
     /// Tool inputs as JSON, by tool_use id.
     pub tool_inputs: Vec<(String, String)>,
+    /// What rules and summaries read from each whole tool input, by tool_use id
+    /// (only when asked for: [`crate::capture::Inspect`]).
+    pub tool_facts: Vec<(String, InputFacts)>,
     /// Tool outputs as text (JSON for structured ones), by tool_use id.
     pub tool_outputs: Vec<(String, String)>,
+}
+
+/// What events need from a tool call's input, read from the whole input while its
+/// line is at hand: the input itself, however large, is parsed once and dropped with
+/// the line (only these, and the input cut to the capture size, are kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputFacts {
+    /// The command, path, URL or pattern of the call (`events::summarize`).
+    pub summary: Option<String>,
+    /// A `Task`/`Agent` call's description, cut to 200 bytes.
+    pub description: Option<String>,
+    /// The risky rules the call matches (`rules::Rules::check`).
+    pub matches: Vec<crate::rules::Match>,
 }
 
 /// `s` cut to at most `cap` bytes on a character boundary, marked when cut.
@@ -209,7 +228,7 @@ impl Captured {
     /// Read the content of a user or assistant line (a second parse: opt-in only).
     /// Nothing is copied whole: see [`crate::capture`].
     pub fn read(line: &[u8], cap: usize) -> Option<Box<Captured>> {
-        crate::capture::read(line, cap)
+        crate::capture::read(line, cap, &crate::capture::Inspect::default())
     }
 }
 
@@ -524,6 +543,26 @@ mod tests {
         let prompt = r#"{"type":"user","message":{"content":"héllo wörld"}}"#;
         assert_eq!(Captured::read(prompt.as_bytes(), 2).unwrap().prompt.as_deref(), Some("h…[12 bytes cut]"));
         assert_eq!(cap_text("abc", 3), "abc");
+    }
+
+    #[test]
+    fn usage_at_its_bounds_is_counted_exactly() {
+        use crate::transcript::{MAX_OUTPUT_TOKENS, MAX_PROMPT_TOKENS};
+        let line = format!(
+            r#"{{"type":"assistant","message":{{"id":"m","model":"claude-opus-4-6","usage":{{"input_tokens":{p},"output_tokens":{o},"cache_creation_input_tokens":{p},"cache_read_input_tokens":{p},"cache_creation":{{"ephemeral_1h_input_tokens":{p}}}}}}}}}"#,
+            p = MAX_PROMPT_TOKENS,
+            o = MAX_OUTPUT_TOKENS
+        );
+        let t = entry(&line).response.unwrap().tokens;
+        let p = MAX_PROMPT_TOKENS;
+        let want =
+            Tokens { input: p, output: MAX_OUTPUT_TOKENS, cache_creation: p, cache_creation_1h: p, cache_read: p };
+        assert_eq!(t, want);
+        assert_eq!(t.prompt(), 3 * p);
+        // The dedup window stores 32-bit fields: the bounds fit, nothing is clamped.
+        let mut w = crate::dedup::Window::new(4);
+        assert_eq!(w.observe(1, t).after, t);
+        assert!(u32::try_from(p.max(MAX_OUTPUT_TOKENS)).is_ok());
     }
 
     #[test]

@@ -538,6 +538,7 @@ impl Aggregator {
             }
             let input_text =
                 e.content.as_ref().and_then(|c| c.tool_inputs.iter().find(|(i, _)| *i == *t.id)).map(|(_, x)| x);
+            let facts = e.content.as_ref().and_then(|c| c.tool_facts.iter().find(|(i, _)| *i == *t.id)).map(|(_, f)| f);
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
                 tr.tool_use(a, t);
                 if let (Some(cap), Some(input)) = (self.config.trace_content, input_text) {
@@ -546,7 +547,7 @@ impl Aggregator {
                 }
             }
             if let Some(ts) = ev_ts {
-                self.emit_tool_use(id, &project, agent, ts, t, input_text.map(String::as_str), detail);
+                self.emit_tool_use(id, &project, agent, ts, t, input_text.map(String::as_str), facts, detail);
             }
             let label = tool_label(&t.name);
             self.store.inc(Counter::ToolCalls, &[&project, &label], 1.0);
@@ -662,6 +663,11 @@ impl Aggregator {
     }
 
     /// `tool_use`, and `agent_spawn` for `Task`/`Agent` calls, and `rule_match` for rules it trips.
+    ///
+    /// Summaries and rule matches were read from the whole input when its line was
+    /// parsed (`facts`, see `capture::Inspect`); `input_text` is the input cut to the
+    /// capture size, only exported. A call without facts (content not captured) is
+    /// checked by its tool name alone.
     #[allow(clippy::too_many_arguments)]
     fn emit_tool_use(
         &mut self,
@@ -671,19 +677,16 @@ impl Aggregator {
         ts: Millis,
         t: &crate::event::ToolUse,
         input_text: Option<&str>,
+        facts: Option<&crate::event::InputFacts>,
         detail: crate::events::Detail,
     ) {
-        use crate::events::{Kind as K, ToolCategory, summarize};
-        let input: Option<serde_json::Value> = input_text.and_then(|x| serde_json::from_str(x).ok());
-        let summary = input
-            .as_ref()
-            .filter(|_| detail.summaries || detail.content)
-            .and_then(|v| summarize(&t.name, v, detail.max_bytes.clamp(16, 200)));
+        use crate::events::{Kind as K, ToolCategory};
+        let facts_shown = facts.filter(|_| detail.summaries || detail.content);
         let kind = K::ToolUse {
             tool_use_id: t.id.to_string(),
             name: t.name.to_string(),
             category: ToolCategory::of(&t.name),
-            summary,
+            summary: facts_shown.and_then(|f| f.summary.clone()),
             input: detail
                 .content
                 .then(|| input_text.map(|x| crate::event::cap_text(x, detail.max_bytes.max(16))))
@@ -691,26 +694,24 @@ impl Aggregator {
         };
         self.emit(session, project, agent, ts, kind);
         if matches!(&*t.name, "Task" | "Agent") {
-            let description = input
-                .as_ref()
-                .filter(|_| detail.summaries || detail.content)
-                .and_then(|v| v.get("description").and_then(|d| d.as_str()))
-                .map(|d| crate::event::cap_text(d, 200));
             let kind = K::AgentSpawn {
                 tool_use_id: t.id.to_string(),
                 agent_type: t.subagent_type.as_deref().unwrap_or("general-purpose").to_owned(),
-                description,
+                description: facts_shown.and_then(|f| f.description.clone()),
             };
             self.emit(session, project, agent, ts, kind);
         }
         let rules = self.events.as_ref().and_then(|em| em.rules.clone());
         if let Some(rules) = rules {
-            let empty = serde_json::Value::Null;
-            for m in rules.check(&t.name, input.as_ref().unwrap_or(&empty)) {
+            let matches = match facts {
+                Some(f) => f.matches.clone(),
+                None => rules.check(&t.name, &serde_json::Value::Null),
+            };
+            for m in matches {
                 let rule = metrics::label_value(&m.rule);
                 self.store.inc(Counter::RuleMatches, &[&rule, m.severity.as_str()], 1.0);
                 let kind = K::RuleMatch {
-                    rule: m.rule.clone(),
+                    rule: m.rule,
                     severity: m.severity.as_str().into(),
                     tool_use_id: t.id.to_string(),
                     tool: t.name.to_string(),

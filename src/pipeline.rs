@@ -141,6 +141,8 @@ pub struct Engine {
     processes: Option<crate::process::Processes>,
     /// Capture content while reading history too (events for history were asked for).
     capture_history: bool,
+    /// What events read from whole tool inputs as lines are parsed (rules, summaries).
+    inspect: crate::capture::Inspect,
 }
 
 impl Engine {
@@ -159,6 +161,7 @@ impl Engine {
             events_when_caught_up: None,
             processes: None,
             capture_history: false,
+            inspect: crate::capture::Inspect::default(),
         }
     }
 
@@ -166,6 +169,7 @@ impl Engine {
     /// then on get events while history is read too (`watch --since`); with `None`,
     /// events start once history is read (only new activity).
     pub fn set_events(&mut self, emitter: live::Emitter, since_ms: Option<Millis>) {
+        self.inspect = crate::capture::Inspect::new(emitter.rules.clone(), emitter.detail);
         match since_ms {
             Some(since) => {
                 self.capture_history = true;
@@ -404,10 +408,11 @@ impl Engine {
         let agg = Arc::clone(&self.agg);
         let mut tail = std::mem::take(&mut t.tail);
         let mut report = Report::default();
+        let inspect = &self.inspect;
         let result = {
             let (info, warmup) = (&t.info, &mut t.warmup);
             let mut on_line = |line: &[u8]| {
-                if let Some(e) = parse(line, &mut counts, path, capture) {
+                if let Some(e) = parse_inspecting(line, &mut counts, path, capture, inspect) {
                     batch.push(e);
                 }
                 if batch.len() >= BATCH {
@@ -665,6 +670,17 @@ fn record(agg: &Mutex<Aggregator>, r: &Report, c: LineCounts, now: Millis, caugh
 ///
 /// `capture`: also keep the line's content for events and traces, each item cut to this size.
 pub fn parse(line: &[u8], counts: &mut LineCounts, path: &Path, capture: Option<usize>) -> Option<Entry> {
+    parse_inspecting(line, counts, path, capture, &crate::capture::Inspect::default())
+}
+
+/// [`parse`], reading each whole tool input of captured content for what `inspect` asks.
+pub fn parse_inspecting(
+    line: &[u8],
+    counts: &mut LineCounts,
+    path: &Path,
+    capture: Option<usize>,
+    inspect: &crate::capture::Inspect,
+) -> Option<Entry> {
     if let Some(head) = transcript::progress_head(line) {
         counts.ok += 1;
         return Some(Entry::progress(&head));
@@ -674,7 +690,7 @@ pub fn parse(line: &[u8], counts: &mut LineCounts, path: &Path, capture: Option<
             counts.ok += 1;
             let mut e = Entry::from_line(&l);
             if let Some(cap) = capture {
-                e.content = crate::event::Captured::read(line, cap);
+                e.content = crate::capture::read(line, cap, inspect);
             }
             Some(e)
         }

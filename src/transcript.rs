@@ -205,15 +205,19 @@ pub struct Message<'a> {
 }
 
 /// `message.usage`; missing numbers mean 0.
+///
+/// Every count must be a whole number from 0 to its bound ([`MAX_PROMPT_TOKENS`],
+/// [`MAX_OUTPUT_TOKENS`]); anything else fails the line (counted as malformed), so
+/// that one hostile or corrupt line cannot add billions of tokens.
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct Usage<'a> {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "prompt_count")]
     pub input_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "output_count")]
     pub output_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "prompt_count")]
     pub cache_creation_input_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "prompt_count")]
     pub cache_read_input_tokens: u64,
     pub cache_creation: Option<CacheCreation>,
     #[serde(borrow)]
@@ -222,9 +226,9 @@ pub struct Usage<'a> {
 
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct CacheCreation {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "prompt_count")]
     pub ephemeral_5m_input_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "prompt_count")]
     pub ephemeral_1h_input_tokens: u64,
 }
 
@@ -233,8 +237,46 @@ pub struct CacheCreation {
 pub struct CompactMetadata<'a> {
     #[serde(borrow)]
     pub trigger: Option<Text<'a>>,
+    /// Context sizes, bounded like a prompt ([`MAX_PROMPT_TOKENS`]).
+    #[serde(default, deserialize_with = "optional_prompt_count")]
     pub pre_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "optional_prompt_count")]
     pub post_tokens: Option<u64>,
+}
+
+/// The most tokens of one input-side kind (`input_tokens`, a cache field, a context
+/// size) one API response can report: 10 × the largest context window (1M tokens,
+/// Sonnet 4/4.5 and Opus 4.6 with the long-context option). A prompt cannot exceed its
+/// window, so a larger value is not a count but damage or a hostile line; the margin
+/// leaves room for a larger window without dropping real lines, while one line can
+/// add no more than 31 M tokens in all (one claiming 2^63 of each kind was clamped to
+/// 2^32 − 1 by the dedup window and added 4.29 G tokens of each, about $21,000).
+pub const MAX_PROMPT_TOKENS: u64 = 10_000_000;
+
+/// The most output tokens one API response can report: about 8 × the largest
+/// `max_tokens` any Claude model accepts (128k, Sonnet 3.7 with extended output;
+/// current models take 32k–64k).
+pub const MAX_OUTPUT_TOKENS: u64 = 1_000_000;
+
+/// A token count: a whole number from 0 to `max` (serde refuses negative and
+/// fractional numbers for a `u64` already).
+fn within<E: de::Error>(n: u64, max: u64) -> Result<u64, E> {
+    if n > max {
+        return Err(E::invalid_value(de::Unexpected::Unsigned(n), &"a token count one response can hold"));
+    }
+    Ok(n)
+}
+
+fn prompt_count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    within(u64::deserialize(d)?, MAX_PROMPT_TOKENS)
+}
+
+fn output_count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    within(u64::deserialize(d)?, MAX_OUTPUT_TOKENS)
+}
+
+fn optional_prompt_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<u64>::deserialize(d)?.map(|n| within(n, MAX_PROMPT_TOKENS)).transpose()
 }
 
 /// `message.content`: a plain string (a typed prompt) or a list of blocks.
@@ -613,6 +655,38 @@ mod tests {
         let Content::Blocks(b) = m.content else { panic!("blocks") };
         assert_eq!(b[1].name.as_deref(), Some("Task"));
         assert_eq!(b[1].input.as_ref().unwrap().subagent_type.as_deref(), Some("Plan"));
+    }
+
+    #[test]
+    fn usage_out_of_range_fails_the_line() {
+        let line = |usage: &str| format!(r#"{{"type":"assistant","message":{{"id":"m","usage":{{{usage}}}}}}}"#);
+        for bad in [
+            r#""input_tokens":9223372036854775808"#,
+            r#""input_tokens":18446744073709551615"#,
+            r#""input_tokens":-1"#,
+            r#""output_tokens":1.5"#,
+            r#""output_tokens":1e3"#,
+            r#""cache_read_input_tokens":10000001"#,
+            r#""cache_creation_input_tokens":10000001"#,
+            r#""output_tokens":1000001"#,
+            r#""cache_creation":{"ephemeral_1h_input_tokens":10000001}"#,
+            r#""input_tokens":"5""#,
+        ] {
+            assert!(parse_line(line(bad).as_bytes()).is_err(), "{bad}");
+        }
+        let at_bounds = line(
+            r#""input_tokens":10000000,"output_tokens":1000000,"cache_read_input_tokens":10000000,"cache_creation_input_tokens":10000000"#,
+        );
+        let u = parse_line(at_bounds.as_bytes()).unwrap().message.unwrap().usage.unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens, u.cache_read_input_tokens), (10_000_000, 1_000_000, 10_000_000));
+        let compact = |n: &str| {
+            format!(r#"{{"type":"system","subtype":"compact_boundary","compactMetadata":{{"preTokens":{n}}}}}"#)
+        };
+        assert!(parse_line(compact("9223372036854775808").as_bytes()).is_err());
+        assert_eq!(
+            parse_line(compact("167094").as_bytes()).unwrap().compact_metadata.unwrap().pre_tokens,
+            Some(167_094)
+        );
     }
 
     #[test]

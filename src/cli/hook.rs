@@ -116,8 +116,9 @@ pub fn parse_input(stdin: &str) -> Result<serde_json::Value, InputError> {
 /// The hook's answer for `input` (the hook JSON), as the JSON to print (`None`: print nothing).
 pub fn answer(rules: &Rules, input: &serde_json::Value, allow_unmatched: bool) -> Option<serde_json::Value> {
     let tool = input.get("tool_name").and_then(|t| t.as_str()).unwrap_or("");
-    let tool_input = input.get("tool_input").cloned().unwrap_or(serde_json::Value::Null);
-    let decision = rules.decide(tool, &tool_input);
+    // The whole input, parsed once, however large (`parse_input` checked it is an object).
+    let tool_input = input.get("tool_input").unwrap_or(&serde_json::Value::Null);
+    let decision = rules.decide(tool, tool_input);
     let (action, reason) = match decision.action {
         Some(a) => {
             let strictest: Vec<String> = decision

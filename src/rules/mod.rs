@@ -242,17 +242,20 @@ fn compile(def: RuleDef) -> Result<Rule, String> {
 }
 
 /// The parts of a tool input that rule patterns look at.
-struct Fields {
+struct Fields<'a> {
     /// For a shell call, each simple command's words (unquoted, wrappers included), so that
     /// a pattern sees one command at a time; the raw string too where it did not parse.
     commands: Vec<String>,
     path: Option<String>,
     url: Option<String>,
-    input: String,
+    /// The whole input as JSON, written only for a rule with an `input` pattern (the
+    /// built-in ones have none): an input can be megabytes.
+    input: std::cell::OnceCell<String>,
+    value: &'a serde_json::Value,
 }
 
-impl Fields {
-    fn of(v: &serde_json::Value, call: &Call) -> Fields {
+impl<'a> Fields<'a> {
+    fn of(v: &'a serde_json::Value, call: &Call) -> Fields<'a> {
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
         let commands = match (&call.shell, s("command")) {
             (Some(a), Some(raw)) => {
@@ -279,8 +282,13 @@ impl Fields {
             commands,
             path: s("file_path").or_else(|| s("notebook_path")).or_else(|| s("path")),
             url: s("url"),
-            input: if v.is_null() { String::new() } else { v.to_string() },
+            input: std::cell::OnceCell::new(),
+            value: v,
         }
+    }
+
+    fn input(&self) -> &str {
+        self.input.get_or_init(|| if self.value.is_null() { String::new() } else { self.value.to_string() })
     }
 }
 
@@ -317,7 +325,7 @@ impl Rule {
             && self.command.as_ref().is_none_or(command_ok)
             && hit(&self.path, &f.path)
             && hit(&self.url, &f.url)
-            && self.input.as_ref().is_none_or(|re| re.is_match(&f.input))
+            && self.input.as_ref().is_none_or(|re| re.is_match(f.input()))
             && self.check.is_none_or(|c| c.holds(call))
     }
 }
@@ -403,6 +411,15 @@ mod tests {
         assert_eq!(allow.decide("Bash", &json!({"command": "npm test && cargo test"})).action, Some(Action::Allow));
         assert_eq!(allow.decide("Bash", &json!({"command": "npm test; python x.py"})).action, None);
         assert_eq!(allow.decide("Bash", &json!({"command": "npm test; $X"})).action, Some(Action::Ask));
+        // An `input` pattern reads the whole input as JSON.
+        let mcp = Rules::parse(
+            "builtin = false\n[[rule]]\nname = \"prod-db\"\nseverity = \"warning\"\ntools = [\"mcp\"]\ninput = '\"db\":\"prod\"'\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(mcp.decide("mcp__pg__query", &json!({"db": "prod", "sql": "select 1"})).action, Some(Action::Ask));
+        assert_eq!(mcp.decide("mcp__pg__query", &json!({"db": "dev"})).action, None);
+        assert_eq!(mcp.decide("mcp__pg__query", &serde_json::Value::Null).action, None);
         let only =
             Rules::parse("builtin = false\n[[rule]]\nname = \"x\"\nseverity = \"info\"\ncommand = 'x'\n", "t").unwrap();
         assert_eq!(only.len(), 1);

@@ -411,6 +411,31 @@ fn filters_pick_tool_calls_by_type_and_category() {
     d.stop();
 }
 
+/// A `Write` of 100 KiB to `.env`: rules see the whole input, not a cut (and so invalid)
+/// copy of it. Before, inputs over 64 KiB were cut in capture and matched no rule.
+#[test]
+fn a_100_kib_write_to_env_is_a_rule_match() {
+    let input = serde_json::json!({"file_path": "/w/big/.env", "content": "K=v\n".repeat(100 << 10 >> 2)});
+    let (root, state) = (daemon::empty_root(), tempfile::tempdir().unwrap());
+    let d = start(root.path(), state.path());
+    let (matches, _) = events(&d, "?type=rule_match", &[]);
+    let rule = [("rule", "env-file-write"), ("severity", "warning")];
+    assert_eq!(d.metrics().sum("claude_sessions_rule_matches_total", &rule), 0.0);
+    let call = assistant("s-big", "big", now_ms(), "msg_big", &[("toolu_big", "Write", input)], (5, 5, 0)) + "\n";
+    assert!(call.len() > 100 << 10);
+    daemon::append(&root.path().join("projects/-w-big/s-big.jsonl"), call.as_bytes());
+    let got = matches.next(Duration::from_secs(5)).expect("a rule_match event for the 100 KiB write");
+    match got.parsed().kind {
+        Kind::RuleMatch { rule, severity, tool_use_id, tool } => {
+            assert_eq!((rule.as_str(), severity.as_str()), ("env-file-write", "warning"));
+            assert_eq!((tool_use_id.as_str(), tool.as_str()), ("toolu_big", "Write"));
+        }
+        k => panic!("{k:?}"),
+    }
+    assert_eq!(d.metrics().sum("claude_sessions_rule_matches_total", &rule), 1.0);
+    d.stop();
+}
+
 #[test]
 fn sessions_endpoints_give_live_state_as_json() {
     let root = daemon::empty_root();

@@ -135,3 +135,37 @@ fn scan_counts_the_same_bad_lines() {
     append(&file, &std::fs::read(handmade("bad-lines.rest")).unwrap());
     assert_eq!(from_scan(&projects), AFTER, "scan after appending bad-lines.rest");
 }
+
+/// `hostile-usage.jsonl`: one reply claims 2^63 tokens of every kind. Before the
+/// bound it was clamped to 2^32 − 1 and added 4.29 G tokens and ~$21,000 each.
+const HOSTILE: Counts = Counts {
+    ok: 3.0,
+    malformed: 1.0,
+    unknown_type: 0.0,
+    oversized: 0.0,
+    input: 101.0,
+    output: 22.0,
+    cache_read: 1000.0,
+    cache_creation: 50.0,
+};
+
+/// What the sane replies of `hostile-usage.jsonl` cost at Opus 4.6 prices, in USD.
+const HOSTILE_COST: f64 = (101.0 * 5.0 + 22.0 * 25.0 + 1000.0 * 0.5 + 50.0 * 6.25) / 1e6;
+
+#[test]
+fn a_usage_out_of_range_makes_its_line_malformed_and_adds_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let projects = root.path().join("projects");
+    append(&projects.join("-work-demo/h2.jsonl"), &std::fs::read(handmade("hostile-usage.jsonl")).unwrap());
+    assert_eq!(from_scan(&projects), HOSTILE, "scan of hostile-usage.jsonl");
+
+    let d = Daemon::start(root.path(), state.path(), &[]);
+    d.wait_ready(Duration::from_secs(20));
+    let m = d.metrics();
+    assert_eq!(from_metrics(&m), HOSTILE, "daemon on hostile-usage.jsonl\n{}", d.log_text());
+    assert_eq!(m.sum("claude_sessions_api_requests_total", &[]), 2.0);
+    let cost = m.sum("claude_sessions_cost_usd_total", &[]);
+    assert!((cost - HOSTILE_COST).abs() < 1e-9, "cost {cost}, want {HOSTILE_COST}");
+    assert!(!d.log_text().contains("SECRET-CANARY-9"), "transcript content in the logs");
+}

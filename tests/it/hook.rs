@@ -182,3 +182,17 @@ fn a_call_not_read_by_the_deadline_is_asked_about() {
     let (code, out, _) = hook(input.to_string().as_bytes(), &[]);
     assert_eq!((code, out.as_str()), (0, ""));
 }
+
+/// The same call with 100 KiB of content gets the same answer as a small one.
+#[test]
+fn a_100_kib_write_to_env_is_answered_as_a_small_one() {
+    let mut input: serde_json::Value = serde_json::from_slice(&sample("write-env.json")).unwrap();
+    let (_, small, _) = hook(&sample("write-env.json"), &[]);
+    input["tool_input"]["content"] = "API_KEY=x\n".repeat(100 << 10 >> 3).into();
+    let big = input.to_string();
+    assert!(big.len() > 100 << 10);
+    let (code, out, err) = hook(big.as_bytes(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(decision(&out), decision(&small));
+    assert_eq!(decision(&out).0, "ask");
+}
