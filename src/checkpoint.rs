@@ -43,6 +43,9 @@ pub struct Checkpoint {
     pub format: u32,
     pub written_ms: i64,
     pub files: Vec<FileState>,
+    /// The last journal record this checkpoint holds (see `journal`).
+    #[serde(default)]
+    pub journal_seq: u64,
     pub aggregator: Aggregator,
 }
 
@@ -52,6 +55,7 @@ pub struct CheckpointRef<'a> {
     pub format: u32,
     pub written_ms: i64,
     pub files: Vec<FileState>,
+    pub journal_seq: u64,
     pub aggregator: &'a Aggregator,
 }
 
@@ -228,7 +232,7 @@ mod tests {
         use crate::metrics::Histogram;
         let mut agg = Aggregator::new(Config::default());
         agg.store.observe(Histogram::ToolDuration, &["Bash"], 1500.0);
-        let cp = CheckpointRef { format: FORMAT, written_ms: 1, files: Vec::new(), aggregator: &agg };
+        let cp = CheckpointRef { format: FORMAT, written_ms: 1, files: Vec::new(), journal_seq: 0, aggregator: &agg };
         let good = serde_json::to_value(&cp).unwrap();
         let series = |v: &mut serde_json::Value| -> serde_json::Value {
             let fam = &mut v["aggregator"]["store"]["histograms"][Histogram::ToolDuration.def().base]["series"];
@@ -333,6 +337,7 @@ mod tests {
                 pos: Position { offset: 42, ..Position::default() },
                 warmup: false,
             }],
+            journal_seq: 0,
             aggregator: Aggregator::new(Config::default()),
         };
         write(d.path(), &serde_json::to_vec(&cp).unwrap()).unwrap();

@@ -50,7 +50,16 @@ pub struct ReadCounts {
 pub enum Record {
     /// New lines of a file: their entries (in file order), the position after
     /// them, and what was counted reading them.
-    Read { path: PathBuf, pos: Position, entries: Vec<Entry>, counts: ReadCounts },
+    /// `matches`: the rules each new tool call matched (by `tool_use_id`), read
+    /// with the line's content, which is not journaled.
+    Read {
+        path: PathBuf,
+        pos: Position,
+        entries: Vec<Entry>,
+        counts: ReadCounts,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        matches: Vec<(String, Vec<crate::rules::Match>)>,
+    },
     /// Session lifecycles advanced to `now` and something changed.
     Tick { now: Millis },
     /// Ended sessions older than `max_age_ms` forgotten.

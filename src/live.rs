@@ -305,6 +305,9 @@ pub struct Aggregator {
     /// Spans over the tracer's per-turn cap already counted as dropped.
     #[serde(skip)]
     spans_capped_reported: u64,
+    /// The journal is being applied again after a restart (see [`Aggregator::set_replaying`]).
+    #[serde(skip)]
+    replaying: bool,
 }
 
 impl Aggregator {
@@ -327,7 +330,19 @@ impl Aggregator {
             evictions_reported: 0,
             bus_reported: (0, 0),
             spans_capped_reported: 0,
+            replaying: false,
         }
+    }
+
+    /// While the journal is applied again: no events (they were sent), and the
+    /// rule matches it recorded with its entries are counted.
+    pub fn set_replaying(&mut self, on: bool) {
+        self.replaying = on;
+    }
+
+    /// Lines stamped from this time on get events (and rule checks); `None`: no events.
+    pub fn events_since(&self) -> Option<Millis> {
+        self.events.as_ref().map(|em| em.since_ms)
     }
 
     /// Re-attach settings after loading from a checkpoint.
@@ -546,8 +561,24 @@ impl Aggregator {
                     tr.tool_content(id, &t.id, crate::trace::semconv::GEN_AI_TOOL_CALL_ARGUMENTS, &input);
                 }
             }
+            // Rules are checked on new activity (lines that get events) and, when the
+            // journal is replayed, on the calls it recorded as such.
+            let matches = if ev_ts.is_some() || self.replaying {
+                let by_name = || {
+                    let rules = self.events.as_ref().and_then(|em| em.rules.as_ref());
+                    rules.map(|r| r.check(&t.name, &serde_json::Value::Null))
+                };
+                facts.map(|f| f.matches.clone()).or_else(by_name).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            for m in &matches {
+                let rule = metrics::label_value(&m.rule);
+                self.store.inc(Counter::RuleMatches, &[&rule, m.severity.as_str()], 1.0);
+            }
             if let Some(ts) = ev_ts {
-                self.emit_tool_use(id, &project, agent, ts, t, input_text.map(String::as_str), facts, detail);
+                let input = input_text.map(String::as_str);
+                self.emit_tool_use(id, &project, agent, ts, t, input, facts, matches, detail);
             }
             let label = tool_label(&t.name);
             self.store.inc(Counter::ToolCalls, &[&project, &label], 1.0);
@@ -678,6 +709,7 @@ impl Aggregator {
         t: &crate::event::ToolUse,
         input_text: Option<&str>,
         facts: Option<&crate::event::InputFacts>,
+        matches: Vec<crate::rules::Match>,
         detail: crate::events::Detail,
     ) {
         use crate::events::{Kind as K, ToolCategory};
@@ -701,23 +733,14 @@ impl Aggregator {
             };
             self.emit(session, project, agent, ts, kind);
         }
-        let rules = self.events.as_ref().and_then(|em| em.rules.clone());
-        if let Some(rules) = rules {
-            let matches = match facts {
-                Some(f) => f.matches.clone(),
-                None => rules.check(&t.name, &serde_json::Value::Null),
+        for m in matches {
+            let kind = K::RuleMatch {
+                rule: m.rule,
+                severity: m.severity.as_str().into(),
+                tool_use_id: t.id.to_string(),
+                tool: t.name.to_string(),
             };
-            for m in matches {
-                let rule = metrics::label_value(&m.rule);
-                self.store.inc(Counter::RuleMatches, &[&rule, m.severity.as_str()], 1.0);
-                let kind = K::RuleMatch {
-                    rule: m.rule,
-                    severity: m.severity.as_str().into(),
-                    tool_use_id: t.id.to_string(),
-                    tool: t.name.to_string(),
-                };
-                self.emit(session, project, agent, ts, kind);
-            }
+            self.emit(session, project, agent, ts, kind);
         }
     }
 

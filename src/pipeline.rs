@@ -23,6 +23,8 @@ use crate::metrics::{Counter, Gauge, Histogram};
 use crate::tail::{Report, Tail};
 use crate::transcript;
 
+mod journaled;
+
 /// Wall-clock milliseconds since the epoch.
 pub fn now_ms() -> Millis {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
@@ -143,6 +145,12 @@ pub struct Engine {
     capture_history: bool,
     /// What events read from whole tool inputs as lines are parsed (rules, summaries).
     inspect: crate::capture::Inspect,
+    /// Where new lines are made durable before they count (`serve`); see [`journaled`].
+    journal: Option<crate::journal::Journal>,
+    /// Reads journaled, waiting for [`Engine::commit`].
+    staged: Vec<journaled::Staged>,
+    /// Size of the last checkpoint written (the journal is compacted at that size).
+    checkpoint_size: u64,
 }
 
 impl Engine {
@@ -162,6 +170,9 @@ impl Engine {
             processes: None,
             capture_history: false,
             inspect: crate::capture::Inspect::default(),
+            journal: None,
+            staged: Vec::new(),
+            checkpoint_size: 0,
         }
     }
 
@@ -192,8 +203,13 @@ impl Engine {
     pub fn process_check(&mut self) -> bool {
         let Some(p) = &mut self.processes else { return false };
         let cwds = p.claude_cwds();
-        let ended = self.lock().process_check(&cwds, now_ms());
+        self.commit();
+        let now = now_ms();
+        let ended = self.lock().process_check(&cwds, now);
         if ended {
+            let mut cwds: Vec<String> = cwds.into_iter().collect();
+            cwds.sort();
+            self.log(crate::journal::Record::Processes { cwds, now });
             self.refresh_gauges();
         }
         ended
@@ -260,17 +276,23 @@ impl Engine {
             .iter()
             .map(|(p, t)| FileState { path: p.clone(), pos: t.tail.pos.clone(), warmup: t.warmup })
             .collect();
+        let journal_seq = self.journal_seq();
         let agg = self.lock();
-        let cp = CheckpointRef { format: checkpoint::FORMAT, written_ms: now_ms(), files, aggregator: &agg };
+        let cp =
+            CheckpointRef { format: checkpoint::FORMAT, written_ms: now_ms(), files, journal_seq, aggregator: &agg };
         serde_json::to_vec(&cp).expect("checkpoint serializes")
     }
 
     /// Write the checkpoint to `dir`, counting the result.
-    pub fn save(&self, dir: &Path) -> Result<(), checkpoint::CheckpointError> {
+    pub fn save(&mut self, dir: &Path) -> Result<(), checkpoint::CheckpointError> {
+        self.commit();
         let bytes = self.checkpoint_bytes();
         let res = checkpoint::write(dir, &bytes);
         let result = if res.is_ok() { "ok" } else { "error" };
         self.lock().store.inc(Counter::CheckpointWrites, &[result], 1.0);
+        if res.is_ok() {
+            self.compacted(bytes.len() as u64);
+        }
         res
     }
 
@@ -355,6 +377,7 @@ impl Engine {
             if !seen.contains(&p) && std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
                 self.files.remove(&p);
                 self.failing_files.remove(&p);
+                self.log(crate::journal::Record::Gone { path: p.clone() });
                 continue;
             }
             if self.poll(&p) {
@@ -365,8 +388,10 @@ impl Engine {
             if !seen.contains(&p) && self.files.contains_key(&p) && is_gone(&p) {
                 self.files.remove(&p);
                 self.failing_files.remove(&p);
+                self.log(crate::journal::Record::Gone { path: p.clone() });
             }
         }
+        self.commit();
         changed
     }
 
@@ -383,6 +408,7 @@ impl Engine {
         for (dir, e) in errors {
             if self.failing_folders.insert(dir.clone()) {
                 self.lock().store.inc(Counter::ReadErrors, &["folder"], 1.0);
+                self.log(crate::journal::Record::ReadError { kind: "folder".into() });
                 tracing::warn!(path = %dir.display(), error = %e, "Cannot read folder; will retry on each reconcile.");
             }
         }
@@ -409,31 +435,39 @@ impl Engine {
         let mut tail = std::mem::take(&mut t.tail);
         let mut report = Report::default();
         let inspect = &self.inspect;
+        let journaling = self.journaling();
         let result = {
             let (info, warmup) = (&t.info, &mut t.warmup);
             let mut on_line = |line: &[u8]| {
                 if let Some(e) = parse_inspecting(line, &mut counts, path, capture, inspect) {
                     batch.push(e);
                 }
-                if batch.len() >= BATCH {
+                // Journaled reads are applied whole after the journal is synced (their
+                // entries, without content, are far smaller than the lines).
+                if batch.len() >= BATCH && !journaling {
                     apply_batch(&agg, info, warmup, &mut batch);
                 }
             };
             tail.read_into(path, max_line, keep_open, &mut buf, &mut on_line, &mut report)
         };
         t.tail = tail;
-        apply_batch(&self.agg, &t.info, &mut t.warmup, &mut batch);
         self.buf = buf;
         if self.buf.capacity() > KEEP_BUF {
             self.buf = Vec::new();
         }
         // What was read before an error counts too.
-        self.record(&report, counts, now);
+        if journaling {
+            self.stage(path, t.tail.pos.clone(), batch, report.clone(), counts);
+        } else {
+            apply_batch(&self.agg, &t.info, &mut t.warmup, &mut batch);
+            self.record(&report, counts, now);
+        }
         if let Err(e) = result {
             // Read again on the next reconcile whatever its stat says.
             t.stat = None;
             if self.failing_files.insert(path.to_owned()) {
                 self.lock().store.inc(Counter::ReadErrors, &["file"], 1.0);
+                self.log(crate::journal::Record::ReadError { kind: "file".into() });
                 tracing::warn!(path = %path.display(), error = %e, "Cannot read transcript; will retry on each reconcile.");
             }
             self.files.insert(path.to_owned(), t);
@@ -462,8 +496,12 @@ impl Engine {
 
     /// Advance lifecycles and refresh gauges. Returns whether a session changed state.
     pub fn tick(&mut self) -> bool {
+        self.commit();
         let now = now_ms();
         let changed = self.lock().tick(now);
+        if changed {
+            self.log(crate::journal::Record::Tick { now });
+        }
         self.refresh_gauges();
         changed
     }
@@ -479,7 +517,13 @@ impl Engine {
 
     /// Forget sessions that ended more than `max_age` ago.
     pub fn prune(&mut self, max_age: Duration) -> usize {
-        self.lock().prune(now_ms(), max_age.as_millis() as Millis)
+        self.commit();
+        let (now, max_age_ms) = (now_ms(), max_age.as_millis() as Millis);
+        let n = self.lock().prune(now, max_age_ms);
+        if n > 0 {
+            self.log(crate::journal::Record::Prune { now, max_age_ms });
+        }
+        n
     }
 
     pub fn set_caught_up(&mut self) {

@@ -20,6 +20,8 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use crate::pipeline::Engine;
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// With a journal, the whole state is rewritten at least this often when it changed.
+const FULL_CHECKPOINT_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// A second look at the folders this soon after a new folder appeared.
 const FOLLOW_UP: Duration = Duration::from_millis(250);
@@ -59,7 +61,7 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
     engine.reconcile();
     engine.set_caught_up();
     // Saved before /metrics opens, so nothing served is ahead of the checkpoint's counters.
-    save(&engine, &opts);
+    save(&mut engine, &opts);
     ready.store(true, Ordering::Release);
     tracing::info!(
         files = engine.files_tracked(),
@@ -72,6 +74,7 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
         (now + opts.reconcile_every, now + opts.tick_every, now + opts.checkpoint_every);
     let mut dirty = false;
     let mut next_prune = now;
+    let mut next_full = now + FULL_CHECKPOINT_EVERY;
     let mut next_process_check = opts.process_check_every.map(|d| now + d);
     loop {
         let deadline = next_reconcile.min(next_tick).min(next_save).min(next_process_check.unwrap_or(next_save));
@@ -103,6 +106,8 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
                 new_folder = true;
             }
         }
+        // One journal sync for everything this wake-up read, then it counts.
+        engine.commit();
         if stop {
             break;
         }
@@ -133,19 +138,24 @@ pub fn run(mut engine: Engine, opts: Options, tx: SyncSender<Msg>, rx: Receiver<
             next_prune = now + PRUNE_EVERY;
         }
         if now >= next_save {
-            if dirty {
-                save(&engine, &opts);
+            // With a journal, new lines are durable already: the whole state is
+            // rewritten only to fold a grown journal in, and now and then for what
+            // the sinks keep in it (delivery baselines, open turns).
+            let full = !engine.has_journal() || engine.wants_compaction() || now >= next_full;
+            if dirty && full {
+                save(&mut engine, &opts);
                 dirty = false;
+                next_full = now + FULL_CHECKPOINT_EVERY;
             }
             next_save = now + opts.checkpoint_every;
         }
     }
     engine.tick();
-    save(&engine, &opts);
+    save(&mut engine, &opts);
     drop(watcher);
 }
 
-fn save(engine: &Engine, opts: &Options) {
+fn save(engine: &mut Engine, opts: &Options) {
     if let Some(dir) = &opts.state_dir
         && let Err(e) = engine.save(dir)
     {

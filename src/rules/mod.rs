@@ -64,7 +64,7 @@ impl Action {
 }
 
 /// A rule that matched a tool call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Match {
     pub rule: String,
     pub severity: Severity,

@@ -55,7 +55,13 @@ impl Daemon {
             }
         };
         let mut child = cmd
-            .args(["serve", "--web.listen-address", listen, "--checkpoint-interval", "200ms"])
+            .args(["serve", "--web.listen-address", listen])
+            // Checkpoints often, unless the test chooses.
+            .args(if extra.contains(&"--checkpoint-interval") {
+                &[][..]
+            } else {
+                &["--checkpoint-interval", "200ms"][..]
+            })
             .arg("--state-dir")
             .arg(state_dir)
             .args(extra)

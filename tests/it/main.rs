@@ -10,6 +10,7 @@ mod dashboards;
 mod decisions;
 mod deploy;
 mod docs;
+mod durability;
 mod exposition;
 mod hook;
 mod identity;

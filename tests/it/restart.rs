@@ -635,23 +635,34 @@ fn checkpoint_file_is_private_and_atomic() {
     let sources = sources();
     copy_sources(root.path(), &sources[..2]);
     let (d, _) = start_ready(root.path(), state.path(), &[]);
-    // New lines after start: periodic checkpoints happen too, not only the one at startup.
+    // New lines after start go to the journal (no whole-state rewrite for them).
     let (rel, src) = &sources[2];
     append(&root.path().join("projects").join(rel), &std::fs::read(real(src)).unwrap());
+    let journal = state.path().join("journal.jsonl");
+    let journaled = || std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !journaled() {
+        assert!(std::time::Instant::now() < deadline, "new lines not journaled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mode = std::fs::metadata(&journal).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "journal mode is {mode:o}");
     let writes = |m: &Metrics| m.sum("claude_sessions_exporter_checkpoint_writes_total", &[("result", "ok")]);
-    assert!(d.wait_for(Duration::from_secs(5), |m| writes(m) >= 2.0).is_some(), "no periodic checkpoint");
+    assert_eq!(writes(&d.metrics()), 1.0, "only the checkpoint after reading history");
     d.stop();
 
     let path = state.path().join("checkpoint.json");
     let mode = std::fs::metadata(&path).expect("checkpoint written").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "checkpoint mode is {mode:o}");
+    // The last checkpoint holds everything: the journal is empty.
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
     let mut names: Vec<String> = std::fs::read_dir(state.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
     // The lock file (the state folder's lock, with the last holder's pid) stays.
-    assert_eq!(names, ["checkpoint.json", "lock"], "state folder holds more than the checkpoint and its lock");
+    assert_eq!(names, ["checkpoint.json", "journal.jsonl", "lock"], "state folder holds more than it should");
     let cp: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("checkpoint is JSON");
     assert_eq!(cp["files"].as_array().map(Vec::len), Some(3));
 }
