@@ -115,7 +115,10 @@ pub struct Session {
     pub lines_added: u64,
     #[serde(default)]
     pub lines_removed: u64,
+    /// The open turn's start (see [`Aggregator::end_turn`]): one model of a turn for the
+    /// turn-duration histogram and the traces.
     turn_start_ms: Option<Millis>,
+    /// The open turn's latest activity: a user, assistant or system line of any chain.
     turn_last_ms: Millis,
 }
 
@@ -413,10 +416,14 @@ impl Aggregator {
         self.tracer.as_mut()
     }
 
-    /// End every traced turn now (a one-off run ends).
+    /// End every open turn now, at its last activity (a one-off run such as a trace
+    /// backfill ends).
     pub fn finish_traces(&mut self) {
-        if let Some(t) = &mut self.tracer {
-            t.finish_all();
+        let mut ids: Vec<String> =
+            self.sessions.values().filter(|s| s.turn_start_ms.is_some()).map(|s| s.id.clone()).collect();
+        ids.sort();
+        for id in ids {
+            self.end_turn(&id);
         }
     }
 
@@ -455,18 +462,18 @@ impl Aggregator {
         // Tracing context, only for traced lines (no allocation otherwise).
         let traced = e.timestamp.filter(|ts| self.tracer.as_ref().is_some_and(|t| t.wants(*ts)));
         let owner = traced.map(|_| owner_of(e, src));
-        let prompts = if traced.is_some() { self.sessions[id].prompts } else { 0 };
-        let at = |prompts: u64| {
-            traced.zip(owner.as_ref()).map(|(ts, owner)| At {
+        // Traced only inside a turn (the turn model: `turn_activity`, `end_turn`).
+        let at = |prompts: u64, turn: Option<Millis>| {
+            traced.zip(owner.as_ref()).zip(turn).map(|((ts, owner), turn_ms)| At {
                 session: id,
                 project: &project,
                 prompts,
                 ts,
                 owner,
                 query_source: source,
+                turn_ms,
             })
         };
-        let at_line = at(prompts);
         // Realtime events: only for lines at or after the emitter's start.
         let ev_ts = e.timestamp.filter(|ts| self.events.as_ref().is_some_and(|em| *ts >= em.since_ms));
         let agent: Option<String> = match ev_ts.map(|_| owner_of(e, src)) {
@@ -485,9 +492,6 @@ impl Aggregator {
             }
             let resumed = s.state != State::Active;
             s.state = State::Active;
-            if main_chain && matches!(e.kind, Kind::User | Kind::Assistant) {
-                s.turn_last_ms = s.turn_last_ms.max(ts);
-            }
             if let (true, Some(ts)) = (resumed, ev_ts) {
                 self.emit(id, &project, agent, ts, crate::events::Kind::SessionResume {});
             }
@@ -501,19 +505,16 @@ impl Aggregator {
 
         if e.prompt && main_chain && self.first_fact(b'p', e.uuid) {
             self.store.inc(Counter::Prompts, &[&project], 1.0);
-            let exemplar = self.turn_exemplar(id);
+            // The previous turn ends where its last activity was, not at this prompt.
+            self.end_turn(id);
             let s = self.sessions.get_mut(id).expect("session exists");
             s.prompts += 1;
-            let finished = finish_turn(s);
             s.turn_start_ms = e.timestamp;
             if let Some(ts) = e.timestamp {
                 s.turn_last_ms = ts;
             }
-            let prompts = s.prompts;
-            if let Some(d) = finished {
-                self.store.observe_with(Histogram::TurnDuration, &[&project], d, exemplar(d));
-            }
-            if let (Some(tr), Some(a)) = (&mut self.tracer, at(prompts)) {
+            let (prompts, turn) = (s.prompts, s.turn_start_ms);
+            if let (Some(tr), Some(a)) = (&mut self.tracer, at(prompts, turn)) {
                 let text = e.content.as_ref().and_then(|c| c.prompt.as_deref());
                 let capped = self.config.trace_content.zip(text).map(|(cap, t)| crate::event::cap_text(t, cap));
                 tr.prompt(&a, capped.as_deref());
@@ -531,7 +532,10 @@ impl Aggregator {
                 };
                 self.emit(id, &project, agent, ts, kind);
             }
+        } else {
+            self.turn_activity(id, e);
         }
+        let at_line = at(self.sessions[id].prompts, self.sessions[id].turn_start_ms);
         if let Some(r) = &e.response {
             self.apply_response(id, &project, source, main_chain, r, at_line.as_ref(), ev_ts.map(|ts| (ts, agent)));
         }
@@ -616,11 +620,12 @@ impl Aggregator {
             }
             let out = e.content.as_ref().and_then(|c| c.tool_outputs.iter().find(|(i, _)| *i == *r.tool_use_id));
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
-                tr.tool_result(a, r, e.result_agent_id.as_deref());
+                // Content first: the call's span leaves at its result.
                 if let (Some(cap), Some((_, out))) = (self.config.trace_content, out) {
                     let out = crate::event::cap_text(out, cap);
                     tr.tool_content(id, &r.tool_use_id, crate::trace::semconv::GEN_AI_TOOL_CALL_RESULT, &out);
                 }
+                tr.tool_result(a, r, e.result_agent_id.as_deref());
             }
             if let Some(ts) = ev_ts {
                 let duration_ms = call.as_ref().and_then(|c| c.at).map(|at| (ts - at).max(0));
@@ -685,11 +690,10 @@ impl Aggregator {
                 s.git_branch = Some(b.to_string());
             }
         }
-        if traced.is_some()
-            && matches!(e.kind, Kind::User | Kind::Assistant | Kind::System)
-            && let (Some(tr), Some(a)) = (&mut self.tracer, at(self.sessions[id].prompts))
+        if matches!(e.kind, Kind::User | Kind::Assistant | Kind::System)
+            && let (Some(tr), Some(a)) = (&mut self.tracer, &at_line)
         {
-            tr.touch(&a);
+            tr.touch(a);
         }
     }
 
@@ -750,11 +754,47 @@ impl Aggregator {
         uuid.is_none_or(|u| self.dedup.first_time(dedup::line_key(what, u)))
     }
 
-    /// An exemplar maker for a turn-duration observation: the session's current trace.
-    fn turn_exemplar(&self, session: &str) -> impl Fn(f64) -> Option<Exemplar> + use<> {
-        let cur = self.tracer.as_ref().and_then(|t| t.current(session));
-        let at_ms = self.sessions.get(session).map_or(0, |s| s.turn_last_ms);
-        move |_| cur.map(|(trace_id, span_id)| Exemplar { trace_id, span_id, at_ms, value: 0.0 })
+    /// A line other than a new prompt, in the turn model: inside a turn it is the
+    /// turn's latest activity; outside one, a line that does something (a model call,
+    /// a tool call or result, an API error, a compaction) starts an unprompted turn
+    /// (work with no prompt typed: warm-up calls, a background task's completion,
+    /// activity after the previous turn ended idle).
+    fn turn_activity(&mut self, id: &str, e: &Entry) {
+        let Some(ts) = e.timestamp.filter(|_| matches!(e.kind, Kind::User | Kind::Assistant | Kind::System)) else {
+            return;
+        };
+        let s = self.sessions.get_mut(id).expect("session exists");
+        if s.turn_start_ms.is_some() {
+            s.turn_last_ms = s.turn_last_ms.max(ts);
+        } else if e.response.is_some()
+            || e.api_error.is_some()
+            || !e.tool_uses.is_empty()
+            || !e.tool_results.is_empty()
+            || e.compaction.is_some()
+        {
+            s.turn_start_ms = Some(ts);
+            s.turn_last_ms = ts;
+        }
+    }
+
+    /// End the session's turn, if one is open: at the next prompt, when the session goes
+    /// idle with no tool call running, when it ends. The one place a turn ends: its
+    /// duration (start to last activity) goes to the histogram, with its trace's root as
+    /// exemplar, and the same start and end to the tracer for that root.
+    fn end_turn(&mut self, id: &str) {
+        let Some(s) = self.sessions.get_mut(id) else { return };
+        let Some(start) = s.turn_start_ms.take() else { return };
+        let end = s.turn_last_ms.max(start);
+        let exemplar = self.tracer.as_ref().and_then(|t| t.current(id)).map(|(trace_id, span_id)| Exemplar {
+            trace_id,
+            span_id,
+            at_ms: end,
+            value: 0.0,
+        });
+        self.store.observe_with(Histogram::TurnDuration, &[&s.project], (end - start) as f64, exemplar);
+        if let Some(t) = &mut self.tracer {
+            t.end_turn(id, start, end);
+        }
     }
 
     fn start_session(&mut self, id: &str, e: &Entry, src: &Source<'_>) {
@@ -929,6 +969,7 @@ impl Aggregator {
         // (session, project, last activity, event): sent at `now` for sessions active since events began.
         let mut lifecycle: Vec<(String, String, Millis, crate::events::Kind)> = Vec::new();
         let mut changed = false;
+        let mut turns_ended = Vec::new();
         for s in self.sessions.values_mut() {
             if s.state == State::Ended {
                 continue;
@@ -940,14 +981,16 @@ impl Aggregator {
                 s.state = State::Idle;
                 changed = true;
                 lifecycle.push((s.id.clone(), s.project.to_string(), s.last_ms, crate::events::Kind::SessionIdle {}));
-                let ex = exemplar_of(self.tracer.as_ref(), s);
-                if let Some(d) = finish_turn(s) {
-                    self.store.observe_with(Histogram::TurnDuration, &[&s.project], d, ex);
-                }
-                if let Some(t) = &mut self.tracer {
-                    t.idle(&s.id);
+                // A tool call of this turn still running (a long build, a sub-agent) keeps
+                // it open. (A call left without a result by an earlier turn does not.)
+                let start = s.turn_start_ms.unwrap_or(Millis::MAX);
+                if !self.pending.values().any(|p| p.session == s.id && p.at.is_some_and(|at| at >= start)) {
+                    turns_ended.push(s.id.clone());
                 }
             }
+        }
+        for id in &turns_ended {
+            self.end_turn(id);
         }
         lifecycle.extend(self.end_sessions(&ended, crate::events::EndReason::IdleTimeout));
         self.emit_lifecycle(lifecycle, now);
@@ -980,16 +1023,10 @@ impl Aggregator {
     ) -> Vec<(String, String, Millis, crate::events::Kind)> {
         let mut out = Vec::new();
         for id in ended {
+            self.end_turn(id);
             let Some(s) = self.sessions.get_mut(id) else { continue };
             s.state = State::Ended;
             out.push((s.id.clone(), s.project.to_string(), s.last_ms, crate::events::Kind::SessionEnd { reason }));
-            let ex = exemplar_of(self.tracer.as_ref(), s);
-            if let Some(d) = finish_turn(s) {
-                self.store.observe_with(Histogram::TurnDuration, &[&s.project], d, ex);
-            }
-            if let Some(t) = &mut self.tracer {
-                t.end(id);
-            }
             if s.first_ms <= s.last_ms {
                 let ms = (s.last_ms - s.first_ms) as f64;
                 self.store.observe(Histogram::SessionDuration, &[&s.project], ms);
@@ -1082,12 +1119,6 @@ impl Aggregator {
     }
 }
 
-/// The exemplar of a session's current turn (its trace root), if traced.
-fn exemplar_of(tracer: Option<&Tracer>, s: &Session) -> Option<Exemplar> {
-    let (trace_id, span_id) = tracer?.current(&s.id)?;
-    Some(Exemplar { trace_id, span_id, at_ms: s.turn_last_ms, value: 0.0 })
-}
-
 /// Which chain of its session a line belongs to (for traces).
 fn owner_of(e: &Entry, src: &Source<'_>) -> Owner {
     match src.info.role {
@@ -1097,12 +1128,6 @@ fn owner_of(e: &Entry, src: &Source<'_>) -> Owner {
         Role::Main if e.sidechain => Owner::Agent("sidechain".into()),
         Role::Main => Owner::Main,
     }
-}
-
-/// The turn's duration in milliseconds, if one was open; closes it.
-fn finish_turn(s: &mut Session) -> Option<f64> {
-    let start = s.turn_start_ms.take()?;
-    Some((s.turn_last_ms - start).max(0) as f64)
 }
 
 /// `main`, `subagent` or `auxiliary` (compaction and warm-up calls).
@@ -1201,6 +1226,54 @@ mod tests {
         feed(&mut a, Role::Main, &[&A1.replace("m1", "m3").replace("00:00:01", "01:00:00")]);
         assert_eq!(a.session("s1").unwrap().state, State::Active);
         assert_eq!(a.store.counter(Counter::SessionsStarted, &["app"]), 1.0);
+    }
+
+    /// An aggregator tracing into a list, and the (count, summed ms) of the root spans sent.
+    fn traced() -> (Aggregator, Arc<std::sync::Mutex<Vec<crate::trace::Span>>>) {
+        let mut a = Aggregator::new(Config::default());
+        let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let g = Arc::clone(&got);
+        a.enable_traces(0, Arc::new(move |s| g.lock().unwrap().extend(s)));
+        (a, got)
+    }
+
+    fn roots(got: &std::sync::Mutex<Vec<crate::trace::Span>>) -> (u64, f64) {
+        let got = got.lock().unwrap();
+        let roots = got.iter().filter(|s| s.parent.is_none());
+        roots.fold((0, 0.0), |(n, ms), s| (n + 1, ms + (s.end_ms - s.start_ms) as f64))
+    }
+
+    fn turns(a: &Aggregator) -> (u64, f64) {
+        a.store.histogram(Histogram::TurnDuration, &["app"]).map_or((0, 0.0), |h| (h.count, h.sum * 1000.0))
+    }
+
+    #[test]
+    fn a_turn_ends_at_its_last_activity_not_at_the_next_prompt() {
+        let (mut a, got) = traced();
+        let next = PROMPT.replace("00:00:00", "00:00:09").replace("\"go\"", "\"more\"");
+        feed(&mut a, Role::Main, &[PROMPT, A1, &next]);
+        assert_eq!(turns(&a), (1, 1000.0), "prompt at 0 s, last activity at 1 s");
+        assert_eq!(roots(&got), turns(&a), "the trace's root agrees");
+    }
+
+    #[test]
+    fn a_running_tool_call_keeps_its_turn_open_through_idleness() {
+        let (mut a, got) = traced();
+        feed(&mut a, Role::Main, &[PROMPT, A2]);
+        let t2 = crate::event::parse_timestamp("2025-01-01T00:00:02Z").unwrap();
+        a.tick(t2 + 6 * 60_000);
+        assert_eq!(a.session("s1").unwrap().state, State::Idle);
+        assert_eq!(turns(&a), (0, 0.0), "the Bash call is still running");
+        assert_eq!(roots(&got), (0, 0.0));
+        feed(&mut a, Role::Main, &[R1]);
+        a.tick(t2 + 13 * 60_000);
+        assert_eq!(turns(&a), (1, 5000.0), "idle with nothing running: the turn ends at the result");
+        assert_eq!(roots(&got), turns(&a));
+        // Work with no prompt (here a late response) is a turn of its own, in both.
+        feed(&mut a, Role::Main, &[&A1.replace("m1", "m9")]);
+        a.tick(t2 + 60 * 60_000);
+        assert_eq!(turns(&a).0, 2);
+        assert_eq!(roots(&got), turns(&a));
     }
 
     #[test]

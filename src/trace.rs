@@ -2,10 +2,26 @@
 //!
 //! In: what the aggregator accepted from each line (a prompt, a new or grown
 //! API response, a first-seen tool call or result, a compaction, an API error),
-//! with the line's transcript timestamp and the file it came from. Out:
-//! finished [`Span`]s, handed to a sink when their turn ends — at the next
-//! prompt of the session, when the session goes idle with no tool call still
-//! running, or when it ends.
+//! with the line's transcript timestamp, the file it came from and when its turn
+//! started; and the end of each turn. Out: [`Span`]s, handed to a sink as each
+//! one ends, so that a collector sees work while its turn is still open:
+//!
+//! - a tool call's span at its result;
+//! - a model call's span once its response is complete: Claude Code writes one
+//!   line per content block and a later line may carry more output tokens, so a
+//!   response is complete at a line with a `stop_reason`, or when the next
+//!   response of the same chain starts (a chain sends one request at a time), or
+//!   at the end of the turn. A tool result does not complete it: Claude Code runs
+//!   tools while the response is still streaming. Usage that grows after the span
+//!   left still counts in the turn's totals; the span is never sent twice;
+//! - a sub-agent's span when the `Task` result naming it arrives (else at the end
+//!   of the turn);
+//! - the turn's root span, and whatever is still open, when the turn ends.
+//!
+//! When a turn starts and ends is not decided here: the aggregator's turn model
+//! (`live`) decides, for the turn-duration histogram and the traces alike, and
+//! hands both ends over ([`At::turn_ms`], [`Tracer::end_turn`]). The root's span
+//! id is derived from the transcript, so children name it before it is sent.
 //!
 //! The span tree of a turn:
 //!
@@ -159,12 +175,14 @@ pub struct At<'a> {
     pub ts: Millis,
     pub owner: &'a Owner,
     pub query_source: &'static str,
+    /// When the line's turn started (the aggregator's turn model): the root's start.
+    pub turn_ms: Millis,
 }
 
 /// Bound on spans per turn; more are dropped and counted.
 const MAX_SPANS_PER_TURN: usize = 10_000;
 
-/// A span under construction.
+/// A span under construction, or a stub of one already sent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Building {
     span: Span,
@@ -176,6 +194,9 @@ struct Building {
     /// Chat spans: the response's usage so far (what its attributes say).
     #[serde(default)]
     usage: Tokens,
+    /// Handed to the sink: never sent again (only its ids and times are kept).
+    #[serde(default)]
+    sent: bool,
 }
 
 /// A turn in progress.
@@ -185,7 +206,9 @@ struct Turn {
     index: u64,
     prompted: bool,
     project: String,
+    /// Fixed when the turn starts: an unprompted turn's root id derives from it.
     start_ms: Millis,
+    /// Latest traced activity (the end used only if the aggregator never ends the turn).
     end_ms: Millis,
     spans: Vec<Building>,
     /// Response key → index in `spans`.
@@ -194,6 +217,12 @@ struct Turn {
     tools: FastMap<String, usize>,
     /// Sub-agent id → the `Task` tool_use id that ran it (`toolUseResult.agentId`).
     agent_of: HashMap<String, String>,
+    /// Sub-agents whose span has been sent.
+    #[serde(default)]
+    agents_sent: Vec<String>,
+    /// Per chain, the response still waiting to be complete (index in `spans`).
+    #[serde(default)]
+    open_chat: Vec<(Owner, usize)>,
     /// Latest timestamp of each chain: when its next API request was sent. (A list, not
     /// a map: JSON map keys must be strings, and a turn has few chains.)
     last_by_owner: Vec<(Owner, Millis)>,
@@ -210,8 +239,90 @@ struct Turn {
 }
 
 impl Turn {
-    fn open_tools(&self) -> bool {
-        self.spans.iter().any(|b| b.open)
+    fn root(&self) -> SpanId {
+        root_id(self)
+    }
+
+    /// The parent of a span of chain `owner`: the root, or the sub-agent's span.
+    fn parent_of(&self, owner: &Owner) -> SpanId {
+        match owner {
+            Owner::Agent(a) => span_id(&self.trace_id, "agent", a.as_bytes()),
+            Owner::Main | Owner::Auxiliary => self.root(),
+        }
+    }
+
+    /// Take span `i` out to be sent (parent resolved), leaving a stub; `None` if sent already.
+    fn take(&mut self, i: usize) -> Option<Span> {
+        let parent = self.parent_of(&self.spans[i].owner);
+        let b = &mut self.spans[i];
+        if b.sent {
+            return None;
+        }
+        b.sent = true;
+        let mut span = b.span.clone();
+        span.parent = Some(parent);
+        b.span.attrs = Vec::new();
+        b.span.events = Vec::new();
+        self.open_chat.retain(|(_, j)| *j != i);
+        Some(span)
+    }
+
+    /// The response of chain `owner` still waiting to be complete, taken out to be sent.
+    fn take_open_chat(&mut self, owner: &Owner) -> Option<Span> {
+        let i = self.open_chat.iter().find(|(o, _)| o == owner).map(|(_, i)| *i)?;
+        self.take(i)
+    }
+
+    /// The span of sub-agent `agent` over its spans so far, under the `Task` call that ran it
+    /// (named in that call's result, else the latest one running when the agent started).
+    fn agent_span(&self, session: &str, agent: &str) -> Option<Span> {
+        let (mut start, mut stop) = (Millis::MAX, Millis::MIN);
+        for b in self.spans.iter().filter(|b| matches!(&b.owner, Owner::Agent(a) if a == agent)) {
+            start = start.min(b.span.start_ms);
+            stop = stop.max(b.span.end_ms);
+        }
+        if start == Millis::MAX {
+            return None;
+        }
+        let task =
+            self.agent_of.get(agent).and_then(|tool| self.tools.get(tool)).map(|&i| &self.spans[i]).or_else(|| {
+                self.spans
+                    .iter()
+                    .filter(|b| b.agent_type.is_some())
+                    .filter(|b| b.span.start_ms <= start && (b.open || b.span.end_ms >= start))
+                    .max_by_key(|b| b.span.start_ms)
+            });
+        let kind = task.and_then(|b| b.agent_type.clone()).unwrap_or_else(|| "agent".into());
+        Some(Span {
+            trace_id: self.trace_id,
+            span_id: span_id(&self.trace_id, "agent", agent.as_bytes()),
+            parent: Some(task.map_or_else(|| self.root(), |b| b.span.span_id)),
+            name: format!("invoke_agent {kind}"),
+            kind: SpanKind::Internal,
+            start_ms: start,
+            end_ms: stop.max(start),
+            attrs: attrs([
+                (semconv::GEN_AI_OPERATION_NAME, "invoke_agent".into()),
+                (semconv::GEN_AI_PROVIDER_NAME, "anthropic".into()),
+                (semconv::GEN_AI_AGENT_ID, agent.into()),
+                (semconv::GEN_AI_AGENT_NAME, kind.into()),
+                (semconv::GEN_AI_CONVERSATION_ID, session.into()),
+            ]),
+            events: Vec::new(),
+            error: None,
+        })
+    }
+
+    /// Sub-agent `agent` has finished: its pending response and its span, once.
+    fn take_agent(&mut self, session: &str, agent: &str) -> Vec<Span> {
+        if self.agents_sent.iter().any(|a| a == agent) {
+            return Vec::new();
+        }
+        let Some(span) = self.agent_span(session, agent) else { return Vec::new() };
+        self.agents_sent.push(agent.to_owned());
+        let mut out = vec![span];
+        out.extend(self.take_open_chat(&Owner::Agent(agent.to_owned())));
+        out
     }
 }
 
@@ -275,6 +386,13 @@ fn attrs(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Attrs {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
+/// Hand spans to the sink, if any.
+fn send(sink: &Option<SpanSink>, spans: Vec<Span>) {
+    if let (Some(sink), false) = (sink, spans.is_empty()) {
+        sink(spans);
+    }
+}
+
 impl Tracer {
     pub fn new(since_ms: Millis) -> Tracer {
         Tracer { since_ms, ..Tracer::default() }
@@ -296,7 +414,7 @@ impl Tracer {
 
     /// The current turn's trace id and root span id for a session.
     pub fn current(&self, session: &str) -> Option<(TraceId, SpanId)> {
-        self.turns.get(session).map(|t| (t.trace_id, root_id(t)))
+        self.turns.get(session).map(|t| (t.trace_id, t.root()))
     }
 
     /// The span id a tool call has (or will have) in the session's current turn.
@@ -309,17 +427,20 @@ impl Tracer {
         self.turns.entry(at.session.to_owned()).or_insert_with(|| new_turn(at, false))
     }
 
-    /// A typed prompt: the session's previous turn ends, a new one starts.
+    /// A typed prompt: a new turn starts (the aggregator has ended the previous one).
     /// `text` only when content capture is on.
     pub fn prompt(&mut self, at: &At<'_>, text: Option<&str>) {
-        self.finish(at.session);
+        if let Some(t) = self.turns.get(at.session) {
+            let (start, end) = (t.start_ms, t.end_ms);
+            self.end_turn(at.session, start, end);
+        }
         let mut t = new_turn(at, true);
         t.last_by_owner.push((Owner::Main, at.ts));
         t.prompt = text.map(str::to_owned);
         self.turns.insert(at.session.to_owned(), t);
     }
 
-    /// Captured content of a tool call (opt-in): its input, or its output.
+    /// Captured content of a tool call (opt-in): its input, or its output (before its result).
     pub fn tool_content(&mut self, session: &str, tool_use_id: &str, key: &'static str, text: &str) {
         if let Some(t) = self.turns.get_mut(session)
             && let Some(&i) = t.tools.get(tool_use_id)
@@ -331,22 +452,32 @@ impl Tracer {
     /// A response seen for the first time, or a later line of it with larger usage.
     /// `total` is its usage so far; `cost_usd` what this line added.
     pub fn response(&mut self, at: &At<'_>, r: &Response, total: Tokens, cost_usd: f64) {
-        let dropped = &mut self.dropped;
+        let (dropped, sink) = (&mut self.dropped, &self.sink);
         let t = self.turns.entry(at.session.to_owned()).or_insert_with(|| new_turn(at, false));
-        match t.calls.get(&r.key) {
+        let i = match t.calls.get(&r.key) {
             Some(&i) => {
                 let b = &mut t.spans[i];
                 t.tokens += total.saturating_sub(b.usage);
+                t.cost_usd += cost_usd;
                 b.usage = total;
+                if b.sent {
+                    // Grew after its span left: the turn's totals have it, the span stays as sent.
+                    return;
+                }
                 b.span.end_ms = b.span.end_ms.max(at.ts);
                 set_usage(&mut b.span, total, r.stop_reason.as_deref());
-                t.cost_usd += cost_usd;
                 add_cost(&mut b.span, cost_usd);
+                i
             }
             None => {
                 if t.spans.len() >= MAX_SPANS_PER_TURN {
                     *dropped += 1;
                     return;
+                }
+                // A chain sends its next request only once the previous response is complete.
+                // (1.0.x inline sidechains share one chain name across parallel agents.)
+                if !matches!(at.owner, Owner::Agent(a) if a == "sidechain") {
+                    send(sink, t.take_open_chat(at.owner).into_iter().collect());
                 }
                 let last = t.last_by_owner.iter().find(|(o, _)| o == at.owner).map(|(_, ms)| *ms);
                 let start = last.unwrap_or(at.ts).min(at.ts);
@@ -375,9 +506,26 @@ impl Tracer {
                 t.tokens += total;
                 t.cost_usd += cost_usd;
                 t.api_requests += 1;
-                t.calls.insert(r.key, t.spans.len());
-                t.spans.push(Building { span, owner: at.owner.clone(), open: false, agent_type: None, usage: total });
+                let i = t.spans.len();
+                t.calls.insert(r.key, i);
+                t.spans.push(Building {
+                    span,
+                    owner: at.owner.clone(),
+                    open: false,
+                    agent_type: None,
+                    usage: total,
+                    sent: false,
+                });
+                if !matches!(at.owner, Owner::Agent(a) if a == "sidechain") {
+                    t.open_chat.retain(|(o, _)| o != at.owner);
+                    t.open_chat.push((at.owner.clone(), i));
+                }
+                i
             }
+        };
+        // The response says it stopped: complete.
+        if r.stop_reason.is_some() {
+            send(sink, t.take(i).into_iter().collect());
         }
     }
 
@@ -411,12 +559,21 @@ impl Tracer {
         t.tools.insert(u.id.to_string(), t.spans.len());
         let agent_type = matches!(&*u.name, "Task" | "Agent")
             .then(|| u.subagent_type.as_deref().unwrap_or("general-purpose").to_owned());
-        t.spans.push(Building { span, owner: at.owner.clone(), open: true, agent_type, usage: Tokens::default() });
+        t.spans.push(Building {
+            span,
+            owner: at.owner.clone(),
+            open: true,
+            agent_type,
+            usage: Tokens::default(),
+            sent: false,
+        });
     }
 
     /// A tool result seen for the first time; `agent_id` from `toolUseResult.agentId`.
+    /// The call's span leaves now, and the span of the sub-agent it ran.
     pub fn tool_result(&mut self, at: &At<'_>, r: &ToolResult, agent_id: Option<&str>) {
-        let t = self.turn(at);
+        let sink = &self.sink;
+        let t = self.turns.entry(at.session.to_owned()).or_insert_with(|| new_turn(at, false));
         let Some(&i) = t.tools.get(&*r.tool_use_id) else { return };
         let b = &mut t.spans[i];
         b.open = false;
@@ -426,9 +583,12 @@ impl Tracer {
             b.span.attrs.push((semconv::ERROR_TYPE.into(), "tool_error".into()));
             t.tool_errors += 1;
         }
+        let mut out: Vec<Span> = t.take(i).into_iter().collect();
         if let Some(a) = agent_id {
             t.agent_of.insert(a.to_owned(), r.tool_use_id.to_string());
+            out.extend(t.take_agent(at.session, a));
         }
+        send(sink, out);
     }
 
     pub fn compaction(&mut self, at: &At<'_>, c: &Compaction) {
@@ -457,41 +617,18 @@ impl Tracer {
     pub fn touch(&mut self, at: &At<'_>) {
         let t = self.turn(at);
         t.end_ms = t.end_ms.max(at.ts);
-        t.start_ms = t.start_ms.min(at.ts);
         match t.last_by_owner.iter_mut().find(|(o, _)| o == at.owner) {
             Some((_, last)) => *last = (*last).max(at.ts),
             None => t.last_by_owner.push((at.owner.clone(), at.ts)),
         }
     }
 
-    /// The session went idle: its turn ends unless a tool call is still running.
-    pub fn idle(&mut self, session: &str) {
-        if self.turns.get(session).is_some_and(|t| !t.open_tools()) {
-            self.finish(session);
-        }
-    }
-
-    /// The session ended: its turn ends whatever is still open.
-    pub fn end(&mut self, session: &str) {
-        self.finish(session);
-    }
-
-    /// End the session's turn (if any) and hand its spans to the sink.
-    pub fn finish(&mut self, session: &str) {
+    /// The session's turn (if traced) ended: it ran from `start_ms` to `end_ms`, as the
+    /// aggregator measured it. Its root leaves, with whatever had not left yet; a tool
+    /// call still running is cut at the end and marked not completed.
+    pub fn end_turn(&mut self, session: &str, start_ms: Millis, end_ms: Millis) {
         let Some(t) = self.turns.remove(session) else { return };
-        let spans = build(session, t);
-        if let Some(sink) = &self.sink {
-            sink(spans);
-        }
-    }
-
-    /// End every turn (shutdown of a one-off run such as a backfill).
-    pub fn finish_all(&mut self) {
-        let mut ids: Vec<String> = self.turns.keys().cloned().collect();
-        ids.sort();
-        for id in ids {
-            self.finish(&id);
-        }
+        send(&self.sink, build(session, t, start_ms, end_ms));
     }
 }
 
@@ -501,12 +638,14 @@ fn new_turn(at: &At<'_>, prompted: bool) -> Turn {
         index: at.prompts,
         prompted,
         project: at.project.to_owned(),
-        start_ms: at.ts,
-        end_ms: at.ts,
+        start_ms: at.turn_ms,
+        end_ms: at.ts.max(at.turn_ms),
         spans: Vec::new(),
         calls: FastMap::default(),
         tools: FastMap::default(),
         agent_of: HashMap::new(),
+        agents_sent: Vec::new(),
+        open_chat: Vec::new(),
         last_by_owner: Vec::new(),
         events: Vec::new(),
         prompt: None,
@@ -551,70 +690,32 @@ fn add_cost(span: &mut Span, usd: f64) {
     set(span, "claude_sessions.cost_usd", (before + usd).into());
 }
 
-/// Turn a finished turn into spans: the root, agent spans, parents resolved.
-fn build(session: &str, t: Turn) -> Vec<Span> {
-    let root = root_id(&t);
-    let trace = t.trace_id;
-    let end = t.spans.iter().map(|b| b.span.end_ms).fold(t.end_ms, Millis::max);
+/// The end of a turn: what has not left yet (sub-agents, pending responses, running
+/// tool calls) and the root, timed `start`..`end`.
+fn build(session: &str, mut t: Turn, start: Millis, end: Millis) -> Vec<Span> {
+    let end = end.max(start);
+    let root = t.root();
     let mut out = Vec::with_capacity(t.spans.len() + 2);
-    // Sub-agents: which Task call ran each, and their time range.
-    let mut agents: Vec<(String, Millis, Millis)> = Vec::new();
+    // Sub-agents whose Task result did not say their id (or came before their lines).
+    let mut agents: Vec<String> = Vec::new();
     for b in &t.spans {
-        if let Owner::Agent(a) = &b.owner {
-            match agents.iter_mut().find(|(id, ..)| id == a) {
-                Some(e) => {
-                    e.1 = e.1.min(b.span.start_ms);
-                    e.2 = e.2.max(b.span.end_ms);
-                }
-                None => agents.push((a.clone(), b.span.start_ms, b.span.end_ms)),
-            }
+        if let Owner::Agent(a) = &b.owner
+            && !agents.contains(a)
+            && !t.agents_sent.contains(a)
+        {
+            agents.push(a.clone());
         }
     }
-    let tasks: Vec<&Building> = t.spans.iter().filter(|b| b.agent_type.is_some()).collect();
-    let mut agent_span: HashMap<String, SpanId> = HashMap::new();
-    for (agent, start, stop) in &agents {
-        // The Task call that names this agent in its result, else the latest one
-        // running when the agent started (1.0.x sidechains carry no link).
-        let task = t.agent_of.get(agent).and_then(|tool| t.tools.get(tool)).map(|&i| &t.spans[i]).or_else(|| {
-            tasks
-                .iter()
-                .filter(|b| b.span.start_ms <= *start && (b.open || b.span.end_ms >= *start))
-                .max_by_key(|b| b.span.start_ms)
-                .copied()
-        });
-        let id = span_id(&trace, "agent", agent.as_bytes());
-        agent_span.insert(agent.clone(), id);
-        let kind = task.and_then(|b| b.agent_type.clone()).unwrap_or_else(|| "agent".into());
-        out.push(Span {
-            trace_id: trace,
-            span_id: id,
-            parent: Some(task.map_or(root, |b| b.span.span_id)),
-            name: format!("invoke_agent {kind}"),
-            kind: SpanKind::Internal,
-            start_ms: *start,
-            end_ms: (*stop).max(*start),
-            attrs: attrs([
-                (semconv::GEN_AI_OPERATION_NAME, "invoke_agent".into()),
-                (semconv::GEN_AI_PROVIDER_NAME, "anthropic".into()),
-                (semconv::GEN_AI_AGENT_ID, agent.as_str().into()),
-                (semconv::GEN_AI_AGENT_NAME, kind.into()),
-                (semconv::GEN_AI_CONVERSATION_ID, session.into()),
-            ]),
-            events: Vec::new(),
-            error: None,
-        });
-    }
-    for mut b in t.spans {
-        b.span.parent = Some(match &b.owner {
-            Owner::Agent(a) => agent_span[a],
-            Owner::Main | Owner::Auxiliary => root,
-        });
-        if b.open {
-            // Still running when the turn ended (the session ended or went idle for good).
-            b.span.end_ms = end.max(b.span.start_ms);
-            b.span.attrs.push(("claude_sessions.tool.completed".into(), false.into()));
+    out.extend(agents.iter().filter_map(|a| t.agent_span(session, a)));
+    for i in 0..t.spans.len() {
+        let running = t.spans[i].open;
+        let Some(mut span) = t.take(i) else { continue };
+        if running {
+            // Still running when the turn ended (the session ended or the user typed on).
+            span.end_ms = end.max(span.start_ms);
+            span.attrs.push(("claude_sessions.tool.completed".into(), false.into()));
         }
-        out.push(b.span);
+        out.push(span);
     }
     let mut root_attrs = attrs([
         (semconv::GEN_AI_OPERATION_NAME, "invoke_agent".into()),
@@ -641,13 +742,13 @@ fn build(session: &str, t: Turn) -> Vec<Span> {
     out.insert(
         0,
         Span {
-            trace_id: trace,
+            trace_id: t.trace_id,
             span_id: root,
             parent: None,
             name: "invoke_agent claude-code".into(),
             kind: SpanKind::Internal,
-            start_ms: t.start_ms,
-            end_ms: end.max(t.start_ms),
+            start_ms: start,
+            end_ms: end,
             attrs: root_attrs,
             events: t.events,
             error: None,
@@ -662,7 +763,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     fn at<'a>(owner: &'a Owner, ts: Millis, prompts: u64) -> At<'a> {
-        At { session: "s1", project: "app", prompts, ts, owner, query_source: "main" }
+        At { session: "s1", project: "app", prompts, ts, owner, query_source: "main", turn_ms: ts }
     }
 
     fn response(key: u64, output: u64) -> Response {
@@ -676,6 +777,11 @@ mod tests {
         }
     }
 
+    /// A line of a response still streaming (no `stop_reason` yet).
+    fn streaming(key: u64, output: u64) -> Response {
+        Response { stop_reason: None, ..response(key, output) }
+    }
+
     fn collecting() -> (Tracer, Arc<Mutex<Vec<Span>>>) {
         let got = Arc::new(Mutex::new(Vec::new()));
         let mut t = Tracer::new(0);
@@ -684,13 +790,17 @@ mod tests {
         (t, got)
     }
 
+    fn names(got: &Mutex<Vec<Span>>) -> Vec<String> {
+        got.lock().unwrap().iter().map(|s| s.name.clone()).collect()
+    }
+
     #[test]
     fn a_turn_becomes_a_tree_with_transcript_times() {
         let (mut tr, got) = collecting();
         let (main, agent) = (Owner::Main, Owner::Agent("a1".into()));
         tr.prompt(&at(&main, 1000, 1), None);
         tr.touch(&at(&main, 1000, 1));
-        let r = response(7, 1);
+        let r = streaming(7, 1);
         tr.response(&at(&main, 3000, 1), &r, r.tokens, 0.5);
         tr.touch(&at(&main, 3000, 1));
         // A later line of the same response with more output tokens.
@@ -699,19 +809,21 @@ mod tests {
         let task = ToolUse { id: "toolu_1".into(), name: "Task".into(), subagent_type: Some("Explore".into()) };
         tr.tool_use(&at(&main, 3500, 1), &task);
         tr.touch(&at(&main, 3500, 1));
-        let ar = response(8, 2);
+        let ar = streaming(8, 2);
         tr.touch(&at(&agent, 4000, 1));
         tr.response(&at(&agent, 6000, 1), &ar, ar.tokens, 0.0);
         tr.tool_result(&at(&main, 9000, 1), &ToolResult { tool_use_id: "toolu_1".into(), is_error: true }, Some("a1"));
         tr.touch(&at(&main, 9000, 1));
-        assert!(got.lock().unwrap().is_empty(), "nothing is sent before the turn ends");
-        tr.prompt(&at(&main, 20_000, 2), None);
+        let (trace, root_id) = tr.current("s1").unwrap();
+        assert_eq!(got.lock().unwrap().len(), 4, "all but the root left as they ended: {:?}", names(&got));
+        tr.end_turn("s1", 1000, 9000);
         let spans = got.lock().unwrap().clone();
         assert_eq!(spans.len(), 5, "{spans:#?}");
         let by = |name: &str| spans.iter().find(|s| s.name == name).unwrap();
         let root = by("invoke_agent claude-code");
         assert_eq!((root.parent, root.start_ms, root.end_ms), (None, 1000, 9000));
-        assert_eq!(root.trace_id, trace_id("s1", 1));
+        assert_eq!((root.trace_id, root.span_id), (trace_id("s1", 1), root_id));
+        assert_eq!(trace, root.trace_id);
         let chat = spans.iter().find(|s| s.name == "chat claude-opus-4-6" && s.parent == Some(root.span_id)).unwrap();
         assert_eq!((chat.start_ms, chat.end_ms), (1000, 3500));
         assert_eq!(chat.attr(semconv::GEN_AI_USAGE_INPUT_TOKENS), Some(&Value::Int(115)));
@@ -729,18 +841,101 @@ mod tests {
     }
 
     #[test]
+    fn spans_leave_as_they_end_and_never_twice() {
+        let (mut tr, got) = collecting();
+        let main = Owner::Main;
+        tr.prompt(&at(&main, 1000, 1), None);
+        let r = streaming(7, 1);
+        tr.response(&at(&main, 2000, 1), &r, r.tokens, 0.0);
+        tr.tool_use(&at(&main, 2000, 1), &ToolUse { id: "t1".into(), name: "Bash".into(), subagent_type: None });
+        assert!(got.lock().unwrap().is_empty(), "a call running, a response streaming");
+        tr.tool_result(&at(&main, 2500, 1), &ToolResult { tool_use_id: "t1".into(), is_error: false }, None);
+        assert_eq!(names(&got), ["execute_tool Bash"], "the tool call left at its result");
+        // Claude Code runs tools while a response streams: its later line grows.
+        let r = streaming(7, 30);
+        tr.response(&at(&main, 2600, 1), &r, r.tokens, 0.0);
+        assert_eq!(got.lock().unwrap().len(), 1, "a tool result does not complete the response");
+        // The chain's next request: the previous response is complete.
+        let r2 = streaming(8, 5);
+        tr.response(&at(&main, 4000, 1), &r2, r2.tokens, 0.0);
+        let chat = got.lock().unwrap()[1].clone();
+        assert_eq!((chat.name.as_str(), chat.end_ms), ("chat claude-opus-4-6", 2600));
+        assert_eq!(chat.attr(semconv::GEN_AI_USAGE_OUTPUT_TOKENS), Some(&Value::Int(30)));
+        // A line with a stop reason completes its response at once.
+        let r2 = response(8, 9);
+        tr.response(&at(&main, 4100, 1), &r2, r2.tokens, 0.0);
+        assert_eq!(got.lock().unwrap().len(), 3);
+        // Growth after the span left: the turn's totals only.
+        let r2 = response(8, 20);
+        tr.response(&at(&main, 4200, 1), &r2, r2.tokens, 0.0);
+        assert_eq!(got.lock().unwrap().len(), 3);
+        let (_, root_id) = tr.current("s1").unwrap();
+        tr.end_turn("s1", 1000, 4200);
+        let spans = got.lock().unwrap().clone();
+        assert_eq!(spans.len(), 4, "the root, and nothing sent twice: {spans:#?}");
+        let mut ids: Vec<SpanId> = spans.iter().map(|s| s.span_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 4);
+        let root = spans.iter().find(|s| s.parent.is_none()).unwrap();
+        assert_eq!(root.span_id, root_id, "children named the root before it was sent");
+        assert!(spans.iter().filter(|s| s.parent.is_some()).all(|s| s.parent == Some(root_id)));
+        assert_eq!(root.attr(semconv::GEN_AI_USAGE_OUTPUT_TOKENS), Some(&Value::Int(50)));
+    }
+
+    #[test]
+    fn a_sub_agent_leaves_with_its_task_result() {
+        let (mut tr, got) = collecting();
+        let (main, agent) = (Owner::Main, Owner::Agent("a1".into()));
+        tr.prompt(&at(&main, 0, 1), None);
+        let task = ToolUse { id: "task".into(), name: "Task".into(), subagent_type: Some("Explore".into()) };
+        tr.tool_use(&at(&main, 10, 1), &task);
+        tr.touch(&at(&agent, 20, 1));
+        let r = streaming(8, 2);
+        tr.response(&at(&agent, 30, 1), &r, r.tokens, 0.0);
+        tr.tool_use(&at(&agent, 30, 1), &ToolUse { id: "read".into(), name: "Read".into(), subagent_type: None });
+        tr.tool_result(&at(&agent, 40, 1), &ToolResult { tool_use_id: "read".into(), is_error: false }, None);
+        tr.tool_result(&at(&main, 50, 1), &ToolResult { tool_use_id: "task".into(), is_error: false }, Some("a1"));
+        let spans = got.lock().unwrap().clone();
+        let by = |name: &str| spans.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name}: {spans:#?}"));
+        let (task, agent_span) = (by("execute_tool Task"), by("invoke_agent Explore"));
+        assert_eq!(agent_span.parent, Some(task.span_id));
+        assert_eq!((agent_span.start_ms, agent_span.end_ms), (20, 40));
+        assert_eq!(by("chat claude-opus-4-6").parent, Some(agent_span.span_id), "the agent's last response too");
+        assert_eq!(by("execute_tool Read").parent, Some(agent_span.span_id));
+        tr.end_turn("s1", 0, 50);
+        let spans = got.lock().unwrap().clone();
+        assert_eq!(spans.len(), 5, "the agent span is not sent again: {:?}", names(&got));
+    }
+
+    #[test]
+    fn the_per_turn_cap_drops_and_counts_what_is_over() {
+        let (mut tr, got) = collecting();
+        let main = Owner::Main;
+        tr.prompt(&at(&main, 0, 1), None);
+        for i in 0..MAX_SPANS_PER_TURN + 3 {
+            let id: Box<str> = format!("t{i}").into();
+            tr.tool_use(&at(&main, 1, 1), &ToolUse { id: id.clone(), name: "Bash".into(), subagent_type: None });
+            tr.tool_result(&at(&main, 2, 1), &ToolResult { tool_use_id: id, is_error: false }, None);
+        }
+        assert_eq!(tr.dropped, 3);
+        tr.end_turn("s1", 0, 2);
+        assert_eq!(got.lock().unwrap().len(), MAX_SPANS_PER_TURN + 1);
+    }
+
+    #[test]
     fn open_turns_survive_the_checkpoint() {
         let (mut tr, got) = collecting();
         let (main, agent) = (Owner::Main, Owner::Agent("a1".into()));
         tr.prompt(&at(&main, 1000, 1), None);
         tr.touch(&at(&agent, 1500, 1));
-        let r = response(8, 2);
+        let r = streaming(8, 2);
         tr.response(&at(&agent, 2000, 1), &r, r.tokens, 0.0);
         let json = serde_json::to_string(&tr).expect("a tracer with sub-agent chains serializes");
         let mut back: Tracer = serde_json::from_str(&json).unwrap();
         let g = Arc::clone(&got);
         back.set_sink(Some(Arc::new(move |s: Vec<Span>| g.lock().unwrap().extend(s))));
-        back.end("s1");
+        back.end_turn("s1", 1000, 2000);
         let spans = got.lock().unwrap().clone();
         let chat = spans.iter().find(|s| s.name.starts_with("chat ")).unwrap();
         assert_eq!(chat.start_ms, 1500, "the chain's last time came through");
@@ -748,14 +943,13 @@ mod tests {
     }
 
     #[test]
-    fn idle_waits_for_running_tools_and_end_does_not() {
+    fn a_tool_call_running_at_the_end_of_its_turn_is_cut_there() {
         let (mut tr, got) = collecting();
         let main = Owner::Main;
         tr.prompt(&at(&main, 0, 1), None);
         tr.tool_use(&at(&main, 10, 1), &ToolUse { id: "t".into(), name: "Bash".into(), subagent_type: None });
-        tr.idle("s1");
         assert!(got.lock().unwrap().is_empty());
-        tr.end("s1");
+        tr.end_turn("s1", 0, 10);
         let spans = got.lock().unwrap().clone();
         let tool = spans.iter().find(|s| s.name == "execute_tool Bash").unwrap();
         assert_eq!(tool.attr("claude_sessions.tool.completed"), Some(&Value::Bool(false)));

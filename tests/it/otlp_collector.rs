@@ -115,45 +115,45 @@ fn live_lines(src: &Path, start_ms: i64) -> Vec<(std::path::PathBuf, String)> {
     out
 }
 
-#[test]
-fn killing_the_collector_mid_replay_loses_no_metrics_and_counts_dropped_spans() {
-    let Some(mut rotel) = Rotel::start_or_skip() else { return };
+/// `serve` over an empty config root (its `projects/` folder returned), sending OTLP
+/// traces over gRPC to `rotel`, with `extra` flags; ready.
+fn grpc_daemon(rotel: &Rotel, extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf, tempfile::TempDir, Daemon) {
     let endpoint = rotel.grpc_endpoint();
     let root = daemon::empty_root();
     let projects = root.path().join("projects");
     std::fs::create_dir_all(&projects).unwrap();
     let state = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        root.path(),
-        state.path(),
-        &[
-            "--otlp-metrics",
-            "--otlp-traces",
-            "--otlp-protocol",
-            "grpc",
-            "--otlp-endpoint",
-            &endpoint,
-            "--otlp-interval",
-            "300ms",
-            "--otlp-max-queue-spans",
-            "200",
-        ],
-    );
+    let mut args = vec!["--otlp-traces", "--otlp-protocol", "grpc", "--otlp-endpoint", &endpoint];
+    args.extend_from_slice(extra);
+    let d = Daemon::start(root.path(), state.path(), &args);
     d.wait_ready(Duration::from_secs(30));
+    (root, projects, state, d)
+}
+
+/// Append `lines` to their files under `projects`, one write per file.
+fn append_lines<'a>(projects: &Path, lines: impl IntoIterator<Item = (&'a Path, &'a str)>) {
+    let mut by_file: BTreeMap<&Path, String> = BTreeMap::new();
+    for (rel, l) in lines {
+        let s = by_file.entry(rel).or_default();
+        s.push_str(l);
+        s.push('\n');
+    }
+    for (rel, text) in by_file {
+        daemon::append(&projects.join(rel), text.as_bytes());
+    }
+}
+
+#[test]
+fn killing_the_collector_mid_replay_loses_no_metrics_and_counts_dropped_spans() {
+    let Some(mut rotel) = Rotel::start_or_skip() else { return };
+    let flags = ["--otlp-metrics", "--otlp-interval", "300ms", "--otlp-max-queue-spans", "200"];
+    let (_root, projects, _state, d) = grpc_daemon(&rotel, &flags);
     let pid = d.pid().expect("running");
     let src = support::real_config_root();
     let lines = live_lines(&src.path().join("projects"), otlp_now_ms());
     let total = total_tokens(&oracle::count(&src.path().join("projects")));
     let write = |part: &[(std::path::PathBuf, String)]| {
-        let mut by_file: BTreeMap<&Path, String> = BTreeMap::new();
-        for (rel, l) in part {
-            let s = by_file.entry(rel.as_path()).or_default();
-            s.push_str(l);
-            s.push('\n');
-        }
-        for (rel, text) in by_file {
-            daemon::append(&projects.join(rel), text.as_bytes());
-        }
+        append_lines(&projects, part.iter().map(|(r, l)| (r.as_path(), l.as_str())))
     };
     // A third of the history arrives while the collector is up.
     let third = lines.len() / 3;
@@ -221,4 +221,163 @@ fn killing_the_collector_mid_replay_loses_no_metrics_and_counts_dropped_spans() 
 
 fn otlp_now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// One transcript line of session `sid` stamped `ms`: `body` is the rest of its JSON object.
+fn line_at(sid: &str, ms: i64, body: &str) -> String {
+    format!(r#"{{"sessionId":"{sid}","cwd":"/w/app","timestamp":"{}",{body}}}"#, support::rfc3339(ms)) + "\n"
+}
+
+#[test]
+fn a_finished_tool_calls_span_reaches_the_collector_while_its_turn_is_still_open() {
+    let Some(rotel) = Rotel::start_or_skip() else { return };
+    // The default idle timeout (5 min): only the tool result can make its span leave.
+    let (_root, projects, _state, d) = grpc_daemon(&rotel, &[]);
+    let file = projects.join("-w-app/open-turn.jsonl");
+    let now = otlp_now_ms();
+    daemon::append(
+        &file,
+        (line_at("open-turn", now, r#""type":"user","message":{"role":"user","content":"run the tests"}"#)
+            + &line_at(
+                "open-turn",
+                now + 100,
+                r#""type":"assistant","requestId":"req_1","message":{"id":"msg_1","model":"claude-opus-4-6","stop_reason":"tool_use","usage":{"input_tokens":7,"output_tokens":9},"content":[{"type":"tool_use","id":"toolu_open","name":"Bash","input":{}}]}"#,
+            ))
+            .as_bytes(),
+    );
+    // The response's only line says it stopped: its span leaves at once (and the file is read).
+    collector::wait_for(&rotel, Duration::from_secs(20), |r| r.spans_named("chat claude-opus-4-6").count() == 1);
+    let result = r#""type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_open","content":"ok"}]}"#;
+    daemon::append(&file, line_at("open-turn", otlp_now_ms(), result).as_bytes());
+    let written = Instant::now();
+    let got = collector::wait_for(&rotel, Duration::from_secs(5), |r| {
+        r.spans_named("execute_tool Bash")
+            .any(|s| s.attrs.get("gen_ai.tool.call.id").map(String::as_str) == Some("toolu_open"))
+    });
+    let latency = written.elapsed();
+    let tool = got.spans_named("execute_tool Bash").next().unwrap();
+    let chat = got.spans_named("chat claude-opus-4-6").next().expect("the finished chat span");
+    assert_eq!(chat.parent_span_id, tool.parent_span_id, "both name the turn's root as parent");
+    assert!(!tool.parent_span_id.is_empty());
+    assert_eq!(tool.attrs.get("claude_sessions.tool.completed"), None, "the call finished");
+    assert_eq!(
+        got.spans.iter().filter(|s| s.parent_span_id.is_empty()).count(),
+        0,
+        "the turn is still open: its root has not left"
+    );
+    eprintln!("tool result written → its span at the collector: {latency:?}");
+    // Nothing is sent twice.
+    std::thread::sleep(Duration::from_secs(2));
+    let later = rotel.received();
+    assert_eq!(later.spans_named("execute_tool Bash").count(), 1);
+    assert_eq!(later.spans_named("chat claude-opus-4-6").count(), 1);
+    d.stop();
+}
+
+/// The fixture lines as a live replay paced in real time: each session starts at
+/// `start_ms`, its gaps shrunk 100× and capped at `max_gap_ms` (long enough for an idle
+/// timeout to fire, short enough for the test). Returns (when to write, file, line) in
+/// writing order; each file's lines stay in their order.
+fn paced_lines(src: &Path, start_ms: i64, max_gap_ms: i64) -> Vec<(i64, std::path::PathBuf, String)> {
+    let files = oracle::jsonl_files(src);
+    let mut parsed = Vec::new();
+    let mut times: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for f in &files {
+        let stem = f.file_stem().unwrap().to_string_lossy().into_owned();
+        let mut lines = Vec::new();
+        for raw in std::fs::read_to_string(f).unwrap().lines() {
+            let Ok(v) = serde_json::from_str::<Value>(raw) else { continue };
+            let session = v.get("sessionId").and_then(Value::as_str).map_or(stem.clone(), str::to_owned);
+            let ts = v.get("timestamp").and_then(Value::as_str).and_then(support::parse_rfc3339);
+            if let Some(ts) = ts {
+                times.entry(session.clone()).or_default().push(ts);
+            }
+            lines.push((session, ts, v));
+        }
+        parsed.push((f.strip_prefix(src).unwrap().to_path_buf(), lines));
+    }
+    // Per session: original time → replay time.
+    let mut map: BTreeMap<String, BTreeMap<i64, i64>> = BTreeMap::new();
+    for (session, mut ts) in times {
+        ts.sort_unstable();
+        ts.dedup();
+        let m = map.entry(session).or_default();
+        let mut at = start_ms;
+        for (i, t) in ts.iter().enumerate() {
+            if i > 0 {
+                at += ((t - ts[i - 1]) / 100).min(max_gap_ms);
+            }
+            m.insert(*t, at);
+        }
+    }
+    let mut out = Vec::new();
+    for (fi, (rel, lines)) in parsed.into_iter().enumerate() {
+        let mut release = start_ms;
+        for (li, (session, ts, mut v)) in lines.into_iter().enumerate() {
+            if let Some(ts) = ts {
+                let new = map[&session][&ts];
+                v["timestamp"] = Value::String(support::rfc3339(new));
+                release = release.max(new);
+            }
+            out.push((release, fi, li, rel.clone(), v.to_string()));
+        }
+    }
+    out.sort_by_key(|(release, fi, li, ..)| (*release, *fi, *li));
+    out.into_iter().map(|(release, _, _, rel, line)| (release, rel, line)).collect()
+}
+
+#[test]
+fn turn_histogram_and_trace_roots_agree_on_every_turn() {
+    let Some(rotel) = Rotel::start_or_skip() else { return };
+    let (_root, projects, _state, d) = grpc_daemon(&rotel, &["--idle-timeout", "2s", "--end-timeout", "6s"]);
+    let src = support::real_config_root();
+    let lines = paced_lines(&src.path().join("projects"), otlp_now_ms() + 500, 4000);
+    let mut i = 0;
+    while i < lines.len() {
+        let due = lines[i..].iter().take_while(|(at, ..)| *at <= otlp_now_ms()).count();
+        append_lines(&projects, lines[i..i + due].iter().map(|(_, r, l)| (r.as_path(), l.as_str())));
+        i += due;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every session ends (6 s quiet), so every turn has ended in both models.
+    let ended = d.wait_for(Duration::from_secs(30), |m| {
+        m.has("claude_sessions_turn_duration_seconds_count") && m.sum("claude_sessions_sessions", &[]) == 0.0
+    });
+    assert!(ended.is_some(), "all sessions end");
+    let histogram = |m: &daemon::Metrics| {
+        let mut per: BTreeMap<String, (u64, i64)> = BTreeMap::new();
+        for (name, labels, v) in &m.samples {
+            let project = labels.iter().find(|(k, _)| k == "project").map(|(_, v)| v.clone()).unwrap_or_default();
+            match name.as_str() {
+                "claude_sessions_turn_duration_seconds_count" => per.entry(project).or_default().0 += *v as u64,
+                "claude_sessions_turn_duration_seconds_sum" => {
+                    per.entry(project).or_default().1 += (v * 1000.0).round() as i64
+                }
+                _ => {}
+            }
+        }
+        per
+    };
+    let roots = |r: &Received| {
+        let mut per: BTreeMap<String, (u64, i64)> = BTreeMap::new();
+        for s in r.spans_named("invoke_agent claude-code").filter(|s| s.parent_span_id.is_empty()) {
+            let e = per.entry(s.attrs.get("claude_sessions.project").cloned().unwrap_or_default()).or_default();
+            e.0 += 1;
+            e.1 += ((s.end_ns - s.start_ns) / 1_000_000) as i64;
+        }
+        per
+    };
+    let want = histogram(&d.metrics());
+    let turns: u64 = want.values().map(|(n, _)| n).sum();
+    assert!(turns > 20, "the replay has turns: {want:?}");
+    // The roots of the last turns leave at the session's end: wait for them to arrive.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut got = roots(&rotel.received());
+    while got != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        got = roots(&rotel.received());
+    }
+    eprintln!("{turns} turns: histogram (count, ms) per project {want:?}");
+    assert_eq!(got, want, "trace roots (count, summed ms) per project equal the turn histogram's");
+    d.stop();
 }
