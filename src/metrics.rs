@@ -140,7 +140,7 @@ families!(Histogram, HISTOGRAMS, Type::Histogram, {
     SessionDuration => ("claude_sessions_session_duration", Some("seconds"), &["project"], SESSION_BUCKETS, "Duration of ended sessions, first to last record."),
     ToolDuration => ("claude_sessions_tool_duration", Some("seconds"), &["tool"], SECONDS_BUCKETS, "Time from a tool call to its result (transcript timestamps)."),
     ContextTokens => ("claude_sessions_context", Some("tokens"), &["model"], CONTEXT_BUCKETS, "Prompt size (input + cache writes + cache reads) of each main-chain API call."),
-    TurnDuration => ("claude_sessions_turn_duration", Some("seconds"), &["project"], TURN_BUCKETS, "Time from a user prompt to the last activity before the next prompt or idleness."),
+    TurnDuration => ("claude_sessions_turn_duration", Some("seconds"), &["project"], TURN_BUCKETS, "Time from a turn's start (a prompt, or activity with no turn open) to its last activity; a turn ends at the next prompt, at idleness with no tool call of it running, or at session end."),
     EventLag => ("claude_sessions_exporter_event_lag", Some("seconds"), &[], LAG_BUCKETS, "Time from a transcript write (file mtime) to its effect being visible in metrics (this process only)."),
 });
 
