@@ -119,6 +119,21 @@ impl FileId {
 pub struct Found {
     pub path: PathBuf,
     pub id: FileId,
+    /// Size and modification time (ns since the epoch) when found: the reconcile
+    /// compares them with the last read's, so the walk's one `stat` is all it needs.
+    pub len: u64,
+    pub mtime_ns: i128,
+}
+
+impl Found {
+    pub fn new(path: PathBuf, m: &std::fs::Metadata) -> Found {
+        let mtime_ns = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
+        Found { path, id: FileId::of(m), len: m.len(), mtime_ns }
+    }
 }
 
 /// Every `*.jsonl` file below `dirs`, each real file once, sorted so that
@@ -129,6 +144,7 @@ pub struct Found {
 pub fn walk(dirs: &[PathBuf], errors: &mut Vec<(PathBuf, std::io::Error)>) -> Vec<PathBuf> {
     let mut found = find(dirs, errors);
     found.sort_by_cached_key(|f| (order(dirs, &f.path), f.path.clone()));
+    found.dedup_by(|a, b| a.path == b.path);
     let mut ids = std::collections::HashSet::with_capacity(found.len());
     found.into_iter().filter(|f| ids.insert(f.id)).map(|f| f.path).collect()
 }
@@ -161,8 +177,7 @@ pub fn find(dirs: &[PathBuf], errors: &mut Vec<(PathBuf, std::io::Error)>) -> Ve
             _ => walker.walk_into(dir, 0),
         }
     }
-    walker.out.sort_by(|a, b| a.path.cmp(&b.path));
-    walker.out.dedup_by(|a, b| a.path == b.path);
+    // Unsorted: a path that a symlink also leads to may come twice (callers key by path).
     walker.out
 }
 
@@ -201,7 +216,7 @@ impl Walker<'_> {
                 }
             } else if jsonl && ft.is_file() {
                 if let Ok(m) = entry.metadata() {
-                    self.out.push(Found { path, id: FileId::of(&m) });
+                    self.out.push(Found::new(path, &m));
                 }
             } else if jsonl
                 && ft.is_symlink()
@@ -220,7 +235,7 @@ impl Walker<'_> {
             return None;
         }
         let path = self.roots.iter().find_map(|(real, given)| Some(given.join(target.strip_prefix(real).ok()?)))?;
-        Some(Found { path, id: FileId::of(&m) })
+        Some(Found::new(path, &m))
     }
 }
 
@@ -304,7 +319,9 @@ mod tests {
         // The reconcile's listing names the hard link too, with the same identity.
         let found = find(std::slice::from_ref(&root), &mut errs);
         let id = |p: &str| found.iter().find(|f| f.path == root.join(p)).map(|f| f.id);
-        assert_eq!(found.len(), 4, "{found:?}");
+        // Unsorted, a path a symlink leads to possibly twice: 4 distinct paths.
+        let paths: std::collections::BTreeSet<&Path> = found.iter().map(|f| f.path.as_path()).collect();
+        assert_eq!(paths.len(), 4, "{found:?}");
         assert_eq!(id("q/zz-hard.jsonl"), id("p/s1.jsonl"));
     }
 }

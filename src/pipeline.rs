@@ -87,12 +87,8 @@ struct Stat {
 impl Stat {
     fn of(path: &Path) -> Option<Stat> {
         let m = std::fs::metadata(path).ok()?;
-        let mtime_ns = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i128);
-        Some(Stat { len: m.len(), id: FileId::of(&m), mtime_ns })
+        let f = discover::Found::new(path.to_owned(), &m);
+        Some(Stat { len: f.len, id: f.id, mtime_ns: f.mtime_ns })
     }
 }
 
@@ -350,15 +346,18 @@ impl Engine {
         let found = discover::find(&self.settings.projects_dirs, &mut errors);
         // Every name of a file counts as seen, so a file followed under one name
         // is not taken for gone because the walk also met another.
-        let seen: HashSet<PathBuf> = found.into_iter().map(|f| f.path).collect();
+        let seen: HashMap<PathBuf, Stat> =
+            found.into_iter().map(|f| (f.path, Stat { len: f.len, id: f.id, mtime_ns: f.mtime_ns })).collect();
         // New files in path order, main files first (their sessions name the project).
         let dirs = &self.settings.projects_dirs;
-        let mut new: Vec<&PathBuf> = seen.iter().filter(|p| !self.files.contains_key(*p)).collect();
+        let mut new: Vec<&PathBuf> = seen.keys().filter(|p| !self.files.contains_key(*p)).collect();
         new.sort_by_cached_key(|p| (discover::order(dirs, p), *p));
         let new: Vec<PathBuf> = new.into_iter().cloned().collect();
-        let mut known = self.known_ids();
-        for p in new {
-            self.track_new(&p, &mut known);
+        if !new.is_empty() {
+            let mut known = self.known_ids();
+            for p in new {
+                self.track_new(&p, &mut known);
+            }
         }
         self.folder_errors(errors);
         // Only files whose size, identity or mtime moved (or that vanished), and
@@ -366,7 +365,7 @@ impl Engine {
         let mut stale: Vec<(bool, PathBuf)> = self
             .files
             .iter()
-            .filter(|(p, t)| !seen.contains(*p) || self.failing_files.contains(*p) || t.stat != Stat::of(p))
+            .filter(|(p, t)| self.failing_files.contains(*p) || seen.get(*p).is_none_or(|s| t.stat != Some(*s)))
             .map(|(p, t)| (t.info.role != Role::Main, p.clone()))
             .collect();
         stale.sort();
@@ -374,7 +373,7 @@ impl Engine {
         let mut changed = 0;
         for p in stale {
             // Turned into a symlink: what it leads to, if ours, is followed under its own path.
-            if !seen.contains(&p) && std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+            if !seen.contains_key(&p) && std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
                 self.files.remove(&p);
                 self.failing_files.remove(&p);
                 self.log(crate::journal::Record::Gone { path: p.clone() });
@@ -385,7 +384,7 @@ impl Engine {
             }
             // A file no longer listed is gone (poll drained and dropped it) or moved out.
             // Not one we merely cannot see (a folder without permission): its position stays.
-            if !seen.contains(&p) && self.files.contains_key(&p) && is_gone(&p) {
+            if !seen.contains_key(&p) && self.files.contains_key(&p) && is_gone(&p) {
                 self.files.remove(&p);
                 self.failing_files.remove(&p);
                 self.log(crate::journal::Record::Gone { path: p.clone() });
