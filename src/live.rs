@@ -403,6 +403,12 @@ impl Aggregator {
         }
     }
 
+    /// An `error` event about the watcher itself (unreadable file or folder,
+    /// malformed lines), when events are on. `message` names files, never content.
+    pub fn report_error(&self, message: String, now: Millis) {
+        self.emit("", "", None, now, crate::events::Kind::Error { message });
+    }
+
     /// Stop tracing and forget open turns.
     pub fn disable_traces(&mut self) {
         self.tracer = None;

@@ -406,6 +406,8 @@ impl Engine {
         }
         for (dir, e) in errors {
             if self.failing_folders.insert(dir.clone()) {
+                let message = format!("cannot read folder {}: {}", dir.display(), e.kind());
+                self.lock().report_error(message, now_ms());
                 self.lock().store.inc(Counter::ReadErrors, &["folder"], 1.0);
                 self.log(crate::journal::Record::ReadError { kind: "folder".into() });
                 tracing::warn!(path = %dir.display(), error = %e, "Cannot read folder; will retry on each reconcile.");
@@ -454,6 +456,11 @@ impl Engine {
         if self.buf.capacity() > KEEP_BUF {
             self.buf = Vec::new();
         }
+        if self.caught_up && counts.malformed + report.oversized > 0 {
+            let (bad, big) = (counts.malformed, report.oversized);
+            let message = format!("{} skipped: {bad} malformed and {big} oversized lines", path.display());
+            self.lock().report_error(message, now);
+        }
         // What was read before an error counts too.
         if journaling {
             self.stage(path, t.tail.pos.clone(), batch, report.clone(), counts);
@@ -465,6 +472,8 @@ impl Engine {
             // Read again on the next reconcile whatever its stat says.
             t.stat = None;
             if self.failing_files.insert(path.to_owned()) {
+                let message = format!("cannot read transcript {}: {}", path.display(), e.kind());
+                self.lock().report_error(message, now);
                 self.lock().store.inc(Counter::ReadErrors, &["file"], 1.0);
                 self.log(crate::journal::Record::ReadError { kind: "file".into() });
                 tracing::warn!(path = %path.display(), error = %e, "Cannot read transcript; will retry on each reconcile.");

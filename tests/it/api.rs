@@ -651,3 +651,20 @@ fn clients_that_never_read_slow_no_one_and_memory_stays_bounded() {
     assert!(r.drain(Duration::from_millis(300)).is_empty(), "session_start was not in the ring any more");
     d.stop();
 }
+
+/// Problems of the watcher itself reach the stream as `error` events, content-free.
+#[test]
+fn malformed_lines_and_unreadable_files_give_error_events_without_content() {
+    let root = daemon::empty_root();
+    let state = tempfile::tempdir().unwrap();
+    let d = start(root.path(), state.path());
+    let (sse, _) = events(&d, "?type=error", &[]);
+    let file = root.path().join("projects/-w-app/s-bad.jsonl");
+    daemon::append(&file, b"{\"type\":\"user\",\"message\":SECRET-CONTENT-123\n");
+    let got = sse.until(Duration::from_secs(10), "an error event", |e| e.event == "error");
+    let e = got.last().unwrap().parsed();
+    let Kind::Error { message } = e.kind else { panic!("{e:?}") };
+    assert!(message.contains("s-bad.jsonl") && message.contains("1 malformed"), "{message}");
+    assert!(!message.contains("SECRET"), "content in an error event: {message}");
+    d.stop();
+}
