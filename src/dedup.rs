@@ -2,7 +2,7 @@
 //!
 //! Claude Code writes one line per content block of a response; every line
 //! repeats the response's `usage`, and `output_tokens` may grow from line to
-//! line (`transcript-format.md` §5). The [`Window`] remembers, per response key
+//! line (`docs/transcript-format.md` §5). The [`Window`] remembers, per response key
 //! (`message.id` + `requestId`), the largest usage seen so far, so that each
 //! new line yields only the *increase*: summing the increases gives the
 //! maximum, whatever order lines arrive in, across polls, files and restarts

@@ -4,7 +4,7 @@
 //! `~/.claude`) or explicit projects folders. Out: every `*.jsonl` below each
 //! `projects/` folder, classified as a main session, a sub-agent, or a
 //! compaction call, with the project folder (slug) and the session it belongs
-//! to (`transcript-format.md` §1, §6). Folders that do not exist yet are not an
+//! to (`docs/transcript-format.md` §1, §6). Folders that do not exist yet are not an
 //! error: the watcher waits for them.
 //!
 //! Files are known by device and inode, and every real file is read once,

@@ -1,18 +1,18 @@
 //! claude-sessions: Claude Code session transcripts → metrics, live.
 //!
 //! ```text
-//!  config roots ─► discover ─► watch ─► tail ─► transcript ─► event ─► live ─► metrics ─► server (/metrics)
-//!  (~/.claude,     (projects/,  (inotify  (offsets, (one JSONL    (Entry:   (sessions,   (declared     scan reports
-//!   ~/.config/      file roles)  + reconcile) partial  line → typed  no        dedup,       once, capped
-//!   claude,                                  lines,    record)       content)  pricing)     labels)
-//!   CLAUDE_CONFIG_DIR)                       rotation)
-//!                         ▲                                                │
-//!                         └──────── checkpoint (positions + aggregator) ◄──┘
+//!  config roots ─► discover ─► watch ─► pipeline::Engine ──────────────► live::Aggregator ─► metrics::Store → /metrics, OTLP
+//!                  (files,      (wake-   tail → transcript → event       (the one owner:      events::Bus → /api/events, webhooks
+//!                   identity)    ups,     → journal (synced, then         sessions, turns,     trace::Tracer → OTLP traces
+//!                                reconcile) applied)                      dedup, counters)     SessionSnapshot → /api/sessions
+//!                                             ▲                                │
+//!                                             └── checkpoint + journal replay ◄┘
 //! ```
 //!
-//! Modules are declared in data-flow order. `pipeline::Engine` owns file
-//! positions and is the only writer of the `live::Aggregator`, which owns
-//! sessions and counters; the HTTP server only reads it.
+//! The data flows as drawn (modules are declared alphabetically). `pipeline::Engine` owns file
+//! positions and the journal, and is the only writer of the `live::Aggregator`,
+//! which owns sessions and counters; every output is a projection of the facts
+//! it applies. See `docs/architecture.md` for owners and readers.
 
 pub mod api;
 pub mod backfill;

@@ -1,7 +1,7 @@
 //! Price table and cost of one API response.
 //!
 //! In: a model id and a response's deduplicated token usage. Out: USD.
-//! The table is embedded from `pricing.toml` (see `shared/docs/pricing.md` for
+//! The table is embedded from `pricing.toml` (see `docs/pricing.md` for
 //! the sources) and can be overridden per model by a user TOML file of the
 //! same shape. Unknown models cost 0 and are reported as unpriced, never
 //! guessed.

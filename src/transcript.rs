@@ -22,7 +22,7 @@ pub enum ParseError {
     Json { column: usize },
 }
 
-/// Line types Claude Code is known to write (`transcript-format.md` §2).
+/// Line types Claude Code is known to write (`docs/transcript-format.md` §2).
 const KNOWN_TYPES: &[&str] = &[
     "user",
     "assistant",
@@ -90,7 +90,7 @@ pub struct ProgressHead<'a> {
 /// quotes would be escaped), and we accept it only if no `{` precedes it, so a
 /// match is the top-level field. Anything else goes through the full parser.
 /// Progress lines are up to a sixth of real transcripts' bytes and never carry
-/// usage we count (`transcript-format.md` §6).
+/// usage we count (`docs/transcript-format.md` §6).
 pub fn progress_head(line: &[u8]) -> Option<ProgressHead<'_>> {
     const PAT: &[u8] = b"\"type\":\"progress\"";
     let window = &line[..line.len().min(1024)];
