@@ -45,6 +45,9 @@ echo "==> cargo test"
 # The example program is run by a test (tests/it/watcher.rs): build it under its own name.
 cargo build --examples --quiet
 cargo test --all-targets
+echo "==> doctests and cargo doc (warnings denied)"
+cargo test --doc --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 echo "==> promtool check metrics on real output"
 cargo build --quiet
 out=$(target/debug/claude-sessions scan --format prometheus --projects-dir tests/fixtures/real/claude-code-log/projects \

@@ -1,6 +1,6 @@
 //! Our own vocabulary: what one transcript line means, without its content.
 //!
-//! In: a parsed [`transcript::Line`]. Out: an owned, compact [`Entry`] holding
+//! In: a parsed [`crate::transcript::Line`]. Out: an owned, compact [`Entry`] holding
 //! only ids, timestamps, usage and counts — never prompt text, tool input or
 //! output. The conversion [`Entry::from_line`] is a pure function, so it is
 //! easy to test and can run on a worker thread while the aggregator applies

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 /// How many bytes of the first line make the fingerprint.
 const FINGERPRINT_BYTES: usize = 1024;
 /// How many bytes before the position make the tail fingerprint.
-const TAIL_FINGERPRINT_BYTES: u64 = 4096;
+pub const TAIL_FINGERPRINT_BYTES: u64 = 4096;
 /// Read granularity: the window lines are read through.
 pub const CHUNK: usize = 1 << 20;
 

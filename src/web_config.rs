@@ -463,7 +463,7 @@ impl Watched {
     }
 
     /// The config for a new connection: the files are read again if one of them changed
-    /// (and has been still for [`SETTLE`]). Blocking: a reload reads files and makes a
+    /// (and has been still for `SETTLE`). Blocking: a reload reads files and makes a
     /// bcrypt hash; call it off the async thread, and only when [`Watched::changed`].
     pub fn current(&self) -> Arc<Config> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());

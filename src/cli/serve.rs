@@ -68,11 +68,14 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub events: EventArgs,
 
+    // The brackets are the help's syntax, not doc links.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// POST realtime events to URL[,format=slack][,type=a|b][,project=…][,tool=…][,agent=main]
     /// (repeatable). Headers (tokens) go in --webhook-config, never on the command line.
     #[arg(long, value_name = "URL[,KEY=VALUE…]")]
     pub webhook: Vec<String>,
 
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// TOML file of [[webhook]] tables (per-hook filters, headers, limits).
     #[arg(long, value_name = "FILE")]
     pub webhook_config: Option<PathBuf>,
