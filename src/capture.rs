@@ -31,6 +31,9 @@ use serde_json::value::RawValue;
 use crate::event::{Captured, InputFacts, cap_text};
 use crate::transcript::unescape;
 
+/// Content is captured up to this size per item; consumers cut it to their own cap.
+pub const CAPTURE_BYTES: usize = 64 << 10;
+
 /// Values at most this long are re-serialized through a `Value` (fast, and as
 /// small as the cap allows); longer ones stream.
 const SMALL: usize = 64 << 10;

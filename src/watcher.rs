@@ -150,7 +150,7 @@ impl Builder {
             self.settings.projects_dirs = crate::discover::projects_dirs(&roots);
         }
         if self.detail.summaries || self.detail.content || self.rules.is_some() {
-            let cap = self.detail.max_bytes.max(crate::cli::serve::CAPTURE_BYTES);
+            let cap = self.detail.max_bytes.max(crate::capture::CAPTURE_BYTES);
             self.settings.capture_content = Some(self.settings.capture_content.unwrap_or(0).max(cap));
         }
         let bus = Bus::new(self.capacity, self.ring);

@@ -16,8 +16,7 @@ use crate::pipeline::Engine;
 use crate::server::{App, Exposition};
 use crate::watch::{self, Msg};
 
-/// Content is captured up to this size per item; consumers cut it to their own cap.
-pub const CAPTURE_BYTES: usize = 64 << 10;
+pub use crate::capture::CAPTURE_BYTES;
 
 /// The default port: in the Prometheus exporter range, and not 9464, which
 /// Claude Code's own OpenTelemetry Prometheus exporter uses.

@@ -77,3 +77,27 @@ fn cited_docs_exist_and_the_architecture_names_every_module() {
         .collect();
     assert!(unnamed.is_empty(), "docs/architecture.md does not name: {unnamed:?}");
 }
+
+/// Nothing below the command line imports it: the library stands on its own.
+#[test]
+fn nothing_below_the_cli_imports_the_cli() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![root.clone()];
+    let mut offenders = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if p != root.join("cli") {
+                    stack.push(p);
+                }
+            } else if p.extension().is_some_and(|x| x == "rs") && p != root.join("main.rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                if text.contains("crate::cli") {
+                    offenders.push(p.strip_prefix(&root).unwrap().display().to_string());
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "import the CLI: {offenders:?}");
+}
