@@ -20,101 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Tokens;
 
-/// 64-bit FNV-1a: stable across versions and platforms (keys are persisted).
-pub fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            // A separator byte that cannot appear in ids keeps ("ab","c") ≠ ("a","bc").
-            h ^= 0xff;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        for &b in *p {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
-}
-
-/// Keys are already FNV hashes: hash them again with SipHash for nothing.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        // Spread the bits a little: hashbrown uses the top 7 bits as a tag.
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type KeyBuild = std::hash::BuildHasherDefault<KeyHasher>;
-
-/// FNV-1a as a `Hasher`: for the hot maps keyed by short strings (session
-/// ids, label sets), where SipHash's DoS resistance buys nothing.
-#[derive(Debug, Clone, Copy)]
-pub struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
-/// A `HashMap` with the [`Fnv`] hasher.
-pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
-
-/// Key of an API response: `message.id` + `requestId`, or `message.id` alone.
-pub fn response_key(message_id: &str, request_id: Option<&str>) -> u64 {
-    match request_id {
-        Some(r) => fnv1a(&[b"r", message_id.as_bytes(), r.as_bytes()]),
-        None => fnv1a(&[b"r", message_id.as_bytes()]),
-    }
-}
-
-/// Key of a tool call (`tool_use.id`).
-pub fn tool_use_key(id: &str) -> u64 {
-    fnv1a(&[b"u", id.as_bytes()])
-}
-
-/// Key of a tool result (`tool_result.tool_use_id`).
-pub fn tool_result_key(id: &str) -> u64 {
-    fnv1a(&[b"t", id.as_bytes()])
-}
-
-/// Key of a fact that one line stands for — `what` is `p` (a prompt), `c` (a
-/// compaction) or `e` (an API error) — from the hash of the line's `uuid`.
-pub fn line_key(what: u8, uuid: u64) -> u64 {
-    fnv1a(&[&[what], &uuid.to_le_bytes()])
-}
-
-/// Key of a session (`sessionId`): counted as started once, ever.
-pub fn session_key(id: &str) -> u64 {
-    fnv1a(&[b"s", id.as_bytes()])
-}
+pub(crate) use crate::identity::KeyBuild;
+pub use crate::identity::{
+    FastMap, Fnv, KeyHasher, fnv1a, line_key, response_key, session_key, tool_result_key, tool_use_key,
+};
 
 /// What a new line adds for its response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

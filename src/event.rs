@@ -11,6 +11,13 @@ use crate::transcript::{Content, Line};
 /// Milliseconds since the Unix epoch (UTC).
 pub type Millis = i64;
 
+/// Wall-clock milliseconds since the epoch.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
 /// What kind of record a line is, as far as metrics care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
@@ -159,7 +166,7 @@ pub struct Entry {
     pub kind: Kind,
     pub session_id: Option<Box<str>>,
     /// Hash of the line's `uuid`: what makes a prompt, a compaction or an API
-    /// error the same fact in a copy of the file (see [`crate::dedup::line_key`]).
+    /// error the same fact in a copy of the file (see [`crate::identity::line_key`]).
     pub uuid: Option<u64>,
     pub timestamp: Option<Millis>,
     pub cwd: Option<Box<str>>,
@@ -224,14 +231,6 @@ pub fn cap_text(s: &str, cap: usize) -> String {
     format!("{}…[{} bytes cut]", &s[..end], s.len() - end)
 }
 
-impl Captured {
-    /// Read the content of a user or assistant line (a second parse: opt-in only).
-    /// Nothing is copied whole: see [`crate::capture`].
-    pub fn read(line: &[u8], cap: usize) -> Option<Box<Captured>> {
-        crate::capture::read(line, cap, &crate::capture::Inspect::default())
-    }
-}
-
 /// User text that Claude Code writes itself rather than the person typing.
 const NOT_PROMPTS: &[&str] = &[
     "<local-command-stdout>",
@@ -287,7 +286,7 @@ impl Entry {
         };
         let mut e = Entry {
             session_id: line.session_id.as_deref().map(Into::into),
-            uuid: line.uuid.as_deref().map(|u| crate::dedup::fnv1a(&[u.as_bytes()])),
+            uuid: line.uuid.as_deref().map(|u| crate::identity::fnv1a(&[u.as_bytes()])),
             timestamp: line.timestamp.as_deref().and_then(parse_timestamp),
             cwd: line.cwd.as_deref().map(Into::into),
             git_branch: line.git_branch.as_deref().map(Into::into),
@@ -321,7 +320,7 @@ impl Entry {
         if let (Some(id), Some(u)) = (&msg.id, &msg.usage) {
             let one_hour = u.cache_creation.as_ref().map_or(0, |c| c.ephemeral_1h_input_tokens);
             self.response = Some(Response {
-                key: crate::dedup::response_key(id, line.request_id.as_deref()),
+                key: crate::identity::response_key(id, line.request_id.as_deref()),
                 id: (**id).into(),
                 model: model.into(),
                 stop_reason: msg.stop_reason.as_deref().map(Into::into),
@@ -479,6 +478,10 @@ mod tests {
     use super::*;
     use crate::transcript::parse_line;
 
+    fn read_content(line: &[u8], cap: usize) -> Option<Box<Captured>> {
+        crate::capture::read(line, cap, &crate::capture::Inspect::default())
+    }
+
     #[test]
     fn timestamps_parse_to_epoch_millis() {
         assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0));
@@ -535,13 +538,13 @@ mod tests {
     fn content_is_captured_only_on_request_and_capped() {
         let line = r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"ls -la /very/long/path"}}]}}"#;
         assert_eq!(entry(line).content, None, "never without opt-in");
-        let c = Captured::read(line.as_bytes(), 12).unwrap();
+        let c = read_content(line.as_bytes(), 12).unwrap();
         assert_eq!(c.tool_inputs[0].0, "t1");
         assert!(c.tool_inputs[0].1.starts_with("{\"command\":\"") && c.tool_inputs[0].1.contains("bytes cut]"));
         let user = r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"total 0"}]}]}}"#;
-        assert_eq!(Captured::read(user.as_bytes(), 100).unwrap().tool_outputs, vec![("t1".into(), "total 0".into())]);
+        assert_eq!(read_content(user.as_bytes(), 100).unwrap().tool_outputs, vec![("t1".into(), "total 0".into())]);
         let prompt = r#"{"type":"user","message":{"content":"héllo wörld"}}"#;
-        assert_eq!(Captured::read(prompt.as_bytes(), 2).unwrap().prompt.as_deref(), Some("h…[12 bytes cut]"));
+        assert_eq!(read_content(prompt.as_bytes(), 2).unwrap().prompt.as_deref(), Some("h…[12 bytes cut]"));
         assert_eq!(cap_text("abc", 3), "abc");
     }
 

@@ -285,7 +285,7 @@ pub struct Aggregator {
     last_activity: HashMap<String, Millis>,
     /// What the last delivered OTLP delta export counted (its baseline).
     #[serde(default)]
-    pub otlp_sent: crate::sinks::otlp_metrics::Sent,
+    pub otlp_sent: crate::metrics::Sent,
     /// When the counters started (the first run): the start of cumulative OTLP sums.
     #[serde(default)]
     pub since_ms: Millis,
@@ -324,7 +324,7 @@ impl Aggregator {
             projects: Projects::default(),
             pending: FastMap::default(),
             last_activity: HashMap::new(),
-            since_ms: crate::pipeline::now_ms(),
+            since_ms: crate::event::now_ms(),
             otlp_sent: Default::default(),
             tracer: None,
             config,

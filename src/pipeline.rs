@@ -25,10 +25,12 @@ use crate::transcript;
 
 mod journaled;
 
-/// Wall-clock milliseconds since the epoch.
-pub fn now_ms() -> Millis {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
-}
+pub use crate::event::now_ms;
+
+/// Sends the traces of the history before `since` (ms) once, read with these
+/// settings; returns how many spans. `serve` passes `backfill::traces` with its
+/// exporter's blocking sink (the engine does not know the backfill).
+pub type TraceBackfill = Box<dyn FnOnce(&Settings, Millis) -> usize + Send>;
 
 /// What the engine needs to know.
 #[derive(Debug, Clone)]
@@ -131,8 +133,8 @@ pub struct Engine {
     failing_folders: HashSet<PathBuf>,
     /// Where finished trace spans go (OTLP traces on).
     span_sink: Option<crate::trace::SpanSink>,
-    /// Send the traces of history once, through this (blocking) sink.
-    trace_backfill: Option<crate::trace::SpanSink>,
+    /// Send the traces of history once (see [`TraceBackfill`]).
+    trace_backfill: Option<TraceBackfill>,
     /// Realtime events to switch on once history is read (`since_ms` is set then).
     events_when_caught_up: Option<live::Emitter>,
     /// The process table, for ending sessions whose Claude Code exited.
@@ -215,7 +217,7 @@ impl Engine {
     /// restored tracer continues at once (lines written while the daemon was down
     /// are traced); otherwise tracing starts once history has been read.
     /// `backfill`: also send the history's traces once, on a background thread.
-    pub fn set_span_sink(&mut self, sink: Option<crate::trace::SpanSink>, backfill: Option<crate::trace::SpanSink>) {
+    pub fn set_span_sink(&mut self, sink: Option<crate::trace::SpanSink>, backfill: Option<TraceBackfill>) {
         let mut agg = self.lock();
         match &sink {
             Some(s) => {
@@ -549,12 +551,12 @@ impl Engine {
     }
 
     /// `--otlp-backfill`: replay the history before tracing began, once.
-    fn start_trace_backfill(&self, sink: crate::trace::SpanSink) {
+    fn start_trace_backfill(&self, backfill: TraceBackfill) {
         let Some(since) = self.lock().tracer().filter(|t| !t.backfilled).map(|t| t.since_ms) else { return };
         let (settings, agg) = (self.settings.clone(), Arc::clone(&self.agg));
         let spawned = std::thread::Builder::new().name("trace-backfill".into()).spawn(move || {
             let started = std::time::Instant::now();
-            let spans = crate::backfill::traces(&settings, since, sink);
+            let spans = backfill(&settings, since);
             if let Some(t) = agg.lock().unwrap_or_else(|p| p.into_inner()).tracer_mut() {
                 t.backfilled = true;
             }

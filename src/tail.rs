@@ -262,7 +262,7 @@ impl Tail {
         let mut bytes = [0u8; TAIL_FINGERPRINT_BYTES as usize];
         // Fewer bytes than asked (the file shrank meanwhile) hash differently, as they should.
         let n = read_at(file, self.pos.offset - len, &mut bytes[..len as usize])?;
-        Ok(crate::dedup::fnv1a(&[&bytes[..n]]))
+        Ok(crate::identity::fnv1a(&[&bytes[..n]]))
     }
 
     fn consume_lines(
@@ -390,7 +390,7 @@ fn measure(file: &mut File, have: usize, max_line: usize, buf: &mut [u8]) -> io:
 }
 
 fn fingerprint(first_line: &[u8]) -> u64 {
-    crate::dedup::fnv1a(&[&first_line[..first_line.len().min(FINGERPRINT_BYTES)]])
+    crate::identity::fnv1a(&[&first_line[..first_line.len().min(FINGERPRINT_BYTES)]])
 }
 
 /// Fill `buf` from `file` at `offset`, or as much as there is; returns how much was read.

@@ -162,7 +162,7 @@ impl Builder {
             rules: self.rules,
             stats: Some(Arc::clone(&bus.stats)),
         };
-        let since = self.since.map(|d| crate::pipeline::now_ms() - d.as_millis() as i64);
+        let since = self.since.map(|d| crate::event::now_ms() - d.as_millis() as i64);
         engine.set_events(emitter, since);
         if self.process_check.is_some() {
             engine.enable_process_check();

@@ -365,7 +365,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             let backfill = cfg.backfill;
             let exporter = crate::sinks::otlp::Exporter::start(cfg, engine.aggregator())?;
             if traces {
-                engine.set_span_sink(Some(exporter.sink()), backfill.then(|| exporter.blocking_sink()));
+                let history = backfill.then(|| {
+                    let sink = exporter.blocking_sink();
+                    let send: crate::pipeline::TraceBackfill =
+                        Box::new(move |settings, since| crate::backfill::traces(settings, since, sink));
+                    send
+                });
+                engine.set_span_sink(Some(exporter.sink()), history);
             } else {
                 engine.set_span_sink(None, None);
             }

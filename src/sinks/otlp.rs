@@ -672,7 +672,7 @@ async fn metrics_loop(
                 _ = ticker.tick() => false,
                 _ = stop.changed() => true,
             };
-        let now = crate::pipeline::now_ms();
+        let now = crate::event::now_ms();
         let (req, points, next) = {
             let a = lock(agg);
             otlp_metrics::build(&a, cfg, now)

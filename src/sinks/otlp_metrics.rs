@@ -17,20 +17,13 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Gauge as PGauge, Histogram as PHistogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
-use serde::{Deserialize, Serialize};
 
 use super::otlp::{self, Config, Temporality};
 use crate::event::Millis;
 use crate::live::Aggregator;
 use crate::metrics::{self, Def, Type};
 
-/// What the last delivered delta export counted, per series (cumulative values).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Sent {
-    pub at_ms: Millis,
-    sums: HashMap<String, f64>,
-    histograms: HashMap<String, (Vec<u64>, f64, u64)>,
-}
+pub use crate::metrics::Sent;
 
 /// The OpenTelemetry name of a family: `claude_sessions_tool_calls` →
 /// `claude_sessions.tool_calls`, `claude_sessions_exporter_lines` → `claude_sessions.exporter.lines`.

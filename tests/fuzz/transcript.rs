@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::{Arc, Mutex, OnceLock};
 
+use claude_sessions::capture;
 use claude_sessions::discover::{FileInfo, Role};
 use claude_sessions::event::{Captured, cap_text};
 use claude_sessions::live::{self, Aggregator, Source};
@@ -73,7 +74,11 @@ fn target(data: &[u8]) {
         assert_eq!(again.ok + again.malformed + again.unknown_type, 1, "one line, one result");
         if serde_json::from_slice::<serde_json::Value>(line).is_ok() {
             let want = reference_capture(line, cap);
-            assert_eq!(Captured::read(line, cap), want, "content differs from a Value parse");
+            assert_eq!(
+                capture::read(line, cap, &capture::Inspect::default()),
+                want,
+                "content differs from a Value parse"
+            );
             assert_eq!(claude_sessions::capture::read_streaming(line, cap), want, "streaming content differs");
         }
     }
