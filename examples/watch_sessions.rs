@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use claude_sessions::events::{Filter, Kind};
+use claude_sessions::events::{EventKind, Kind, Selector};
 use claude_sessions::watcher::SessionWatcher;
 
 fn main() -> anyhow::Result<()> {
@@ -19,8 +19,8 @@ fn main() -> anyhow::Result<()> {
     let mut watcher = builder.start()?;
     let sessions = watcher.sessions();
 
-    // Callbacks: one per kind, or any event matching a filter.
-    watcher.on("tool_use", |e| {
+    // Callbacks: one per kind, or any event a selector selects.
+    watcher.on(EventKind::ToolUse, |e| {
         if let Kind::ToolUse { name, summary, .. } = &e.kind {
             let who = e.agent_id.as_deref().unwrap_or("main");
             println!(
@@ -30,13 +30,12 @@ fn main() -> anyhow::Result<()> {
             );
         }
     });
-    let errors = Filter::from_pairs([("type", "tool_result")]).expect("valid filter");
-    watcher.on_filtered(errors, |e| {
+    watcher.pipe(Selector::main()).on(EventKind::ToolResult, |e| {
         if let Kind::ToolResult { name, is_error: true, .. } = &e.kind {
             println!("{} {name} failed", e.session_id);
         }
     });
-    watcher.on("session_end", move |e| {
+    watcher.on(EventKind::SessionEnd, move |e| {
         if let Some(s) = sessions.get(&e.session_id) {
             println!(
                 "{} ended: {} prompts, {} tool calls, {} output tokens, ${:.2}",
@@ -46,5 +45,6 @@ fn main() -> anyhow::Result<()> {
     });
 
     // Ctrl-C ends the process; `watcher.stop_handle()` ends `run` from another thread.
-    watcher.run()
+    watcher.run()?;
+    Ok(())
 }

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Millis;
 
+mod select;
+pub use select::{EventKind, Selector};
+
 /// One thing that happened in a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -391,11 +394,11 @@ pub fn summarize(tool: &str, input: &serde_json::Value, max: usize) -> Option<St
 mod tests {
     use super::*;
 
-    fn ev(kind: Kind, agent: Option<&str>) -> Event {
+    pub(super) fn ev(kind: Kind, agent: Option<&str>) -> Event {
         Event { id: 0, ts_ms: 1, session_id: "s".into(), project: "app".into(), agent_id: agent.map(Into::into), kind }
     }
 
-    fn tool(name: &str) -> Kind {
+    pub(super) fn tool(name: &str) -> Kind {
         Kind::ToolUse {
             tool_use_id: "t".into(),
             name: name.into(),

@@ -9,13 +9,70 @@
 //! callback that panics is caught and counted ([`Stats::handler_panics`]).
 //!
 //! ```no_run
+//! use claude_sessions::events::{EventKind, Selector};
 //! use claude_sessions::watcher::SessionWatcher;
 //!
 //! let mut w = SessionWatcher::builder().start()?;   // ~/.claude/projects and friends
-//! w.on("tool_use", |e| println!("{} ran {:?}", e.session_id, e.kind.tool()));
-//! w.on_any(|e| eprintln!("{}", e.kind.name()));
+//! w.on(EventKind::ToolUse, |e| println!("{} ran {:?}", e.session_id, e.kind.tool()));
+//! let id = w.on_any(|e| eprintln!("{}", e.kind.name()));
+//! w.off(id);                                         // handlers can be removed
+//! w.pipe(Selector::project("app")).pipe(Selector::main()).on(EventKind::ToolResult, |e| {
+//!     println!("{:?}", e.kind);
+//! });
 //! w.run()?;                                          // until stopped (Ctrl-C ends the process)
-//! # anyhow::Ok(())
+//! # Ok::<(), claude_sessions::watcher::WatcherError>(())
+//! ```
+//!
+//! A complete run on a folder of its own (this one runs as a test):
+//!
+//! ```
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use claude_sessions::events::{EventKind, Selector};
+//! use claude_sessions::watcher::SessionWatcher;
+//!
+//! let dir = std::env::temp_dir().join(format!("cs-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(dir.join("-w-app")).unwrap();
+//! let mut w = SessionWatcher::builder().projects_dir(&dir).process_check(None).start()?;
+//! assert!(w.wait_ready(Duration::from_secs(10)));
+//! let calls = Arc::new(AtomicUsize::new(0));
+//! let c = Arc::clone(&calls);
+//! w.pipe(Selector::main()).on(EventKind::ToolUse, move |_| { c.fetch_add(1, Ordering::Relaxed); });
+//! let now = chrono_free_now();
+//! let line = format!(r#"{{"type":"assistant","sessionId":"s1","cwd":"/w/app","timestamp":"{now}","requestId":"r1","message":{{"id":"m1","model":"claude-opus-4-6","usage":{{"input_tokens":3,"output_tokens":5}},"content":[{{"type":"tool_use","id":"toolu_1","name":"Bash","input":{{"command":"ls"}}}}]}}}}"#);
+//! std::fs::write(dir.join("-w-app/s1.jsonl"), format!("{line}\n")).unwrap();
+//! let stop = w.stop_handle();
+//! let c = Arc::clone(&calls);
+//! std::thread::spawn(move || {
+//!     for _ in 0..500 {
+//!         if c.load(Ordering::Relaxed) > 0 { break }
+//!         std::thread::sleep(Duration::from_millis(10));
+//!     }
+//!     stop.stop();
+//! });
+//! w.run()?;
+//! assert_eq!(calls.load(Ordering::Relaxed), 1);
+//! assert_eq!(w.metrics().tool_calls, 1);
+//! w.stop();
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # fn chrono_free_now() -> String {
+//! #     let ms = claude_sessions::event::now_ms();
+//! #     let (s, ms) = (ms / 1000, ms % 1000);
+//! #     let (days, rem) = (s / 86_400, s % 86_400);
+//! #     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+//! #     let z = days + 719_468;
+//! #     let era = z.div_euclid(146_097);
+//! #     let doe = z - era * 146_097;
+//! #     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+//! #     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+//! #     let mp = (5 * doy + 2) / 153;
+//! #     let d = doy - (153 * mp + 2) / 5 + 1;
+//! #     let m = if mp < 10 { mp + 3 } else { mp - 9 };
+//! #     let y = yoe + era * 400 + i64::from(m <= 2);
+//! #     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+//! # }
+//! # Ok::<(), claude_sessions::watcher::WatcherError>(())
 //! ```
 
 use std::panic::AssertUnwindSafe;
@@ -30,10 +87,13 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use crate::events::{Bus, BusStats, Detail, Event, Filter};
+use crate::events::{Bus, BusStats, Detail, Event, EventKind, Filter, Selector};
 use crate::live::{Aggregator, Emitter, SessionSnapshot};
 use crate::pipeline::{Engine, Settings};
 use crate::watch::{self, Msg};
+
+mod view;
+pub use view::{MetricsView, ToolUsage};
 
 /// Settings of a [`SessionWatcher`].
 #[derive(Debug, Clone)]
@@ -138,15 +198,14 @@ impl Builder {
     }
 
     /// Start following (history is read first, on the watcher's thread).
-    pub fn start(mut self) -> anyhow::Result<SessionWatcher> {
+    pub fn start(mut self) -> Result<SessionWatcher, WatcherError> {
         if self.settings.projects_dirs.is_empty() {
             let env = std::env::var("CLAUDE_CONFIG_DIR").ok();
             let home = std::env::var_os("HOME").map(PathBuf::from);
             let roots = crate::discover::config_roots(env.as_deref(), home.as_deref());
-            anyhow::ensure!(
-                !roots.is_empty(),
-                "no transcript folder: set HOME or CLAUDE_CONFIG_DIR, or add projects_dir"
-            );
+            if roots.is_empty() {
+                return Err(WatcherError::NoTranscriptFolder);
+            }
             self.settings.projects_dirs = crate::discover::projects_dirs(&roots);
         }
         if self.detail.summaries || self.detail.content || self.rules.is_some() {
@@ -184,7 +243,8 @@ impl Builder {
         let (engine_tx, r) = (tx.clone(), Arc::clone(&ready));
         let thread = std::thread::Builder::new()
             .name("session-watcher".into())
-            .spawn(move || watch::run(engine, opts, engine_tx, rx, r))?;
+            .spawn(move || watch::run(engine, opts, engine_tx, rx, r))
+            .map_err(WatcherError::Thread)?;
         Ok(SessionWatcher {
             bus,
             agg,
@@ -192,7 +252,9 @@ impl Builder {
             thread: Some(thread),
             ready,
             handlers: Vec::new(),
+            next_handler: 0,
             handler_rx: None,
+            rates: Mutex::new(view::Rates::default()),
             first_rx,
             stop: Arc::new(AtomicBool::new(false)),
         })
@@ -201,6 +263,24 @@ impl Builder {
 
 type Handler = Box<dyn FnMut(&Event) + Send>;
 
+/// Why a watcher could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum WatcherError {
+    /// Neither `HOME` nor `CLAUDE_CONFIG_DIR` is set and no projects folder was given.
+    #[error("no transcript folder: set HOME or CLAUDE_CONFIG_DIR, or add projects_dir")]
+    NoTranscriptFolder,
+    /// The watcher's thread could not be started.
+    #[error("cannot start the watcher's thread: {0}")]
+    Thread(std::io::Error),
+    /// The callbacks' runtime could not be made.
+    #[error("cannot make the callbacks' runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// A registered callback, for [`SessionWatcher::off`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HandlerId(u64);
+
 /// Follows Claude Code sessions and publishes their events.
 pub struct SessionWatcher {
     bus: Arc<Bus>,
@@ -208,12 +288,45 @@ pub struct SessionWatcher {
     tx: std::sync::mpsc::SyncSender<Msg>,
     thread: Option<std::thread::JoinHandle<()>>,
     ready: Arc<AtomicBool>,
-    handlers: Vec<(Filter, Handler)>,
+    handlers: Vec<(HandlerId, Selector, Handler)>,
+    next_handler: u64,
+    /// Earlier totals, for the per-minute rates of [`SessionWatcher::metrics`].
+    rates: Mutex<view::Rates>,
     /// Subscribed at the first callback registration: callbacks see events from then on.
     handler_rx: Option<tokio::sync::broadcast::Receiver<Arc<Event>>>,
     /// Subscribed in `start`, before the watcher's thread: handed to the first subscriber.
     first_rx: Mutex<Option<tokio::sync::broadcast::Receiver<Arc<Event>>>>,
     stop: Arc<AtomicBool>,
+}
+
+/// What [`SessionWatcher::pipe`] narrows: callbacks registered through it get
+/// only the events its selectors select.
+pub struct Pipe<'w> {
+    watcher: &'w mut SessionWatcher,
+    selector: Selector,
+}
+
+impl Pipe<'_> {
+    /// Narrow further: both this pipe's selection and `selector` must hold.
+    pub fn pipe(self, selector: impl Into<Selector>) -> Self {
+        Pipe { watcher: self.watcher, selector: self.selector.and(selector.into()) }
+    }
+
+    /// Call `handler` for the selected events of kind `kind`.
+    pub fn on(self, kind: EventKind, handler: impl FnMut(&Event) + Send + 'static) -> HandlerId {
+        let selector = self.selector.and(Selector::kind(kind));
+        self.watcher.on_selected(selector, handler)
+    }
+
+    /// Call `handler` for every selected event.
+    pub fn on_any(self, handler: impl FnMut(&Event) + Send + 'static) -> HandlerId {
+        self.watcher.on_selected(self.selector, handler)
+    }
+
+    /// The selected events as an async stream.
+    pub fn subscribe(self) -> EventStream {
+        self.watcher.subscribe(self.selector)
+    }
 }
 
 /// Counters of a watcher.
@@ -243,13 +356,13 @@ impl SessionWatcher {
 
     /// Every event from now on (the first subscriber, of any kind: from `start` on).
     pub fn events(&self) -> EventStream {
-        self.subscribe(Filter::default())
+        self.subscribe(Selector::All)
     }
 
     /// The events that match `filter`, from now on. The first subscriber (stream or
     /// callbacks) gets every event from [`Builder::start`] on, `since` replays included.
-    pub fn subscribe(&self, filter: Filter) -> EventStream {
-        EventStream::from_receiver(self.receiver(), filter, Arc::clone(&self.bus.stats))
+    pub fn subscribe(&self, selector: impl Into<Selector>) -> EventStream {
+        EventStream::from_receiver(self.receiver(), selector.into(), Arc::clone(&self.bus.stats))
     }
 
     /// The receiver made before the thread started, once; then new ones.
@@ -258,25 +371,49 @@ impl SessionWatcher {
         first.unwrap_or_else(|| self.bus.subscribe())
     }
 
-    /// Call `handler` for events of this kind (`tool_use`, `session_end`, …) in
-    /// [`SessionWatcher::run`], from the first registration on.
-    pub fn on(&mut self, kind: &str, handler: impl FnMut(&Event) + Send + 'static) -> &mut Self {
-        let filter = Filter { kinds: vec![kind.to_owned()], ..Filter::default() };
-        self.on_filtered(filter, handler)
+    /// Call `handler` for events of this kind in [`SessionWatcher::run`], from
+    /// the first registration on.
+    pub fn on(&mut self, kind: EventKind, handler: impl FnMut(&Event) + Send + 'static) -> HandlerId {
+        self.on_selected(kind, handler)
     }
 
-    /// Call `handler` for every event matching `filter`.
-    pub fn on_filtered(&mut self, filter: Filter, handler: impl FnMut(&Event) + Send + 'static) -> &mut Self {
+    /// Call `handler` for every event `selector` selects (a [`Selector`], an
+    /// [`EventKind`] or a [`Filter`]).
+    pub fn on_selected(
+        &mut self,
+        selector: impl Into<Selector>,
+        handler: impl FnMut(&Event) + Send + 'static,
+    ) -> HandlerId {
         if self.handler_rx.is_none() {
             self.handler_rx = Some(self.receiver());
         }
-        self.handlers.push((filter, Box::new(handler)));
-        self
+        let id = HandlerId(self.next_handler);
+        self.next_handler += 1;
+        self.handlers.push((id, selector.into(), Box::new(handler)));
+        id
+    }
+
+    /// Call `handler` for every event matching `filter` (as parsed from flags or a query string).
+    pub fn on_filtered(&mut self, filter: Filter, handler: impl FnMut(&Event) + Send + 'static) -> HandlerId {
+        self.on_selected(filter, handler)
     }
 
     /// Call `handler` for every event.
-    pub fn on_any(&mut self, handler: impl FnMut(&Event) + Send + 'static) -> &mut Self {
-        self.on_filtered(Filter::default(), handler)
+    pub fn on_any(&mut self, handler: impl FnMut(&Event) + Send + 'static) -> HandlerId {
+        self.on_selected(Selector::All, handler)
+    }
+
+    /// Remove a callback; returns whether it was registered.
+    pub fn off(&mut self, id: HandlerId) -> bool {
+        let before = self.handlers.len();
+        self.handlers.retain(|(h, ..)| *h != id);
+        self.handlers.len() != before
+    }
+
+    /// Narrow what the next `on…` registers to the events `selector` selects;
+    /// pipes compose: `w.pipe(Selector::project("app")).pipe(Selector::main()).on(…)`.
+    pub fn pipe(&mut self, selector: impl Into<Selector>) -> Pipe<'_> {
+        Pipe { watcher: self, selector: selector.into() }
     }
 
     pub fn stop_handle(&self) -> StopHandle {
@@ -286,8 +423,8 @@ impl SessionWatcher {
     /// Dispatch events to the callbacks until [`StopHandle::stop`]. A callback that
     /// panics is skipped for that event and counted; one that is slow makes this loop
     /// fall behind and miss events (counted), never the watcher.
-    pub fn run(&mut self) -> anyhow::Result<()> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+    pub fn run(&mut self) -> Result<(), WatcherError> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(WatcherError::Runtime)?;
         let mut rx = self.handler_rx.take().unwrap_or_else(|| self.receiver());
         let stats = Arc::clone(&self.bus.stats);
         while !self.stop.load(Ordering::Acquire) {
@@ -302,8 +439,8 @@ impl SessionWatcher {
                 }
                 Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => break,
             };
-            for (filter, handler) in &mut self.handlers {
-                if !filter.matches(&event) {
+            for (_, selector, handler) in &mut self.handlers {
+                if !selector.matches(&event) {
                     continue;
                 }
                 if std::panic::catch_unwind(AssertUnwindSafe(|| handler(&event))).is_err() {
@@ -337,8 +474,18 @@ impl SessionWatcher {
         LiveSessions(Arc::clone(&self.agg))
     }
 
+    /// The bus's counters (published, lagged, callbacks that panicked).
     pub fn stats(&self) -> Stats {
         stats_of(&self.bus.stats)
+    }
+
+    /// Live figures for programs, from the same counters as `/metrics`: active
+    /// sessions, messages and tool calls per minute (since the previous call at
+    /// least 0.1 s ago), tool usage, error rate.
+    pub fn metrics(&self) -> MetricsView {
+        let agg = self.agg.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        view::of(&agg, &mut rates)
     }
 
     /// Stop following and wait for the watcher's thread.
@@ -395,21 +542,21 @@ impl LiveSessions {
 /// skips the oldest events (counted in [`Stats::lagged`]).
 pub struct EventStream {
     inner: BroadcastStream<Arc<Event>>,
-    filter: Filter,
+    selector: Selector,
     stats: Arc<BusStats>,
 }
 
 impl EventStream {
-    pub fn new(bus: &Bus, filter: Filter) -> EventStream {
-        EventStream::from_receiver(bus.subscribe(), filter, Arc::clone(&bus.stats))
+    pub fn new(bus: &Bus, selector: impl Into<Selector>) -> EventStream {
+        EventStream::from_receiver(bus.subscribe(), selector.into(), Arc::clone(&bus.stats))
     }
 
     fn from_receiver(
         rx: tokio::sync::broadcast::Receiver<Arc<Event>>,
-        filter: Filter,
+        selector: Selector,
         stats: Arc<BusStats>,
     ) -> EventStream {
-        EventStream { inner: BroadcastStream::new(rx), filter, stats }
+        EventStream { inner: BroadcastStream::new(rx), selector, stats }
     }
 }
 
@@ -420,7 +567,7 @@ impl Stream for EventStream {
         loop {
             match Pin::new(&mut self.inner).poll_next(cx) {
                 Poll::Ready(Some(Ok(e))) => {
-                    if self.filter.matches(&e) {
+                    if self.selector.matches(&e) {
                         return Poll::Ready(Some(e));
                     }
                 }

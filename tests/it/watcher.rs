@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use claude_sessions::events::{EndReason, Event, Filter, Kind};
+use claude_sessions::events::{EndReason, Event, EventKind, Filter, Kind};
 use claude_sessions::watcher::SessionWatcher;
 use serde_json::Value;
 
@@ -381,7 +381,7 @@ fn a_panicking_callback_and_a_slow_subscriber_stop_nothing() {
     });
     let tools = Arc::new(AtomicU64::new(0));
     let t = Arc::clone(&tools);
-    w.on("tool_use", move |_| {
+    w.on(EventKind::ToolUse, move |_| {
         t.fetch_add(1, Ordering::Relaxed);
     });
     w.on_any(|_| std::panic::panic_any(Deliberate));
@@ -536,4 +536,78 @@ fn the_example_program_prints_tool_calls_as_they_happen() {
     assert_eq!(line, "abcdef01 [main] Bash cargo test");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The typed API: `on(EventKind…)`, `off`, composed selectors through `pipe`, and the
+/// live metrics view, which counts what `/metrics` counts.
+#[test]
+fn typed_handlers_pipes_and_the_metrics_view_agree_with_the_replay() {
+    use claude_sessions::events::Selector;
+    let src = support::real_config_root();
+    let root = daemon::empty_root();
+    let projects = root.path().join("projects");
+    std::fs::create_dir_all(&projects).unwrap();
+    let mut w = SessionWatcher::builder().projects_dir(&projects).process_check(None).start().unwrap();
+    assert!(w.wait_ready(Duration::from_secs(10)));
+    let lines = replay_lines(&src.path().join("projects"));
+    let want = expect(&lines);
+
+    let count = |w: &mut SessionWatcher, sel: Selector| {
+        let n = Arc::new(AtomicU64::new(0));
+        let m = Arc::clone(&n);
+        let id = w.on_selected(sel, move |_| {
+            m.fetch_add(1, Ordering::Relaxed);
+        });
+        (n, id)
+    };
+    let all_uses = Arc::new(Mutex::new(Vec::new()));
+    let u = Arc::clone(&all_uses);
+    w.on(EventKind::ToolUse, move |e| u.lock().unwrap().push(e.agent_id.is_some()));
+    let sub_uses = Arc::new(AtomicU64::new(0));
+    let s = Arc::clone(&sub_uses);
+    w.pipe(Selector::subagent()).pipe(Selector::kind(EventKind::ToolUse).or(Selector::kind(EventKind::Error))).on(
+        EventKind::ToolUse,
+        move |_| {
+            s.fetch_add(1, Ordering::Relaxed);
+        },
+    );
+    let (removed, id) = count(&mut w, Selector::All);
+    assert!(w.off(id) && !w.off(id), "off removes once");
+    let (not_messages, _) = count(&mut w, Selector::kind(EventKind::Message).not());
+    let stop = w.stop_handle();
+    let first = w.metrics();
+    replay(&projects, &lines);
+    let total: u64 = want.kinds.values().sum();
+    let n = Arc::clone(&not_messages);
+    let want_not_messages = total - want.kinds["message"];
+    let stopper = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while n.load(Ordering::Relaxed) < want_not_messages && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        stop.stop();
+    });
+    w.run().unwrap();
+    stopper.join().unwrap();
+
+    let uses = all_uses.lock().unwrap().clone();
+    assert_eq!(uses.len() as u64, want.kinds["tool_use"], "on(EventKind::ToolUse)");
+    let subagent = uses.iter().filter(|s| **s).count() as u64;
+    assert!(subagent > 0, "the corpus has sub-agent tool calls");
+    assert_eq!(sub_uses.load(Ordering::Relaxed), subagent, "pipe(subagent).pipe(tool_use or error).on(tool_use)");
+    assert_eq!(removed.load(Ordering::Relaxed), 0, "a removed handler was called");
+    assert_eq!(not_messages.load(Ordering::Relaxed), want_not_messages, "kind(message).not()");
+
+    // The view counts what the counters count (an independent count of the replay).
+    let v = w.metrics();
+    assert_eq!(first.tool_calls, 0);
+    assert_eq!(v.tool_calls, want.kinds["tool_use"]);
+    let errors = want.results.values().filter(|(_, e)| *e).count() as u64;
+    assert_eq!(v.tool_errors, errors);
+    assert_eq!(v.tools.values().map(|t| t.calls).sum::<u64>(), v.tool_calls);
+    assert_eq!(v.error_rate, Some(errors as f64 / v.tool_calls as f64));
+    assert!(v.tool_calls_per_minute.is_some_and(|r| r > 0.0), "{v:?}");
+    assert!(v.active_sessions > 0);
+    w.stop();
 }
