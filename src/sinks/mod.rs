@@ -1,6 +1,7 @@
 //! Destinations besides `/metrics`: one file per destination.
 
 pub mod otlp;
+pub mod otlp_config;
 pub mod otlp_metrics;
 pub mod otlp_traces;
 pub mod webhook;

@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 
-use super::otlp::{self, Config, Temporality};
+use super::otlp_config::{self as otlp, Config, Temporality};
 use crate::event::Millis;
 use crate::live::Aggregator;
 use crate::metrics::{self, Def, Type};

@@ -23,7 +23,7 @@ fn value(v: &Value) -> any_value::Value {
 }
 
 fn attributes(a: &Attrs) -> Vec<KeyValue> {
-    a.iter().map(|(k, v)| super::otlp::kv(k, value(v))).collect()
+    a.iter().map(|(k, v)| super::otlp_config::kv(k, value(v))).collect()
 }
 
 fn ns(ms: i64) -> u64 {

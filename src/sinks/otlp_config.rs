@@ -1,0 +1,299 @@
+//! OTLP settings: the standard `OTEL_*` variables overridden by flags, the
+//! endpoints, and the resource every request carries. Headers are secrets:
+//! never logged, never shown in errors.
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use std::time::Duration;
+
+/// Wire protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    #[value(name = "grpc")]
+    Grpc,
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// Cumulative (what Prometheus-compatible backends want) or delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Temporality {
+    Cumulative,
+    Delta,
+}
+
+/// Where and how one signal is sent.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// gRPC: the server (`http://host:4317`). HTTP: the full URL (`…/v1/traces`).
+    pub url: String,
+    pub protocol: Protocol,
+    /// Secret: never printed (see the `Debug` impl).
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub gzip: bool,
+    /// PEM file of extra CA certificates to trust for `https://` (besides the system's).
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("protocol", &self.protocol)
+            .field("headers", &format_args!("[{} hidden]", self.headers.len()))
+            .field("timeout", &self.timeout)
+            .field("gzip", &self.gzip)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// Claude Code's own metric names, emitted besides ours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compat {
+    pub claude_code: bool,
+    /// Per-session series (`session.id`), as Claude Code does by default.
+    pub session_id: bool,
+}
+
+/// Everything the OTLP worker needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub metrics: Option<Endpoint>,
+    pub traces: Option<Endpoint>,
+    pub interval: Duration,
+    pub temporality: Temporality,
+    pub compat: Compat,
+    /// Send the traces of history (before the first start) once.
+    pub backfill: bool,
+    pub resource: Vec<(String, String)>,
+    /// Spans held while the collector is slow or down.
+    pub max_queue_spans: usize,
+    /// Spans per request.
+    pub max_batch_spans: usize,
+    /// Attempts per request (1 = no retry).
+    pub max_attempts: u32,
+    /// First retry delay; doubles each time.
+    pub backoff: Duration,
+}
+
+/// Flags that override the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub endpoint: Option<String>,
+    pub protocol: Option<Protocol>,
+    pub headers: Vec<String>,
+    pub metrics: bool,
+    pub traces: bool,
+    pub interval: Option<Duration>,
+    pub temporality: Option<Temporality>,
+    pub compat: Compat,
+    pub backfill: bool,
+}
+
+/// Invalid OTLP settings.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub(crate) String);
+
+pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+impl Config {
+    /// Read the `OTEL_*` variables through `env`, then apply `flags`. `Ok(None)`:
+    /// no signal is switched on (by `--otlp-metrics`/`--otlp-traces` or
+    /// `OTEL_METRICS_EXPORTER=otlp`/`OTEL_TRACES_EXPORTER=otlp`).
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>, flags: &Overrides) -> Result<Option<Config>, ConfigError> {
+        let var = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let exporter_on = |k: &str| var(k).is_some_and(|v| v.split(',').any(|e| e.trim() == "otlp"));
+        let want_metrics = flags.metrics || exporter_on("OTEL_METRICS_EXPORTER");
+        let want_traces = flags.traces || exporter_on("OTEL_TRACES_EXPORTER");
+        if !want_metrics && !want_traces {
+            return Ok(None);
+        }
+        let endpoint = |signal: &str, path: &str| -> Result<Endpoint, ConfigError> {
+            let upper = signal.to_ascii_uppercase();
+            let pick = |name: &str| {
+                var(&format!("OTEL_EXPORTER_OTLP_{upper}_{name}"))
+                    .or_else(|| var(&format!("OTEL_EXPORTER_OTLP_{name}")))
+            };
+            let protocol = match (flags.protocol, pick("PROTOCOL").as_deref()) {
+                (Some(p), _) => p,
+                (None, None | Some("http/protobuf")) => Protocol::HttpProtobuf,
+                (None, Some("grpc")) => Protocol::Grpc,
+                (None, Some(other)) => {
+                    return err(format!("OTLP protocol {other:?} is not supported: use grpc or http/protobuf"));
+                }
+            };
+            let default_base = match protocol {
+                Protocol::Grpc => "http://localhost:4317",
+                Protocol::HttpProtobuf => "http://localhost:4318",
+            };
+            // A signal-specific endpoint is used as is; the general one gets `/v1/<signal>` (HTTP).
+            let url = match (&flags.endpoint, var(&format!("OTEL_EXPORTER_OTLP_{upper}_ENDPOINT"))) {
+                (Some(base), _) => join_path(base, protocol, path),
+                (None, Some(full)) => full,
+                (None, None) => {
+                    join_path(&var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or(default_base.into()), protocol, path)
+                }
+            };
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return err(format!("OTLP endpoint {url:?} must be an http:// or https:// URL"));
+            }
+            let ca_file = pick("CERTIFICATE").map(std::path::PathBuf::from);
+            if let Some(f) = &ca_file
+                && !f.is_file()
+            {
+                return err(format!("OTLP CA certificate file {} does not exist", f.display()));
+            }
+            let mut headers = Vec::new();
+            if let Some(h) = var("OTEL_EXPORTER_OTLP_HEADERS") {
+                headers.extend(parse_pairs(&h, "OTEL_EXPORTER_OTLP_HEADERS")?);
+            }
+            if let Some(h) = var(&format!("OTEL_EXPORTER_OTLP_{upper}_HEADERS")) {
+                for (k, v) in parse_pairs(&h, "OTEL_EXPORTER_OTLP_*_HEADERS")? {
+                    headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(&k));
+                    headers.push((k, v));
+                }
+            }
+            for h in &flags.headers {
+                for (k, v) in parse_pairs(h, "--otlp-header")? {
+                    headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(&k));
+                    headers.push((k, v));
+                }
+            }
+            let timeout = match pick("TIMEOUT") {
+                Some(ms) => Duration::from_millis(
+                    ms.parse()
+                        .map_err(|_| ConfigError(format!("OTLP timeout {ms:?} is not a number of milliseconds")))?,
+                ),
+                None => Duration::from_secs(10),
+            };
+            let gzip = match pick("COMPRESSION").as_deref() {
+                None | Some("none") => false,
+                Some("gzip") => true,
+                Some(other) => return err(format!("OTLP compression {other:?} is not supported: use gzip or none")),
+            };
+            Ok(Endpoint { url, protocol, headers, timeout, gzip, ca_file })
+        };
+        let interval = match (flags.interval, var("OTEL_METRIC_EXPORT_INTERVAL")) {
+            (Some(d), _) => d,
+            (None, Some(ms)) => Duration::from_millis(ms.parse().map_err(|_| {
+                ConfigError(format!("OTEL_METRIC_EXPORT_INTERVAL {ms:?} is not a number of milliseconds"))
+            })?),
+            (None, None) => Duration::from_secs(60),
+        };
+        if interval < Duration::from_millis(100) {
+            return err("the OTLP metric export interval must be at least 100 ms");
+        }
+        let temporality = match (flags.temporality, var("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")) {
+            (Some(t), _) => t,
+            (None, None) => Temporality::Cumulative,
+            (None, Some(t)) => match t.to_ascii_lowercase().as_str() {
+                "cumulative" => Temporality::Cumulative,
+                // Our instruments are all counters and histograms: lowmemory means delta for them.
+                "delta" | "lowmemory" => Temporality::Delta,
+                _ => {
+                    return err(format!(
+                        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE {t:?}: use cumulative or delta"
+                    ));
+                }
+            },
+        };
+        Ok(Some(Config {
+            metrics: if want_metrics { Some(endpoint("metrics", "v1/metrics")?) } else { None },
+            traces: if want_traces { Some(endpoint("traces", "v1/traces")?) } else { None },
+            interval,
+            temporality,
+            compat: flags.compat,
+            backfill: flags.backfill,
+            resource: resource_attributes(env)?,
+            max_queue_spans: 20_000,
+            max_batch_spans: 512,
+            max_attempts: 4,
+            backoff: Duration::from_millis(500),
+        }))
+    }
+}
+
+fn join_path(base: &str, protocol: Protocol, path: &str) -> String {
+    match protocol {
+        Protocol::Grpc => base.to_owned(),
+        Protocol::HttpProtobuf => format!("{}/{path}", base.trim_end_matches('/')),
+    }
+}
+
+/// `k1=v1,k2=v2` with percent-encoded values (the W3C Baggage form the spec uses).
+fn parse_pairs(s: &str, what: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = part.split_once('=') else {
+            // Do not echo the value: it may hold a token.
+            return err(format!("{what}: an entry is not of the form key=value"));
+        };
+        out.push((percent_decode(k.trim()), percent_decode(v.trim())));
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The resource: `service.name` (`OTEL_SERVICE_NAME`, else `claude-sessions`),
+/// `service.version`, `service.instance.id`, `host.name`, then `OTEL_RESOURCE_ATTRIBUTES`.
+fn resource_attributes(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, ConfigError> {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let mut attrs: Vec<(String, String)> = vec![
+        ("service.name".into(), "claude-sessions".into()),
+        ("service.version".into(), crate::VERSION.into()),
+        ("host.name".into(), host.clone()),
+    ];
+    if let Some(extra) = env("OTEL_RESOURCE_ATTRIBUTES").filter(|s| !s.trim().is_empty()) {
+        for (k, v) in parse_pairs(&extra, "OTEL_RESOURCE_ATTRIBUTES")? {
+            attrs.retain(|(ak, _)| *ak != k);
+            attrs.push((k, v));
+        }
+    }
+    if let Some(name) = env("OTEL_SERVICE_NAME").filter(|s| !s.trim().is_empty()) {
+        attrs.retain(|(k, _)| k != "service.name");
+        attrs.insert(0, ("service.name".into(), name.trim().to_owned()));
+    }
+    if !attrs.iter().any(|(k, _)| k == "service.instance.id") {
+        // Stable for a user on a host: series continue across restarts.
+        let user = env("USER").unwrap_or_default();
+        let id = crate::trace::trace_id(&host, crate::dedup::fnv1a(&[user.as_bytes()]));
+        attrs.push(("service.instance.id".into(), crate::trace::hex(&id)));
+    }
+    Ok(attrs)
+}
+
+pub(crate) fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+}
+
+pub(crate) fn kv_str(key: &str, value: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(value.to_owned()))
+}
+
+pub(crate) fn resource(cfg: &Config) -> Resource {
+    Resource { attributes: cfg.resource.iter().map(|(k, v)| kv_str(k, v)).collect(), ..Default::default() }
+}
