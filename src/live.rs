@@ -8,7 +8,7 @@
 //! Everything here is serializable: the checkpoint stores it whole, so that
 //! after a restart nothing is counted twice and counters never go down.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -16,9 +16,14 @@ use serde::{Deserialize, Serialize};
 use crate::dedup::{self, FastMap, Window};
 use crate::discover::{FileInfo, Role};
 use crate::event::{Entry, Kind, Millis, Tokens};
-use crate::metrics::{self, Counter, Exemplar, Gauge, Histogram, Store};
+use crate::metrics::{self, Counter, Exemplar, Histogram, Store};
 use crate::pricing;
 use crate::trace::{At, Owner, SpanSink, Tracer};
+
+mod lifecycle;
+mod session;
+use session::{DEFAULT_WINDOW, LONG_WINDOW, Pending, Projects};
+pub use session::{Session, SessionSnapshot, State, tool_label};
 
 /// How sessions become projects on the `project` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
@@ -66,194 +71,6 @@ pub struct Source<'a> {
     /// The agent file's first prompt was `Warmup` (a 2.0.x cache-warming call).
     pub warmup: bool,
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Active,
-    Idle,
-    Ended,
-}
-
-/// One session (its main file plus its sub-agents and compaction calls).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Session {
-    pub id: String,
-    /// Shared: every line of the session labels its counters with it.
-    pub project: Arc<str>,
-    pub slug: String,
-    pub git_branch: Option<String>,
-    pub first_ms: Millis,
-    pub last_ms: Millis,
-    pub state: State,
-    pub models: BTreeSet<String>,
-    pub prompts: u64,
-    pub api_requests: u64,
-    pub tool_calls: u64,
-    pub tool_errors: u64,
-    pub api_errors: u64,
-    pub subagents: u64,
-    pub compactions: u64,
-    pub tokens: Tokens,
-    pub cost_usd: f64,
-    /// Prompt size of the latest main-chain call (reset by compaction).
-    pub context_tokens: u64,
-    /// 200k, or 1M once a prompt larger than 200k has been seen.
-    pub context_window: u64,
-    pub last_model: Option<String>,
-    /// Working directory (from the first line that has one).
-    #[serde(default)]
-    pub cwd: Option<String>,
-    /// A Claude Code process was seen running in `cwd` (the process check).
-    #[serde(default)]
-    pub attached: bool,
-    /// Tokens and cost per model (for per-session OTLP series).
-    #[serde(default)]
-    /// (A short list, not a map: a map's first node holds room for 11 entries, ~1 KiB a session.)
-    pub by_model: Vec<(String, Tokens, f64)>,
-    #[serde(default)]
-    pub lines_added: u64,
-    #[serde(default)]
-    pub lines_removed: u64,
-    /// The open turn's start (see [`Aggregator::end_turn`]): one model of a turn for the
-    /// turn-duration histogram and the traces.
-    turn_start_ms: Option<Millis>,
-    /// The open turn's latest activity: a user, assistant or system line of any chain.
-    turn_last_ms: Millis,
-}
-
-impl Session {
-    pub fn context_utilization(&self) -> f64 {
-        self.context_tokens as f64 / self.context_window.max(1) as f64
-    }
-
-    /// An immutable, serializable copy of the session's state.
-    pub fn snapshot(&self) -> SessionSnapshot {
-        SessionSnapshot {
-            id: self.id.clone(),
-            project: self.project.to_string(),
-            cwd: self.cwd.clone(),
-            git_branch: self.git_branch.clone(),
-            state: self.state,
-            first_ms: (self.first_ms != Millis::MAX).then_some(self.first_ms),
-            last_ms: self.last_ms,
-            duration_ms: if self.first_ms <= self.last_ms { self.last_ms - self.first_ms } else { 0 },
-            models: self.models.iter().cloned().collect(),
-            prompts: self.prompts,
-            api_requests: self.api_requests,
-            tool_calls: self.tool_calls,
-            tool_errors: self.tool_errors,
-            api_errors: self.api_errors,
-            subagents: self.subagents,
-            compactions: self.compactions,
-            tokens: crate::events::Usage {
-                input: self.tokens.input,
-                output: self.tokens.output,
-                cache_read: self.tokens.cache_read,
-                cache_creation: self.tokens.cache_creation,
-            },
-            cost_usd: self.cost_usd,
-            context_tokens: self.context_tokens,
-            context_window: self.context_window,
-            context_utilization: self.context_utilization(),
-            lines_added: self.lines_added,
-            lines_removed: self.lines_removed,
-        }
-    }
-}
-
-/// A session's state at one moment (`GET /api/sessions/{id}`, `sessions --json`, the library).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionSnapshot {
-    pub id: String,
-    pub project: String,
-    pub cwd: Option<String>,
-    pub git_branch: Option<String>,
-    pub state: State,
-    pub first_ms: Option<Millis>,
-    pub last_ms: Millis,
-    pub duration_ms: Millis,
-    pub models: Vec<String>,
-    pub prompts: u64,
-    pub api_requests: u64,
-    pub tool_calls: u64,
-    pub tool_errors: u64,
-    pub api_errors: u64,
-    pub subagents: u64,
-    pub compactions: u64,
-    pub tokens: crate::events::Usage,
-    pub cost_usd: f64,
-    pub context_tokens: u64,
-    pub context_window: u64,
-    pub context_utilization: f64,
-    pub lines_added: u64,
-    pub lines_removed: u64,
-}
-
-/// A tool call waiting for its result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending {
-    tool: String,
-    at: Option<Millis>,
-    session: String,
-    /// The tool's own name (`tool` is the label: MCP tools fold to their server).
-    #[serde(default)]
-    name: String,
-}
-
-/// `cwd` → unique project label.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Projects {
-    by_key: HashMap<String, String>,
-    taken: HashSet<String>,
-}
-
-impl Projects {
-    fn label(&mut self, mode: ProjectLabel, cwd: Option<&str>, slug: &str) -> String {
-        match mode {
-            ProjectLabel::None => return String::new(),
-            ProjectLabel::Slug => return metrics::label_value(slug),
-            ProjectLabel::Basename => {}
-        }
-        let path = cwd.map(strip_worktree).unwrap_or(slug).trim_end_matches(['/', '\\']);
-        if let Some(l) = self.by_key.get(path) {
-            return l.clone();
-        }
-        // Shortest unique suffix of the path: `app`, then `work/app`, ...
-        let parts: Vec<&str> = path.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
-        let mut label = metrics::label_value(path);
-        for n in 1..=parts.len() {
-            let candidate = metrics::label_value(&parts[parts.len() - n..].join("/"));
-            if !self.taken.contains(&candidate) {
-                label = candidate;
-                break;
-            }
-        }
-        self.taken.insert(label.clone());
-        self.by_key.insert(path.to_owned(), label.clone());
-        label
-    }
-}
-
-/// `<repo>/.claude/worktrees/agent-x/...` → `<repo>`: worktree sub-agents belong to the repo.
-fn strip_worktree(cwd: &str) -> &str {
-    match cwd.find("/.claude/worktrees/") {
-        Some(i) => &cwd[..i],
-        None => cwd,
-    }
-}
-
-/// `mcp__server__tool` → `mcp:server`; other names as they are.
-pub fn tool_label(name: &str) -> String {
-    if let Some(rest) = name.strip_prefix("mcp__") {
-        let server = rest.split("__").next().unwrap_or(rest);
-        return metrics::label_value(&format!("mcp:{server}"));
-    }
-    metrics::label_value(name)
-}
-
-const DEFAULT_WINDOW: u64 = 200_000;
-const LONG_WINDOW: u64 = 1_000_000;
 
 /// Realtime event settings of an aggregator.
 #[derive(Clone)]
@@ -760,49 +577,6 @@ impl Aggregator {
         uuid.is_none_or(|u| self.dedup.first_time(dedup::line_key(what, u)))
     }
 
-    /// A line other than a new prompt, in the turn model: inside a turn it is the
-    /// turn's latest activity; outside one, a line that does something (a model call,
-    /// a tool call or result, an API error, a compaction) starts an unprompted turn
-    /// (work with no prompt typed: warm-up calls, a background task's completion,
-    /// activity after the previous turn ended idle).
-    fn turn_activity(&mut self, id: &str, e: &Entry) {
-        let Some(ts) = e.timestamp.filter(|_| matches!(e.kind, Kind::User | Kind::Assistant | Kind::System)) else {
-            return;
-        };
-        let s = self.sessions.get_mut(id).expect("session exists");
-        if s.turn_start_ms.is_some() {
-            s.turn_last_ms = s.turn_last_ms.max(ts);
-        } else if e.response.is_some()
-            || e.api_error.is_some()
-            || !e.tool_uses.is_empty()
-            || !e.tool_results.is_empty()
-            || e.compaction.is_some()
-        {
-            s.turn_start_ms = Some(ts);
-            s.turn_last_ms = ts;
-        }
-    }
-
-    /// End the session's turn, if one is open: at the next prompt, when the session goes
-    /// idle with no tool call running, when it ends. The one place a turn ends: its
-    /// duration (start to last activity) goes to the histogram, with its trace's root as
-    /// exemplar, and the same start and end to the tracer for that root.
-    fn end_turn(&mut self, id: &str) {
-        let Some(s) = self.sessions.get_mut(id) else { return };
-        let Some(start) = s.turn_start_ms.take() else { return };
-        let end = s.turn_last_ms.max(start);
-        let exemplar = self.tracer.as_ref().and_then(|t| t.current(id)).map(|(trace_id, span_id)| Exemplar {
-            trace_id,
-            span_id,
-            at_ms: end,
-            value: 0.0,
-        });
-        self.store.observe_with(Histogram::TurnDuration, &[&s.project], (end - start) as f64, exemplar);
-        if let Some(t) = &mut self.tracer {
-            t.end_turn(id, start, end);
-        }
-    }
-
     fn start_session(&mut self, id: &str, e: &Entry, src: &Source<'_>) {
         let cwd = e.cwd.as_deref();
         let project = self.projects.label(self.config.project_label, cwd, &src.info.slug);
@@ -966,163 +740,6 @@ impl Aggregator {
             }
         }
     }
-
-    /// Advance session lifecycles to `now` (idle, ended) and refresh gauges.
-    /// Returns whether any session changed state.
-    pub fn tick(&mut self, now: Millis) -> bool {
-        let (idle, end) = (self.config.idle_after_ms, self.config.end_after_ms);
-        let mut ended = Vec::new();
-        // (session, project, last activity, event): sent at `now` for sessions active since events began.
-        let mut lifecycle: Vec<(String, String, Millis, crate::events::Kind)> = Vec::new();
-        let mut changed = false;
-        let mut turns_ended = Vec::new();
-        for s in self.sessions.values_mut() {
-            if s.state == State::Ended {
-                continue;
-            }
-            let quiet = now - s.last_ms;
-            if quiet >= end {
-                ended.push(s.id.clone());
-            } else if quiet >= idle && s.state == State::Active {
-                s.state = State::Idle;
-                changed = true;
-                lifecycle.push((s.id.clone(), s.project.to_string(), s.last_ms, crate::events::Kind::SessionIdle {}));
-                // A tool call of this turn still running (a long build, a sub-agent) keeps
-                // it open. (A call left without a result by an earlier turn does not.)
-                let start = s.turn_start_ms.unwrap_or(Millis::MAX);
-                if !self.pending.values().any(|p| p.session == s.id && p.at.is_some_and(|at| at >= start)) {
-                    turns_ended.push(s.id.clone());
-                }
-            }
-        }
-        for id in &turns_ended {
-            self.end_turn(id);
-        }
-        lifecycle.extend(self.end_sessions(&ended, crate::events::EndReason::IdleTimeout));
-        self.emit_lifecycle(lifecycle, now);
-        if let Some(stats) = self.events.as_ref().and_then(|em| em.stats.clone()) {
-            use std::sync::atomic::Ordering::Relaxed;
-            let (p, l) = (stats.published.load(Relaxed), stats.lagged.load(Relaxed));
-            self.store.inc(Counter::EventsPublished, &[], p.saturating_sub(self.bus_reported.0) as f64);
-            self.store.inc(Counter::EventsLagged, &[], l.saturating_sub(self.bus_reported.1) as f64);
-            self.bus_reported = (p, l);
-        }
-        if let Some(t) = &self.tracer {
-            // Spans over a turn's cap were never queued: dropped like refused ones.
-            let capped = t.dropped;
-            self.store.inc(Counter::OtlpDropped, &["traces"], capped.saturating_sub(self.spans_capped_reported) as f64);
-            self.spans_capped_reported = capped;
-        }
-        let evicted = self.dedup.evicted();
-        self.store.inc(Counter::DedupEvictions, &[], (evicted - self.evictions_reported.min(evicted)) as f64);
-        self.evictions_reported = evicted;
-        self.refresh_gauges(now);
-        changed || !ended.is_empty()
-    }
-
-    /// Close sessions just marked ended: their turn, their trace, their pending calls.
-    /// Returns their `session_end` events, to send with [`Aggregator::emit_lifecycle`].
-    fn end_sessions(
-        &mut self,
-        ended: &[String],
-        reason: crate::events::EndReason,
-    ) -> Vec<(String, String, Millis, crate::events::Kind)> {
-        let mut out = Vec::new();
-        for id in ended {
-            self.end_turn(id);
-            let Some(s) = self.sessions.get_mut(id) else { continue };
-            s.state = State::Ended;
-            out.push((s.id.clone(), s.project.to_string(), s.last_ms, crate::events::Kind::SessionEnd { reason }));
-            if s.first_ms <= s.last_ms {
-                let ms = (s.last_ms - s.first_ms) as f64;
-                self.store.observe(Histogram::SessionDuration, &[&s.project], ms);
-            }
-        }
-        if !ended.is_empty() {
-            let ended: HashSet<&String> = ended.iter().collect();
-            self.pending.retain(|_, p| !ended.contains(&p.session));
-        }
-        out
-    }
-
-    /// Send lifecycle events of sessions active since events began (not for old history).
-    fn emit_lifecycle(&self, items: Vec<(String, String, Millis, crate::events::Kind)>, now: Millis) {
-        let Some(since) = self.events.as_ref().map(|em| em.since_ms) else { return };
-        for (sid, project, last, kind) in items {
-            if last >= since {
-                self.emit(&sid, &project, None, now, kind);
-            }
-        }
-    }
-
-    /// The working directories of running Claude Code processes, seen now: a
-    /// session whose process was seen before and is gone ends (`process_exit`).
-    /// Returns whether any session ended.
-    pub fn process_check(&mut self, cwds: &HashSet<String>, now: Millis) -> bool {
-        let mut gone = Vec::new();
-        for s in self.sessions.values_mut() {
-            let Some(cwd) = s.cwd.as_deref() else { continue };
-            if cwds.contains(cwd) {
-                s.attached = true;
-            } else if s.attached && s.state != State::Ended {
-                gone.push(s.id.clone());
-            }
-        }
-        for id in &gone {
-            if let Some(s) = self.sessions.get_mut(id) {
-                s.attached = false;
-            }
-        }
-        let items = self.end_sessions(&gone, crate::events::EndReason::ProcessExit);
-        self.emit_lifecycle(items, now);
-        !gone.is_empty()
-    }
-
-    /// Forget ended sessions quiet for longer than `max_age_ms` (their counts
-    /// stay in the counters). Claude Code deletes transcripts after 30 days by
-    /// default, so a session older than that cannot be resumed from its file.
-    pub fn prune(&mut self, now: Millis, max_age_ms: Millis) -> usize {
-        let before = self.sessions.len();
-        self.sessions.retain(|_, s| s.state != State::Ended || now - s.last_ms <= max_age_ms);
-        before - self.sessions.len()
-    }
-
-    fn refresh_gauges(&mut self, now: Millis) {
-        let mut live: HashMap<(&str, &str), f64> = HashMap::new();
-        let mut util: HashMap<&str, f64> = HashMap::new();
-        for s in self.sessions.values() {
-            let state = match s.state {
-                State::Active => "active",
-                State::Idle => "idle",
-                State::Ended => continue,
-            };
-            *live.entry((&s.project, state)).or_default() += 1.0;
-            let u = util.entry(&s.project).or_default();
-            *u = u.max(s.context_utilization());
-        }
-        let live: Vec<(Vec<&str>, f64)> = live.into_iter().map(|((p, st), n)| (vec![p, st], n)).collect();
-        let util: Vec<(Vec<&str>, f64)> = util.into_iter().map(|(p, u)| (vec![p], u)).collect();
-        let last: Vec<(Vec<&str>, f64)> =
-            self.last_activity.iter().map(|(p, ms)| (vec![p.as_str()], *ms as f64 / 1000.0)).collect();
-        // Tool calls still waiting for their result, and the oldest one's age.
-        let mut pending: HashMap<(&str, &str), (f64, f64)> = HashMap::new();
-        for p in self.pending.values() {
-            let Some(s) = self.sessions.get(&p.session).filter(|s| s.state != State::Ended) else { continue };
-            let e = pending.entry((&s.project, &p.tool)).or_default();
-            e.0 += 1.0;
-            e.1 = e.1.max(p.at.map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0));
-        }
-        let pending_count: Vec<(Vec<&str>, f64)> = pending.iter().map(|((p, t), (n, _))| (vec![*p, *t], *n)).collect();
-        let pending_age: Vec<(Vec<&str>, f64)> = pending.iter().map(|((p, t), (_, a))| (vec![*p, *t], *a)).collect();
-        let mut store = std::mem::take(&mut self.store);
-        store.set_gauges(Gauge::Sessions, live);
-        store.set_gauges(Gauge::ContextUtilization, util);
-        store.set_gauges(Gauge::LastActivity, last);
-        store.set_gauges(Gauge::ToolCallsPending, pending_count);
-        store.set_gauges(Gauge::ToolCallOldestPending, pending_age);
-        store.set_gauges(Gauge::DedupWindow, [(vec![], self.dedup.len() as f64)]);
-        self.store = store;
-    }
 }
 
 /// Which chain of its session a line belongs to (for traces).
@@ -1150,6 +767,7 @@ fn query_source(e: &Entry, src: &Source<'_>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Gauge;
     use crate::transcript::parse_line;
 
     fn info(role: Role) -> FileInfo {

@@ -1,0 +1,198 @@
+//! One session's state, its snapshot, and the project labels sessions get.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::ProjectLabel;
+use crate::event::{Millis, Tokens};
+use crate::metrics;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Active,
+    Idle,
+    Ended,
+}
+
+/// One session (its main file plus its sub-agents and compaction calls).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub id: String,
+    /// Shared: every line of the session labels its counters with it.
+    pub project: Arc<str>,
+    pub slug: String,
+    pub git_branch: Option<String>,
+    pub first_ms: Millis,
+    pub last_ms: Millis,
+    pub state: State,
+    pub models: BTreeSet<String>,
+    pub prompts: u64,
+    pub api_requests: u64,
+    pub tool_calls: u64,
+    pub tool_errors: u64,
+    pub api_errors: u64,
+    pub subagents: u64,
+    pub compactions: u64,
+    pub tokens: Tokens,
+    pub cost_usd: f64,
+    /// Prompt size of the latest main-chain call (reset by compaction).
+    pub context_tokens: u64,
+    /// 200k, or 1M once a prompt larger than 200k has been seen.
+    pub context_window: u64,
+    pub last_model: Option<String>,
+    /// Working directory (from the first line that has one).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// A Claude Code process was seen running in `cwd` (the process check).
+    #[serde(default)]
+    pub attached: bool,
+    /// Tokens and cost per model (for per-session OTLP series).
+    #[serde(default)]
+    /// (A short list, not a map: a map's first node holds room for 11 entries, ~1 KiB a session.)
+    pub by_model: Vec<(String, Tokens, f64)>,
+    #[serde(default)]
+    pub lines_added: u64,
+    #[serde(default)]
+    pub lines_removed: u64,
+    /// The open turn's start (see [`Aggregator::end_turn`]): one model of a turn for the
+    /// turn-duration histogram and the traces.
+    pub(super) turn_start_ms: Option<Millis>,
+    /// The open turn's latest activity: a user, assistant or system line of any chain.
+    pub(super) turn_last_ms: Millis,
+}
+
+impl Session {
+    pub fn context_utilization(&self) -> f64 {
+        self.context_tokens as f64 / self.context_window.max(1) as f64
+    }
+
+    /// An immutable, serializable copy of the session's state.
+    pub fn snapshot(&self) -> SessionSnapshot {
+        SessionSnapshot {
+            id: self.id.clone(),
+            project: self.project.to_string(),
+            cwd: self.cwd.clone(),
+            git_branch: self.git_branch.clone(),
+            state: self.state,
+            first_ms: (self.first_ms != Millis::MAX).then_some(self.first_ms),
+            last_ms: self.last_ms,
+            duration_ms: if self.first_ms <= self.last_ms { self.last_ms - self.first_ms } else { 0 },
+            models: self.models.iter().cloned().collect(),
+            prompts: self.prompts,
+            api_requests: self.api_requests,
+            tool_calls: self.tool_calls,
+            tool_errors: self.tool_errors,
+            api_errors: self.api_errors,
+            subagents: self.subagents,
+            compactions: self.compactions,
+            tokens: crate::events::Usage {
+                input: self.tokens.input,
+                output: self.tokens.output,
+                cache_read: self.tokens.cache_read,
+                cache_creation: self.tokens.cache_creation,
+            },
+            cost_usd: self.cost_usd,
+            context_tokens: self.context_tokens,
+            context_window: self.context_window,
+            context_utilization: self.context_utilization(),
+            lines_added: self.lines_added,
+            lines_removed: self.lines_removed,
+        }
+    }
+}
+
+/// A session's state at one moment (`GET /api/sessions/{id}`, `sessions --json`, the library).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSnapshot {
+    pub id: String,
+    pub project: String,
+    pub cwd: Option<String>,
+    pub git_branch: Option<String>,
+    pub state: State,
+    pub first_ms: Option<Millis>,
+    pub last_ms: Millis,
+    pub duration_ms: Millis,
+    pub models: Vec<String>,
+    pub prompts: u64,
+    pub api_requests: u64,
+    pub tool_calls: u64,
+    pub tool_errors: u64,
+    pub api_errors: u64,
+    pub subagents: u64,
+    pub compactions: u64,
+    pub tokens: crate::events::Usage,
+    pub cost_usd: f64,
+    pub context_tokens: u64,
+    pub context_window: u64,
+    pub context_utilization: f64,
+    pub lines_added: u64,
+    pub lines_removed: u64,
+}
+
+/// A tool call waiting for its result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Pending {
+    pub(super) tool: String,
+    pub(super) at: Option<Millis>,
+    pub(super) session: String,
+    /// The tool's own name (`tool` is the label: MCP tools fold to their server).
+    #[serde(default)]
+    pub(super) name: String,
+}
+
+/// `cwd` → unique project label.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct Projects {
+    by_key: HashMap<String, String>,
+    taken: HashSet<String>,
+}
+
+impl Projects {
+    pub(super) fn label(&mut self, mode: ProjectLabel, cwd: Option<&str>, slug: &str) -> String {
+        match mode {
+            ProjectLabel::None => return String::new(),
+            ProjectLabel::Slug => return metrics::label_value(slug),
+            ProjectLabel::Basename => {}
+        }
+        let path = cwd.map(strip_worktree).unwrap_or(slug).trim_end_matches(['/', '\\']);
+        if let Some(l) = self.by_key.get(path) {
+            return l.clone();
+        }
+        // Shortest unique suffix of the path: `app`, then `work/app`, ...
+        let parts: Vec<&str> = path.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
+        let mut label = metrics::label_value(path);
+        for n in 1..=parts.len() {
+            let candidate = metrics::label_value(&parts[parts.len() - n..].join("/"));
+            if !self.taken.contains(&candidate) {
+                label = candidate;
+                break;
+            }
+        }
+        self.taken.insert(label.clone());
+        self.by_key.insert(path.to_owned(), label.clone());
+        label
+    }
+}
+
+/// `<repo>/.claude/worktrees/agent-x/...` → `<repo>`: worktree sub-agents belong to the repo.
+fn strip_worktree(cwd: &str) -> &str {
+    match cwd.find("/.claude/worktrees/") {
+        Some(i) => &cwd[..i],
+        None => cwd,
+    }
+}
+
+/// `mcp__server__tool` → `mcp:server`; other names as they are.
+pub fn tool_label(name: &str) -> String {
+    if let Some(rest) = name.strip_prefix("mcp__") {
+        let server = rest.split("__").next().unwrap_or(rest);
+        return metrics::label_value(&format!("mcp:{server}"));
+    }
+    metrics::label_value(name)
+}
+
+pub(super) const DEFAULT_WINDOW: u64 = 200_000;
+pub(super) const LONG_WINDOW: u64 = 1_000_000;
