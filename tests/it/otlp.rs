@@ -427,66 +427,22 @@ fn claude_code_names_per_session_match_the_transcripts() {
     d.stop();
 }
 
-/// An OTLP/HTTP receiver behind TLS (Python's `ssl` with a certificate from `openssl`,
-/// signed by a private CA): it logs `path bytes` per request to `log`.
+/// An OTLP/HTTP receiver behind TLS (Python's `ssl` with a server certificate signed by
+/// the tests' private CA, [`super::web_tls::Pki`]): it logs `path bytes` per request to `log`.
 struct TlsReceiver {
     child: std::process::Child,
     port: u16,
     log: std::path::PathBuf,
     ca: std::path::PathBuf,
+    /// Holds the certificates' folder.
+    _pki: super::web_tls::Pki,
 }
 
 impl TlsReceiver {
     fn start(dir: &std::path::Path) -> Option<TlsReceiver> {
         use std::process::{Command, Stdio};
-        let openssl = support::require_tool("openssl", super::prom::which("openssl"))?;
-        let run = |args: &[&str]| {
-            let out = Command::new(&openssl).args(args).current_dir(dir).output().expect("run openssl");
-            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        let days = ["-days", "2"];
-        run(&[
-            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem"][..],
-            &days,
-            &["-subj", "/CN=claude-sessions test CA"],
-        ]
-        .concat());
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        std::fs::write(
-            dir.join("ext.cnf"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        run(&[
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "leaf.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "leaf.pem",
-                "-extfile",
-                "ext.cnf",
-            ][..],
-            &days,
-        ]
-        .concat());
+        // The same private CA and server certificate (for 127.0.0.1) as the endpoint's TLS tests.
+        let pki = super::web_tls::Pki::new();
         let script = r#"
 import http.server, ssl, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -513,8 +469,8 @@ srv.serve_forever()
         let mut child = Command::new("python3")
             .arg("-c")
             .arg(script)
-            .arg(dir.join("leaf.pem"))
-            .arg(dir.join("leaf.key"))
+            .arg(pki.path("server.pem"))
+            .arg(pki.path("server.key"))
             .arg(&log)
             .stdout(Stdio::piped())
             .spawn()
@@ -522,7 +478,7 @@ srv.serve_forever()
         let mut first = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
         let port = first.trim().parse().expect("port from the TLS receiver");
-        Some(TlsReceiver { child, port, log, ca: dir.join("ca.pem") })
+        Some(TlsReceiver { child, port, log, ca: pki.path("ca.pem").into(), _pki: pki })
     }
 
     fn requests(&self) -> String {

@@ -13,12 +13,13 @@ use super::support;
 
 /// A CA, a server certificate for 127.0.0.1, a client certificate signed by the CA,
 /// and a self-signed client certificate no CA vouches for.
-struct Pki {
-    dir: tempfile::TempDir,
+/// Made with the `openssl` CLI; shared with the OTLP tests.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub fn new() -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(
@@ -95,7 +96,7 @@ impl Pki {
         Pki { dir }
     }
 
-    fn path(&self, name: &str) -> String {
+    pub fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_str().unwrap().to_owned()
     }
 }
@@ -128,6 +129,13 @@ impl Curl {
     fn server_time(&self) -> f64 {
         self.total - self.pretransfer
     }
+}
+
+/// The handshake failed (no HTTP status) with a TLS alert whose text holds `alert`.
+fn refused_by_alert(c: &Curl, what: &str, alert: &str) {
+    assert!(c.exit != 0 && c.status == 0, "{what} must be refused: {c:?}");
+    eprintln!("{what}: {}", c.stderr.trim());
+    assert!(c.stderr.contains(alert), "{what}: refused by a TLS alert ({alert}): {c:?}");
 }
 
 fn curl(args: &[&str], url: &str) -> Curl {
@@ -280,14 +288,10 @@ fn client_certificates_signed_by_the_ca_are_required() {
     let c = curl(&signed, &url);
     assert_eq!((c.exit, c.status), (0, 200), "{c:?}");
     let none = curl(&["--cacert", ca.as_str()], &url);
-    assert!(none.exit != 0 && none.status == 0, "no client certificate must be refused: {none:?}");
-    eprintln!("without a client certificate: {}", none.stderr.trim());
-    assert!(none.stderr.contains("alert certificate required"), "refused by a TLS alert: {none:?}");
+    refused_by_alert(&none, "no client certificate", "alert certificate required");
     let (rogue_cert, rogue_key) = (pki.path("rogue.pem"), pki.path("rogue.key"));
     let rogue = curl(&["--cacert", ca.as_str(), "--cert", rogue_cert.as_str(), "--key", rogue_key.as_str()], &url);
-    assert!(rogue.exit != 0 && rogue.status == 0, "a certificate the CA did not sign must be refused: {rogue:?}");
-    eprintln!("with a self-signed client certificate: {}", rogue.stderr.trim());
-    assert!(rogue.stderr.contains("alert"), "refused by a TLS alert: {rogue:?}");
+    refused_by_alert(&rogue, "a certificate the CA did not sign", "alert");
     // And the server still serves the right client after refusing two.
     let c = curl(&signed, &url);
     assert_eq!((c.exit, c.status), (0, 200), "{c:?}");
