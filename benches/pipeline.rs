@@ -13,11 +13,11 @@
 
 use std::path::{Path, PathBuf};
 
-use claude_sessions::discover::{FileInfo, Role};
-use claude_sessions::event::Entry;
-use claude_sessions::live::{Aggregator, Config, Source};
-use claude_sessions::pipeline::{Engine, Settings};
+use claude_sessions::engine::{Engine, Settings};
+use claude_sessions::source::discover::{FileInfo, Role};
+use claude_sessions::state::live::{Aggregator, Config, Source};
 use claude_sessions::transcript;
+use claude_sessions::transcript::entry::Entry;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn fixtures() -> PathBuf {
@@ -95,7 +95,7 @@ fn apply(c: &mut Criterion) {
             let mut agg = Aggregator::new(Config::default());
             agg.enable_traces(
                 i64::MIN,
-                std::sync::Arc::new(move |s: Vec<claude_sessions::trace::Span>| {
+                std::sync::Arc::new(move |s: Vec<claude_sessions::sinks::trace::Span>| {
                     counted.fetch_add(s.len(), std::sync::atomic::Ordering::Relaxed);
                 }),
             );

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Millis;
+use crate::transcript::entry::Millis;
 
 mod select;
 pub use select::{EventKind, Selector};
@@ -46,7 +46,7 @@ pub enum EndReason {
     ProcessExit,
 }
 
-pub use crate::tool::ToolCategory;
+pub use crate::transcript::tool::ToolCategory;
 
 /// Token counts: on a `message` event, what its line adds to the token counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -387,7 +387,7 @@ pub fn summarize(tool: &str, input: &serde_json::Value, max: usize) -> Option<St
         _ => field("file_path").or(field("path")).or(field("url")).or(field("command")),
     }?;
     let first = s.lines().next().unwrap_or("");
-    Some(crate::event::cap_text(first, max))
+    Some(crate::transcript::entry::cap_text(first, max))
 }
 
 #[cfg(test)]

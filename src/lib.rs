@@ -1,7 +1,7 @@
 //! claude-sessions: Claude Code session transcripts → metrics, live.
 //!
 //! ```text
-//!  config roots ─► discover ─► watch ─► pipeline::Engine ──────────────► live::Aggregator ─► metrics::Store → /metrics, OTLP
+//!  config roots ─► discover ─► watch ─► engine::Engine ────────────────► live::Aggregator ─► metrics::Store → /metrics, OTLP
 //!                  (files,      (wake-   tail → transcript → event       (the one owner:      events::Bus → /api/events, webhooks
 //!                   identity)    ups,     → journal (synced, then         sessions, turns,     trace::Tracer → OTLP traces
 //!                                reconcile) applied)                      dedup, counters)     SessionSnapshot → /api/sessions
@@ -9,40 +9,22 @@
 //!                                             └── checkpoint + journal replay ◄┘
 //! ```
 //!
-//! The data flows as drawn (modules are declared alphabetically). `pipeline::Engine` owns file
-//! positions and the journal, and is the only writer of the `live::Aggregator`,
+//! The data flows as drawn (stages are folders: `source`, `transcript`, `engine`, `state`, `sinks`). `engine::Engine` owns file
+//! positions and the journal, and is the only writer of the `state::live::Aggregator`,
 //! which owns sessions and counters; every output is a projection of the facts
 //! it applies. See `docs/architecture.md` for owners and readers.
 
-pub mod api;
-pub mod backfill;
-pub mod capture;
-pub mod checkpoint;
 pub mod cli;
-pub mod dedup;
-pub mod discover;
-pub mod duration;
-pub mod event;
+pub mod engine;
 pub mod events;
-pub mod identity;
-pub mod journal;
-pub mod live;
-pub mod metrics;
-pub mod pipeline;
-pub mod pricing;
-pub mod process;
 pub mod report;
 pub mod rules;
 pub mod server;
-pub mod shell;
 pub mod sinks;
-pub mod tail;
-pub mod tool;
-pub mod trace;
+pub mod source;
+pub mod state;
 pub mod transcript;
-pub mod watch;
 pub mod watcher;
-pub mod web_config;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

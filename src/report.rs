@@ -8,8 +8,8 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::live::Aggregator;
-use crate::metrics::Counter;
+use crate::state::live::Aggregator;
+use crate::state::metrics::Counter;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct Usage {

@@ -1,4 +1,4 @@
-//! HTTP: `/metrics`, `/`, `/healthz`, `/readyz`, and the API under `/api/` ([`crate::api`]).
+//! HTTP: `/metrics`, `/`, `/healthz`, `/readyz`, and the API under `/api/` ([`crate::server::api`]).
 //!
 //! In: the shared aggregator and a readiness flag. Out: the metrics in the
 //! Prometheus text format, or OpenMetrics when the scraper's `Accept` asks for
@@ -7,11 +7,13 @@
 //!
 //! Every connection goes through the limits of [`conn`] (a cap, header and idle
 //! timeouts, descriptors kept for the rest of the daemon) and, with
-//! `--web.config.file`, through TLS and basic auth ([`crate::web_config`], [`auth`])
+//! `--web.config.file`, through TLS and basic auth ([`crate::server::web_config`], [`auth`])
 //! before any route, `/api/events` included.
 
+pub mod api;
 pub mod auth;
 pub mod conn;
+pub mod web_config;
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -36,9 +38,9 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::api::HttpBody;
-use crate::live::Aggregator;
-use crate::web_config::Watched;
+use crate::server::api::HttpBody;
+use crate::server::web_config::Watched;
+use crate::state::live::Aggregator;
 use conn::{Close, Episode, Slot, Table, Tracked};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -79,7 +81,7 @@ impl Exposition {
         let mut s = String::new();
         prometheus_client::encoding::text::encode(&mut s, &self.registry).expect("writing to a String cannot fail");
         if !openmetrics {
-            return crate::metrics::openmetrics_to_prometheus(&s);
+            return crate::state::metrics::openmetrics_to_prometheus(&s);
         }
         let agg = self.agg.lock().unwrap_or_else(|p| p.into_inner());
         agg.store.add_exemplars(s)
@@ -350,9 +352,9 @@ async fn respond(app: &App, endpoint: &Endpoint, req: Request<Incoming>) -> Resp
 /// `/api/…` to the API (served at once, also while history is read), the rest to [`handle`].
 fn route(app: &App, req: Request<Incoming>) -> Response<HttpBody> {
     let path = req.uri().path();
-    if path != app.telemetry_path && crate::api::is_api_path(path) {
-        let api = crate::api::Api { bus: Arc::clone(&app.bus), sessions: app.sessions.clone() };
-        return crate::api::handle(&api, &req);
+    if path != app.telemetry_path && crate::server::api::is_api_path(path) {
+        let api = crate::server::api::Api { bus: Arc::clone(&app.bus), sessions: app.sessions.clone() };
+        return crate::server::api::handle(&api, &req);
     }
     handle(app, req).map(BodyExt::boxed_unsync)
 }

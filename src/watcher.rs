@@ -57,7 +57,7 @@
 //! w.stop();
 //! # std::fs::remove_dir_all(&dir).ok();
 //! # fn chrono_free_now() -> String {
-//! #     let ms = claude_sessions::event::now_ms();
+//! #     let ms = claude_sessions::transcript::entry::now_ms();
 //! #     let (s, ms) = (ms / 1000, ms % 1000);
 //! #     let (days, rem) = (s / 86_400, s % 86_400);
 //! #     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -87,10 +87,10 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
+use crate::engine::{Engine, Settings};
 use crate::events::{Bus, BusStats, Detail, Event, EventKind, Filter, Selector};
-use crate::live::{Aggregator, Emitter, SessionSnapshot};
-use crate::pipeline::{Engine, Settings};
-use crate::watch::{self, Msg};
+use crate::source::watch::{self, Msg};
+use crate::state::live::{Aggregator, Emitter, SessionSnapshot};
 
 mod view;
 pub use view::{MetricsView, ToolUsage};
@@ -202,14 +202,14 @@ impl Builder {
         if self.settings.projects_dirs.is_empty() {
             let env = std::env::var("CLAUDE_CONFIG_DIR").ok();
             let home = std::env::var_os("HOME").map(PathBuf::from);
-            let roots = crate::discover::config_roots(env.as_deref(), home.as_deref());
+            let roots = crate::source::discover::config_roots(env.as_deref(), home.as_deref());
             if roots.is_empty() {
                 return Err(WatcherError::NoTranscriptFolder);
             }
-            self.settings.projects_dirs = crate::discover::projects_dirs(&roots);
+            self.settings.projects_dirs = crate::source::discover::projects_dirs(&roots);
         }
         if self.detail.summaries || self.detail.content || self.rules.is_some() {
-            let cap = self.detail.max_bytes.max(crate::capture::CAPTURE_BYTES);
+            let cap = self.detail.max_bytes.max(crate::transcript::capture::CAPTURE_BYTES);
             self.settings.capture_content = Some(self.settings.capture_content.unwrap_or(0).max(cap));
         }
         let bus = Bus::new(self.capacity, self.ring);
@@ -221,7 +221,7 @@ impl Builder {
             rules: self.rules,
             stats: Some(Arc::clone(&bus.stats)),
         };
-        let since = self.since.map(|d| crate::event::now_ms() - d.as_millis() as i64);
+        let since = self.since.map(|d| crate::transcript::entry::now_ms() - d.as_millis() as i64);
         engine.set_events(emitter, since);
         if self.process_check.is_some() {
             engine.enable_process_check();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{SourceArgs, parse_duration};
-use crate::backfill::{self, Options};
+use crate::sinks::backfill::{self, Options};
 
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
@@ -46,7 +46,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
     let opts = Options {
         step_ms: args.step.as_millis() as i64,
         labels,
-        until_ms: args.until.map_or_else(crate::pipeline::now_ms, |s| s.saturating_mul(1000)),
+        until_ms: args.until.map_or_else(crate::engine::now_ms, |s| s.saturating_mul(1000)),
     };
     let mut out = backfill::open_out(&args.out)?;
     let summary = backfill::run(&settings, &opts, &mut out)?;

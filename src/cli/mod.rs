@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::live::{self, ProjectLabel};
-use crate::pipeline::Settings;
-use crate::pricing;
+use crate::engine::Settings;
+use crate::state::live::{self, ProjectLabel};
+use crate::state::pricing;
 
 pub mod backfill;
 pub mod hook;
@@ -56,7 +56,7 @@ pub struct SourceArgs {
     /// Lines longer than this are skipped and counted (lines_total{result="oversized"}),
     /// never held in memory. A line within it is held whole while it is parsed, so this
     /// is also about what one reader may hold. Default 16 MiB (see the README).
-    #[arg(long, value_name = "BYTES", default_value_t = crate::pipeline::MAX_LINE_BYTES as u64,
+    #[arg(long, value_name = "BYTES", default_value_t = crate::engine::MAX_LINE_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_line_bytes: u64,
 
@@ -91,11 +91,11 @@ impl SourceArgs {
         let projects_dirs = if self.projects_dirs.is_empty() {
             let env = std::env::var("CLAUDE_CONFIG_DIR").ok();
             let home = std::env::var_os("HOME").map(PathBuf::from);
-            let roots = crate::discover::config_roots(env.as_deref(), home.as_deref());
+            let roots = crate::source::discover::config_roots(env.as_deref(), home.as_deref());
             if roots.is_empty() {
                 anyhow::bail!("no transcript folder: set HOME, CLAUDE_CONFIG_DIR or --projects-dir");
             }
-            crate::discover::projects_dirs(&roots)
+            crate::source::discover::projects_dirs(&roots)
         } else {
             // Absolute: file events name absolute paths, which must match the tracked ones.
             self.projects_dirs.iter().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())).collect()
@@ -129,7 +129,7 @@ impl SourceArgs {
     }
 }
 
-pub use crate::duration::parse as parse_duration;
+pub use crate::state::duration::parse as parse_duration;
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 
 use super::SourceArgs;
-use crate::pipeline::Engine;
+use crate::engine::Engine;
 use crate::report;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

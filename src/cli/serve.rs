@@ -10,13 +10,13 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{SourceArgs, parse_duration};
-use crate::checkpoint::{self, CheckpointError};
-use crate::journal::Journal;
-use crate::pipeline::Engine;
+use crate::engine::Engine;
 use crate::server::{App, Exposition};
-use crate::watch::{self, Msg};
+use crate::source::checkpoint::{self, CheckpointError};
+use crate::source::journal::Journal;
+use crate::source::watch::{self, Msg};
 
-pub use crate::capture::CAPTURE_BYTES;
+pub use crate::transcript::capture::CAPTURE_BYTES;
 
 /// The default port: in the Prometheus exporter range, and not 9464, which
 /// Claude Code's own OpenTelemetry Prometheus exporter uses.
@@ -266,7 +266,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Before anything else opens files: a bad web config is a start-up error.
     let web_config = match &args.web.config_file {
         Some(p) => {
-            let w = crate::web_config::Watched::load(p)?;
+            let w = crate::server::web_config::Watched::load(p)?;
             let cfg = w.snapshot();
             tracing::info!(
                 path = %p.display(),
@@ -367,8 +367,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             if traces {
                 let history = backfill.then(|| {
                     let sink = exporter.blocking_sink();
-                    let send: crate::pipeline::TraceBackfill =
-                        Box::new(move |settings, since| crate::backfill::traces(settings, since, sink));
+                    let send: crate::engine::TraceBackfill =
+                        Box::new(move |settings, since| crate::sinks::backfill::traces(settings, since, sink));
                     send
                 });
                 engine.set_span_sink(Some(exporter.sink()), history);
@@ -384,7 +384,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     // Realtime events for new activity: /api/events, webhooks.
     let bus = crate::events::Bus::new(4096, 10_000);
-    let emitter = crate::live::Emitter {
+    let emitter = crate::state::live::Emitter {
         sink: bus.sink(),
         detail,
         since_ms: 0,
@@ -428,7 +428,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     match &web_config {
         Some(w) => w.set_listen(local),
         None => {
-            if let Some(msg) = crate::web_config::Config::default().exposure(local) {
+            if let Some(msg) = crate::server::web_config::Config::default().exposure(local) {
                 tracing::warn!(listen = %local, "{msg}");
             }
         }

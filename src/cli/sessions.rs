@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::SourceArgs;
-use crate::live::{SessionSnapshot, State};
-use crate::pipeline::Engine;
+use crate::engine::Engine;
+use crate::state::live::{SessionSnapshot, State};
 use crate::watcher::LiveSessions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -101,7 +101,7 @@ fn fetch(url: &str, args: &SessionsArgs) -> anyhow::Result<Vec<SessionSnapshot>>
         query.push(format!("state={}", args.state.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")));
     }
     for p in &args.project {
-        query.push(format!("project={}", crate::api::percent_encode(p)));
+        query.push(format!("project={}", crate::server::api::percent_encode(p)));
     }
     let target = if query.is_empty() {
         format!("{base}/api/sessions")

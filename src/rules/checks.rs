@@ -9,8 +9,8 @@
 use regex::Regex;
 use std::sync::LazyLock;
 
-use crate::shell::{self, Analysis, Arg, Base, Command, parse_args};
-use crate::tool::ToolCategory;
+use crate::rules::shell::{self, Analysis, Arg, Base, Command, parse_args};
+use crate::transcript::tool::ToolCategory;
 
 /// A tool call as the checks see it.
 pub struct Call<'a> {

@@ -19,6 +19,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 pub mod checks;
+pub mod shell;
 
 pub use checks::{Call, Check};
 
@@ -293,7 +294,7 @@ impl<'a> Fields<'a> {
 }
 
 /// A simple command as patterns see it: program basename and unquoted arguments.
-fn command_view(c: &crate::shell::Command) -> String {
+fn command_view(c: &crate::rules::shell::Command) -> String {
     let program = c.program.clone().unwrap_or_default();
     let args: Vec<&str> = c.texts().collect();
     format!("{program} {}", args.join(" ")).trim_end().to_owned()

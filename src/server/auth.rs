@@ -19,7 +19,7 @@ use base64::Engine as _;
 use hyper::header::HeaderValue;
 use tokio::sync::Semaphore;
 
-use crate::web_config::Users;
+use crate::server::web_config::Users;
 
 /// Remembered logins; past this many the memory is cleared (an attacker can only add
 /// logins that are right, so this bounds memory, not guesses).

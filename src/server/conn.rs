@@ -43,7 +43,7 @@ pub const FD_RESERVE: u64 = 128;
 /// A response may be silent this long at least before it counts as stalled: twice
 /// the interval of the `/api/events` keep-alive comment, so a quiet event stream is
 /// never taken for a stuck one whatever `--web.idle-timeout` says.
-pub const MIN_STALL: Duration = Duration::from_secs(2 * crate::api::KEEP_ALIVE.as_secs());
+pub const MIN_STALL: Duration = Duration::from_secs(2 * crate::server::api::KEEP_ALIVE.as_secs());
 
 /// The endpoint's limits, validated.
 #[derive(Debug, Clone, Copy)]
@@ -513,12 +513,12 @@ impl Episode {
 }
 
 /// The endpoint's own metrics, registered beside the store's. Declared here, not in
-/// [`crate::metrics`], because they describe this server and not transcripts: they
+/// [`crate::state::metrics`], because they describe this server and not transcripts: they
 /// are not checkpointed and `scan` has none.
 #[derive(Debug)]
 pub struct Collector {
     pub table: Arc<Table>,
-    pub config: Option<Arc<crate::web_config::Watched>>,
+    pub config: Option<Arc<crate::server::web_config::Watched>>,
 }
 
 /// Name (without `_total`), type, help.

@@ -26,9 +26,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 
-use crate::live::Aggregator;
-use crate::metrics::{Counter, Gauge};
-use crate::trace::{Span, SpanSink};
+use crate::sinks::trace::{Span, SpanSink};
+use crate::state::live::Aggregator;
+use crate::state::metrics::{Counter, Gauge};
 
 pub use super::otlp_config::{Compat, Config, ConfigError, Endpoint, Overrides, Protocol, Temporality};
 use super::otlp_config::{err, resource};
@@ -381,7 +381,7 @@ async fn metrics_loop(
                 _ = ticker.tick() => false,
                 _ = stop.changed() => true,
             };
-        let now = crate::event::now_ms();
+        let now = crate::transcript::entry::now_ms();
         let (req, points, next) = {
             let a = lock(agg);
             otlp_metrics::build(&a, cfg, now)

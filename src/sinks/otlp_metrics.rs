@@ -19,11 +19,11 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::otlp_config::{self as otlp, Config, Temporality};
-use crate::event::Millis;
-use crate::live::Aggregator;
-use crate::metrics::{self, Def, Type};
+use crate::state::live::Aggregator;
+use crate::state::metrics::{self, Def, Type};
+use crate::transcript::entry::Millis;
 
-pub use crate::metrics::Sent;
+pub use crate::state::metrics::Sent;
 
 /// The OpenTelemetry name of a family: `claude_sessions_tool_calls` →
 /// `claude_sessions.tool_calls`, `claude_sessions_exporter_lines` → `claude_sessions.exporter.lines`.
@@ -201,7 +201,7 @@ const CC_LINES: (&str, &str, &str) = ("claude_code.lines_of_code.count", "", "Co
 
 /// Claude Code's names, reconstructed: summed over projects, or per session with `session.id`.
 fn claude_code(agg: &Aggregator, per_session: bool, out: &mut Points) {
-    use crate::metrics::Counter;
+    use crate::state::metrics::Counter;
     let tokens = out.metric(CC_TOKENS.0, CC_TOKENS.1, CC_TOKENS.2, Type::Counter, &[]);
     let cost = out.metric(CC_COST.0, CC_COST.1, CC_COST.2, Type::Counter, &[]);
     let sessions = out.metric(CC_SESSIONS.0, CC_SESSIONS.1, CC_SESSIONS.2, Type::Counter, &[]);
@@ -392,7 +392,7 @@ pub fn any_value_text(v: &any_value::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{COUNTERS, GAUGES, HISTOGRAMS};
+    use crate::state::metrics::{COUNTERS, GAUGES, HISTOGRAMS};
 
     #[test]
     fn every_family_has_a_dotted_name_and_a_unit() {
@@ -408,9 +408,9 @@ mod tests {
                 );
             }
         }
-        assert_eq!(otel_name(crate::metrics::Counter::Tokens.def()), "claude_sessions.tokens");
-        assert_eq!(otel_unit(crate::metrics::Counter::Cost.def()), "USD");
-        assert_eq!(otel_unit(crate::metrics::Histogram::ToolDuration.def()), "s");
-        assert_eq!(otel_name(crate::metrics::Counter::BytesRead.def()), "claude_sessions.exporter.bytes_read");
+        assert_eq!(otel_name(crate::state::metrics::Counter::Tokens.def()), "claude_sessions.tokens");
+        assert_eq!(otel_unit(crate::state::metrics::Counter::Cost.def()), "USD");
+        assert_eq!(otel_unit(crate::state::metrics::Histogram::ToolDuration.def()), "s");
+        assert_eq!(otel_name(crate::state::metrics::Counter::BytesRead.def()), "claude_sessions.exporter.bytes_read");
     }
 }

@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, Instrumentati
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PSpan, Status, span, status};
 
-use crate::trace::{Attrs, Span, SpanKind, Value};
+use crate::sinks::trace::{Attrs, Span, SpanKind, Value};
 
 fn value(v: &Value) -> any_value::Value {
     match v {

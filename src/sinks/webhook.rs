@@ -33,8 +33,8 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 
 use crate::events::{Bus, Event, Filter, Kind};
-use crate::live::Aggregator;
-use crate::metrics::{Counter, Gauge};
+use crate::state::live::Aggregator;
+use crate::state::metrics::{Counter, Gauge};
 
 /// Events per POST, by default.
 pub const DEFAULT_MAX_BATCH: usize = 100;
@@ -242,7 +242,7 @@ fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
 }
 
 fn duration(key: &str, v: &str) -> Result<Duration, String> {
-    crate::duration::parse(v).map_err(|e| format!("--webhook: {key}: {e}"))
+    crate::state::duration::parse(v).map_err(|e| format!("--webhook: {key}: {e}"))
 }
 
 /// `https://hooks.slack.com/services/T/B/x?y` → `https://hooks.slack.com/…`.
@@ -332,7 +332,7 @@ enum DurationValue {
 impl DurationValue {
     fn get(&self, key: &str) -> Result<Duration, String> {
         match self {
-            DurationValue::Text(s) => crate::duration::parse(s).map_err(|e| format!("{key}: {e}")),
+            DurationValue::Text(s) => crate::state::duration::parse(s).map_err(|e| format!("{key}: {e}")),
             DurationValue::Seconds(n) if n.is_finite() && *n >= 0.0 => Ok(Duration::from_secs_f64(*n)),
             DurationValue::Seconds(_) => Err(format!("{key}: not a valid duration")),
         }
@@ -458,7 +458,7 @@ fn slack_escape(s: &str) -> String {
 
 /// Escaped, on one line, capped.
 fn slack_text(s: &str) -> String {
-    slack_escape(&crate::event::cap_text(s.lines().next().unwrap_or_default(), SLACK_SUMMARY_BYTES))
+    slack_escape(&crate::transcript::entry::cap_text(s.lines().next().unwrap_or_default(), SLACK_SUMMARY_BYTES))
 }
 
 /// Inline code, or plain escaped text if it holds a backtick.
@@ -961,7 +961,7 @@ impl Webhooks {
         let receivers: Vec<_> = hooks.iter().map(|_| bus.subscribe()).collect();
         let run = {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            crate::dedup::fnv1a(&[&now.as_nanos().to_le_bytes(), &std::process::id().to_le_bytes()])
+            crate::state::dedup::fnv1a(&[&now.as_nanos().to_le_bytes(), &std::process::id().to_le_bytes()])
         };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let hs = Arc::clone(&hooks);

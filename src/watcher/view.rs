@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::live::{Aggregator, State};
-use crate::metrics::Counter;
+use crate::state::live::{Aggregator, State};
+use crate::state::metrics::Counter;
 
 /// Calls and errors of one tool (MCP tools fold to `mcp:<server>`, as on `/metrics`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 
 use std::sync::LazyLock;
 
+use claude_sessions::rules::shell;
 use claude_sessions::rules::{Action, Rules};
-use claude_sessions::shell;
 
 use super::harness;
 

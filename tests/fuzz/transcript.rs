@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use claude_sessions::capture;
-use claude_sessions::discover::{FileInfo, Role};
-use claude_sessions::event::{Captured, cap_text};
-use claude_sessions::live::{self, Aggregator, Source};
-use claude_sessions::pipeline::{self, LineCounts};
-use claude_sessions::tail::Tail;
+use claude_sessions::engine::{self, LineCounts};
+use claude_sessions::source::discover::{FileInfo, Role};
+use claude_sessions::source::tail::Tail;
+use claude_sessions::state::live::{self, Aggregator, Source};
+use claude_sessions::transcript::capture;
+use claude_sessions::transcript::entry::{Captured, cap_text};
 
 use super::harness;
 
@@ -64,9 +64,9 @@ fn target(data: &[u8]) {
     for line in data.split(|b| *b == b'\n') {
         lines += 1;
         let cap = 1 + line.len() % 97;
-        let plain = pipeline::parse(line, &mut counts, path, None);
+        let plain = engine::parse(line, &mut counts, path, None);
         let mut again = LineCounts::default();
-        let captured = pipeline::parse(line, &mut again, path, Some(cap));
+        let captured = engine::parse(line, &mut again, path, Some(cap));
         assert_eq!(plain.is_some(), captured.is_some(), "capturing content changed the result");
         if let Some(e) = &captured {
             agg.apply(e, &Source { info: &info, warmup: false });
@@ -79,7 +79,11 @@ fn target(data: &[u8]) {
                 want,
                 "content differs from a Value parse"
             );
-            assert_eq!(claude_sessions::capture::read_streaming(line, cap), want, "streaming content differs");
+            assert_eq!(
+                claude_sessions::transcript::capture::read_streaming(line, cap),
+                want,
+                "streaming content differs"
+            );
         }
     }
     assert_eq!(counts.ok + counts.malformed + counts.unknown_type, lines, "every line counted once");

@@ -1,6 +1,6 @@
 //! The Grafana dashboards in `dashboards/`: they pass the strict schema check
 //! (`dashboards/check/check.sh`: tsc --strict against @grafana/schema), every panel
-//! has a Prometheus query, and every query names only metrics that `src/metrics.rs`
+//! has a Prometheus query, and every query names only metrics that `src/state/metrics.rs`
 //! declares (with labels they have) and recording rules that
 //! `alerts/claude-sessions.rules.yml` records.
 
@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
-use claude_sessions::metrics::{Type, all_defs};
+use claude_sessions::state::metrics::{Type, all_defs};
 use serde_json::Value;
 
 use super::prom::which;
@@ -300,7 +300,7 @@ fn recording_rules(text: &str) -> BTreeMap<String, Rule> {
 }
 
 /// Metric families deliberately on no dashboard (none so far). A new metric in
-/// src/metrics.rs gets a panel (see dashboards/README.md) or a line here.
+/// src/state/metrics.rs gets a panel (see dashboards/README.md) or a line here.
 const NOT_ON_DASHBOARDS: &[&str] = &[];
 
 #[test]
@@ -337,7 +337,8 @@ fn dashboards_use_only_declared_metrics() {
                 } else {
                     let (base, suffix) = strip_histogram_suffix(&ident, &declared);
                     let Some((_, metric_labels)) = declared.get(base) else {
-                        problems.push(format!("{name}: {place}: {ident} is not a metric declared in src/metrics.rs"));
+                        problems
+                            .push(format!("{name}: {place}: {ident} is not a metric declared in src/state/metrics.rs"));
                         continue;
                     };
                     used_metrics.insert(base.to_owned());

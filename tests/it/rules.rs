@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use claude_sessions::metrics::{Type, all_defs};
+use claude_sessions::state::metrics::{Type, all_defs};
 
 use super::prom::which;
 use super::support::require_tool;

@@ -494,7 +494,7 @@ fn sessions_end_when_their_process_exits_or_after_idling_and_resume() {
     assert!(matches!(end.kind, Kind::SessionEnd { reason: EndReason::IdleTimeout }));
     // The live view agrees.
     let snap = w.sessions().get("q1").unwrap();
-    assert_eq!(snap.state, claude_sessions::live::State::Active);
+    assert_eq!(snap.state, claude_sessions::state::live::State::Active);
     assert_eq!(snap.api_requests, 2);
     let _ = stop.send(());
     reader.join().unwrap();

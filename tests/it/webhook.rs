@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use claude_sessions::events::{Bus, EndReason, Event, Filter, Kind, ToolCategory};
-use claude_sessions::live::Aggregator;
-use claude_sessions::metrics::{Counter, Gauge};
 use claude_sessions::sinks::webhook::{self, Format, WebhookConfig, Webhooks};
+use claude_sessions::state::live::Aggregator;
+use claude_sessions::state::metrics::{Counter, Gauge};
 use serde_json::Value;
 
 /// One request as the receiver saw it.

@@ -62,10 +62,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use claude_sessions::checkpoint;
-use claude_sessions::journal::{self, Journal};
-use claude_sessions::metrics::Counter;
-use claude_sessions::pipeline::{Engine, Settings};
+use claude_sessions::engine::{Engine, Settings};
+use claude_sessions::source::checkpoint;
+use claude_sessions::source::journal::{self, Journal};
+use claude_sessions::state::metrics::Counter;
 
 use facts::{Facts, Kind, Role};
 use material::{Material, marker};

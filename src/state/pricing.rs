@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::event::Tokens;
+use crate::transcript::entry::Tokens;
 
 const EMBEDDED: &str = include_str!("pricing.toml");
 

@@ -92,7 +92,7 @@ enum Extent {
 
 /// Identity of a file on disk.
 fn identity(m: &std::fs::Metadata) -> (u64, u64) {
-    let id = crate::discover::FileId::of(m);
+    let id = crate::source::discover::FileId::of(m);
     (id.dev, id.ino)
 }
 
@@ -262,7 +262,7 @@ impl Tail {
         let mut bytes = [0u8; TAIL_FINGERPRINT_BYTES as usize];
         // Fewer bytes than asked (the file shrank meanwhile) hash differently, as they should.
         let n = read_at(file, self.pos.offset - len, &mut bytes[..len as usize])?;
-        Ok(crate::identity::fnv1a(&[&bytes[..n]]))
+        Ok(crate::transcript::identity::fnv1a(&[&bytes[..n]]))
     }
 
     fn consume_lines(
@@ -390,7 +390,7 @@ fn measure(file: &mut File, have: usize, max_line: usize, buf: &mut [u8]) -> io:
 }
 
 fn fingerprint(first_line: &[u8]) -> u64 {
-    crate::identity::fnv1a(&[&first_line[..first_line.len().min(FINGERPRINT_BYTES)]])
+    crate::transcript::identity::fnv1a(&[&first_line[..first_line.len().min(FINGERPRINT_BYTES)]])
 }
 
 /// Fill `buf` from `file` at `offset`, or as much as there is; returns how much was read.

@@ -21,12 +21,12 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::discover::{self, FileInfo, Role};
-use crate::event::{Entry, Millis};
-use crate::live::{Aggregator, Source};
-use crate::metrics::{self, Def, HistData};
-use crate::pipeline::{self, LineCounts, Settings};
-use crate::tail::Tail;
+use crate::engine::{self, LineCounts, Settings};
+use crate::source::discover::{self, FileInfo, Role};
+use crate::source::tail::Tail;
+use crate::state::live::{Aggregator, Source};
+use crate::state::metrics::{self, Def, HistData};
+use crate::transcript::entry::{Entry, Millis};
 
 /// Backfill options.
 #[derive(Debug, Clone)]
@@ -113,7 +113,7 @@ pub fn run(settings: &Settings, opts: &Options, out: &mut dyn Write) -> std::io:
 
 /// Replay the history stamped before `until_ms` through a tracer: every past
 /// turn becomes a trace, handed to `sink`. Returns the number of spans.
-pub fn traces(settings: &Settings, until_ms: Millis, sink: crate::trace::SpanSink) -> usize {
+pub fn traces(settings: &Settings, until_ms: Millis, sink: crate::sinks::trace::SpanSink) -> usize {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let (infos, mut entries) = collect(settings);
@@ -124,7 +124,7 @@ pub fn traces(settings: &Settings, until_ms: Millis, sink: crate::trace::SpanSin
     let mut agg = Aggregator::new(settings.aggregator.clone());
     agg.enable_traces(
         Millis::MIN,
-        Arc::new(move |s: Vec<crate::trace::Span>| {
+        Arc::new(move |s: Vec<crate::sinks::trace::Span>| {
             counted.fetch_add(s.len(), Ordering::Relaxed);
             sink(s);
         }),
@@ -165,7 +165,7 @@ pub(crate) fn collect(settings: &Settings) -> (Vec<FileInfo>, Vec<Timed>) {
         let mut last_ts = None;
         let mut seq = 0;
         let read = Tail::default().read(&path, settings.max_line_bytes, false, &mut buf, &mut |line| {
-            if let Some(e) = pipeline::parse(line, &mut counts, &path, settings.capture_content) {
+            if let Some(e) = engine::parse(line, &mut counts, &path, settings.capture_content) {
                 // A line without a time happened when the line before it did.
                 last_ts = e.timestamp.or(last_ts);
                 if let Some(ts) = last_ts {
@@ -340,7 +340,7 @@ mod tests {
         let sum = run(&settings, &opts, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let input: Vec<&str> = text.lines().filter(|l| l.contains(r#"type="input""#)).collect();
-        let t0 = crate::event::parse_timestamp("2025-01-01T00:00:00Z").unwrap() / 1000;
+        let t0 = crate::transcript::entry::parse_timestamp("2025-01-01T00:00:00Z").unwrap() / 1000;
         let expect = [
             format!(
                 r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 0 {t0}.000"#

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Entry, Millis};
-use crate::tail::Position;
+use crate::source::tail::Position;
+use crate::transcript::entry::{Entry, Millis};
 
 /// The journal's file name in the state folder.
 pub const FILE_NAME: &str = "journal.jsonl";

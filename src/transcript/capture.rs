@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_json::value::RawValue;
 
-use crate::event::{Captured, InputFacts, cap_text};
+use crate::transcript::entry::{Captured, InputFacts, cap_text};
 use crate::transcript::unescape;
 
 /// Content is captured up to this size per item; consumers cut it to their own cap.

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::live::Aggregator;
-use crate::tail::Position;
+use crate::source::tail::Position;
+use crate::state::live::Aggregator;
 
 /// The layout written. 2: counters and histograms by name (see
 /// `metrics::persist`); 1 (release 0.1.0) is still read, by the frozen order
@@ -168,7 +168,7 @@ pub fn load(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
 /// What parses but cannot be used: inconsistent histograms, and counts or
 /// times out of any real range (the daemon adds to them: found by fuzzing).
 fn check(c: &Checkpoint) -> Result<(), String> {
-    use crate::metrics::MAX_COUNT;
+    use crate::state::metrics::MAX_COUNT;
     c.aggregator.store.check()?;
     // Times within ±2^53 ms (285,000 years): their differences cannot overflow.
     let time_ok = |t: i64| t.unsigned_abs() <= MAX_COUNT;
@@ -202,7 +202,7 @@ fn check(c: &Checkpoint) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::Config;
+    use crate::state::live::Config;
 
     #[test]
     fn a_second_lock_on_a_folder_names_the_holder_and_a_released_one_can_be_taken() {
@@ -229,7 +229,7 @@ mod tests {
     /// overflow when rendering). Such a checkpoint is corrupt: moved aside.
     #[test]
     fn histograms_that_cannot_be_used_make_the_checkpoint_corrupt() {
-        use crate::metrics::Histogram;
+        use crate::state::metrics::Histogram;
         let mut agg = Aggregator::new(Config::default());
         agg.store.observe(Histogram::ToolDuration, &["Bash"], 1500.0);
         let cp = CheckpointRef { format: FORMAT, written_ms: 1, files: Vec::new(), journal_seq: 0, aggregator: &agg };
@@ -275,7 +275,7 @@ mod tests {
     /// in release). Such a checkpoint is corrupt.
     #[test]
     fn counts_and_times_out_of_any_real_range_make_the_checkpoint_corrupt() {
-        use crate::metrics::Histogram;
+        use crate::state::metrics::Histogram;
         let d = tempfile::tempdir().unwrap();
         let projects = d.path().join("projects");
         let file = projects.join("-w").join("s1.jsonl");
@@ -290,10 +290,8 @@ mod tests {
             ),
         )
         .unwrap();
-        let mut e = crate::pipeline::Engine::new(crate::pipeline::Settings {
-            projects_dirs: vec![projects],
-            ..Default::default()
-        });
+        let mut e =
+            crate::engine::Engine::new(crate::engine::Settings { projects_dirs: vec![projects], ..Default::default() });
         e.scan(1, &|_, _| {});
         e.aggregator().lock().unwrap().store.observe(Histogram::TurnDuration, &["w"], 1000.0);
         let good: serde_json::Value = serde_json::from_slice(&e.checkpoint_bytes()).unwrap();

@@ -18,10 +18,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Tokens;
+use crate::transcript::entry::Tokens;
 
-pub(crate) use crate::identity::KeyBuild;
-pub use crate::identity::{
+pub(crate) use crate::transcript::identity::KeyBuild;
+pub use crate::transcript::identity::{
     FastMap, Fnv, KeyHasher, fnv1a, line_key, response_key, session_key, tool_result_key, tool_use_key,
 };
 

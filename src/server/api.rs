@@ -32,7 +32,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;
 
 use crate::events::{Bus, Event, Filter};
-use crate::live::{SessionSnapshot, State};
+use crate::state::live::{SessionSnapshot, State};
 use crate::watcher::LiveSessions;
 
 /// The body of every response of the server.

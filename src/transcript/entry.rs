@@ -166,7 +166,7 @@ pub struct Entry {
     pub kind: Kind,
     pub session_id: Option<Box<str>>,
     /// Hash of the line's `uuid`: what makes a prompt, a compaction or an API
-    /// error the same fact in a copy of the file (see [`crate::identity::line_key`]).
+    /// error the same fact in a copy of the file (see [`crate::transcript::identity::line_key`]).
     pub uuid: Option<u64>,
     pub timestamp: Option<Millis>,
     pub cwd: Option<Box<str>>,
@@ -200,7 +200,7 @@ pub struct Captured {
     /// Tool inputs as JSON, by tool_use id.
     pub tool_inputs: Vec<(String, String)>,
     /// What rules and summaries read from each whole tool input, by tool_use id
-    /// (only when asked for: [`crate::capture::Inspect`]).
+    /// (only when asked for: [`crate::transcript::capture::Inspect`]).
     pub tool_facts: Vec<(String, InputFacts)>,
     /// Tool outputs as text (JSON for structured ones), by tool_use id.
     pub tool_outputs: Vec<(String, String)>,
@@ -286,7 +286,7 @@ impl Entry {
         };
         let mut e = Entry {
             session_id: line.session_id.as_deref().map(Into::into),
-            uuid: line.uuid.as_deref().map(|u| crate::identity::fnv1a(&[u.as_bytes()])),
+            uuid: line.uuid.as_deref().map(|u| crate::transcript::identity::fnv1a(&[u.as_bytes()])),
             timestamp: line.timestamp.as_deref().and_then(parse_timestamp),
             cwd: line.cwd.as_deref().map(Into::into),
             git_branch: line.git_branch.as_deref().map(Into::into),
@@ -320,7 +320,7 @@ impl Entry {
         if let (Some(id), Some(u)) = (&msg.id, &msg.usage) {
             let one_hour = u.cache_creation.as_ref().map_or(0, |c| c.ephemeral_1h_input_tokens);
             self.response = Some(Response {
-                key: crate::identity::response_key(id, line.request_id.as_deref()),
+                key: crate::transcript::identity::response_key(id, line.request_id.as_deref()),
                 id: (**id).into(),
                 model: model.into(),
                 stop_reason: msg.stop_reason.as_deref().map(Into::into),
@@ -479,7 +479,7 @@ mod tests {
     use crate::transcript::parse_line;
 
     fn read_content(line: &[u8], cap: usize) -> Option<Box<Captured>> {
-        crate::capture::read(line, cap, &crate::capture::Inspect::default())
+        crate::transcript::capture::read(line, cap, &crate::transcript::capture::Inspect::default())
     }
 
     #[test]
@@ -563,7 +563,7 @@ mod tests {
         assert_eq!(t, want);
         assert_eq!(t.prompt(), 3 * p);
         // The dedup window stores 32-bit fields: the bounds fit, nothing is clamped.
-        let mut w = crate::dedup::Window::new(4);
+        let mut w = crate::state::dedup::Window::new(4);
         assert_eq!(w.observe(1, t).after, t);
         assert!(u32::try_from(p.max(MAX_OUTPUT_TOKENS)).is_ok());
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::ProjectLabel;
-use crate::event::{Millis, Tokens};
-use crate::metrics;
+use crate::state::metrics;
+use crate::transcript::entry::{Millis, Tokens};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use notify::event::ModifyKind;
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use crate::pipeline::Engine;
+use crate::engine::Engine;
 
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// With a journal, the whole state is rewritten at least this often when it changed.

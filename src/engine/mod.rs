@@ -15,18 +15,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::checkpoint::{self, Checkpoint, CheckpointRef, FileState};
-use crate::discover::{self, FileId, FileInfo, Role};
-use crate::event::{Entry, Millis};
-use crate::live::{self, Aggregator, Source};
-use crate::metrics::{Counter, Gauge, Histogram};
-use crate::tail::{Report, Tail};
+use crate::source::checkpoint::{self, Checkpoint, CheckpointRef, FileState};
+use crate::source::discover::{self, FileId, FileInfo, Role};
+use crate::source::tail::{Report, Tail};
+use crate::state::live::{self, Aggregator, Source};
+use crate::state::metrics::{Counter, Gauge, Histogram};
 use crate::transcript;
+use crate::transcript::entry::{Entry, Millis};
 
 mod journaled;
 mod scan;
 
-pub use crate::event::now_ms;
+pub use crate::transcript::entry::now_ms;
 
 /// Sends the traces of the history before `since` (ms) once, read with these
 /// settings; returns how many spans. `serve` passes `backfill::traces` with its
@@ -133,19 +133,19 @@ pub struct Engine {
     /// Folders that failed to list, until they can be listed again.
     failing_folders: HashSet<PathBuf>,
     /// Where finished trace spans go (OTLP traces on).
-    span_sink: Option<crate::trace::SpanSink>,
+    span_sink: Option<crate::sinks::trace::SpanSink>,
     /// Send the traces of history once (see [`TraceBackfill`]).
     trace_backfill: Option<TraceBackfill>,
     /// Realtime events to switch on once history is read (`since_ms` is set then).
     events_when_caught_up: Option<live::Emitter>,
     /// The process table, for ending sessions whose Claude Code exited.
-    processes: Option<crate::process::Processes>,
+    processes: Option<crate::source::process::Processes>,
     /// Capture content while reading history too (events for history were asked for).
     capture_history: bool,
     /// What events read from whole tool inputs as lines are parsed (rules, summaries).
-    inspect: crate::capture::Inspect,
+    inspect: crate::transcript::capture::Inspect,
     /// Where new lines are made durable before they count (`serve`); see [`journaled`].
-    journal: Option<crate::journal::Journal>,
+    journal: Option<crate::source::journal::Journal>,
     /// Reads journaled, waiting for [`Engine::commit`].
     staged: Vec<journaled::Staged>,
     /// Size of the last checkpoint written (the journal is compacted at that size).
@@ -168,7 +168,7 @@ impl Engine {
             events_when_caught_up: None,
             processes: None,
             capture_history: false,
-            inspect: crate::capture::Inspect::default(),
+            inspect: crate::transcript::capture::Inspect::default(),
             journal: None,
             staged: Vec::new(),
             checkpoint_size: 0,
@@ -179,7 +179,7 @@ impl Engine {
     /// then on get events while history is read too (`watch --since`); with `None`,
     /// events start once history is read (only new activity).
     pub fn set_events(&mut self, emitter: live::Emitter, since_ms: Option<Millis>) {
-        self.inspect = crate::capture::Inspect::new(emitter.rules.clone(), emitter.detail);
+        self.inspect = crate::transcript::capture::Inspect::new(emitter.rules.clone(), emitter.detail);
         match since_ms {
             Some(since) => {
                 self.capture_history = true;
@@ -192,7 +192,7 @@ impl Engine {
 
     /// End sessions whose Claude Code process exited (checked when called).
     pub fn enable_process_check(&mut self) {
-        self.processes = crate::process::Processes::new();
+        self.processes = crate::source::process::Processes::new();
         if self.processes.is_none() {
             tracing::info!("The process table cannot be read here; sessions end by idle timeout only.");
         }
@@ -208,7 +208,7 @@ impl Engine {
         if ended {
             let mut cwds: Vec<String> = cwds.into_iter().collect();
             cwds.sort();
-            self.log(crate::journal::Record::Processes { cwds, now });
+            self.log(crate::source::journal::Record::Processes { cwds, now });
             self.refresh_gauges();
         }
         ended
@@ -218,7 +218,7 @@ impl Engine {
     /// restored tracer continues at once (lines written while the daemon was down
     /// are traced); otherwise tracing starts once history has been read.
     /// `backfill`: also send the history's traces once, on a background thread.
-    pub fn set_span_sink(&mut self, sink: Option<crate::trace::SpanSink>, backfill: Option<TraceBackfill>) {
+    pub fn set_span_sink(&mut self, sink: Option<crate::sinks::trace::SpanSink>, backfill: Option<TraceBackfill>) {
         let mut agg = self.lock();
         match &sink {
             Some(s) => {
@@ -379,7 +379,7 @@ impl Engine {
             if !seen.contains_key(&p) && std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
                 self.files.remove(&p);
                 self.failing_files.remove(&p);
-                self.log(crate::journal::Record::Gone { path: p.clone() });
+                self.log(crate::source::journal::Record::Gone { path: p.clone() });
                 continue;
             }
             if self.poll(&p) {
@@ -390,7 +390,7 @@ impl Engine {
             if !seen.contains_key(&p) && self.files.contains_key(&p) && is_gone(&p) {
                 self.files.remove(&p);
                 self.failing_files.remove(&p);
-                self.log(crate::journal::Record::Gone { path: p.clone() });
+                self.log(crate::source::journal::Record::Gone { path: p.clone() });
             }
         }
         self.commit();
@@ -412,7 +412,7 @@ impl Engine {
                 let message = format!("cannot read folder {}: {}", dir.display(), e.kind());
                 self.lock().report_error(message, now_ms());
                 self.lock().store.inc(Counter::ReadErrors, &["folder"], 1.0);
-                self.log(crate::journal::Record::ReadError { kind: "folder".into() });
+                self.log(crate::source::journal::Record::ReadError { kind: "folder".into() });
                 tracing::warn!(path = %dir.display(), error = %e, "Cannot read folder; will retry on each reconcile.");
             }
         }
@@ -478,7 +478,7 @@ impl Engine {
                 let message = format!("cannot read transcript {}: {}", path.display(), e.kind());
                 self.lock().report_error(message, now);
                 self.lock().store.inc(Counter::ReadErrors, &["file"], 1.0);
-                self.log(crate::journal::Record::ReadError { kind: "file".into() });
+                self.log(crate::source::journal::Record::ReadError { kind: "file".into() });
                 tracing::warn!(path = %path.display(), error = %e, "Cannot read transcript; will retry on each reconcile.");
             }
             self.files.insert(path.to_owned(), t);
@@ -511,7 +511,7 @@ impl Engine {
         let now = now_ms();
         let changed = self.lock().tick(now);
         if changed {
-            self.log(crate::journal::Record::Tick { now });
+            self.log(crate::source::journal::Record::Tick { now });
         }
         self.refresh_gauges();
         changed
@@ -532,7 +532,7 @@ impl Engine {
         let (now, max_age_ms) = (now_ms(), max_age.as_millis() as Millis);
         let n = self.lock().prune(now, max_age_ms);
         if n > 0 {
-            self.log(crate::journal::Record::Prune { now, max_age_ms });
+            self.log(crate::source::journal::Record::Prune { now, max_age_ms });
         }
         n
     }
@@ -598,7 +598,7 @@ fn record(agg: &Mutex<Aggregator>, r: &Report, c: LineCounts, now: Millis, caugh
 ///
 /// `capture`: also keep the line's content for events and traces, each item cut to this size.
 pub fn parse(line: &[u8], counts: &mut LineCounts, path: &Path, capture: Option<usize>) -> Option<Entry> {
-    parse_inspecting(line, counts, path, capture, &crate::capture::Inspect::default())
+    parse_inspecting(line, counts, path, capture, &crate::transcript::capture::Inspect::default())
 }
 
 /// [`parse`], reading each whole tool input of captured content for what `inspect` asks.
@@ -607,7 +607,7 @@ pub fn parse_inspecting(
     counts: &mut LineCounts,
     path: &Path,
     capture: Option<usize>,
-    inspect: &crate::capture::Inspect,
+    inspect: &crate::transcript::capture::Inspect,
 ) -> Option<Entry> {
     if let Some(head) = transcript::progress_head(line) {
         counts.ok += 1;
@@ -618,7 +618,7 @@ pub fn parse_inspecting(
             counts.ok += 1;
             let mut e = Entry::from_line(&l);
             if let Some(cap) = capture {
-                e.content = crate::capture::read(line, cap, inspect);
+                e.content = crate::transcript::capture::read(line, cap, inspect);
             }
             Some(e)
         }

@@ -45,8 +45,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dedup::FastMap;
-use crate::event::{Compaction, Millis, Response, Tokens, ToolResult, ToolUse};
+use crate::state::dedup::FastMap;
+use crate::transcript::entry::{Compaction, Millis, Response, Tokens, ToolResult, ToolUse};
 
 /// Attribute names of the OpenTelemetry GenAI semantic conventions (the
 /// `opentelemetry-semantic-conventions` crate deprecated its copies when they

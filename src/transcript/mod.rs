@@ -4,7 +4,15 @@
 //! timestamps from those bytes and skips every large field (message text, tool
 //! inputs and outputs, images, thinking) without copying it. Unknown line types
 //! and unknown fields are tolerated: they are what newer Claude Code versions add.
-//! Nothing here interprets the data; `event` turns a `Line` into our own vocabulary.
+//! Nothing here interprets the data; [`entry`] turns a `Line` into our own vocabulary.
+//!
+//! Submodules: [`entry`] (a line's facts), [`capture`] (bounded tool-input
+//! views), [`tool`] (tool categories), [`identity`] (the keys facts count by).
+
+pub mod capture;
+pub mod entry;
+pub mod identity;
+pub mod tool;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::dedup::FastMap;
+use crate::state::dedup::FastMap;
 
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -535,8 +535,8 @@ impl Store {
                 let _ = write!(
                     out,
                     " # {{trace_id=\"{}\",span_id=\"{}\"}} {} {:.3}",
-                    crate::trace::hex(&ex.trace_id),
-                    crate::trace::hex(&ex.span_id),
+                    crate::sinks::trace::hex(&ex.trace_id),
+                    crate::sinks::trace::hex(&ex.span_id),
                     ex.value / inverse,
                     ex.at_ms as f64 / 1000.0
                 );

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::{Engine, KEEP_BUF, LineCounts, Tracked, apply_batch, now_ms, parse, record};
-use crate::discover::{self, FileInfo, Role};
-use crate::event::Entry;
-use crate::metrics::Counter;
-use crate::tail::{Report, Tail};
+use crate::source::discover::{self, FileInfo, Role};
+use crate::source::tail::{Report, Tail};
+use crate::state::metrics::Counter;
+use crate::transcript::entry::Entry;
 
 impl Engine {
     /// One pass over all history, as `scan` does: files are read and parsed on

@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dedup::{self, FastMap, Window};
-use crate::discover::{FileInfo, Role};
-use crate::event::{Entry, Kind, Millis, Tokens};
-use crate::metrics::{self, Counter, Exemplar, Histogram, Store};
-use crate::pricing;
-use crate::trace::{At, Owner, SpanSink, Tracer};
+use crate::sinks::trace::{At, Owner, SpanSink, Tracer};
+use crate::source::discover::{FileInfo, Role};
+use crate::state::dedup::{self, FastMap, Window};
+use crate::state::metrics::{self, Counter, Exemplar, Histogram, Store};
+use crate::state::pricing;
+use crate::transcript::entry::{Entry, Kind, Millis, Tokens};
 
 mod lifecycle;
 mod session;
@@ -102,7 +102,7 @@ pub struct Aggregator {
     last_activity: HashMap<String, Millis>,
     /// What the last delivered OTLP delta export counted (its baseline).
     #[serde(default)]
-    pub otlp_sent: crate::metrics::Sent,
+    pub otlp_sent: crate::state::metrics::Sent,
     /// When the counters started (the first run): the start of cumulative OTLP sums.
     #[serde(default)]
     pub since_ms: Millis,
@@ -141,7 +141,7 @@ impl Aggregator {
             projects: Projects::default(),
             pending: FastMap::default(),
             last_activity: HashMap::new(),
-            since_ms: crate::event::now_ms(),
+            since_ms: crate::transcript::entry::now_ms(),
             otlp_sent: Default::default(),
             tracer: None,
             config,
@@ -305,7 +305,7 @@ impl Aggregator {
         };
         let agent = agent.as_deref();
         let detail = self.events.as_ref().map(|em| em.detail).unwrap_or_default();
-        let cap = |t: &str| crate::event::cap_text(t, detail.max_bytes.max(16));
+        let cap = |t: &str| crate::transcript::entry::cap_text(t, detail.max_bytes.max(16));
 
         if let Some(ts) = e.timestamp {
             let s = self.sessions.get_mut(id).expect("session exists");
@@ -339,7 +339,8 @@ impl Aggregator {
             let (prompts, turn) = (s.prompts, s.turn_start_ms);
             if let (Some(tr), Some(a)) = (&mut self.tracer, at(prompts, turn)) {
                 let text = e.content.as_ref().and_then(|c| c.prompt.as_deref());
-                let capped = self.config.trace_content.zip(text).map(|(cap, t)| crate::event::cap_text(t, cap));
+                let capped =
+                    self.config.trace_content.zip(text).map(|(cap, t)| crate::transcript::entry::cap_text(t, cap));
                 tr.prompt(&a, capped.as_deref());
             }
             if let Some(ts) = ev_ts {
@@ -384,8 +385,8 @@ impl Aggregator {
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
                 tr.tool_use(a, t);
                 if let (Some(cap), Some(input)) = (self.config.trace_content, input_text) {
-                    let input = crate::event::cap_text(input, cap);
-                    tr.tool_content(id, &t.id, crate::trace::semconv::GEN_AI_TOOL_CALL_ARGUMENTS, &input);
+                    let input = crate::transcript::entry::cap_text(input, cap);
+                    tr.tool_content(id, &t.id, crate::sinks::trace::semconv::GEN_AI_TOOL_CALL_ARGUMENTS, &input);
                 }
             }
             // Rules are checked on new activity (lines that get events) and, when the
@@ -445,8 +446,8 @@ impl Aggregator {
             if let (Some(tr), Some(a)) = (&mut self.tracer, &at_line) {
                 // Content first: the call's span leaves at its result.
                 if let (Some(cap), Some((_, out))) = (self.config.trace_content, out) {
-                    let out = crate::event::cap_text(out, cap);
-                    tr.tool_content(id, &r.tool_use_id, crate::trace::semconv::GEN_AI_TOOL_CALL_RESULT, &out);
+                    let out = crate::transcript::entry::cap_text(out, cap);
+                    tr.tool_content(id, &r.tool_use_id, crate::sinks::trace::semconv::GEN_AI_TOOL_CALL_RESULT, &out);
                 }
                 tr.tool_result(a, r, e.result_agent_id.as_deref());
             }
@@ -533,9 +534,9 @@ impl Aggregator {
         project: &str,
         agent: Option<&str>,
         ts: Millis,
-        t: &crate::event::ToolUse,
+        t: &crate::transcript::entry::ToolUse,
         input_text: Option<&str>,
-        facts: Option<&crate::event::InputFacts>,
+        facts: Option<&crate::transcript::entry::InputFacts>,
         matches: Vec<crate::rules::Match>,
         detail: crate::events::Detail,
     ) {
@@ -548,7 +549,7 @@ impl Aggregator {
             summary: facts_shown.and_then(|f| f.summary.clone()),
             input: detail
                 .content
-                .then(|| input_text.map(|x| crate::event::cap_text(x, detail.max_bytes.max(16))))
+                .then(|| input_text.map(|x| crate::transcript::entry::cap_text(x, detail.max_bytes.max(16))))
                 .flatten(),
         };
         self.emit(session, project, agent, ts, kind);
@@ -636,7 +637,7 @@ impl Aggregator {
         project: &str,
         source: &str,
         main_chain: bool,
-        r: &crate::event::Response,
+        r: &crate::transcript::entry::Response,
         at: Option<&At<'_>>,
         ev: Option<(Millis, Option<&str>)>,
     ) {
@@ -767,7 +768,7 @@ fn query_source(e: &Entry, src: &Source<'_>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Gauge;
+    use crate::state::metrics::Gauge;
     use crate::transcript::parse_line;
 
     fn info(role: Role) -> FileInfo {
@@ -811,7 +812,7 @@ mod tests {
     fn pending_tool_calls_are_gauged_until_their_result() {
         let mut a = Aggregator::new(Config::default());
         feed(&mut a, Role::Main, &[PROMPT, A2]);
-        let t2 = crate::event::parse_timestamp("2025-01-01T00:00:02Z").unwrap();
+        let t2 = crate::transcript::entry::parse_timestamp("2025-01-01T00:00:02Z").unwrap();
         a.tick(t2 + 90_000);
         assert_eq!(a.store.gauge(Gauge::ToolCallsPending, &["app", "Bash"]), Some(1.0));
         assert_eq!(a.store.gauge(Gauge::ToolCallOldestPending, &["app", "Bash"]), Some(90.0));
@@ -834,7 +835,7 @@ mod tests {
     fn lifecycle_goes_idle_then_ended_and_resumes() {
         let mut a = Aggregator::new(Config::default());
         feed(&mut a, Role::Main, &[PROMPT, A1]);
-        let t0 = crate::event::parse_timestamp("2025-01-01T00:00:01Z").unwrap();
+        let t0 = crate::transcript::entry::parse_timestamp("2025-01-01T00:00:01Z").unwrap();
         a.tick(t0 + 60_000);
         assert_eq!(a.session("s1").unwrap().state, State::Active);
         assert_eq!(a.store.gauge(Gauge::Sessions, &["app", "active"]), Some(1.0));
@@ -853,7 +854,7 @@ mod tests {
     }
 
     /// An aggregator tracing into a list, and the (count, summed ms) of the root spans sent.
-    fn traced() -> (Aggregator, Arc<std::sync::Mutex<Vec<crate::trace::Span>>>) {
+    fn traced() -> (Aggregator, Arc<std::sync::Mutex<Vec<crate::sinks::trace::Span>>>) {
         let mut a = Aggregator::new(Config::default());
         let got = Arc::new(std::sync::Mutex::new(Vec::new()));
         let g = Arc::clone(&got);
@@ -861,7 +862,7 @@ mod tests {
         (a, got)
     }
 
-    fn roots(got: &std::sync::Mutex<Vec<crate::trace::Span>>) -> (u64, f64) {
+    fn roots(got: &std::sync::Mutex<Vec<crate::sinks::trace::Span>>) -> (u64, f64) {
         let got = got.lock().unwrap();
         let roots = got.iter().filter(|s| s.parent.is_none());
         roots.fold((0, 0.0), |(n, ms), s| (n + 1, ms + (s.end_ms - s.start_ms) as f64))
@@ -884,7 +885,7 @@ mod tests {
     fn a_running_tool_call_keeps_its_turn_open_through_idleness() {
         let (mut a, got) = traced();
         feed(&mut a, Role::Main, &[PROMPT, A2]);
-        let t2 = crate::event::parse_timestamp("2025-01-01T00:00:02Z").unwrap();
+        let t2 = crate::transcript::entry::parse_timestamp("2025-01-01T00:00:02Z").unwrap();
         a.tick(t2 + 6 * 60_000);
         assert_eq!(a.session("s1").unwrap().state, State::Idle);
         assert_eq!(turns(&a), (0, 0.0), "the Bash call is still running");
@@ -919,7 +920,7 @@ mod tests {
     fn old_ended_sessions_are_pruned_but_counted() {
         let mut a = Aggregator::new(Config::default());
         feed(&mut a, Role::Main, &[PROMPT, A1]);
-        let t0 = crate::event::parse_timestamp("2025-01-01T00:00:01Z").unwrap();
+        let t0 = crate::transcript::entry::parse_timestamp("2025-01-01T00:00:01Z").unwrap();
         assert_eq!(a.prune(t0 + 60_000, 1000), 0, "live sessions are kept");
         a.tick(t0 + 31 * 60_000);
         assert_eq!(a.prune(t0 + 31 * 60_000, 40 * 86_400_000), 0);

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Aggregator, State};
-use crate::event::{Entry, Kind, Millis};
-use crate::metrics::{Counter, Exemplar, Gauge, Histogram};
+use crate::state::metrics::{Counter, Exemplar, Gauge, Histogram};
+use crate::transcript::entry::{Entry, Kind, Millis};
 
 impl Aggregator {
     /// A line other than a new prompt, in the turn model: inside a turn it is the

@@ -1,7 +1,7 @@
 //! The engine with a journal: new lines are made durable before they count.
 //!
 //! Once history is read, each read of a file is appended to the
-//! [`Journal`](crate::journal::Journal) and staged; [`Engine::commit`] syncs
+//! [`Journal`](crate::source::journal::Journal) and staged; [`Engine::commit`] syncs
 //! the journal once for everything staged, then applies it. Clock-driven steps
 //! (ticks, prunes, exited processes) that changed something are journaled
 //! after they ran: they depend only on the time they ran at, so a step lost in
@@ -12,10 +12,10 @@
 use std::path::{Path, PathBuf};
 
 use super::{Engine, LineCounts, Tracked, apply_batch, record};
-use crate::event::{Captured, Entry, InputFacts, Millis};
-use crate::journal::{Journal, ReadCounts, Record};
-use crate::metrics::Counter;
-use crate::tail::{Position, Report, Tail};
+use crate::source::journal::{Journal, ReadCounts, Record};
+use crate::source::tail::{Position, Report, Tail};
+use crate::state::metrics::Counter;
+use crate::transcript::entry::{Captured, Entry, InputFacts, Millis};
 
 /// A read journaled but not yet applied.
 pub(super) struct Staged {

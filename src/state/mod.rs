@@ -1,0 +1,9 @@
+//! State: the one owner of counted facts. The live aggregator (sessions,
+//! turns, deduplication, counters), the metric store it writes, prices and
+//! duration parsing.
+
+pub mod dedup;
+pub mod duration;
+pub mod live;
+pub mod metrics;
+pub mod pricing;
