@@ -22,8 +22,10 @@ pub use crate::transcript::capture::CAPTURE_BYTES;
 /// Claude Code's own OpenTelemetry Prometheus exporter uses.
 pub const DEFAULT_PORT: u16 = 9477;
 
+/// The flags of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Where transcripts are and how to count them.
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -64,6 +66,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub process_check_interval: Duration,
 
+    /// What realtime events carry, and the rules checked on tool calls.
     #[command(flatten)]
     pub events: EventArgs,
 
@@ -84,6 +87,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "40d", value_parser = parse_duration)]
     pub session_retention: Duration,
 
+    /// OTLP metrics and traces.
     #[command(flatten)]
     pub otlp: OtlpArgs,
 }
@@ -154,8 +158,9 @@ pub struct EventArgs {
 }
 
 impl EventArgs {
-    /// The rules to check (`None` with --no-rules).
-    pub fn rules(&self) -> anyhow::Result<Option<crate::rules::Rules>> {
+    /// The rules to check (`None` with --no-rules). Errors: an unreadable or invalid
+    /// rules file.
+    pub(crate) fn rules(&self) -> anyhow::Result<Option<crate::rules::Rules>> {
         if self.no_rules {
             return Ok(None);
         }
@@ -228,7 +233,7 @@ pub struct OtlpArgs {
 
 impl OtlpArgs {
     /// The OTLP configuration from the environment and these flags; `None` when off.
-    pub fn config(&self) -> anyhow::Result<Option<crate::sinks::otlp::Config>> {
+    pub(crate) fn config(&self) -> anyhow::Result<Option<crate::sinks::otlp::Config>> {
         let flags = crate::sinks::otlp::Overrides {
             endpoint: self.otlp_endpoint.clone(),
             protocol: self.otlp_protocol,
@@ -256,6 +261,11 @@ fn default_state_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/state/claude-sessions"))
 }
 
+/// Run the daemon until SIGINT or SIGTERM (or its engine stops): resume from the
+/// checkpoint and journal, follow transcripts live, serve the endpoint, push OTLP and
+/// webhooks; write the checkpoint at exit. Errors: bad flags, web config or OTLP
+/// settings, a state folder that cannot be created or that another daemon holds, an
+/// address that cannot be bound.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !args.telemetry_path.starts_with('/') || args.telemetry_path == "/" {
         anyhow::bail!("--web.telemetry-path must start with / and not be / itself");
