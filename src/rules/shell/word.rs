@@ -11,6 +11,7 @@ use super::{Arg, Command, Walker};
 const MAX_BRACE: usize = 64;
 
 impl Walker {
+    /// Expand one word statically into the arguments it becomes.
     pub(super) fn word(&mut self, raw: &str) -> Vec<Arg> {
         let pieces = match guarded(|| brush_parser::word::parse(raw, &options())) {
             Some(Ok(p)) => p,
