@@ -26,12 +26,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 
+use tracing::Instrument;
+
+use super::http::{self, Client, Retry, Shutdown, Statuses, Stopper, TlsOptions};
 use crate::events::{Bus, Event, Filter, Kind};
 use crate::state::live::Aggregator;
 use crate::state::metrics::{Counter, Gauge};
@@ -559,83 +561,9 @@ fn slack_line(e: &Event) -> String {
 
 // ---------------------------------------------------------------- delivery
 
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
-
-/// TLS with the system's roots (loaded only when some hook uses https).
-fn http_client(any_https: bool) -> anyhow::Result<HttpClient> {
-    let mut roots = rustls::RootCertStore::empty();
-    if any_https {
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| anyhow::anyhow!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
-    Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
-}
-
-/// Why a POST failed.
-#[derive(Debug)]
-struct PostError {
-    retryable: bool,
-    /// From a 429 or 503's `Retry-After` (seconds).
-    retry_after: Option<Duration>,
-    message: String,
-}
-
-impl PostError {
-    fn new(retryable: bool, message: impl Into<String>) -> PostError {
-        PostError { retryable, retry_after: None, message: message.into() }
-    }
-}
-
-/// An error and its causes, `a: b: c` (hyper's errors name no URL).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
-}
-
-async fn post(client: &HttpClient, cfg: &WebhookConfig, key: &str, body: Bytes) -> Result<(), PostError> {
-    let mut b = hyper::Request::post(&cfg.url)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(hyper::header::USER_AGENT, concat!("claude-sessions/", env!("CARGO_PKG_VERSION")))
-        .header("idempotency-key", key);
-    for (k, v) in &cfg.headers {
-        b = b.header(k.as_str(), v.as_str());
-    }
-    let req = b.body(Full::new(body)).map_err(|_| PostError::new(false, "the URL or a header is invalid"))?;
-    let resp = match tokio::time::timeout(cfg.timeout, client.request(req)).await {
-        Err(_) => return Err(PostError::new(true, "timed out")),
-        Ok(Err(e)) => return Err(PostError::new(true, chain(&e))),
-        Ok(Ok(r)) => r,
-    };
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(hyper::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    // Read the body so the connection can be reused.
-    let _ = tokio::time::timeout(cfg.timeout, resp.into_body().collect()).await;
-    if status.is_success() {
-        return Ok(());
-    }
-    let retryable = matches!(status.as_u16(), 408 | 429 | 500..=599);
-    Err(PostError { retryable, retry_after, message: format!("HTTP status {status}") })
+/// The retry policy of `cfg`.
+fn policy(cfg: &WebhookConfig) -> Retry {
+    Retry { attempts: cfg.max_attempts, initial: cfg.backoff, max: MAX_BACKOFF, statuses: Statuses::Transient }
 }
 
 /// An event waiting, with when it arrived (for `flush_interval`).
@@ -736,15 +664,11 @@ fn flush_stats(agg: &Mutex<Aggregator>, hooks: &[Arc<Hook>]) {
 }
 
 /// Receive from the bus until stopped, then take what was already published.
-async fn receive(
-    hook: Arc<Hook>,
-    mut rx: tokio::sync::broadcast::Receiver<Arc<Event>>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+async fn receive(hook: Arc<Hook>, mut rx: tokio::sync::broadcast::Receiver<Arc<Event>>, stop: Shutdown) {
     loop {
         tokio::select! {
             biased;
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stop.stopped() => break,
             r = rx.recv() => match r {
                 Ok(e) => hook.offer(e),
                 Err(RecvError::Lagged(n)) => hook.lagged(n),
@@ -763,68 +687,36 @@ async fn receive(
     hook.ready.notify_one();
 }
 
-/// A small xorshift generator for jitter (spreads the retries of many daemons).
-struct Jitter(u64);
-
-impl Jitter {
-    /// Up to half of `d`.
-    fn up_to_half(&mut self, d: Duration) -> Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        let half = d.as_millis() as u64 / 2;
-        Duration::from_millis(if half == 0 { 0 } else { self.0 % (half + 1) })
-    }
-}
-
 /// Send one batch, retrying. Returns whether it was delivered.
-async fn deliver(
-    hook: &Hook,
-    client: &HttpClient,
-    key: &str,
-    body: Bytes,
-    events: usize,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-    jitter: &mut Jitter,
-) -> bool {
-    let attempts = hook.cfg.max_attempts.max(1);
-    let mut delay = hook.cfg.backoff;
-    let mut last = false;
-    for attempt in 1.. {
-        let e = match post(client, &hook.cfg, key, body.clone()).await {
-            Ok(()) => return true,
-            Err(e) => e,
-        };
-        // Once stopping, a batch gets one more attempt at most.
-        if !e.retryable || attempt >= attempts || last || *stop.borrow() {
+async fn deliver(hook: &Hook, client: &Client, key: &str, body: Bytes, events: usize, stop: &Shutdown) -> bool {
+    let mut headers = vec![("content-type", "application/json"), ("idempotency-key", key)];
+    headers.extend(hook.cfg.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let sent =
+        http::retry(&policy(&hook.cfg), stop, || client.post(&hook.cfg.url, &headers, body.clone(), hook.cfg.timeout))
+            .instrument(tracing::debug_span!("webhook", webhook = %hook.shown))
+            .await;
+    match sent {
+        Ok(_) => true,
+        Err(e) => {
             tracing::warn!(
-                webhook = %hook.shown, attempts = attempt, events, error = %e.message,
+                webhook = %hook.shown, attempts = e.attempts, events, error = %e.error,
                 "Webhook delivery failed; events dropped."
             );
-            return false;
+            false
         }
-        let wait = (delay + jitter.up_to_half(delay)).max(e.retry_after.unwrap_or_default()).min(MAX_BACKOFF);
-        tracing::debug!(webhook = %hook.shown, attempt, error = %e.message, ?wait, "Webhook delivery failed; retrying.");
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|s| *s) => last = true,
-        }
-        delay = (delay * 2).min(MAX_BACKOFF);
     }
-    false
 }
 
 /// Batch and send until the receiving side has closed and the queue is empty.
 async fn send(
     hook: Arc<Hook>,
     hooks: Arc<[Arc<Hook>]>,
-    client: HttpClient,
+    client: Client,
     agg: Arc<Mutex<Aggregator>>,
     run: u64,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: Shutdown,
 ) {
     let max_batch = hook.cfg.max_batch.clamp(1, hook.cfg.max_queue.max(1));
-    let mut jitter = Jitter(run ^ (hook.index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     loop {
         // Wait for an event (a permit left by `notify_one` is never lost).
         loop {
@@ -845,13 +737,13 @@ async fn send(
                 (q.len(), q.front().map(|x| x.at))
             };
             let due = oldest.map_or_else(Instant::now, |t| t + hook.cfg.flush_interval);
-            if n >= max_batch || *stop.borrow() || hook.closed.load(Ordering::Acquire) || Instant::now() >= due {
+            if n >= max_batch || stop.is_stopping() || hook.closed.load(Ordering::Acquire) || Instant::now() >= due {
                 break;
             }
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep_until(due) => {}
-                _ = stop.wait_for(|s| *s) => {}
+                _ = stop.stopped() => {}
             }
         }
         // The batch stays in the queue (and counts against max_queue) until it is done.
@@ -859,7 +751,7 @@ async fn send(
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else { continue };
         let key = format!("{run:016x}-{}-{}-{}", hook.index, first.id, last.id);
         let body = Bytes::from(render(hook.cfg.format, &key, &batch));
-        let ok = deliver(&hook, &client, &key, body, batch.len(), &mut stop, &mut jitter).await;
+        let ok = deliver(&hook, &client, &key, body, batch.len(), &stop).await;
         {
             let mut q = hook.queue();
             let n = batch.len().min(q.len());
@@ -881,26 +773,18 @@ async fn run_hook(
     hook: Arc<Hook>,
     hooks: Arc<[Arc<Hook>]>,
     rx: tokio::sync::broadcast::Receiver<Arc<Event>>,
-    client: HttpClient,
+    client: Client,
     agg: Arc<Mutex<Aggregator>>,
     run: u64,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: Shutdown,
 ) {
     let receiving = receive(Arc::clone(&hook), rx, stop.clone());
     let sending = send(Arc::clone(&hook), hooks, client, agg, run, stop.clone());
-    let mut deadline_stop = stop;
-    let deadline = async move {
-        let _ = deadline_stop.wait_for(|s| *s).await;
-        tokio::time::sleep(SHUTDOWN_FLUSH).await;
-    };
-    tokio::select! {
-        _ = async { tokio::join!(receiving, sending) } => {}
-        _ = deadline => {
-            let left = std::mem::take(&mut *hook.queue()).len();
-            if left > 0 {
-                tracing::warn!(webhook = %hook.shown, events = left, "Webhook: events not sent before shutdown; dropped.");
-                hook.drop_events(SHUTDOWN, left as u64);
-            }
+    if stop.bounded(SHUTDOWN_FLUSH, async { tokio::join!(receiving, sending) }).await.is_none() {
+        let left = std::mem::take(&mut *hook.queue()).len();
+        if left > 0 {
+            tracing::warn!(webhook = %hook.shown, events = left, "Webhook: events not sent before shutdown; dropped.");
+            hook.drop_events(SHUTDOWN, left as u64);
         }
     }
 }
@@ -908,7 +792,7 @@ async fn run_hook(
 /// The running webhooks.
 pub struct Webhooks {
     hooks: Arc<[Arc<Hook>]>,
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: Stopper,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -917,14 +801,16 @@ impl Webhooks {
     /// on are theirs) and start the delivery thread. Outcomes are counted in
     /// `agg`'s store. With no configs nothing runs and no metric is created.
     pub fn start(configs: Vec<WebhookConfig>, bus: &Arc<Bus>, agg: Arc<Mutex<Aggregator>>) -> anyhow::Result<Webhooks> {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (stop, stopped) = http::shutdown();
         if configs.is_empty() {
             return Ok(Webhooks { hooks: Arc::from(Vec::new()), stop, thread: None });
         }
         for cfg in &configs {
             cfg.validate().map_err(anyhow::Error::msg)?;
         }
-        let client = http_client(configs.iter().any(|c| c.url.starts_with("https://")))?;
+        // The system's roots are read only when some hook uses https.
+        let tls = TlsOptions { system_roots: configs.iter().any(|c| c.url.starts_with("https://")), ca_file: None };
+        let client = Client::new(&tls)?;
         let hooks: Arc<[Arc<Hook>]> = configs
             .into_iter()
             .enumerate()
@@ -1000,7 +886,7 @@ impl Webhooks {
     /// Stop: what was published before gets one attempt per batch, within
     /// [`SHUTDOWN_FLUSH`] in all; the rest is dropped and counted.
     pub fn shutdown(mut self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -1009,7 +895,7 @@ impl Webhooks {
 
 impl Drop for Webhooks {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
     }
 }
 
