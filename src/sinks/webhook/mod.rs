@@ -8,15 +8,21 @@
 //!
 //! Each hook keeps its own bounded queue of the events its filter accepts and
 //! sends them in order, one batch at a time, up to `max_batch` events or after
-//! `flush_interval`. Retryable failures (connection errors, timeouts, 408, 429,
-//! 5xx) are retried with exponential backoff and jitter, `max_attempts` times
-//! in all; then the batch is dropped and counted. Delivery is at least once: a
-//! batch whose response was lost is sent again under the same key.
+//! `flush_interval`, through the shared client ([`crate::sinks::http`]).
+//! Retryable failures (connection errors, timeouts, 408, 429, 5xx) are retried
+//! with exponential backoff and jitter (a 429's or 503's `Retry-After` waited
+//! out), `max_attempts` times in all; then the batch is dropped and counted.
+//! Delivery is at least once: a batch whose response was lost is sent again
+//! under the same key.
 //!
 //! Nothing here blocks the bus or the engine: the bus never waits for a
 //! subscriber (one that falls behind loses events, counted as `lagged`), and a
 //! full queue refuses new events (counted as `queue_full`). Memory is bounded
 //! by `max_queue` events per hook, the batch in flight included.
+//!
+//! Outcomes are counted by the hooks themselves ([`Stats`]) and served on
+//! `/metrics` by their collector ([`Webhooks::collector`]); the aggregator's
+//! store does not hold them.
 //!
 //! URLs (Slack's carry a token in their path) and headers are secrets: logs and
 //! errors show only the scheme and host.
@@ -54,7 +60,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a shutdown waits for queued events to be sent (one attempt per batch).
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
-/// The running webhooks.
+/// The running webhooks: one delivery thread for all hooks. Stop it with
+/// [`Webhooks::shutdown`] (dropping it stops the thread too, without waiting).
 pub struct Webhooks {
     hooks: Arc<[Arc<Hook>]>,
     stats: Arc<Stats>,
