@@ -97,8 +97,6 @@ const COUNTERS: &[Counter] = &[
     Counter::OtlpDropped,
     Counter::EventsPublished,
     Counter::EventsLagged,
-    Counter::WebhookDeliveries,
-    Counter::WebhookDropped,
 ];
 
 /// Session retentions a process may start with.
