@@ -361,7 +361,7 @@ impl Aggregator {
         }
         let at_line = at(self.sessions[id].prompts, self.sessions[id].turn_start_ms);
         if let Some(r) = &e.response {
-            self.apply_response(id, &project, source, main_chain, r, at_line.as_ref(), ev_ts.map(|ts| (ts, agent)));
+            self.apply_response(id, &project, source, r, at_line.as_ref(), ev_ts.map(|ts| (ts, agent)));
         }
         if let Some(kind) = e.api_error.filter(|_| self.first_fact(b'e', e.uuid)) {
             let s = self.sessions.get_mut(id).expect("session exists");
@@ -629,24 +629,30 @@ impl Aggregator {
         );
     }
 
-    // The line's context, passed apart to keep borrows of `self` short.
-    #[allow(clippy::too_many_arguments)]
+    /// A response line: what it adds counts under the response's origin (the labels
+    /// of its first line, see [`dedup::Origin`]), whatever file this line is read from.
+    /// The line's context is passed apart to keep borrows of `self` short.
     fn apply_response(
         &mut self,
         id: &str,
-        project: &str,
+        project: &Arc<str>,
         source: &str,
-        main_chain: bool,
         r: &crate::transcript::entry::Response,
         at: Option<&At<'_>>,
         ev: Option<(Millis, Option<&str>)>,
     ) {
-        let seen = self.dedup.observe(r.key, r.tokens);
+        let model = metrics::label_value(&r.model);
+        let here = dedup::OriginRef { session: id, project, model: &model, source };
+        let seen = self.dedup.observe_from(r.key, r.tokens, here);
         let delta = seen.delta();
         if !seen.first && delta.is_zero() {
             return;
         }
-        let model = metrics::label_value(&r.model);
+        let origin = seen.origin.clone().expect("observed with an origin");
+        let (id, project, model, source) = (&*origin.session, &*origin.project, &origin.model, &*origin.source);
+        let main_chain = source == "main";
+        // A span belongs to the trace of the line's turn: none for usage counted in another session.
+        let at = at.filter(|a| a.session == id);
         let labels = [project, model.as_str(), source];
         let price = &self.config.pricing;
         let cost_after = price.cost(&r.model, &seen.after, r.fast);
@@ -708,10 +714,11 @@ impl Aggregator {
                 self.emit(id, project, agent, ts, kind);
             }
         }
-        let s = self.sessions.get_mut(id).expect("session exists");
+        // The origin's session may have been forgotten (`--session-retention`): counters only.
+        let Some(s) = self.sessions.get_mut(id) else { return };
         s.tokens += delta;
         s.cost_usd += cost / 1e9;
-        let i = match s.by_model.iter().position(|(m, ..)| *m == model) {
+        let i = match s.by_model.iter().position(|(m, ..)| *m == *model) {
             Some(i) => i,
             None => {
                 s.by_model.push((model.clone(), Tokens::default(), 0.0));
@@ -723,7 +730,7 @@ impl Aggregator {
         m.2 += cost / 1e9;
         if seen.first {
             s.api_requests += 1;
-            if !s.models.contains(&model) {
+            if !s.models.contains(model) {
                 s.models.insert(model.clone());
             }
         }
