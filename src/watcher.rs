@@ -162,11 +162,13 @@ impl Builder {
         self
     }
 
+    /// A session quiet this long goes idle (`session_idle` event; default 5 minutes).
     pub fn idle_timeout(mut self, d: Duration) -> Self {
         self.settings.aggregator.idle_after_ms = d.as_millis() as i64;
         self
     }
 
+    /// A session quiet this long ends (`session_end`, reason `idle_timeout`; default 30 minutes).
     pub fn end_timeout(mut self, d: Duration) -> Self {
         self.settings.aggregator.end_after_ms = d.as_millis() as i64;
         self
@@ -332,6 +334,7 @@ impl Pipe<'_> {
 /// Counters of a watcher.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Events published on the watcher's bus.
     pub published: u64,
     /// Events subscribers missed because they fell behind.
     pub lagged: u64,
@@ -344,12 +347,31 @@ pub struct Stats {
 pub struct StopHandle(Arc<AtomicBool>);
 
 impl StopHandle {
+    /// Make [`SessionWatcher::run`] return after the event it is dispatching (if any).
     pub fn stop(&self) {
         self.0.store(true, Ordering::Release);
     }
 }
 
 impl SessionWatcher {
+    /// Settings for a watcher, with defaults: Claude Code's projects folders
+    /// (`~/.claude/projects`, `~/.config/claude/projects`, `CLAUDE_CONFIG_DIR`), new
+    /// activity only, no content in events.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use claude_sessions::watcher::SessionWatcher;
+    ///
+    /// let w = SessionWatcher::builder()
+    ///     .projects_dir("/home/me/.claude/projects")
+    ///     .since(Duration::from_secs(3600)) // replay the last hour first
+    ///     .idle_timeout(Duration::from_secs(120))
+    ///     .start()?;
+    /// for s in w.sessions().list() {
+    ///     println!("{} {} {:?}", s.id, s.project, s.state);
+    /// }
+    /// # Ok::<(), claude_sessions::watcher::WatcherError>(())
+    /// ```
     pub fn builder() -> Builder {
         Builder::default()
     }
@@ -416,6 +438,7 @@ impl SessionWatcher {
         Pipe { watcher: self, selector: selector.into() }
     }
 
+    /// A handle that stops [`SessionWatcher::run`] from another thread (or a callback).
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle(Arc::clone(&self.stop))
     }
@@ -521,6 +544,7 @@ pub(crate) fn stats_of(s: &BusStats) -> Stats {
 pub struct LiveSessions(Arc<Mutex<Aggregator>>);
 
 impl LiveSessions {
+    /// Sessions of the aggregator `agg` (an engine's [`crate::engine::Engine::aggregator`]).
     pub fn new(agg: Arc<Mutex<Aggregator>>) -> LiveSessions {
         LiveSessions(agg)
     }
@@ -533,6 +557,7 @@ impl LiveSessions {
         v
     }
 
+    /// The session `id` now, if still remembered.
     pub fn get(&self, id: &str) -> Option<SessionSnapshot> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).session(id).map(|s| s.snapshot())
     }
@@ -547,6 +572,7 @@ pub struct EventStream {
 }
 
 impl EventStream {
+    /// The events `selector` selects that `bus` publishes from now on.
     pub fn new(bus: &Bus, selector: impl Into<Selector>) -> EventStream {
         EventStream::from_receiver(bus.subscribe(), selector.into(), Arc::clone(&bus.stats))
     }

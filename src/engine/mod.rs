@@ -41,6 +41,7 @@ pub struct Settings {
     pub projects_dirs: Vec<PathBuf>,
     /// Longer lines are skipped and counted; a reader holds at most about this much.
     pub max_line_bytes: usize,
+    /// The aggregator's settings (timeouts, labels, limits, prices).
     pub aggregator: live::Config,
     /// Keep a file's handle while it changed within this long (lets a deleted
     /// file be drained); idle files hold no descriptor.
@@ -99,8 +100,11 @@ impl Stat {
 /// Lines read, by result.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LineCounts {
+    /// Lines parsed into an entry (known types; progress records).
     pub ok: u64,
+    /// Lines that are not JSON, or not a transcript line's shape (skipped).
     pub malformed: u64,
+    /// JSON lines of a type we do not read (skipped, counted apart).
     pub unknown_type: u64,
 }
 
@@ -123,6 +127,8 @@ pub const MAX_LINE_BYTES: usize = 16 << 20;
 /// A buffer grown past this for a long line is freed after the read.
 const KEEP_BUF: usize = 4 << 20;
 
+/// Follows the transcripts: file positions, the journal, and the one writer of the
+/// shared [`Aggregator`] (see the module docs).
 pub struct Engine {
     settings: Settings,
     files: HashMap<PathBuf, Tracked>,
@@ -154,6 +160,7 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine following nothing yet, with an empty aggregator (see [`Engine::restore`]).
     pub fn new(settings: Settings) -> Engine {
         let agg = Aggregator::new(settings.aggregator.clone());
         Engine {
@@ -239,10 +246,12 @@ impl Engine {
         Arc::clone(&self.agg)
     }
 
+    /// The settings it was made with.
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
 
+    /// Transcript files followed.
     pub fn files_tracked(&self) -> usize {
         self.files.len()
     }
@@ -415,6 +424,9 @@ impl Engine {
         n
     }
 
+    /// History has been read: from now on reads are journaled, events and traces
+    /// start (stamped from now), the `caught_up` gauge is 1, and the trace backfill
+    /// (if asked for) starts.
     pub fn set_caught_up(&mut self) {
         self.caught_up = true;
         if let Some(em) = self.events_when_caught_up.take() {
@@ -475,7 +487,7 @@ pub fn parse(line: &[u8], counts: &mut LineCounts, path: &Path, capture: Option<
 }
 
 /// [`parse`], reading each whole tool input of captured content for what `inspect` asks.
-pub fn parse_inspecting(
+fn parse_inspecting(
     line: &[u8],
     counts: &mut LineCounts,
     path: &Path,

@@ -53,38 +53,63 @@ use turn::{Building, MAX_SPANS_PER_TURN, Turn, build, new_turn};
 /// `opentelemetry-semantic-conventions` crate deprecated its copies when they
 /// moved to their own repository, so they are spelled out here).
 pub mod semconv {
+    /// The error class of a failed operation (`tool_error`, an API error kind).
     pub const ERROR_TYPE: &str = "error.type";
+    /// A sub-agent's id (its agent file).
     pub const GEN_AI_AGENT_ID: &str = "gen_ai.agent.id";
+    /// An agent's name: `claude-code` for the root, the sub-agent type below it.
     pub const GEN_AI_AGENT_NAME: &str = "gen_ai.agent.name";
+    /// The session id.
     pub const GEN_AI_CONVERSATION_ID: &str = "gen_ai.conversation.id";
+    /// `invoke_agent`, `chat` or `execute_tool`.
     pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
+    /// Always `anthropic`.
     pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
+    /// The model asked for (the response's model: the transcript has no other).
     pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
+    /// The response's `stop_reason`, as a one-item list.
     pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+    /// The response's `message.id`.
     pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
+    /// The model that answered.
     pub const GEN_AI_RESPONSE_MODEL: &str = "gen_ai.response.model";
+    /// A tool call's input as JSON text (content capture only).
     pub const GEN_AI_TOOL_CALL_ARGUMENTS: &str = "gen_ai.tool.call.arguments";
+    /// A tool call's `tool_use.id`.
     pub const GEN_AI_TOOL_CALL_ID: &str = "gen_ai.tool.call.id";
+    /// A tool call's result text (content capture only).
     pub const GEN_AI_TOOL_CALL_RESULT: &str = "gen_ai.tool.call.result";
+    /// The tool's name.
     pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
+    /// `extension` for MCP tools, else `function`.
     pub const GEN_AI_TOOL_TYPE: &str = "gen_ai.tool.type";
+    /// Input tokens written to the prompt cache.
     pub const GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: &str = "gen_ai.usage.cache_creation.input_tokens";
+    /// Input tokens read from the prompt cache.
     pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
     /// Includes cached tokens (reads and writes), per the conventions.
     pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+    /// Output tokens.
     pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
 }
 
+/// A W3C trace id (16 bytes), derived from the session and turn ([`trace_id`]).
 pub type TraceId = [u8; 16];
+/// A W3C span id (8 bytes), derived from what the span stands for ([`span_id`]).
 pub type SpanId = [u8; 8];
 
 /// An attribute value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
+    /// Text.
     Str(String),
+    /// A whole number (counts above `i64::MAX` are clamped).
     Int(i64),
+    /// A flag.
     Bool(bool),
+    /// A real number (costs in USD).
     F64(f64),
+    /// A list of texts (finish reasons).
     Strs(Vec<String>),
 }
 
@@ -114,39 +139,56 @@ impl From<f64> for Value {
     }
 }
 
+/// A span's attributes, in the order they were set.
 pub type Attrs = Vec<(String, Value)>;
 
+/// The OTLP span kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SpanKind {
+    /// Work inside Claude Code: the turn, tool calls, sub-agents.
     Internal,
+    /// A call to the model's API (`chat`).
     Client,
 }
 
 /// Something that happened at an instant inside a span.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpanEvent {
+    /// `compaction` or `api_error`.
     pub name: String,
+    /// Transcript time, ms since the epoch.
     pub at_ms: Millis,
+    /// What it says (trigger and sizes, error kind).
     pub attrs: Attrs,
 }
 
 /// A finished span.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Span {
+    /// The turn's trace.
     pub trace_id: TraceId,
+    /// This span's id (stable: the same turn read again gives the same ids).
     pub span_id: SpanId,
+    /// The parent span (`None`: the turn's root).
     pub parent: Option<SpanId>,
+    /// `invoke_agent claude-code`, `chat <model>`, `execute_tool <tool>`, `invoke_agent <type>`.
     pub name: String,
+    /// Client for model calls, internal otherwise.
     pub kind: SpanKind,
+    /// Start, transcript time in ms since the epoch.
     pub start_ms: Millis,
+    /// End, transcript time in ms since the epoch (never before the start).
     pub end_ms: Millis,
+    /// GenAI semantic-convention attributes ([`semconv`]) and `claude_sessions.*` ones.
     pub attrs: Attrs,
+    /// Compactions and API errors inside the span (the root's).
     pub events: Vec<SpanEvent>,
     /// Error status with this description.
     pub error: Option<String>,
 }
 
 impl Span {
+    /// The value of attribute `key`, if set.
     pub fn attr(&self, key: &str) -> Option<&Value> {
         self.attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
@@ -169,12 +211,17 @@ pub enum Owner {
 /// The context of one line, as the aggregator knows it.
 #[derive(Debug, Clone, Copy)]
 pub struct At<'a> {
+    /// The line's session id.
     pub session: &'a str,
+    /// The session's `project` label (on the root span).
     pub project: &'a str,
     /// Prompts of the session so far (the turn number).
     pub prompts: u64,
+    /// The line's transcript time, ms since the epoch.
     pub ts: Millis,
+    /// The chain the line belongs to.
     pub owner: &'a Owner,
+    /// `main`, `subagent` or `auxiliary` (on chat spans).
     pub query_source: &'static str,
     /// When the line's turn started (the aggregator's turn model): the root's start.
     pub turn_ms: Millis,
@@ -232,6 +279,7 @@ pub fn span_id(trace: &TraceId, what: &str, key: &[u8]) -> SpanId {
     hash(3, &[trace, what.as_bytes(), key]).to_be_bytes()
 }
 
+/// Lower-case hex of an id, as trace viewers show it.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -248,17 +296,14 @@ fn send(sink: &Option<SpanSink>, spans: Vec<Span>) {
 }
 
 impl Tracer {
+    /// A tracer of lines stamped from `since_ms` on (ms since the epoch; 0: all), with no sink yet.
     pub fn new(since_ms: Millis) -> Tracer {
         Tracer { since_ms, ..Tracer::default() }
     }
 
+    /// Where finished spans go from now on (`None`: built and dropped).
     pub fn set_sink(&mut self, sink: Option<SpanSink>) {
         self.sink = sink;
-    }
-
-    /// Turns in progress.
-    pub fn open_turns(&self) -> usize {
-        self.turns.len()
     }
 
     /// Whether a line stamped `ts` is traced.
@@ -445,6 +490,7 @@ impl Tracer {
         send(sink, out);
     }
 
+    /// A compaction: an event on the turn's root span.
     pub fn compaction(&mut self, at: &At<'_>, c: &Compaction) {
         let t = self.turn(at);
         let mut a = attrs([("trigger", if c.manual { "manual" } else { "auto" }.into())]);
@@ -457,6 +503,7 @@ impl Tracer {
         t.events.push(SpanEvent { name: "compaction".into(), at_ms: at.ts, attrs: a });
     }
 
+    /// An API error of kind `kind`: an event on the turn's root span, counted on it.
     pub fn api_error(&mut self, at: &At<'_>, kind: &str) {
         let t = self.turn(at);
         t.api_errors += 1;

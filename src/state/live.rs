@@ -42,11 +42,17 @@ pub enum ProjectLabel {
 /// Settings the aggregator needs.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// A session quiet this long (ms of transcript time) goes idle (`--idle-timeout`).
     pub idle_after_ms: Millis,
+    /// A session quiet this long (ms) ends (`--end-timeout`).
     pub end_after_ms: Millis,
+    /// How sessions get their `project` label.
     pub project_label: ProjectLabel,
+    /// Series per metric family before new label sets are dropped and counted.
     pub max_series: usize,
+    /// Keys the dedup window holds (`--dedup-window`).
     pub dedup_capacity: usize,
+    /// Prices per model, for the cost counter.
     pub pricing: pricing::Table,
     /// Put message content on spans, each item cut to this many bytes (opt-in; `None`: never).
     pub trace_content: Option<usize>,
@@ -69,6 +75,7 @@ impl Default for Config {
 /// The file an entry was read from.
 #[derive(Debug, Clone)]
 pub struct Source<'a> {
+    /// Its role, project folder, session and agent, from its place in the tree.
     pub info: &'a FileInfo,
     /// The agent file's first prompt was `Warmup` (a 2.0.x cache-warming call).
     pub warmup: bool,
@@ -77,7 +84,9 @@ pub struct Source<'a> {
 /// Realtime event settings of an aggregator.
 #[derive(Clone)]
 pub struct Emitter {
+    /// Where events go (usually a bus's `publish`).
     pub sink: crate::events::EventSink,
+    /// How much text events carry.
     pub detail: crate::events::Detail,
     /// Lines stamped before this are history: no events for them.
     pub since_ms: Millis,
@@ -96,6 +105,7 @@ impl std::fmt::Debug for Emitter {
 /// Session state and counters.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Aggregator {
+    /// Every counter, gauge and histogram; readers take the aggregator's lock.
     pub store: Store,
     dedup: Window,
     sessions: FastMap<String, Session>,
@@ -133,6 +143,7 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
+    /// Empty state with `config`; counters start now ([`Aggregator::since_ms`]).
     pub fn new(config: Config) -> Aggregator {
         let mut store = Store::new(config.max_series);
         store.touch_self_metrics();
@@ -214,10 +225,12 @@ impl Aggregator {
         self.tracer = None;
     }
 
+    /// The tracer, while OTLP traces are on.
     pub fn tracer(&self) -> Option<&Tracer> {
         self.tracer.as_ref()
     }
 
+    /// The tracer, while OTLP traces are on (to attach a sink, or mark the backfill done).
     pub fn tracer_mut(&mut self) -> Option<&mut Tracer> {
         self.tracer.as_mut()
     }
@@ -233,10 +246,12 @@ impl Aggregator {
         }
     }
 
+    /// Every session held (live ones, and ended ones until `--session-retention` prunes them).
     pub fn sessions(&self) -> impl Iterator<Item = &Session> {
         self.sessions.values()
     }
 
+    /// The session `id`, if held.
     pub fn session(&self, id: &str) -> Option<&Session> {
         self.sessions.get(id)
     }
