@@ -16,7 +16,8 @@
 //! under the line being read. A session resumed or copied into another project's
 //! folder then moves no usage between projects, whatever order the files are read
 //! in, and the origin is in the checkpoint with the usage, so a restart keeps it.
-//! (Other facts count once, at their first line, so their labels are fixed anyway.)
+//! (Other facts count once, at their first line, so their labels are fixed anyway;
+//! a tool result's error counts with its call, see `live::apply`.)
 //!
 //! The window is bounded: past `capacity` keys the oldest are forgotten (FIFO).
 //! Lines of one response are written within seconds of each other, so only a

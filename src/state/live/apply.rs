@@ -231,9 +231,9 @@ impl Aggregator {
         }
     }
 
-    /// The line's first-seen tool results: errors, durations (with the call's span as
-    /// exemplar), the call's span, events; and the line's lines of code, counted with
-    /// its first new result.
+    /// The line's first-seen tool results: errors (counted with their call), durations
+    /// (with the call's span as exemplar), the call's span, events; and the line's lines
+    /// of code, counted with its first new result.
     fn tool_results(&mut self, line: &Line<'_>, e: &Entry, at: Option<&At<'_>>) {
         let mut new_results = e.tool_results.is_empty();
         for r in &e.tool_results {
@@ -244,8 +244,14 @@ impl Aggregator {
             let call = self.pending.remove(&*r.tool_use_id);
             let tool = call.as_ref().map_or("unknown", |c| c.tool.as_str());
             if r.is_error {
-                self.store.inc(Counter::ToolErrors, &[&line.project, tool], 1.0);
-                self.sessions.get_mut(line.id).expect("session exists").tool_errors += 1;
+                // An error counts with its call (its session and project), when the call is known.
+                let session = call.as_ref().map_or(line.id, |c| c.session.as_str());
+                let s = self.sessions.get_mut(session);
+                let project = s.as_ref().map_or_else(|| line.project.clone(), |s| s.project.clone());
+                if let Some(s) = s {
+                    s.tool_errors += 1;
+                }
+                self.store.inc(Counter::ToolErrors, &[&project, tool], 1.0);
             }
             if let (Some(end), Some(start)) = (e.timestamp, call.as_ref().and_then(|c| c.at)) {
                 let exemplar = self

@@ -201,3 +201,15 @@ fn a_later_line_in_another_project_counts_and_publishes_under_the_first() {
         .collect();
     assert_eq!(messages, [("s1", "app", 1), ("s1", "app", 49)], "events follow the counters");
 }
+
+#[test]
+fn a_tool_error_counts_with_its_call_wherever_its_result_is_read() {
+    let mut a = Aggregator::new(Config::default());
+    feed(&mut a, Role::Main, &[PROMPT, A2]);
+    // The result first seen in the session resumed in another project.
+    let moved = R1.replace("\"s1\"", "\"s2\"").replace("/w/app", "/w/other");
+    feed(&mut a, Role::Main, &[&moved]);
+    let errors = |p| a.store.counter(Counter::ToolErrors, &[p, "Bash"]);
+    assert_eq!((errors("app"), errors("other")), (1.0, 0.0));
+    assert_eq!((a.session("s1").unwrap().tool_errors, a.session("s2").unwrap().tool_errors), (1, 0));
+}
