@@ -73,6 +73,14 @@ impl Tree {
         Tree { _tmp: tmp, projects, state, alpha, beta }
     }
 
+    /// A tree with both copies written: beta's whole (with its extra line) or without it.
+    fn written(alpha_first: bool, beta_whole: bool) -> Tree {
+        let t = Tree::new(alpha_first);
+        write(&t.alpha, &alpha());
+        write(&t.beta, &if beta_whole { beta_copy() + &beta_more() } else { beta_copy() });
+        t
+    }
+
     fn settings(&self) -> Settings {
         Settings { projects_dirs: vec![self.projects.clone()], ..Settings::default() }
     }
@@ -153,12 +161,16 @@ fn scan(tree: &Tree) -> Engine {
     e
 }
 
+/// What `scan` counts when alpha's folder is read first: every other order where
+/// alpha sees the response first must count the same.
+fn alpha_first_by_scan() -> BTreeMap<String, f64> {
+    counted(&scan(&Tree::written(true, true)))
+}
+
 #[test]
 fn a_response_counts_under_the_project_it_was_first_seen_in_whatever_the_order() {
     // scan, alpha's folder first.
-    let t = Tree::new(true);
-    write(&t.alpha, &alpha());
-    write(&t.beta, &(beta_copy() + &beta_more()));
+    let t = Tree::written(true, true);
     let alpha_first = scan(&t);
     assert_first_seen(&alpha_first, "alpha", "scan, alpha first");
     let expected = counted(&alpha_first);
@@ -169,30 +181,21 @@ fn a_response_counts_under_the_project_it_was_first_seen_in_whatever_the_order()
     assert_eq!(counted(&e), expected, "scan on two threads");
 
     // scan, beta's folder first: beta saw it first.
-    let t = Tree::new(false);
-    write(&t.alpha, &alpha());
-    write(&t.beta, &(beta_copy() + &beta_more()));
+    let t = Tree::written(false, true);
     assert_first_seen(&scan(&t), "beta", "scan, beta first");
 
     // serve, beta read first: the same as scan with beta first.
-    let mut e = t.serve();
+    let e = t.serve();
     assert_first_seen(&e, "beta", "serve, beta first");
-    let beta_first = counted(&scan(&t));
-    assert_eq!(counted(&e), beta_first, "serve and scan, beta first");
-    e.save(&t.state).unwrap();
+    assert_eq!(counted(&e), counted(&scan(&t)), "serve and scan, beta first");
 }
 
 #[test]
 fn a_later_line_read_by_serve_after_a_restart_keeps_the_first_project() {
-    let t = Tree::new(true);
-    write(&t.alpha, &alpha());
-    write(&t.beta, &(beta_copy() + &beta_more()));
-    let expected = counted(&scan(&t));
+    let expected = alpha_first_by_scan();
 
     // serve reads both projects, the extra line not yet written; stopped gracefully.
-    let t = Tree::new(true);
-    write(&t.alpha, &alpha());
-    write(&t.beta, &beta_copy());
+    let t = Tree::written(true, false);
     t.serve().save(&t.state).unwrap();
     // The extra line arrives while it is stopped: read after the restart, from the checkpoint.
     write(&t.beta, &beta_more());
@@ -206,14 +209,9 @@ fn a_later_line_read_by_serve_after_a_restart_keeps_the_first_project() {
 
 #[test]
 fn a_later_line_journaled_before_a_kill_keeps_the_first_project() {
-    let t = Tree::new(true);
-    write(&t.alpha, &alpha());
-    write(&t.beta, &(beta_copy() + &beta_more()));
-    let expected = counted(&scan(&t));
+    let expected = alpha_first_by_scan();
 
-    let t = Tree::new(true);
-    write(&t.alpha, &alpha());
-    write(&t.beta, &beta_copy());
+    let t = Tree::written(true, false);
     let mut e = t.serve();
     e.save(&t.state).unwrap();
     // Read once caught up: journaled, then counted; killed (-9) before any checkpoint.
@@ -229,10 +227,7 @@ fn a_later_line_journaled_before_a_kill_keeps_the_first_project() {
 
 #[test]
 fn a_later_line_read_incrementally_keeps_the_first_project() {
-    let t = Tree::new(true);
-    write(&t.alpha, &alpha());
-    write(&t.beta, &(beta_copy() + &beta_more()));
-    let expected = counted(&scan(&t));
+    let expected = alpha_first_by_scan();
 
     // serve follows both files as they are written: alpha, then beta's copy, then more.
     let t = Tree::new(true);
