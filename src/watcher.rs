@@ -77,22 +77,18 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
-
-use tokio_stream::Stream;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::engine::{Engine, Settings};
 use crate::events::{Bus, BusStats, Detail, Event, EventKind, Filter, Selector};
 use crate::source::watch::{self, Msg};
-use crate::state::live::{Aggregator, Emitter, SessionSnapshot};
+use crate::state::live::{Aggregator, Emitter};
 
+mod read;
 mod view;
+pub use read::{EventStream, LiveSessions};
 pub use view::{MetricsView, ToolUsage};
 
 /// Settings of a [`SessionWatcher`].
@@ -494,7 +490,7 @@ impl SessionWatcher {
 
     /// Live and recent sessions.
     pub fn sessions(&self) -> LiveSessions {
-        LiveSessions(Arc::clone(&self.agg))
+        LiveSessions::new(Arc::clone(&self.agg))
     }
 
     /// The bus's counters (published, lagged, callbacks that panicked).
@@ -536,73 +532,5 @@ pub(crate) fn stats_of(s: &BusStats) -> Stats {
         published: s.published.load(Ordering::Relaxed),
         lagged: s.lagged.load(Ordering::Relaxed),
         handler_panics: s.handler_panics.load(Ordering::Relaxed),
-    }
-}
-
-/// Query live session state; each call takes a consistent snapshot.
-#[derive(Clone)]
-pub struct LiveSessions(Arc<Mutex<Aggregator>>);
-
-impl LiveSessions {
-    /// Sessions of the aggregator `agg` (an engine's [`crate::engine::Engine::aggregator`]).
-    pub fn new(agg: Arc<Mutex<Aggregator>>) -> LiveSessions {
-        LiveSessions(agg)
-    }
-
-    /// Every session still remembered (live, idle, and ended recently), latest activity first.
-    pub fn list(&self) -> Vec<SessionSnapshot> {
-        let agg = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<SessionSnapshot> = agg.sessions().map(|s| s.snapshot()).collect();
-        v.sort_by(|a, b| b.last_ms.cmp(&a.last_ms).then_with(|| a.id.cmp(&b.id)));
-        v
-    }
-
-    /// The session `id` now, if still remembered.
-    pub fn get(&self, id: &str) -> Option<SessionSnapshot> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).session(id).map(|s| s.snapshot())
-    }
-}
-
-/// An async stream of events matching a filter. A subscriber that falls behind
-/// skips the oldest events (counted in [`Stats::lagged`]).
-pub struct EventStream {
-    inner: BroadcastStream<Arc<Event>>,
-    selector: Selector,
-    stats: Arc<BusStats>,
-}
-
-impl EventStream {
-    /// The events `selector` selects that `bus` publishes from now on.
-    pub fn new(bus: &Bus, selector: impl Into<Selector>) -> EventStream {
-        EventStream::from_receiver(bus.subscribe(), selector.into(), Arc::clone(&bus.stats))
-    }
-
-    fn from_receiver(
-        rx: tokio::sync::broadcast::Receiver<Arc<Event>>,
-        selector: Selector,
-        stats: Arc<BusStats>,
-    ) -> EventStream {
-        EventStream { inner: BroadcastStream::new(rx), selector, stats }
-    }
-}
-
-impl Stream for EventStream {
-    type Item = Arc<Event>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            match Pin::new(&mut self.inner).poll_next(cx) {
-                Poll::Ready(Some(Ok(e))) => {
-                    if self.selector.matches(&e) {
-                        return Poll::Ready(Some(e));
-                    }
-                }
-                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(n)))) => {
-                    self.stats.lagged.fetch_add(n, Ordering::Relaxed);
-                }
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
     }
 }
