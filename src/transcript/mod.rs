@@ -94,9 +94,9 @@ thread_local! {
 /// What `progress` lines need from us: the session and the time, for activity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProgressHead<'a> {
-    /// The top-level `sessionId`, as written (a JSON string without escapes).
+    /// The top-level `sessionId`, as written (`None` if it holds an escape).
     pub session_id: Option<&'a str>,
-    /// The top-level `timestamp` (RFC 3339), as written.
+    /// The top-level `timestamp` (RFC 3339), as written (`None` if it holds an escape).
     pub timestamp: Option<&'a str>,
 }
 
