@@ -51,7 +51,9 @@ pub struct ServeArgs {
     pub poll: bool,
 
     /// How often to scan folders for changes events missed (and, with --poll, for all
-    /// changes). Default: 10s with file events, 1s with --poll.
+    /// changes) while file events cannot be trusted: a folder not watched, an event lost,
+    /// a file or folder to retry. While they can, every 5 min (or this, if longer).
+    /// Default: 10s with file events, 1s with --poll.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub reconcile_interval: Option<Duration>,
 

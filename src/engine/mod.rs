@@ -256,6 +256,11 @@ impl Engine {
         self.files.len()
     }
 
+    /// Whether a file or folder failed to read and is tried again on each reconcile.
+    pub fn retrying(&self) -> bool {
+        !self.failing_files.is_empty() || !self.failing_folders.is_empty()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Aggregator> {
         // A panic while holding the lock leaves counters as they were; keep serving.
         self.agg.lock().unwrap_or_else(|p| p.into_inner())
