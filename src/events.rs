@@ -78,7 +78,7 @@ pub enum EndReason {
     ProcessExit,
 }
 
-pub use crate::transcript::tool::ToolCategory;
+pub use crate::rules::tool::ToolCategory;
 
 /// Token counts: on a `message` event, what its line adds to the token counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -81,9 +81,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::engine::watch::{self, Msg};
 use crate::engine::{Engine, Settings};
 use crate::events::{Bus, BusStats, Detail, Event, EventKind, Filter, Selector};
-use crate::source::watch::{self, Msg};
 use crate::state::live::{Aggregator, Emitter};
 
 mod read;
@@ -207,7 +207,7 @@ impl Builder {
             self.settings.projects_dirs = crate::source::discover::projects_dirs(&roots);
         }
         if self.detail.summaries || self.detail.content || self.rules.is_some() {
-            let cap = self.detail.max_bytes.max(crate::transcript::capture::CAPTURE_BYTES);
+            let cap = self.detail.max_bytes.max(crate::engine::capture::CAPTURE_BYTES);
             self.settings.capture_content = Some(self.settings.capture_content.unwrap_or(0).max(cap));
         }
         let bus = Bus::new(self.capacity, self.ring);

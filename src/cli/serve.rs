@@ -11,12 +11,12 @@ use clap::Args;
 
 use super::{SourceArgs, parse_duration};
 use crate::engine::Engine;
+use crate::engine::checkpoint::{self, CheckpointError};
+use crate::engine::watch::{self, Msg};
 use crate::server::{App, Exposition};
-use crate::source::checkpoint::{self, CheckpointError};
 use crate::source::journal::Journal;
-use crate::source::watch::{self, Msg};
 
-pub use crate::transcript::capture::CAPTURE_BYTES;
+pub use crate::engine::capture::CAPTURE_BYTES;
 
 /// The default port: in the Prometheus exporter range, and not 9464, which
 /// Claude Code's own OpenTelemetry Prometheus exporter uses.

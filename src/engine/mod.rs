@@ -15,17 +15,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::source::checkpoint::{self, Checkpoint, CheckpointRef, FileState};
 use crate::source::discover::{self, FileId, FileInfo, Role};
 use crate::source::tail::{Report, Tail};
 use crate::state::live::{self, Aggregator, Source};
 use crate::state::metrics::{Counter, Gauge, Histogram};
 use crate::transcript;
 use crate::transcript::entry::{Entry, Millis};
+use checkpoint::{Checkpoint, CheckpointRef, FileState};
 
+pub mod capture;
+pub mod checkpoint;
 mod journaled;
 mod scan;
 mod track;
+pub mod watch;
 
 pub use crate::transcript::entry::now_ms;
 
@@ -150,7 +153,7 @@ pub struct Engine {
     /// Capture content while reading history too (events for history were asked for).
     capture_history: bool,
     /// What events read from whole tool inputs as lines are parsed (rules, summaries).
-    inspect: crate::transcript::capture::Inspect,
+    inspect: crate::engine::capture::Inspect,
     /// Where new lines are made durable before they count (`serve`); see [`journaled`].
     journal: Option<crate::source::journal::Journal>,
     /// Reads journaled, waiting for [`Engine::commit`].
@@ -176,7 +179,7 @@ impl Engine {
             events_when_caught_up: None,
             processes: None,
             capture_history: false,
-            inspect: crate::transcript::capture::Inspect::default(),
+            inspect: crate::engine::capture::Inspect::default(),
             journal: None,
             staged: Vec::new(),
             checkpoint_size: 0,
@@ -187,7 +190,7 @@ impl Engine {
     /// then on get events while history is read too (`watch --since`); with `None`,
     /// events start once history is read (only new activity).
     pub fn set_events(&mut self, emitter: live::Emitter, since_ms: Option<Millis>) {
-        self.inspect = crate::transcript::capture::Inspect::new(emitter.rules.clone(), emitter.detail);
+        self.inspect = crate::engine::capture::Inspect::new(emitter.rules.clone(), emitter.detail);
         match since_ms {
             Some(since) => {
                 self.capture_history = true;
@@ -488,7 +491,7 @@ fn record(agg: &Mutex<Aggregator>, r: &Report, c: LineCounts, now: Millis, caugh
 ///
 /// `capture`: also keep the line's content for events and traces, each item cut to this size.
 pub fn parse(line: &[u8], counts: &mut LineCounts, path: &Path, capture: Option<usize>) -> Option<Entry> {
-    parse_inspecting(line, counts, path, capture, &crate::transcript::capture::Inspect::default())
+    parse_inspecting(line, counts, path, capture, &crate::engine::capture::Inspect::default())
 }
 
 /// [`parse`], reading each whole tool input of captured content for what `inspect` asks.
@@ -497,7 +500,7 @@ fn parse_inspecting(
     counts: &mut LineCounts,
     path: &Path,
     capture: Option<usize>,
-    inspect: &crate::transcript::capture::Inspect,
+    inspect: &crate::engine::capture::Inspect,
 ) -> Option<Entry> {
     if let Some(head) = transcript::progress_head(line) {
         counts.ok += 1;
@@ -508,7 +511,7 @@ fn parse_inspecting(
             counts.ok += 1;
             let mut e = Entry::from_line(&l);
             if let Some(cap) = capture {
-                e.content = crate::transcript::capture::read(line, cap, inspect);
+                e.content = crate::engine::capture::read(line, cap, inspect);
             }
             Some(e)
         }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 mod checks;
 pub mod shell;
+pub mod tool;
 
 use checks::{Call, Check};
 

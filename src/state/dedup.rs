@@ -266,6 +266,17 @@ mod stored {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_largest_plausible_usage_fits_the_window_unclamped() {
+        // The window stores 32-bit fields; the transcript's plausibility bounds fit them.
+        use crate::transcript::{MAX_OUTPUT_TOKENS, MAX_PROMPT_TOKENS};
+        let p = MAX_PROMPT_TOKENS;
+        let t = Tokens { input: p, output: MAX_OUTPUT_TOKENS, cache_creation: p, cache_creation_1h: p, cache_read: p };
+        let mut w = Window::new(4);
+        assert_eq!(w.observe(1, t).after, t);
+        assert!(u32::try_from(p.max(MAX_OUTPUT_TOKENS)).is_ok());
+    }
+
     fn t(input: u64, output: u64) -> Tokens {
         Tokens { input, output, cache_creation: 10, cache_creation_1h: 0, cache_read: 100 }
     }

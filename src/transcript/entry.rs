@@ -236,7 +236,7 @@ pub struct Captured {
     /// Tool inputs as JSON, by tool_use id.
     pub tool_inputs: Vec<(String, String)>,
     /// What rules and summaries read from each whole tool input, by tool_use id
-    /// (only when asked for: [`crate::transcript::capture::Inspect`]).
+    /// (only when asked for: [`crate::engine::capture::Inspect`]).
     pub tool_facts: Vec<(String, InputFacts)>,
     /// Tool outputs as text (JSON for structured ones), by tool_use id.
     pub tool_outputs: Vec<(String, String)>,

@@ -10,11 +10,9 @@
 //! views), [`tool`] (tool categories), [`identity`] (the keys facts count by),
 //! and `patch` (what an edit's `toolUseResult` says: [`PatchStats`]).
 
-pub mod capture;
 pub mod entry;
 pub mod identity;
 mod patch;
-pub mod tool;
 
 pub use patch::PatchStats;
 

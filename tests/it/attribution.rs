@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use claude_sessions::engine::checkpoint;
 use claude_sessions::engine::{Engine, Settings};
-use claude_sessions::source::checkpoint;
 use claude_sessions::source::journal::Journal;
 use claude_sessions::state::metrics::Counter;
 

@@ -13,7 +13,7 @@ mod commands;
 mod paths;
 
 use crate::rules::shell::{self, Analysis, Command};
-use crate::transcript::tool::ToolCategory;
+use crate::rules::tool::ToolCategory;
 use commands::{
     SQL_DROP, delete_recursive, delete_root, disk_wipe, download_to_shell, history_rewrite, is_privileged, push_force,
     read_only, sql_drop, startup_command, world_writable,

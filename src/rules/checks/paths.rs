@@ -4,7 +4,7 @@
 use super::Call;
 use super::commands::git_sub;
 use crate::rules::shell::{self, Arg, Base, Command, parse_args};
-use crate::transcript::tool::ToolCategory;
+use crate::rules::tool::ToolCategory;
 
 /// Folders whose recursive delete breaks the machine or loses a user's data.
 const SYSTEM: &[&str] = &[
