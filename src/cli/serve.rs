@@ -363,7 +363,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             let traces = cfg.traces.is_some();
             let backfill = cfg.backfill;
-            let exporter = crate::sinks::otlp::Exporter::start(cfg, engine.aggregator())?;
+            let exporter = crate::sinks::otlp::Exporter::start(cfg, engine.aggregator(), Some(&state_dir))?;
             if traces {
                 let history = backfill.then(|| {
                     let sink = exporter.blocking_sink();
@@ -436,6 +436,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let endpoint = Arc::new(crate::server::Endpoint::new(limits, web_config));
     let mut exposition = Exposition::new(engine.aggregator());
     exposition.register(endpoint.collector());
+    if let Some(e) = &exporter {
+        exposition.register(e.collector());
+    }
 
     let ready = Arc::new(AtomicBool::new(false));
     let app = Arc::new(App {

@@ -3,7 +3,11 @@
 pub mod backfill;
 pub mod otlp;
 pub mod otlp_config;
+pub mod otlp_delta;
+mod otlp_instruments;
 pub mod otlp_metrics;
+pub mod otlp_stats;
 pub mod otlp_traces;
+mod otlp_transport;
 pub mod trace;
 pub mod webhook;

@@ -100,9 +100,6 @@ pub struct Aggregator {
     projects: Projects,
     pending: FastMap<String, Pending>,
     last_activity: HashMap<String, Millis>,
-    /// What the last delivered OTLP delta export counted (its baseline).
-    #[serde(default)]
-    pub otlp_sent: crate::state::metrics::Sent,
     /// When the counters started (the first run): the start of cumulative OTLP sums.
     #[serde(default)]
     pub since_ms: Millis,
@@ -122,9 +119,6 @@ pub struct Aggregator {
     /// Bus counters already added to the store (published, lagged).
     #[serde(skip)]
     bus_reported: (u64, u64),
-    /// Spans over the tracer's per-turn cap already counted as dropped.
-    #[serde(skip)]
-    spans_capped_reported: u64,
     /// The journal is being applied again after a restart (see [`Aggregator::set_replaying`]).
     #[serde(skip)]
     replaying: bool,
@@ -142,14 +136,12 @@ impl Aggregator {
             pending: FastMap::default(),
             last_activity: HashMap::new(),
             since_ms: crate::transcript::entry::now_ms(),
-            otlp_sent: Default::default(),
             tracer: None,
             config,
             events: None,
             unpriced: BTreeSet::new(),
             evictions_reported: 0,
             bus_reported: (0, 0),
-            spans_capped_reported: 0,
             replaying: false,
         }
     }
@@ -173,7 +165,6 @@ impl Aggregator {
         self.store.clear_histogram(Histogram::EventLag);
         self.dedup.set_capacity(config.dedup_capacity);
         self.evictions_reported = self.dedup.evicted();
-        self.spans_capped_reported = self.tracer.as_ref().map_or(0, |t| t.dropped);
         self.config = config;
     }
 
@@ -899,21 +890,6 @@ mod tests {
         a.tick(t2 + 60 * 60_000);
         assert_eq!(turns(&a).0, 2);
         assert_eq!(roots(&got), turns(&a));
-    }
-
-    #[test]
-    fn spans_over_a_turns_cap_are_counted_as_dropped_once() {
-        let mut a = Aggregator::new(Config::default());
-        a.enable_traces(0, Arc::new(|_| {}));
-        a.tracer.as_mut().unwrap().dropped = 3;
-        a.tick(0);
-        a.tick(0);
-        assert_eq!(a.store.counter(Counter::OtlpDropped, &["traces"]), 3.0);
-        // Restored from a checkpoint: the same 3 are not counted again.
-        let mut back: Aggregator = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
-        back.configure(Config::default());
-        back.tick(0);
-        assert_eq!(back.store.counter(Counter::OtlpDropped, &["traces"]), 3.0);
     }
 
     #[test]
