@@ -1,6 +1,7 @@
 //! Destinations besides `/metrics`: one file per destination.
 
 pub mod backfill;
+pub mod http;
 pub mod otlp;
 pub mod otlp_config;
 pub mod otlp_delta;
