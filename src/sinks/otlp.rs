@@ -33,6 +33,7 @@ use opentelemetry_sdk::trace::SpanExporter as _;
 use crate::sinks::trace::{Span, SpanSink};
 use crate::state::live::Aggregator;
 
+use super::http as h;
 pub use super::otlp_config::{Compat, Config, ConfigError, Endpoint, Overrides, Protocol, Temporality};
 pub use super::otlp_stats::{Collector, FAMILIES, NAMES, Signal, Stats};
 use super::otlp_transport::{Transport, retry_policy, send_raw};
@@ -52,7 +53,7 @@ struct Queue {
 pub struct Exporter {
     queue: Arc<Queue>,
     max_queue: usize,
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: h::Stopper,
     stats: Arc<Stats>,
     signals: Vec<Signal>,
     agg: Arc<Mutex<Aggregator>>,
@@ -76,8 +77,14 @@ impl Exporter {
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("otlp").enable_all().build()?;
         let queue = Arc::new(Queue::default());
         let stats = Arc::new(Stats::default());
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let retry = retry_policy(cfg.max_attempts, cfg.backoff);
+        let (stop, stopped) = h::shutdown();
+        let policy = h::Retry {
+            attempts: cfg.max_attempts,
+            initial: cfg.backoff,
+            max: Duration::from_secs(30),
+            statuses: h::Statuses::Otlp,
+        };
+        let retry = retry_policy(&policy);
         let resource = opentelemetry_sdk::Resource::builder_empty()
             .with_attributes(cfg.resource.iter().map(|(k, v)| opentelemetry::KeyValue::new(k.clone(), v.clone())))
             .build();
@@ -106,6 +113,7 @@ impl Exporter {
                 agg: Arc::clone(&agg),
                 stats: Arc::clone(&stats),
                 baseline: otlp_delta::Store::new(state_dir),
+                policy,
             };
             tasks.push(rt.spawn(raw.run(stopped.clone())));
         }
@@ -150,7 +158,7 @@ impl Exporter {
     pub fn blocking_sink(&self) -> SpanSink {
         let (queue, max, stop) = (Arc::clone(&self.queue), self.max_queue, self.stop.subscribe());
         Arc::new(move |mut spans: Vec<Span>| {
-            while !spans.is_empty() && !*stop.borrow() {
+            while !spans.is_empty() && !stop.is_stopping() {
                 let room = {
                     let mut q = lock(&queue.spans);
                     let room = max.saturating_sub(q.len()).min(spans.len());
@@ -169,7 +177,7 @@ impl Exporter {
     /// spans get [`SHUTDOWN_FLUSH`], the SDK's last export as long). Call it
     /// outside any tokio runtime.
     pub fn shutdown(mut self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
         let meter = self.meter.take().map(|m| {
             std::thread::spawn(move || {
                 if let Err(e) = m.shutdown_with_timeout(SHUTDOWN_FLUSH) {
@@ -194,7 +202,7 @@ impl Exporter {
 
 impl Drop for Exporter {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.stop();
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
@@ -208,10 +216,12 @@ struct RawMetrics {
     agg: Arc<Mutex<Aggregator>>,
     stats: Arc<Stats>,
     baseline: otlp_delta::Store,
+    /// Attempts and waits (the official exporters get the same).
+    policy: h::Retry,
 }
 
 impl RawMetrics {
-    async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    async fn run(self, stop: h::Shutdown) {
         let cfg = &self.cfg;
         let delta = cfg.temporality == Temporality::Delta;
         let mut base = if delta { self.baseline.load() } else { otlp_delta::Sent::default() };
@@ -219,16 +229,16 @@ impl RawMetrics {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         loop {
-            let stopping = *stop.borrow()
+            let stopping = stop.is_stopping()
                 || tokio::select! {
                     _ = ticker.tick() => false,
-                    _ = stop.changed() => true,
+                    _ = stop.stopped() => true,
                 };
             let now = crate::transcript::entry::now_ms();
             let points = otlp_metrics::snapshot(&lock(&self.agg), cfg);
             let (req, n, next) = otlp_metrics::build_from(points, cfg, &base, now, !delta);
             if n > 0 {
-                let ok = send_raw(&self.transport, &req, cfg.max_attempts, cfg.backoff).await;
+                let ok = send_raw(&self.transport, &req, &self.policy, &stop).await;
                 // A delta baseline moves only once delivered, and is on disk before the next export.
                 if ok && delta {
                     base = next;
@@ -250,7 +260,7 @@ async fn traces_loop(
     exporter: opentelemetry_otlp::SpanExporter,
     queue: &Queue,
     stats: &Stats,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: h::Shutdown,
 ) {
     let scope = otlp_traces::scope();
     let mut stopping = false;
@@ -268,18 +278,18 @@ async fn traces_loop(
             if stopping {
                 return;
             }
-            if *stop.borrow() {
+            if stop.is_stopping() {
                 stopping = true;
                 continue;
             }
             tokio::select! {
                 _ = queue.ready.notified() => {}
-                _ = stop.changed() => stopping = true,
+                _ = stop.stopped() => stopping = true,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             continue;
         }
-        if stopping || *stop.borrow() {
+        if stopping || stop.is_stopping() {
             stopping = true;
         }
         let until = stopping.then(|| *flush_until.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_FLUSH));

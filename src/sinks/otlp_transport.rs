@@ -6,9 +6,9 @@
 //!   handed to the official exporters with `with_channel`; headers are set by an
 //!   interceptor that runs after the exporter's own, so that `--otlp-header` wins
 //!   over the `OTEL_EXPORTER_OTLP_*HEADERS` the exporter re-reads from the process.
-//! * HTTP/protobuf: the official exporters over [`HyperClient`], an
-//!   `opentelemetry_http::HttpClient` on our hyper + rustls client (same CA file,
-//!   same header rule).
+//! * HTTP/protobuf: the official exporters over [`SinkHttpClient`], an
+//!   `opentelemetry_http::HttpClient` on the sinks' one HTTP client
+//!   (`sinks::http`: same CA file, same header rule).
 //! * Retries, gzip, timeouts and `Retry-After`/`RetryInfo` throttling are the
 //!   official exporters' ([`retry_policy`]).
 //!
@@ -16,93 +16,73 @@
 //! we built ourselves (our bucketed histograms restored from the checkpoint,
 //! and delta sums measured against a durable baseline), which no official
 //! exporter accepts: they only export what an SDK `MeterProvider` aggregated.
-//! It reuses the same channel or HTTP client, with a small retry loop.
+//! It reuses the same channel or HTTP client, and the sinks' retry (`http::retry`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 
+use super::http as h;
 use super::otlp_config::{ConfigError, Endpoint, Protocol, err};
 
-type Hyper = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
-
-/// An `opentelemetry_http::HttpClient` over our hyper + rustls client. It sets the
-/// endpoint's headers on every request (last, so they win) and bounds each request
-/// by the endpoint's timeout. Must be called inside a tokio runtime.
+/// An `opentelemetry_http::HttpClient` over the sinks' one HTTP client
+/// ([`h::Client`]). The endpoint's headers are set last on every request (they
+/// win over the exporter's); a non-2xx answer is handed back as a response, with
+/// its `Retry-After` in seconds, for the exporter's retry policy to read. Must be
+/// called inside a tokio runtime.
 #[derive(Clone)]
-pub(crate) struct HyperClient {
-    client: Hyper,
+pub(crate) struct SinkHttpClient {
+    client: h::Client,
     headers: Arc<Vec<(String, String)>>,
     timeout: Duration,
 }
 
-impl std::fmt::Debug for HyperClient {
+impl std::fmt::Debug for SinkHttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HyperClient").field("headers", &format_args!("[{} hidden]", self.headers.len())).finish()
+        f.debug_struct("SinkHttpClient").field("headers", &format_args!("[{} hidden]", self.headers.len())).finish()
     }
 }
 
 #[async_trait::async_trait]
-impl opentelemetry_http::HttpClient for HyperClient {
+impl opentelemetry_http::HttpClient for SinkHttpClient {
     async fn send_bytes(
         &self,
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, opentelemetry_http::HttpError> {
-        let (mut parts, body) = request.into_parts();
-        for (k, v) in self.headers.iter() {
-            let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| "a header name is invalid")?;
-            let value = http::HeaderValue::from_str(v).map_err(|_| "a header value is invalid")?;
-            parts.headers.insert(name, value);
+        let (parts, body) = request.into_parts();
+        let ours = |k: &str| self.headers.iter().any(|(o, _)| o.eq_ignore_ascii_case(k));
+        let mut headers: Vec<(&str, &str)> = parts
+            .headers
+            .iter()
+            .filter(|(k, _)| !ours(k.as_str()))
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+            .collect();
+        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        match self.client.post(&parts.uri.to_string(), &headers, body, self.timeout).await {
+            Ok(r) => Ok(http::Response::builder().status(r.status).body(r.body)?),
+            Err(h::HttpError::Status { status, retry_after }) => {
+                let mut b = http::Response::builder().status(status);
+                if let Some(wait) = retry_after {
+                    b = b.header(http::header::RETRY_AFTER, wait.as_secs().to_string());
+                }
+                Ok(b.body(Bytes::new())?)
+            }
+            Err(e) => Err(Box::new(e)),
         }
-        let req = http::Request::from_parts(parts, Full::new(body));
-        let resp = tokio::time::timeout(self.timeout, self.client.request(req)).await.map_err(|_| "timed out")??;
-        let (parts, body) = resp.into_parts();
-        let body = tokio::time::timeout(self.timeout, body.collect()).await.map_err(|_| "timed out")??.to_bytes();
-        Ok(http::Response::from_parts(parts, body))
     }
 }
 
-/// The CA certificates of `ep.ca_file`, PEM.
+/// The CA certificates of `ep.ca_file`, PEM (for tonic; the HTTP client reads its own).
 fn read_ca(ep: &Endpoint) -> Result<Option<Vec<u8>>, ConfigError> {
     ep.ca_file
         .as_ref()
         .map(|f| std::fs::read(f).map_err(|e| ConfigError(format!("cannot read OTLP CA file {}: {e}", f.display()))))
         .transpose()
 }
-
-/// TLS for the HTTP client: the system's roots plus `ca_file`'s.
-fn rustls_config(ep: &Endpoint) -> Result<rustls::ClientConfig, ConfigError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(pem) = read_ca(ep)? {
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| ConfigError(format!("OTLP CA file: {e}")))?;
-            roots.add(cert).map_err(|e| ConfigError(format!("OTLP CA file: {e}")))?;
-            added += 1;
-        }
-        if added == 0 {
-            return err("OTLP CA file holds no PEM certificate");
-        }
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError(format!("TLS: {e}")))
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-}
-
 /// The endpoint's headers as gRPC metadata, set over whatever the exporter put there.
 #[derive(Clone)]
 pub(crate) struct Headers(Arc<tonic::metadata::MetadataMap>);
@@ -124,7 +104,34 @@ pub(crate) enum Transport {
     /// gRPC: a lazily connected channel, and the headers as metadata.
     Grpc { channel: tonic::transport::Channel, headers: Headers, ep: Endpoint },
     /// HTTP/protobuf: the client, posting to `ep.url`.
-    Http { client: HyperClient, ep: Endpoint },
+    Http { client: SinkHttpClient, ep: Endpoint },
+}
+
+/// An official exporter builder `b` set up on transport `t`: the channel or the
+/// client, headers, timeout, retry policy and gzip. Programmatic settings win
+/// over the `OTEL_*` variables the exporter would read itself.
+macro_rules! on_transport {
+    ($t:expr, $b:expr, $retry:expr) => {
+        match $t {
+            Transport::Grpc { channel, headers, ep } => $b
+                .with_tonic()
+                .with_channel(channel.clone())
+                .with_interceptor(headers.clone())
+                .with_timeout(ep.timeout)
+                .with_retry_policy($retry)
+                .tonic_gzip(ep.gzip)
+                .build()?,
+            Transport::Http { client, ep } => $b
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_http_client(client.clone())
+                .with_endpoint(ep.url.clone())
+                .with_timeout(ep.timeout)
+                .with_retry_policy($retry)
+                .http_gzip(ep.gzip)
+                .build()?,
+        }
+    };
 }
 
 impl Transport {
@@ -158,14 +165,9 @@ impl Transport {
                 Ok(Transport::Grpc { channel, headers: Headers(Arc::new(md)), ep: ep.clone() })
             }
             Protocol::HttpProtobuf => {
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(rustls_config(ep)?)
-                    .https_or_http()
-                    .enable_http1()
-                    .build();
-                let client =
-                    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
-                let client = HyperClient { client, headers: Arc::new(ep.headers.clone()), timeout: ep.timeout };
+                let tls = h::TlsOptions { system_roots: true, ca_file: ep.ca_file.clone() };
+                let client = h::Client::new(&tls).map_err(|e| ConfigError(format!("OTLP: {e}")))?;
+                let client = SinkHttpClient { client, headers: Arc::new(ep.headers.clone()), timeout: ep.timeout };
                 Ok(Transport::Http { client, ep: ep.clone() })
             }
         }
@@ -176,26 +178,7 @@ impl Transport {
         &self,
         retry: opentelemetry_otlp::RetryPolicy,
     ) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
-        let b = opentelemetry_otlp::SpanExporter::builder();
-        Ok(match self {
-            Transport::Grpc { channel, headers, ep } => b
-                .with_tonic()
-                .with_channel(channel.clone())
-                .with_interceptor(headers.clone())
-                .with_timeout(ep.timeout)
-                .with_retry_policy(retry)
-                .tonic_gzip(ep.gzip)
-                .build()?,
-            Transport::Http { client, ep } => b
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_http_client(client.clone())
-                .with_endpoint(ep.url.clone())
-                .with_timeout(ep.timeout)
-                .with_retry_policy(retry)
-                .http_gzip(ep.gzip)
-                .build()?,
-        })
+        Ok(on_transport!(self, opentelemetry_otlp::SpanExporter::builder(), retry))
     }
 
     /// The official metric exporter on this connection, with `temporality`.
@@ -204,30 +187,11 @@ impl Transport {
         retry: opentelemetry_otlp::RetryPolicy,
         temporality: opentelemetry_sdk::metrics::Temporality,
     ) -> anyhow::Result<opentelemetry_otlp::MetricExporter> {
-        let b = opentelemetry_otlp::MetricExporter::builder().with_temporality(temporality);
-        Ok(match self {
-            Transport::Grpc { channel, headers, ep } => b
-                .with_tonic()
-                .with_channel(channel.clone())
-                .with_interceptor(headers.clone())
-                .with_timeout(ep.timeout)
-                .with_retry_policy(retry)
-                .tonic_gzip(ep.gzip)
-                .build()?,
-            Transport::Http { client, ep } => b
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_http_client(client.clone())
-                .with_endpoint(ep.url.clone())
-                .with_timeout(ep.timeout)
-                .with_retry_policy(retry)
-                .http_gzip(ep.gzip)
-                .build()?,
-        })
+        Ok(on_transport!(self, opentelemetry_otlp::MetricExporter::builder().with_temporality(temporality), retry))
     }
 
     /// One attempt at sending a request we built (see the module doc for why).
-    async fn send_once(&self, req: &ExportMetricsServiceRequest) -> Result<(), (bool, String)> {
+    async fn send_once(&self, req: &ExportMetricsServiceRequest, policy: &h::Retry) -> Result<(), RawError> {
         match self {
             Transport::Grpc { channel, headers, ep } => {
                 let mut c = MetricsServiceClient::with_interceptor(channel.clone(), headers.clone());
@@ -246,66 +210,78 @@ impl Transport {
                             | Code::Aborted
                             | Code::Cancelled
                     );
-                    (retry, format!("gRPC {:?}: {}", s.code(), s.message()))
+                    RawError { retry, retry_after: None, message: format!("gRPC {:?}: {}", s.code(), s.message()) }
                 })
             }
             Transport::Http { client, ep } => {
                 let mut body = prost::Message::encode_to_vec(req);
-                let mut b = http::Request::post(&ep.url).header("content-type", "application/x-protobuf");
+                let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/x-protobuf")];
                 if ep.gzip {
                     use std::io::Write;
                     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                     let _ = gz.write_all(&body);
                     body = gz.finish().unwrap_or_default();
-                    b = b.header("content-encoding", "gzip");
+                    headers.push(("content-encoding", "gzip"));
                 }
-                let req = b.body(Bytes::from(body)).map_err(|e| (false, format!("HTTP request: {e}")))?;
-                let resp = opentelemetry_http::HttpClient::send_bytes(client, req)
-                    .await
-                    .map_err(|e| (true, format!("HTTP: {e}")))?;
-                let status = resp.status();
-                if status.is_success() {
-                    return Ok(());
-                }
-                Err((matches!(status.as_u16(), 429 | 502 | 503 | 504), format!("HTTP status {status}")))
+                headers.extend(ep.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                client.client.post(&ep.url, &headers, Bytes::from(body), ep.timeout).await.map(|_| ()).map_err(|e| {
+                    use h::Failure;
+                    RawError { retry: e.retryable(policy), retry_after: e.retry_after(), message: e.to_string() }
+                })
             }
         }
     }
 }
 
-/// The official exporters' retry policy for `attempts` in all, first delay `backoff`.
-pub(crate) fn retry_policy(attempts: u32, backoff: Duration) -> opentelemetry_otlp::RetryPolicy {
-    opentelemetry_otlp::RetryPolicy::recommended()
-        .with_max_retries(attempts.saturating_sub(1) as usize)
-        .with_initial_delay(backoff)
-        .with_max_delay(Duration::from_secs(30))
-        .with_max_jitter(backoff / 4)
+/// A failed attempt of [`send_raw`]: whether to try again, and what happened
+/// (no URL, no header).
+#[derive(Debug)]
+struct RawError {
+    retry: bool,
+    retry_after: Option<Duration>,
+    message: String,
 }
 
-/// Send a request we built, retrying (up to `attempts` in all, doubling from
-/// `backoff`) on retryable errors. Returns whether it was delivered.
+impl std::fmt::Display for RawError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl h::Failure for RawError {
+    fn retryable(&self, _: &h::Retry) -> bool {
+        self.retry
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// The official exporters' retry policy, the same as `policy`.
+pub(crate) fn retry_policy(policy: &h::Retry) -> opentelemetry_otlp::RetryPolicy {
+    opentelemetry_otlp::RetryPolicy::recommended()
+        .with_max_retries(policy.attempts.saturating_sub(1) as usize)
+        .with_initial_delay(policy.initial)
+        .with_max_delay(policy.max)
+        .with_max_jitter(policy.initial / 2)
+}
+
+/// Send a request we built with the sinks' retry (`policy`; after `shutdown`,
+/// one attempt). Returns whether it was delivered; a failure is logged.
 pub(crate) async fn send_raw(
     t: &Transport,
     req: &ExportMetricsServiceRequest,
-    attempts: u32,
-    backoff: Duration,
+    policy: &h::Retry,
+    shutdown: &h::Shutdown,
 ) -> bool {
-    let mut delay = backoff;
-    for attempt in 1..=attempts.max(1) {
-        match t.send_once(req).await {
-            Ok(()) => return true,
-            Err((retry, message)) => {
-                if attempt >= attempts || !retry {
-                    tracing::warn!(signal = "metrics", attempts = attempt, error = %message, "OTLP export failed.");
-                    return false;
-                }
-                tracing::debug!(signal = "metrics", attempt, error = %message, "OTLP export failed; retrying.");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
+    match h::retry(policy, shutdown, || t.send_once(req, policy)).await {
+        Ok(()) => true,
+        Err(gave_up) => {
+            tracing::warn!(signal = "metrics", attempts = gave_up.attempts, error = %gave_up.error, "OTLP export failed.");
+            false
         }
     }
-    false
 }
 
 /// Gzip when asked. Otherwise nothing is set: the exporter then reads

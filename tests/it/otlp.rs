@@ -277,6 +277,41 @@ fn delta_temporality_sends_history_once_across_a_restart() {
     d.stop();
 }
 
+#[test]
+fn delta_temporality_after_kill_9_sends_no_increase_twice() {
+    // The baseline is the sink's own file, written after each delivered export: a kill -9
+    // (no checkpoint at exit, the one at catch-up predates the exports) must not make the
+    // restarted daemon send the history's increase again.
+    let root = support::real_config_root();
+    let state = tempfile::tempdir().unwrap();
+    let r = Receiver::start();
+    let endpoint = r.endpoint();
+    let args = ["--otlp-metrics", "--otlp-endpoint", &endpoint, "--otlp-interval", "200ms"];
+    let env = [("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")];
+    let oracle = oracle::count(&root.path().join("projects"));
+    let total: f64 =
+        oracle.tokens.values().map(|t| (t.input + t.output + t.cache_read + t.cache_creation) as f64).sum();
+    let sent = |r: &Receiver| sum_points(&r.got.lock().unwrap().all_points(), "claude_sessions.tokens", &[]);
+
+    let d = Daemon::start_env(root.path(), state.path(), &args, &env);
+    d.wait_ready(Duration::from_secs(60));
+    r.wait_for(Duration::from_secs(30), "the history's delta", |g| {
+        (sum_points(&g.all_points(), "claude_sessions.tokens", &[]) - total).abs() < 0.5
+    });
+    // A few intervals more: the last delivered export's baseline is on disk.
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(state.path().join("otlp-delta.json").is_file(), "the baseline is saved by the sink");
+    d.kill9();
+    let requests = r.got.lock().unwrap().metrics.len();
+
+    let d = Daemon::start_env(root.path(), state.path(), &args, &env);
+    d.wait_ready(Duration::from_secs(60));
+    r.wait_for(Duration::from_secs(10), "exports after the restart", |g| g.metrics.len() >= requests + 3);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(sent(&r), total, "after kill -9 the history's increase is not sent again");
+    d.stop();
+}
+
 /// Lines of one live turn in session `sid`: a prompt, a Bash call and its result, then
 /// the next prompt (which ends the turn), stamped from now on.
 fn live_turn(sid: &str, prompt: &str, output: &str) -> String {
@@ -325,6 +360,35 @@ fn content_goes_into_spans_only_when_asked_and_capped() {
     assert_eq!(tool.attrs["gen_ai.tool.call.result"], "SECRET=hunter2");
     // Logs never carry content, even when spans do.
     assert!(!d.log_text().contains("hunter2") && !d.log_text().contains("refactor"));
+    d.stop();
+}
+
+#[test]
+fn gzip_from_the_environment_compresses_every_request() {
+    let root = daemon::empty_root();
+    std::fs::create_dir_all(root.path().join("projects")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let r = Receiver::start();
+    let d = r.daemon(
+        root.path(),
+        state.path(),
+        &["--otlp-traces", "--otlp-metrics", "--otlp-interval", "200ms"],
+        &[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")],
+    );
+    d.wait_ready(Duration::from_secs(30));
+    daemon::append(&root.path().join("projects/-w-g/g1.jsonl"), live_turn("g1", "go", "ok").as_bytes());
+    // Spans and sums (official exporters) and histograms (our own requests) all arrive.
+    r.wait_for(Duration::from_secs(20), "spans, sums and histograms", |g| {
+        let points = g.all_points();
+        g.spans().len() >= 3
+            && points.iter().any(|p| p.kind == "histogram")
+            && points.iter().any(|p| p.name == "claude_sessions.tokens")
+    });
+    let g = r.got.lock().unwrap();
+    for h in &g.headers {
+        assert!(h.iter().any(|(k, v)| k == "content-encoding" && v == "gzip"), "not gzipped: {h:?}");
+    }
+    drop(g);
     d.stop();
 }
 
