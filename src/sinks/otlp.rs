@@ -203,6 +203,10 @@ impl Exporter {
 impl Drop for Exporter {
     fn drop(&mut self) {
         self.stop.stop();
+        // Not shut down (an error path): the SDK's last export needs the runtime, so it goes first.
+        if let Some(m) = self.meter.take() {
+            let _ = m.shutdown();
+        }
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
@@ -323,87 +327,3 @@ async fn traces_loop(
 
 /// How long a shutdown waits for queued spans (and the SDK's last metrics export).
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn cfg(vars: &[(&str, &str)], flags: &Overrides) -> Result<Option<Config>, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_env(&move |k| map.get(k).cloned(), flags)
-    }
-
-    #[test]
-    fn nothing_is_sent_unless_switched_on() {
-        assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")], &Overrides::default()).unwrap().is_none());
-        let c = cfg(&[("OTEL_METRICS_EXPORTER", "otlp")], &Overrides::default()).unwrap().unwrap();
-        assert!(c.metrics.is_some() && c.traces.is_none());
-    }
-
-    #[test]
-    fn standard_variables_are_honoured() {
-        let c = cfg(
-            &[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
-                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://tempo:4318/custom/traces"),
-                ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20abc,x-team=dev"),
-                ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-team=ops"),
-                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
-                ("OTEL_METRIC_EXPORT_INTERVAL", "15000"),
-                ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta"),
-                ("OTEL_SERVICE_NAME", "my-laptop"),
-                ("OTEL_RESOURCE_ATTRIBUTES", "team=dev,service.name=ignored"),
-            ],
-            &Overrides { metrics: true, traces: true, ..Overrides::default() },
-        )
-        .unwrap()
-        .unwrap();
-        let m = c.metrics.as_ref().unwrap();
-        assert_eq!(m.url, "http://collector:4318/v1/metrics");
-        assert_eq!(m.protocol, Protocol::HttpProtobuf);
-        assert_eq!(m.headers, vec![("Authorization".into(), "Bearer abc".into()), ("x-team".into(), "ops".into())]);
-        assert_eq!(m.timeout, Duration::from_millis(2500));
-        assert_eq!(c.traces.as_ref().unwrap().url, "http://tempo:4318/custom/traces");
-        assert_eq!((c.interval, c.temporality), (Duration::from_secs(15), Temporality::Delta));
-        let res: HashMap<_, _> = c.resource.iter().cloned().collect();
-        assert_eq!(res["service.name"], "my-laptop");
-        assert_eq!(res["team"], "dev");
-        assert!(res.contains_key("host.name") && res.contains_key("service.instance.id"));
-        assert_eq!(res["service.version"], crate::VERSION);
-        // Secrets stay out of debug output.
-        assert!(!format!("{c:?}").contains("abc"));
-    }
-
-    #[test]
-    fn flags_override_and_grpc_keeps_the_base_url() {
-        let c = cfg(
-            &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x:4318")],
-            &Overrides {
-                traces: true,
-                endpoint: Some("http://127.0.0.1:4317".into()),
-                protocol: Some(Protocol::Grpc),
-                ..Overrides::default()
-            },
-        )
-        .unwrap()
-        .unwrap();
-        let t = c.traces.unwrap();
-        assert_eq!((t.url.as_str(), t.protocol), ("http://127.0.0.1:4317", Protocol::Grpc));
-        assert_eq!(c.temporality, Temporality::Cumulative);
-        assert_eq!(c.interval, Duration::from_secs(60));
-    }
-
-    #[test]
-    fn bad_settings_are_clear_errors() {
-        let on = Overrides { metrics: true, ..Overrides::default() };
-        let e = cfg(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")], &on).err().unwrap();
-        assert!(e.to_string().contains("not supported"), "{e}");
-        let e = cfg(&[("OTEL_EXPORTER_OTLP_HEADERS", "secret-token-no-equals")], &on).err().unwrap();
-        assert!(!e.to_string().contains("secret-token"), "{e}");
-        assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://x")], &on).is_err());
-        assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x")], &on).unwrap().is_some());
-        let e = cfg(&[("OTEL_EXPORTER_OTLP_CERTIFICATE", "/no/such/ca.pem")], &on).err().unwrap();
-        assert!(e.to_string().contains("does not exist"), "{e}");
-    }
-}
