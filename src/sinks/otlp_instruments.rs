@@ -128,6 +128,17 @@ impl PushMetricExporter for Counting {
     }
 }
 
+/// Series per instrument the SDK keeps apart; more fold into one
+/// `otel.metric.overflow` series. Our store already caps each family
+/// (`--max-series-per-metric`, 2,000 by default, plus its folded `other` series):
+/// the SDK's default of 2,000 would fold some of those. The SDK sizes a table
+/// for the limit up front, so it is not made larger than needed.
+const SERIES_LIMIT: usize = 8192;
+
+/// The same for Claude Code's names, which with `--otlp-claude-code-session-id`
+/// have a series per session and model, uncapped by the store.
+const PER_SESSION_LIMIT: usize = 65_536;
+
 /// A running meter provider pushing our cumulative sums and gauges every
 /// `cfg.interval`; shut it down for a last export.
 pub(crate) fn start(
@@ -145,9 +156,9 @@ pub(crate) fn start(
     let provider = SdkMeterProvider::builder()
         .with_resource(resource)
         .with_reader(reader)
-        // Our store caps its own series (--max-series): the SDK's default of 2,000 must not fold more.
-        .with_view(|_: &opentelemetry_sdk::metrics::Instrument| {
-            Stream::builder().with_cardinality_limit(1 << 20).build().ok()
+        .with_view(|i: &opentelemetry_sdk::metrics::Instrument| {
+            let limit = if i.name().starts_with("claude_code.") { PER_SESSION_LIMIT } else { SERIES_LIMIT };
+            Stream::builder().with_cardinality_limit(limit).build().ok()
         })
         .build();
     let meter = provider.meter_with_scope(super::otlp_traces::scope());

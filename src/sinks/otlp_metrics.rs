@@ -3,7 +3,7 @@
 //! what the official exporter cannot carry.
 //!
 //! In: the aggregator (its store, and its sessions for per-session series),
-//! copied into [`Points`] under one short lock. Out: the points, which
+//! copied into `Points` under one short lock. Out: the points, which
 //! `otlp_instruments` observes through the SDK (cumulative sums and gauges),
 //! and [`build`]: one `ExportMetricsServiceRequest` for the rest.
 //!
