@@ -378,10 +378,11 @@ fn content_goes_into_spans_only_when_asked_and_capped() {
 }
 
 #[test]
-fn gzip_from_the_environment_compresses_every_request() {
+fn gzip_and_headers_apply_to_every_request_and_flags_win_over_the_environment() {
+    // The official exporters read OTEL_EXPORTER_OTLP_HEADERS themselves too: ours are set last.
     let (root, _state, r, d) = empty_daemon(
-        &["--otlp-traces", "--otlp-metrics", "--otlp-interval", "200ms"],
-        &[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")],
+        &["--otlp-traces", "--otlp-metrics", "--otlp-interval", "200ms", "--otlp-header", "x-team=ops"],
+        &[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"), ("OTEL_EXPORTER_OTLP_HEADERS", "x-team=dev,x-env=test")],
     );
     daemon::append(&root.path().join("projects/-w-g/g1.jsonl"), live_turn("g1", "go", "ok").as_bytes());
     // Spans and sums (official exporters) and histograms (our own requests) all arrive.
@@ -394,6 +395,8 @@ fn gzip_from_the_environment_compresses_every_request() {
     let g = r.got.lock().unwrap();
     for h in &g.headers {
         assert!(h.iter().any(|(k, v)| k == "content-encoding" && v == "gzip"), "not gzipped: {h:?}");
+        let values = |name: &str| h.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+        assert_eq!((values("x-team"), values("x-env")), (vec!["ops"], vec!["test"]), "headers: {h:?}");
     }
     drop(g);
     d.stop();
