@@ -405,7 +405,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = &args.webhook_config {
         hooks.extend(crate::sinks::webhook::load_config(p)?);
     }
-    let webhooks = crate::sinks::webhook::Webhooks::start(hooks, &bus, engine.aggregator())?;
+    let webhooks = crate::sinks::webhook::Webhooks::start(hooks, &bus)?;
     for d in &engine.settings().projects_dirs {
         if !d.is_dir() {
             tracing::info!(path = %d.display(), "Folder does not exist yet; waiting for it.");
@@ -436,6 +436,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let endpoint = Arc::new(crate::server::Endpoint::new(limits, web_config));
     let mut exposition = Exposition::new(engine.aggregator());
     exposition.register(endpoint.collector());
+    exposition.register(webhooks.collector());
     if let Some(e) = &exporter {
         exposition.register(e.collector());
     }

@@ -10,7 +10,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
 use crate::state::live::Aggregator;
-use crate::state::metrics::Type;
+use crate::state::metrics::{Def, Type};
 
 /// A signal the sink sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,29 +64,41 @@ impl Stats {
     }
 }
 
-const EXPORTS: (&str, &str) = (
-    "claude_sessions_exporter_otlp_exports",
-    "OTLP export requests by signal (metrics, traces) and result (ok, error: failed after retries).",
-);
-const DROPPED: (&str, &str) = (
-    "claude_sessions_exporter_otlp_dropped",
-    "Spans (or cumulative data points) not delivered: the queue was full or the collector failed after retries.",
-);
-const QUEUE: (&str, &str) =
-    ("claude_sessions_exporter_otlp_queue", "Spans waiting to be sent to the OTLP collector (bounded).");
+/// The families the collector writes, declared as the store declares its own (for the
+/// checks that dashboards, alerts and the README name only declared metrics).
+pub static FAMILIES: [Def; 3] = [
+    Def {
+        base: "claude_sessions_exporter_otlp_exports",
+        unit: None,
+        help: "OTLP export requests by signal (metrics, traces) and result (ok, error: failed after retries).",
+        labels: &["signal", "result"],
+        kind: Type::Counter,
+        buckets: &[],
+    },
+    Def {
+        base: "claude_sessions_exporter_otlp_dropped",
+        unit: None,
+        help: "Spans (or cumulative data points) not delivered: the queue was full or the collector failed after \
+               retries.",
+        labels: &["signal"],
+        kind: Type::Counter,
+        buckets: &[],
+    },
+    Def {
+        base: "claude_sessions_exporter_otlp_queue",
+        unit: None,
+        help: "Spans waiting to be sent to the OTLP collector (bounded).",
+        labels: &["signal"],
+        kind: Type::Gauge,
+        buckets: &[],
+    },
+];
 
-/// Every name the collector writes, as exposed.
+/// Every name the collector writes, as exposed (counters with `_total`).
 pub const NAMES: [&str; 3] = [
     "claude_sessions_exporter_otlp_exports_total",
     "claude_sessions_exporter_otlp_dropped_total",
     "claude_sessions_exporter_otlp_queue",
-];
-
-/// The collector's families as exposed: name, type, label names.
-pub const FAMILIES: [(&str, Type, &[&str]); 3] = [
-    (NAMES[0], Type::Counter, &["signal", "result"]),
-    (NAMES[1], Type::Counter, &["signal"]),
-    (NAMES[2], Type::Gauge, &["signal"]),
 ];
 
 /// `/metrics` view of [`Stats`], for `server::Exposition::register`. Only the
@@ -106,21 +118,22 @@ impl prometheus_client::collector::Collector for Collector {
             let a = self.agg.lock().unwrap_or_else(|p| p.into_inner());
             a.tracer().map_or(0, |t| t.dropped)
         };
-        let mut m = encoder.encode_descriptor(EXPORTS.0, EXPORTS.1, None, MetricType::Counter)?;
+        let [exports, dropped, queue] = &FAMILIES;
+        let mut m = encoder.encode_descriptor(exports.base, exports.help, None, MetricType::Counter)?;
         for s in &self.signals {
             for (result, ok) in [("ok", true), ("error", false)] {
                 let labels = [("signal", s.label()), ("result", result)];
                 m.encode_family(&labels)?.encode_counter::<NoLabelSet, u64, u64>(&self.stats.exports(*s, ok), None)?;
             }
         }
-        let mut m = encoder.encode_descriptor(DROPPED.0, DROPPED.1, None, MetricType::Counter)?;
+        let mut m = encoder.encode_descriptor(dropped.base, dropped.help, None, MetricType::Counter)?;
         for s in &self.signals {
             let n = self.stats.dropped(*s) + if *s == Signal::Traces { capped } else { 0 };
             m.encode_family(&[("signal", s.label())])?.encode_counter::<NoLabelSet, u64, u64>(&n, None)?;
         }
         if self.signals.contains(&Signal::Traces) {
             let g = prometheus_client::metrics::gauge::ConstGauge::new(self.stats.queue.load(Relaxed) as i64);
-            let mut m = encoder.encode_descriptor(QUEUE.0, QUEUE.1, None, MetricType::Gauge)?;
+            let mut m = encoder.encode_descriptor(queue.base, queue.help, None, MetricType::Gauge)?;
             g.encode(m.encode_family(&[("signal", "traces")])?)?;
         }
         Ok(())
@@ -157,6 +170,8 @@ mod tests {
         for name in NAMES {
             assert!(s.contains(&format!("\n{name}")), "{name} in {s}");
         }
+        let exposed: Vec<String> = FAMILIES.iter().map(Def::exposed_name).collect();
+        assert_eq!(exposed, NAMES);
         // The tracer's spans over a turn's cap count as dropped too.
         agg.lock().unwrap().tracer_mut().unwrap().dropped = 3;
         assert!(text(&reg).contains(r#"claude_sessions_exporter_otlp_dropped_total{signal="traces"} 10"#));

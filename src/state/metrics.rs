@@ -130,8 +130,6 @@ families!(Counter, COUNTERS, Type::Counter, {
     RuleMatches => ("claude_sessions_rule_matches", None, &["rule", "severity"], &[], "Tool calls that matched a rule (rules file), by rule and severity."),
     EventsPublished => ("claude_sessions_exporter_events_published", None, &[], &[], "Realtime events published (to /api/events, webhooks and library subscribers)."),
     EventsLagged => ("claude_sessions_exporter_events_lagged", None, &[], &[], "Realtime events a slow subscriber (an SSE client, a webhook, a library stream) missed because it fell behind."),
-    WebhookDeliveries => ("claude_sessions_exporter_webhook_deliveries", None, &["result"], &[], "Webhook POSTs (batches of events) by result: ok, or error (failed after retries, or refused)."),
-    WebhookDropped => ("claude_sessions_exporter_webhook_dropped", None, &["reason"], &[], "Events not delivered to a webhook, by reason: queue_full, lagged (fell behind the event bus), failed (after retries), shutdown (not sent before exit)."),
 });
 
 families!(Histogram, HISTOGRAMS, Type::Histogram, {
@@ -152,7 +150,6 @@ families!(Gauge, GAUGES, Type::Gauge, {
     FilesTracked => ("claude_sessions_exporter_files_tracked", None, &[], &[], "Transcript files being followed."),
     CaughtUp => ("claude_sessions_exporter_caught_up", None, &[], &[], "1 once the existing history has been read."),
     DedupWindow => ("claude_sessions_exporter_dedup_window_keys", None, &[], &[], "Keys held in the deduplication window."),
-    WebhookQueue => ("claude_sessions_exporter_webhook_queue", None, &[], &[], "Events waiting to be sent to webhooks, in flight included (at most max_queue per hook)."),
 });
 
 /// All declared families, in exposition order.

@@ -305,12 +305,12 @@ const NOT_ON_DASHBOARDS: &[&str] = &[];
 
 #[test]
 fn dashboards_use_only_declared_metrics() {
-    let mut declared: Declared =
-        all_defs().map(|d| (d.exposed_name(), (d.kind, d.labels.iter().map(|l| l.to_string()).collect()))).collect();
-    // The OTLP sink's own families: its collector, beside the store's.
-    for (name, kind, labels) in claude_sessions::sinks::otlp::FAMILIES {
-        declared.insert(name.to_owned(), (kind, labels.iter().map(|l| l.to_string()).collect()));
-    }
+    // The store's families, and those of the sinks' own collectors.
+    let declared: Declared = all_defs()
+        .chain(&claude_sessions::sinks::webhook::FAMILIES)
+        .chain(&claude_sessions::sinks::otlp::FAMILIES)
+        .map(|d| (d.exposed_name(), (d.kind, d.labels.iter().map(|l| l.to_string()).collect())))
+        .collect();
     let rules_path = repo().join("alerts/claude-sessions.rules.yml");
     let rules_text = std::fs::read_to_string(&rules_path).unwrap_or_else(|e| {
         panic!("{}: {e} (the dashboards use its recording rules; it must define them)", rules_path.display())

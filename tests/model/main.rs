@@ -95,8 +95,6 @@ const COUNTERS: &[Counter] = &[
     Counter::RuleMatches,
     Counter::EventsPublished,
     Counter::EventsLagged,
-    Counter::WebhookDeliveries,
-    Counter::WebhookDropped,
 ];
 
 /// Session retentions a process may start with.

@@ -27,6 +27,7 @@ pub enum Format {
 }
 
 impl Format {
+    /// The name the flag and the config file use (`json`, `slack`).
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Json => "json",
@@ -48,6 +49,7 @@ impl Format {
 pub struct WebhookConfig {
     /// `http://` or `https://`. Secret (Slack's carries a token): logs show scheme and host only.
     pub url: String,
+    /// The body of each POST: JSON events, or Slack lines.
     pub format: Format,
     /// Which events go to this hook.
     pub filter: Filter,

@@ -2,7 +2,7 @@
 //! sends it in batches through [`crate::sinks::http`], retrying.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hyper::body::Bytes;
@@ -10,14 +10,10 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::stats::{DropReason, Stats};
 use super::{MAX_BACKOFF, SHUTDOWN_FLUSH, WebhookConfig, slack};
 use crate::events::Event;
 use crate::sinks::http::{self, Client, Retry, Shutdown, Statuses};
-use crate::state::live::Aggregator;
-use crate::state::metrics::{Counter, Gauge};
-
-/// Reasons an event is dropped (`claude_sessions_exporter_webhook_dropped_total{reason}`).
-pub(super) const DROP_REASONS: [&str; 4] = ["queue_full", "lagged", "failed", "shutdown"];
 
 /// The retry policy of `cfg`.
 fn policy(cfg: &WebhookConfig) -> Retry {
@@ -30,21 +26,6 @@ pub(super) struct Queued {
     event: Arc<Event>,
 }
 
-/// Outcomes not yet added to the store (the queue side cannot lock the aggregator
-/// for every event).
-#[derive(Default)]
-pub(super) struct Counts {
-    ok: AtomicU64,
-    error: AtomicU64,
-    /// Indexed like [`DROP_REASONS`].
-    dropped: [AtomicU64; 4],
-}
-
-const QUEUE_FULL: usize = 0;
-const LAGGED: usize = 1;
-const FAILED: usize = 2;
-const SHUTDOWN: usize = 3;
-
 /// One running hook.
 pub(super) struct Hook {
     index: usize,
@@ -56,13 +37,13 @@ pub(super) struct Hook {
     closed: AtomicBool,
     /// A "queue full" warning was logged since the last delivery.
     warned_full: AtomicBool,
-    counts: Counts,
+    stats: Arc<Stats>,
 }
 
 impl Hook {
     /// The `index`th hook (it tells apart the batch ids of hooks started together). Logs its
     /// settings, the URL redacted.
-    pub(super) fn new(index: usize, cfg: WebhookConfig) -> Hook {
+    pub(super) fn new(index: usize, cfg: WebhookConfig, stats: Arc<Stats>) -> Hook {
         let shown = super::config::redact_url(&cfg.url);
         tracing::info!(
             webhook = %shown, format = cfg.format.as_str(), max_batch = cfg.max_batch,
@@ -76,7 +57,7 @@ impl Hook {
             ready: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
             warned_full: AtomicBool::new(false),
-            counts: Counts::default(),
+            stats,
         }
     }
 
@@ -89,8 +70,8 @@ impl Hook {
         self.queue().len()
     }
 
-    fn drop_events(&self, reason: usize, n: u64) {
-        self.counts.dropped[reason].fetch_add(n, Ordering::Relaxed);
+    fn drop_events(&self, reason: DropReason, n: u64) {
+        self.stats.drop_events(reason, n);
     }
 
     /// Queue `e` if the filter takes it and there is room. Never waits.
@@ -102,7 +83,7 @@ impl Hook {
             let mut q = self.queue();
             if q.len() >= self.cfg.max_queue {
                 drop(q);
-                self.drop_events(QUEUE_FULL, 1);
+                self.drop_events(DropReason::QueueFull, 1);
                 if !self.warned_full.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         webhook = %self.shown,
@@ -118,28 +99,9 @@ impl Hook {
     }
 
     fn lagged(&self, n: u64) {
-        self.drop_events(LAGGED, n);
+        self.drop_events(DropReason::Lagged, n);
         tracing::warn!(webhook = %self.shown, events = n, "Webhook fell behind the event bus; events dropped.");
     }
-}
-
-pub(super) fn lock(agg: &Mutex<Aggregator>) -> std::sync::MutexGuard<'_, Aggregator> {
-    agg.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Add the hooks' outcomes to the store and set the queue gauge.
-pub(super) fn flush_stats(agg: &Mutex<Aggregator>, hooks: &[Arc<Hook>]) {
-    let queued: usize = hooks.iter().map(|h| h.len()).sum();
-    let mut a = lock(agg);
-    for h in hooks {
-        let c = &h.counts;
-        a.store.inc(Counter::WebhookDeliveries, &["ok"], c.ok.swap(0, Ordering::Relaxed) as f64);
-        a.store.inc(Counter::WebhookDeliveries, &["error"], c.error.swap(0, Ordering::Relaxed) as f64);
-        for (reason, n) in DROP_REASONS.iter().zip(&c.dropped) {
-            a.store.inc(Counter::WebhookDropped, &[reason], n.swap(0, Ordering::Relaxed) as f64);
-        }
-    }
-    a.store.set_gauges(Gauge::WebhookQueue, [(vec![], queued as f64)]);
 }
 
 /// Receive from the bus until stopped, then take what was already published.
@@ -187,14 +149,7 @@ async fn deliver(hook: &Hook, client: &Client, key: &str, body: Bytes, events: u
 }
 
 /// Batch and send until the receiving side has closed and the queue is empty.
-async fn send(
-    hook: Arc<Hook>,
-    hooks: Arc<[Arc<Hook>]>,
-    client: Client,
-    agg: Arc<Mutex<Aggregator>>,
-    run: u64,
-    stop: Shutdown,
-) {
+async fn send(hook: Arc<Hook>, client: Client, run: u64, stop: Shutdown) {
     let max_batch = hook.cfg.max_batch.clamp(1, hook.cfg.max_queue.max(1));
     loop {
         // Wait for an event (a permit left by `notify_one` is never lost).
@@ -236,34 +191,67 @@ async fn send(
             let n = batch.len().min(q.len());
             q.drain(..n);
         }
+        hook.stats.delivered(ok);
         if ok {
-            hook.counts.ok.fetch_add(1, Ordering::Relaxed);
             hook.warned_full.store(false, Ordering::Relaxed);
         } else {
-            hook.counts.error.fetch_add(1, Ordering::Relaxed);
-            hook.drop_events(FAILED, batch.len() as u64);
+            hook.drop_events(DropReason::Failed, batch.len() as u64);
         }
-        flush_stats(&agg, &hooks);
     }
 }
 
 /// One hook: receive and send; at shutdown, at most [`SHUTDOWN_FLUSH`] more.
 pub(super) async fn run_hook(
     hook: Arc<Hook>,
-    hooks: Arc<[Arc<Hook>]>,
     rx: tokio::sync::broadcast::Receiver<Arc<Event>>,
     client: Client,
-    agg: Arc<Mutex<Aggregator>>,
     run: u64,
     stop: Shutdown,
 ) {
     let receiving = receive(Arc::clone(&hook), rx, stop.clone());
-    let sending = send(Arc::clone(&hook), hooks, client, agg, run, stop.clone());
+    let sending = send(Arc::clone(&hook), client, run, stop.clone());
     if stop.bounded(SHUTDOWN_FLUSH, async { tokio::join!(receiving, sending) }).await.is_none() {
         let left = std::mem::take(&mut *hook.queue()).len();
         if left > 0 {
             tracing::warn!(webhook = %hook.shown, events = left, "Webhook: events not sent before shutdown; dropped.");
-            hook.drop_events(SHUTDOWN, left as u64);
+            hook.drop_events(DropReason::Shutdown, left as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Bus, Kind};
+
+    fn idle() -> crate::events::Event {
+        Event {
+            id: 0,
+            ts_ms: 1,
+            session_id: "s".into(),
+            project: "app".into(),
+            agent_id: None,
+            kind: Kind::SessionIdle {},
+        }
+    }
+
+    /// The bus never waits for a hook: one that falls behind loses the oldest events,
+    /// counted as `lagged`, and goes on with the newest.
+    #[tokio::test(start_paused = true)]
+    async fn a_hook_that_falls_behind_the_bus_counts_what_it_missed() {
+        let bus = Bus::new(4, 4);
+        let stats = Arc::new(Stats::default());
+        let hook = Arc::new(Hook::new(0, WebhookConfig::new("http://127.0.0.1:9/"), Arc::clone(&stats)));
+        let rx = bus.subscribe();
+        for _ in 0..50 {
+            bus.publish(idle());
+        }
+        let (_stopper, stop) = http::shutdown();
+        // Receives until the bus is empty, then waits for more.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), receive(Arc::clone(&hook), rx, stop)).await;
+        assert_eq!(stats.dropped(DropReason::Lagged), 46);
+        let ids: Vec<u64> = hook.queue().iter().map(|q| q.event.id).collect();
+        assert_eq!(ids, [47, 48, 49, 50]);
+        assert!(!hook.closed.load(Ordering::Acquire), "still receiving");
     }
 }

@@ -8,15 +8,21 @@
 //!
 //! Each hook keeps its own bounded queue of the events its filter accepts and
 //! sends them in order, one batch at a time, up to `max_batch` events or after
-//! `flush_interval`. Retryable failures (connection errors, timeouts, 408, 429,
-//! 5xx) are retried with exponential backoff and jitter, `max_attempts` times
-//! in all; then the batch is dropped and counted. Delivery is at least once: a
-//! batch whose response was lost is sent again under the same key.
+//! `flush_interval`, through the shared client ([`crate::sinks::http`]).
+//! Retryable failures (connection errors, timeouts, 408, 429, 5xx) are retried
+//! with exponential backoff and jitter (a 429's or 503's `Retry-After` waited
+//! out), `max_attempts` times in all; then the batch is dropped and counted.
+//! Delivery is at least once: a batch whose response was lost is sent again
+//! under the same key.
 //!
 //! Nothing here blocks the bus or the engine: the bus never waits for a
 //! subscriber (one that falls behind loses events, counted as `lagged`), and a
 //! full queue refuses new events (counted as `queue_full`). Memory is bounded
 //! by `max_queue` events per hook, the batch in flight included.
+//!
+//! Outcomes are counted by the hooks themselves ([`Stats`]) and served on
+//! `/metrics` by their collector ([`Webhooks::collector`]); the aggregator's
+//! store does not hold them.
 //!
 //! URLs (Slack's carry a token in their path) and headers are secrets: logs and
 //! errors show only the scheme and host.
@@ -24,17 +30,18 @@
 mod config;
 mod delivery;
 mod slack;
+mod stats;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{Format, WebhookConfig, load_config, parse_config};
-use delivery::{DROP_REASONS, Hook, flush_stats, lock, run_hook};
+use delivery::{Hook, run_hook};
+use stats::Collector;
+pub use stats::{DropReason, FAMILIES, NAMES, Stats};
 
 use super::http::{self, Client, Stopper, TlsOptions};
 use crate::events::Bus;
-use crate::state::live::Aggregator;
-use crate::state::metrics::{Counter, Gauge};
 
 /// Events per POST, by default.
 pub const DEFAULT_MAX_BATCH: usize = 100;
@@ -52,24 +59,27 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a shutdown waits for queued events to be sent (one attempt per batch).
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
-/// How often the counters and the queue gauge are brought up to date in the store.
-const STATS_EVERY: Duration = Duration::from_millis(500);
 
-/// The running webhooks.
+/// The running webhooks: one delivery thread for all hooks. Stop it with
+/// [`Webhooks::shutdown`] (dropping it stops the thread too, without waiting).
 pub struct Webhooks {
     hooks: Arc<[Arc<Hook>]>,
+    stats: Arc<Stats>,
     stop: Stopper,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Webhooks {
     /// Validate `configs`, subscribe each hook to `bus` (events published from now
-    /// on are theirs) and start the delivery thread. Outcomes are counted in
-    /// `agg`'s store. With no configs nothing runs and no metric is created.
-    pub fn start(configs: Vec<WebhookConfig>, bus: &Arc<Bus>, agg: Arc<Mutex<Aggregator>>) -> anyhow::Result<Webhooks> {
+    /// on are theirs) and start the delivery thread. Outcomes are counted in the
+    /// hooks' own [`Stats`], exposed by [`Webhooks::collector`]. With no configs
+    /// nothing runs and the collector writes nothing. Errors: an invalid config, or
+    /// no thread or runtime to run on.
+    pub fn start(configs: Vec<WebhookConfig>, bus: &Arc<Bus>) -> anyhow::Result<Webhooks> {
         let (stop, stopped) = http::shutdown();
+        let stats = Arc::new(Stats::default());
         if configs.is_empty() {
-            return Ok(Webhooks { hooks: Arc::from(Vec::new()), stop, thread: None });
+            return Ok(Webhooks { hooks: Arc::from(Vec::new()), stats, stop, thread: None });
         }
         for cfg in &configs {
             cfg.validate().map_err(anyhow::Error::msg)?;
@@ -77,18 +87,11 @@ impl Webhooks {
         // The system's roots are read only when some hook uses https.
         let tls = TlsOptions { system_roots: configs.iter().any(|c| c.url.starts_with("https://")), ca_file: None };
         let client = Client::new(&tls)?;
-        let hooks: Arc<[Arc<Hook>]> =
-            configs.into_iter().enumerate().map(|(index, cfg)| Arc::new(Hook::new(index, cfg))).collect();
-        {
-            let mut a = lock(&agg);
-            for result in ["ok", "error"] {
-                a.store.touch(Counter::WebhookDeliveries, &[result]);
-            }
-            for reason in DROP_REASONS {
-                a.store.touch(Counter::WebhookDropped, &[reason]);
-            }
-            a.store.set_gauges(Gauge::WebhookQueue, [(vec![], 0.0)]);
-        }
+        let hooks: Arc<[Arc<Hook>]> = configs
+            .into_iter()
+            .enumerate()
+            .map(|(index, cfg)| Arc::new(Hook::new(index, cfg, Arc::clone(&stats))))
+            .collect();
         // Subscribed here, before returning: nothing published after `start` is missed.
         let receivers: Vec<_> = hooks.iter().map(|_| bus.subscribe()).collect();
         let run = {
@@ -96,32 +99,31 @@ impl Webhooks {
             crate::state::dedup::fnv1a(&[&now.as_nanos().to_le_bytes(), &std::process::id().to_le_bytes()])
         };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let hs = Arc::clone(&hooks);
+        let tasks: Vec<_> = hooks
+            .iter()
+            .zip(receivers)
+            .map(|(hook, rx)| run_hook(Arc::clone(hook), rx, client.clone(), run, stopped.clone()))
+            .collect();
         let thread = std::thread::Builder::new().name("webhooks".into()).spawn(move || {
             rt.block_on(async move {
-                let mut tasks = Vec::new();
-                for (hook, rx) in hs.iter().zip(receivers) {
-                    let (hook, all, client, agg, stop) =
-                        (Arc::clone(hook), Arc::clone(&hs), client.clone(), Arc::clone(&agg), stopped.clone());
-                    tasks.push(tokio::spawn(run_hook(hook, all, rx, client, agg, run, stop)));
-                }
-                let (stats_hooks, stats_agg) = (Arc::clone(&hs), Arc::clone(&agg));
-                let stats = tokio::spawn(async move {
-                    let mut every = tokio::time::interval(STATS_EVERY);
-                    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        every.tick().await;
-                        flush_stats(&stats_agg, &stats_hooks);
-                    }
-                });
+                let tasks: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
                 for t in tasks {
                     let _ = t.await;
                 }
-                stats.abort();
-                flush_stats(&agg, &hs);
             });
         })?;
-        Ok(Webhooks { hooks, stop, thread: Some(thread) })
+        Ok(Webhooks { hooks, stats, stop, thread: Some(thread) })
+    }
+
+    /// The outcomes counted so far (they go on changing until [`Webhooks::shutdown`] returns).
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The hooks' self-metrics ([`NAMES`]), for [`crate::server::Exposition::register`]:
+    /// read at each scrape, nothing when no hook runs.
+    pub fn collector(&self) -> Box<dyn prometheus_client::collector::Collector> {
+        Box::new(Collector { stats: Arc::clone(&self.stats), hooks: Arc::clone(&self.hooks) })
     }
 
     /// Events waiting in all hooks' queues, batches in flight included.
