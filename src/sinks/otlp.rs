@@ -15,12 +15,13 @@
 //!
 //! Failure handling: each request is retried with exponential backoff (a
 //! bounded number of times, within the endpoint's timeout) on retryable errors;
-//! then its data is dropped and counted. Spans wait in our bounded queue (the
-//! SDK's batch processor would stamp nothing wrong, but it drops silently and
-//! cannot wait for room, which the history backfill needs); when it is full new
-//! spans are dropped and counted. Nothing here blocks the engine or the HTTP
-//! server. The sink's own metrics are its own ([`Stats`], exposed by
-//! [`Collector`]): it never writes the aggregator's store.
+//! then its data is dropped and counted. Spans wait in our bounded queue: the
+//! SDK's batch span processor could carry our `SpanData`, but when full it drops
+//! with no count we can expose, and it cannot make the history backfill wait for
+//! room. When our queue is full, new spans are dropped and counted. Nothing
+//! here blocks the engine or the HTTP server. The sink's own metrics are its
+//! own ([`Stats`], exposed by [`Collector`]): it never writes the aggregator's
+//! store.
 
 use std::collections::VecDeque;
 use std::path::Path;
