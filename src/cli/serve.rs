@@ -375,7 +375,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             let traces = cfg.traces.is_some();
             let backfill = cfg.backfill;
-            let exporter = crate::sinks::otlp::Exporter::start(cfg, engine.aggregator())?;
+            let exporter = crate::sinks::otlp::Exporter::start(cfg, engine.aggregator(), Some(&state_dir))?;
             if traces {
                 let history = backfill.then(|| {
                     let sink = exporter.blocking_sink();
@@ -449,6 +449,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut exposition = Exposition::new(engine.aggregator());
     exposition.register(endpoint.collector());
     exposition.register(webhooks.collector());
+    if let Some(e) = &exporter {
+        exposition.register(e.collector());
+    }
 
     let ready = Arc::new(AtomicBool::new(false));
     let app = Arc::new(App {

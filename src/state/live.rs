@@ -112,9 +112,6 @@ pub struct Aggregator {
     projects: Projects,
     pending: FastMap<String, Pending>,
     last_activity: HashMap<String, Millis>,
-    /// What the last delivered OTLP delta export counted (its baseline).
-    #[serde(default)]
-    pub otlp_sent: crate::state::metrics::Sent,
     /// When the counters started (the first run): the start of cumulative OTLP sums.
     #[serde(default)]
     pub since_ms: Millis,
@@ -134,9 +131,6 @@ pub struct Aggregator {
     /// Bus counters already added to the store (published, lagged).
     #[serde(skip)]
     bus_reported: (u64, u64),
-    /// Spans over the tracer's per-turn cap already counted as dropped.
-    #[serde(skip)]
-    spans_capped_reported: u64,
     /// The journal is being applied again after a restart (see [`Aggregator::set_replaying`]).
     #[serde(skip)]
     replaying: bool,
@@ -155,14 +149,12 @@ impl Aggregator {
             pending: FastMap::default(),
             last_activity: HashMap::new(),
             since_ms: crate::transcript::entry::now_ms(),
-            otlp_sent: Default::default(),
             tracer: None,
             config,
             events: None,
             unpriced: BTreeSet::new(),
             evictions_reported: 0,
             bus_reported: (0, 0),
-            spans_capped_reported: 0,
             replaying: false,
         }
     }
@@ -186,7 +178,6 @@ impl Aggregator {
         self.store.clear_histogram(Histogram::EventLag);
         self.dedup.set_capacity(config.dedup_capacity);
         self.evictions_reported = self.dedup.evicted();
-        self.spans_capped_reported = self.tracer.as_ref().map_or(0, |t| t.dropped);
         self.config = config;
     }
 

@@ -127,9 +127,7 @@ families!(Counter, COUNTERS, Type::Counter, {
     SeriesOverflow => ("claude_sessions_exporter_series_overflow", None, &["metric"], &[], "Label sets folded into 'other' because a metric reached its series cap."),
     CheckpointWrites => ("claude_sessions_exporter_checkpoint_writes", None, &["result"], &[], "Checkpoint writes by result (ok, error)."),
     DedupEvictions => ("claude_sessions_exporter_dedup_evictions", None, &[], &[], "Keys dropped from the bounded deduplication window."),
-    OtlpExports => ("claude_sessions_exporter_otlp_exports", None, &["signal", "result"], &[], "OTLP export requests by signal (metrics, traces) and result (ok, error: failed after retries)."),
     RuleMatches => ("claude_sessions_rule_matches", None, &["rule", "severity"], &[], "Tool calls that matched a rule (rules file), by rule and severity."),
-    OtlpDropped => ("claude_sessions_exporter_otlp_dropped", None, &["signal"], &[], "Spans (or cumulative data points) not delivered: the queue was full or the collector failed after retries."),
     EventsPublished => ("claude_sessions_exporter_events_published", None, &[], &[], "Realtime events published (to /api/events, webhooks and library subscribers)."),
     EventsLagged => ("claude_sessions_exporter_events_lagged", None, &[], &[], "Realtime events a slow subscriber (an SSE client, a webhook, a library stream) missed because it fell behind."),
 });
@@ -152,7 +150,6 @@ families!(Gauge, GAUGES, Type::Gauge, {
     FilesTracked => ("claude_sessions_exporter_files_tracked", None, &[], &[], "Transcript files being followed."),
     CaughtUp => ("claude_sessions_exporter_caught_up", None, &[], &[], "1 once the existing history has been read."),
     DedupWindow => ("claude_sessions_exporter_dedup_window_keys", None, &[], &[], "Keys held in the deduplication window."),
-    OtlpQueue => ("claude_sessions_exporter_otlp_queue", None, &["signal"], &[], "Spans waiting to be sent to the OTLP collector (bounded)."),
 });
 
 /// All declared families, in exposition order.
@@ -172,15 +169,6 @@ pub struct HistData {
     pub counts: Vec<u64>,
     pub sum: f64,
     pub count: u64,
-}
-
-/// What the last delivered OTLP delta export counted, per series (cumulative
-/// values): kept with the counters, so a restart never sends a delta twice.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Sent {
-    pub at_ms: i64,
-    pub(crate) sums: std::collections::HashMap<String, f64>,
-    pub(crate) histograms: std::collections::HashMap<String, (Vec<u64>, f64, u64)>,
 }
 
 /// Make a transcript string safe and bounded as a label value.

@@ -308,6 +308,7 @@ fn dashboards_use_only_declared_metrics() {
     // The store's families, and those of the sinks' own collectors.
     let declared: Declared = all_defs()
         .chain(&claude_sessions::sinks::webhook::FAMILIES)
+        .chain(&claude_sessions::sinks::otlp::FAMILIES)
         .map(|d| (d.exposed_name(), (d.kind, d.labels.iter().map(|l| l.to_string()).collect())))
         .collect();
     let rules_path = repo().join("alerts/claude-sessions.rules.yml");

@@ -11,6 +11,7 @@ fn readme() -> String {
 fn readme_metric_table_matches_the_declared_metrics() {
     let declared: BTreeSet<String> = claude_sessions::state::metrics::all_defs()
         .chain(&claude_sessions::sinks::webhook::FAMILIES)
+        .chain(&claude_sessions::sinks::otlp::FAMILIES)
         .map(|d| d.exposed_name())
         .collect();
     let documented: BTreeSet<String> = readme()

@@ -92,9 +92,7 @@ const COUNTERS: &[Counter] = &[
     Counter::SeriesOverflow,
     Counter::CheckpointWrites,
     Counter::DedupEvictions,
-    Counter::OtlpExports,
     Counter::RuleMatches,
-    Counter::OtlpDropped,
     Counter::EventsPublished,
     Counter::EventsLagged,
 ];

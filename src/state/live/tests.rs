@@ -136,21 +136,6 @@ fn a_running_tool_call_keeps_its_turn_open_through_idleness() {
 }
 
 #[test]
-fn spans_over_a_turns_cap_are_counted_as_dropped_once() {
-    let mut a = Aggregator::new(Config::default());
-    a.enable_traces(0, Arc::new(|_| {}));
-    a.tracer.as_mut().unwrap().dropped = 3;
-    a.tick(0);
-    a.tick(0);
-    assert_eq!(a.store.counter(Counter::OtlpDropped, &["traces"]), 3.0);
-    // Restored from a checkpoint: the same 3 are not counted again.
-    let mut back: Aggregator = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
-    back.configure(Config::default());
-    back.tick(0);
-    assert_eq!(back.store.counter(Counter::OtlpDropped, &["traces"]), 3.0);
-}
-
-#[test]
 fn old_ended_sessions_are_pruned_but_counted() {
     let mut a = Aggregator::new(Config::default());
     feed(&mut a, Role::Main, &[PROMPT, A1]);
