@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  config roots ─► discover ─► watch ─► engine::Engine ────────────────► live::Aggregator ─► metrics::Store → /metrics, OTLP
-//!                  (files,      (wake-   tail → transcript → event       (the one owner:      events::Bus → /api/events, webhooks
+//!                  (files,      (wake-   tail → transcript → entry       (the one owner:      events::Bus → /api/events, webhooks
 //!                   identity)    ups,     → journal (synced, then         sessions, turns,     trace::Tracer → OTLP traces
 //!                                reconcile) applied)                      dedup, counters)     SessionSnapshot → /api/sessions
 //!                                             ▲                                │
