@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use super::Call;
 use super::paths::{command_writes, is_broad, is_disk, secret_kind, shell_paths};
-use crate::rules::shell::{self, Analysis, Arg, Command, parse_args};
+use crate::rules::shell::{self, Analysis, Arg, Command, git_sub, parse_args};
 
 pub(super) fn delete_root(c: &Command) -> bool {
     match c.program.as_deref() {
@@ -74,32 +74,6 @@ pub(super) fn disk_wipe(c: &Command) -> bool {
         "diskutil" => c.texts().any(|t| t.to_lowercase().starts_with("erase") || t == "zeroDisk" || t == "secureErase"),
         _ => false,
     }
-}
-
-/// `git` with its global options skipped: the subcommand and its arguments.
-pub(super) fn git_sub(c: &Command) -> Option<(&str, &[Arg])> {
-    if !c.is("git") {
-        return None;
-    }
-    let mut i = 0;
-    while i < c.args.len() {
-        let t = c.args[i].text.as_str();
-        if !t.starts_with('-') {
-            return Some((t, &c.args[i + 1..]));
-        }
-        let takes_value = matches!(
-            t,
-            "-C" | "-c"
-                | "--git-dir"
-                | "--work-tree"
-                | "--namespace"
-                | "--super-prefix"
-                | "--config-env"
-                | "--exec-path"
-        );
-        i += if takes_value { 2 } else { 1 };
-    }
-    None
 }
 
 /// `Some(true)`: a force push; `Some(false)`: `--force-with-lease` only; `None`: neither.

@@ -2,8 +2,7 @@
 //! file), and which paths a call names or writes.
 
 use super::Call;
-use super::commands::git_sub;
-use crate::rules::shell::{self, Arg, Base, Command, parse_args};
+use crate::rules::shell::{self, Arg, Base, Command, git_sub, parse_args};
 use crate::rules::tool::ToolCategory;
 
 /// Folders whose recursive delete breaks the machine or loses a user's data.

@@ -1,7 +1,7 @@
 //! Reading what a command was given, for the checks: options and operands the way
 //! most programs split them, and paths resolved without touching the file system.
 
-use super::Arg;
+use super::{Arg, Command};
 
 /// The last path component (`/usr/bin/rm` → `rm`).
 pub(crate) fn basename(p: &str) -> &str {
@@ -129,4 +129,30 @@ pub(crate) fn normalize(path: &str) -> NormPath {
         }
     }
     NormPath { base, parts }
+}
+
+/// `git` with its global options skipped: the subcommand and its arguments.
+pub(crate) fn git_sub(c: &Command) -> Option<(&str, &[Arg])> {
+    if !c.is("git") {
+        return None;
+    }
+    let mut i = 0;
+    while i < c.args.len() {
+        let t = c.args[i].text.as_str();
+        if !t.starts_with('-') {
+            return Some((t, &c.args[i + 1..]));
+        }
+        let takes_value = matches!(
+            t,
+            "-C" | "-c"
+                | "--git-dir"
+                | "--work-tree"
+                | "--namespace"
+                | "--super-prefix"
+                | "--config-env"
+                | "--exec-path"
+        );
+        i += if takes_value { 2 } else { 1 };
+    }
+    None
 }

@@ -33,7 +33,7 @@ mod wrappers;
 
 #[cfg(test)]
 pub(crate) use args::NormPath;
-pub(crate) use args::{Base, basename, normalize, parse_args};
+pub(crate) use args::{Base, basename, git_sub, normalize, parse_args};
 
 /// Command lines longer than this many bytes are not parsed: the analysis says so
 /// (unresolved, and a syntax error), which a rule treats as unknown.

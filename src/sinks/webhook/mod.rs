@@ -123,7 +123,9 @@ impl Webhooks {
     /// The hooks' self-metrics ([`NAMES`]), for [`crate::server::Exposition::register`]:
     /// read at each scrape, nothing when no hook runs.
     pub fn collector(&self) -> Box<dyn prometheus_client::collector::Collector> {
-        Box::new(Collector { stats: Arc::clone(&self.stats), hooks: Arc::clone(&self.hooks) })
+        let hooks = Arc::clone(&self.hooks);
+        let queued = Box::new(move || hooks.iter().map(|h| h.len()).sum());
+        Box::new(Collector { stats: Arc::clone(&self.stats), active: !self.hooks.is_empty(), queued })
     }
 
     /// Events waiting in all hooks' queues, batches in flight included.

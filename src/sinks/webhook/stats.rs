@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
-use super::delivery::Hook;
 use crate::state::metrics::{Def, Type};
 
 /// Why an event was not delivered (the `reason` label of `…_webhook_dropped_total`).
@@ -113,21 +112,26 @@ pub const NAMES: [&str; 3] = [
     "claude_sessions_exporter_webhook_queue",
 ];
 
+/// How many events the hooks hold right now (in flight included), read at each scrape.
+pub(super) type Queued = Box<dyn Fn() -> usize + Send + Sync>;
+
 /// Writes [`FAMILIES`] from the hooks' [`Stats`] and queues; nothing when no hook runs.
 pub(super) struct Collector {
     pub(super) stats: Arc<Stats>,
-    pub(super) hooks: Arc<[Arc<Hook>]>,
+    /// Whether any hook is configured (with none, nothing is written).
+    pub(super) active: bool,
+    pub(super) queued: Queued,
 }
 
 impl std::fmt::Debug for Collector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Collector").field("stats", &self.stats).field("hooks", &self.hooks.len()).finish()
+        f.debug_struct("Collector").field("stats", &self.stats).field("active", &self.active).finish()
     }
 }
 
 impl prometheus_client::collector::Collector for Collector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        if self.hooks.is_empty() {
+        if !self.active {
             return Ok(());
         }
         let [deliveries, dropped, queue] = &FAMILIES;
@@ -143,7 +147,7 @@ impl prometheus_client::collector::Collector for Collector {
         counter(&mut encoder, deliveries, &[("ok", s.deliveries(true)), ("error", s.deliveries(false))])?;
         let drops: Vec<(&str, u64)> = DropReason::ALL.iter().map(|r| (r.label(), s.dropped(*r))).collect();
         counter(&mut encoder, dropped, &drops)?;
-        let queued: usize = self.hooks.iter().map(|h| h.len()).sum();
+        let queued = (self.queued)();
         encoder
             .encode_descriptor(queue.base, queue.help, None, MetricType::Gauge)?
             .encode_gauge(&i64::try_from(queued).unwrap_or(i64::MAX))
