@@ -10,6 +10,32 @@
 //! Events carry ids, names, counts and times. Text (prompts, replies, tool
 //! input and output, command lines and file paths) only when the consumer
 //! asked for it ([`Detail`]).
+//!
+//! Programs usually get events through [`SessionWatcher`](crate::watcher::SessionWatcher);
+//! a [`Bus`] can also be fed and read directly:
+//!
+//! ```
+//! use claude_sessions::events::{Bus, Event, Filter, Kind};
+//!
+//! let bus = Bus::new(16, 100);
+//! let mut rx = bus.subscribe();
+//! let idle = |session: &str| Event {
+//!     id: 0, // numbered by the bus
+//!     ts_ms: 1_700_000_000_000,
+//!     session_id: session.into(),
+//!     project: "app".into(),
+//!     agent_id: None,
+//!     kind: Kind::SessionIdle {},
+//! };
+//! assert_eq!(bus.publish(idle("s1")), 1);
+//! assert_eq!(bus.publish(idle("s2")), 2);
+//! assert_eq!(rx.try_recv().unwrap().session_id, "s1");
+//! // A client that saw event 1 resumes after it (SSE `Last-Event-ID`).
+//! let (missed, gap) = bus.since(1);
+//! assert_eq!((missed.len(), gap), (1, false));
+//! let only_s2 = Filter::from_pairs([("session", "s2")]).unwrap();
+//! assert!(only_s2.matches(&missed[0]));
+//! ```
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,11 +55,15 @@ pub struct Event {
     pub id: u64,
     /// Transcript time (ms since the epoch) of the line, or of the tick for lifecycle events.
     pub ts_ms: Millis,
+    /// The session (`sessionId`); empty for [`Kind::Error`].
     pub session_id: String,
+    /// The session's `project` label, as on the metrics (for usage: the project where
+    /// the response was first counted); empty for [`Kind::Error`].
     pub project: String,
     /// The sub-agent a line came from (`None`: the main conversation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
+    /// What happened, with its fields (serialized flat, with a `type` field).
     #[serde(flatten)]
     pub kind: Kind,
 }
@@ -42,31 +72,42 @@ pub struct Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
+    /// No activity for the end timeout (`--end-timeout`, default 30 minutes).
     IdleTimeout,
+    /// The Claude Code process running in the session's folder exited.
     ProcessExit,
 }
 
-pub use crate::transcript::tool::ToolCategory;
+pub use crate::rules::tool::ToolCategory;
 
 /// Token counts: on a `message` event, what its line adds to the token counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
+    /// Uncached input tokens.
     pub input: u64,
+    /// Output tokens.
     pub output: u64,
+    /// Input tokens read from the prompt cache.
     pub cache_read: u64,
+    /// Input tokens written to the prompt cache (5-minute and 1-hour writes together).
     pub cache_creation: u64,
 }
 
+/// What an [`Event`] says happened; `type` in JSON is [`Kind::name`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Kind {
     /// A prompt typed by the user, or an API response.
     Message {
+        /// `user` (a prompt) or `assistant` (a response).
         role: String,
+        /// The response's model (assistant messages).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         model: Option<String>,
+        /// What this line adds to the token counters (assistant messages).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
+        /// What this line adds to the cost counter, in USD; `None` for a model without a price.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cost_usd: Option<f64>,
         /// The prompt's text (content opt-in only).
@@ -78,9 +119,13 @@ pub enum Kind {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         continued: bool,
     },
+    /// A tool call, seen for the first time.
     ToolUse {
+        /// The call's id (`tool_use.id`), named again by its result.
         tool_use_id: String,
+        /// The tool's name (`Bash`, `mcp__github__create_issue`).
         name: String,
+        /// What kind of tool it is.
         category: ToolCategory,
         /// The command, file path, URL or pattern (summaries or content opt-in).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,9 +134,13 @@ pub enum Kind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input: Option<String>,
     },
+    /// A tool call's result, seen for the first time.
     ToolResult {
+        /// The call it answers.
         tool_use_id: String,
+        /// The call's tool name (its metric label, or `unknown`, when the call was not seen).
         name: String,
+        /// The result says the call failed.
         is_error: bool,
         /// Size of the result as written in the transcript (content opt-in only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,52 +148,77 @@ pub enum Kind {
         /// From its `tool_use` to this result (transcript times).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_ms: Option<i64>,
+        /// The result's text, capped (content opt-in only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         output: Option<String>,
     },
+    /// A session seen for the first time ever (not when a forgotten one comes back).
     SessionStart {
+        /// Its working folder.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cwd: Option<String>,
+        /// Its git branch at its first line.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         git_branch: Option<String>,
     },
+    /// No activity for the idle timeout (`--idle-timeout`, default 5 minutes).
     SessionIdle {},
+    /// New activity in an idle or ended session.
     SessionResume {},
+    /// The session ended.
     SessionEnd {
+        /// Why.
         reason: EndReason,
     },
+    /// A sub-agent started by a `Task`/`Agent` tool call.
     AgentSpawn {
         /// The `Task`/`Agent` call that starts it.
         tool_use_id: String,
+        /// `subagent_type` asked for (`general-purpose` when none).
         agent_type: String,
+        /// The call's description (summaries or content opt-in).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         description: Option<String>,
     },
+    /// The conversation was compacted (summarized to free context).
     Compaction {
+        /// `manual` (`/compact`) or `auto`.
         trigger: String,
+        /// Context size before, in tokens, as the transcript says.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tokens_before: Option<u64>,
+        /// Context size after, in tokens, when the transcript says.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tokens_after: Option<u64>,
     },
+    /// An API error Claude Code recorded.
     ApiError {
+        /// The error's kind, as on `claude_sessions_api_errors_total` (`rate_limit`, `overloaded`…).
         kind: String,
     },
     /// The main conversation's context grew (or shrank, negative) by `tokens_added`.
     ContextGrowth {
+        /// Change in context size, in tokens.
         tokens_added: i64,
         /// `response` (a new API call's prompt) or `compaction`.
         source: String,
+        /// Context size after the change, in tokens.
         cumulative: u64,
     },
+    /// A tool call tripped a rule (see `rules/`); one event per rule.
     RuleMatch {
+        /// The rule's name.
         rule: String,
+        /// The rule's severity (`info`, `warning`, `critical`).
         severity: String,
+        /// The call that tripped it.
         tool_use_id: String,
+        /// The call's tool name.
         tool: String,
     },
     /// A problem of the watcher itself (unreadable file or folder…), never transcript content.
     Error {
+        /// What went wrong, naming files, never their content.
         message: String,
     },
 }
@@ -203,14 +277,18 @@ pub struct Detail {
     pub summaries: bool,
     /// Prompt text, tool inputs and outputs (capped at `max_bytes`).
     pub content: bool,
+    /// Each text is cut to this many bytes (at a character boundary; at least 16).
     pub max_bytes: usize,
 }
 
 /// A predicate over events; all parts must hold (empty parts hold for all).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
+    /// `project` labels; any of them.
     pub projects: Vec<String>,
+    /// Session ids; any of them.
     pub sessions: Vec<String>,
+    /// Kind names ([`Kind::NAMES`]); any of them.
     pub kinds: Vec<String>,
     /// Tool names (`Bash`, `mcp__github__create_issue`) or categories (`shell`, `mcp`, `file_write`…).
     pub tools: Vec<String>,
@@ -219,6 +297,7 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether `e` passes every part of the filter.
     pub fn matches(&self, e: &Event) -> bool {
         let any = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
         any(&self.projects, &e.project)
@@ -295,6 +374,7 @@ pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
 /// Counters of the bus, for self-metrics.
 #[derive(Debug, Default)]
 pub struct BusStats {
+    /// Events published since the bus was made.
     pub published: AtomicU64,
     /// Events a slow subscriber missed (summed over subscribers).
     pub lagged: AtomicU64,
@@ -308,6 +388,7 @@ pub struct Bus {
     ring: Mutex<VecDeque<Arc<Event>>>,
     ring_cap: usize,
     next: AtomicU64,
+    /// The bus's counters, shared with whoever reports them.
     pub stats: Arc<BusStats>,
 }
 
@@ -355,6 +436,8 @@ impl Bus {
         })
     }
 
+    /// Receive every event published from now on. A receiver more than `capacity`
+    /// events behind loses the oldest and gets `RecvError::Lagged(n)` once.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
     }

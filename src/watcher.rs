@@ -77,22 +77,18 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio_stream::Stream;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-
+use crate::engine::watch::{self, Msg};
 use crate::engine::{Engine, Settings};
 use crate::events::{Bus, BusStats, Detail, Event, EventKind, Filter, Selector};
-use crate::source::watch::{self, Msg};
-use crate::state::live::{Aggregator, Emitter, SessionSnapshot};
+use crate::state::live::{Aggregator, Emitter};
 
+mod read;
 mod view;
+pub use read::{EventStream, LiveSessions};
 pub use view::{MetricsView, ToolUsage};
 
 /// Settings of a [`SessionWatcher`].
@@ -162,11 +158,13 @@ impl Builder {
         self
     }
 
+    /// A session quiet this long goes idle (`session_idle` event; default 5 minutes).
     pub fn idle_timeout(mut self, d: Duration) -> Self {
         self.settings.aggregator.idle_after_ms = d.as_millis() as i64;
         self
     }
 
+    /// A session quiet this long ends (`session_end`, reason `idle_timeout`; default 30 minutes).
     pub fn end_timeout(mut self, d: Duration) -> Self {
         self.settings.aggregator.end_after_ms = d.as_millis() as i64;
         self
@@ -209,7 +207,7 @@ impl Builder {
             self.settings.projects_dirs = crate::source::discover::projects_dirs(&roots);
         }
         if self.detail.summaries || self.detail.content || self.rules.is_some() {
-            let cap = self.detail.max_bytes.max(crate::transcript::capture::CAPTURE_BYTES);
+            let cap = self.detail.max_bytes.max(crate::engine::capture::CAPTURE_BYTES);
             self.settings.capture_content = Some(self.settings.capture_content.unwrap_or(0).max(cap));
         }
         let bus = Bus::new(self.capacity, self.ring);
@@ -332,6 +330,7 @@ impl Pipe<'_> {
 /// Counters of a watcher.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Events published on the watcher's bus.
     pub published: u64,
     /// Events subscribers missed because they fell behind.
     pub lagged: u64,
@@ -344,12 +343,31 @@ pub struct Stats {
 pub struct StopHandle(Arc<AtomicBool>);
 
 impl StopHandle {
+    /// Make [`SessionWatcher::run`] return after the event it is dispatching (if any).
     pub fn stop(&self) {
         self.0.store(true, Ordering::Release);
     }
 }
 
 impl SessionWatcher {
+    /// Settings for a watcher, with defaults: Claude Code's projects folders
+    /// (`~/.claude/projects`, `~/.config/claude/projects`, `CLAUDE_CONFIG_DIR`), new
+    /// activity only, no content in events.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use claude_sessions::watcher::SessionWatcher;
+    ///
+    /// let w = SessionWatcher::builder()
+    ///     .projects_dir("/home/me/.claude/projects")
+    ///     .since(Duration::from_secs(3600)) // replay the last hour first
+    ///     .idle_timeout(Duration::from_secs(120))
+    ///     .start()?;
+    /// for s in w.sessions().list() {
+    ///     println!("{} {} {:?}", s.id, s.project, s.state);
+    /// }
+    /// # Ok::<(), claude_sessions::watcher::WatcherError>(())
+    /// ```
     pub fn builder() -> Builder {
         Builder::default()
     }
@@ -416,6 +434,7 @@ impl SessionWatcher {
         Pipe { watcher: self, selector: selector.into() }
     }
 
+    /// A handle that stops [`SessionWatcher::run`] from another thread (or a callback).
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle(Arc::clone(&self.stop))
     }
@@ -471,7 +490,7 @@ impl SessionWatcher {
 
     /// Live and recent sessions.
     pub fn sessions(&self) -> LiveSessions {
-        LiveSessions(Arc::clone(&self.agg))
+        LiveSessions::new(Arc::clone(&self.agg))
     }
 
     /// The bus's counters (published, lagged, callbacks that panicked).
@@ -513,70 +532,5 @@ pub(crate) fn stats_of(s: &BusStats) -> Stats {
         published: s.published.load(Ordering::Relaxed),
         lagged: s.lagged.load(Ordering::Relaxed),
         handler_panics: s.handler_panics.load(Ordering::Relaxed),
-    }
-}
-
-/// Query live session state; each call takes a consistent snapshot.
-#[derive(Clone)]
-pub struct LiveSessions(Arc<Mutex<Aggregator>>);
-
-impl LiveSessions {
-    pub fn new(agg: Arc<Mutex<Aggregator>>) -> LiveSessions {
-        LiveSessions(agg)
-    }
-
-    /// Every session still remembered (live, idle, and ended recently), latest activity first.
-    pub fn list(&self) -> Vec<SessionSnapshot> {
-        let agg = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<SessionSnapshot> = agg.sessions().map(|s| s.snapshot()).collect();
-        v.sort_by(|a, b| b.last_ms.cmp(&a.last_ms).then_with(|| a.id.cmp(&b.id)));
-        v
-    }
-
-    pub fn get(&self, id: &str) -> Option<SessionSnapshot> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).session(id).map(|s| s.snapshot())
-    }
-}
-
-/// An async stream of events matching a filter. A subscriber that falls behind
-/// skips the oldest events (counted in [`Stats::lagged`]).
-pub struct EventStream {
-    inner: BroadcastStream<Arc<Event>>,
-    selector: Selector,
-    stats: Arc<BusStats>,
-}
-
-impl EventStream {
-    pub fn new(bus: &Bus, selector: impl Into<Selector>) -> EventStream {
-        EventStream::from_receiver(bus.subscribe(), selector.into(), Arc::clone(&bus.stats))
-    }
-
-    fn from_receiver(
-        rx: tokio::sync::broadcast::Receiver<Arc<Event>>,
-        selector: Selector,
-        stats: Arc<BusStats>,
-    ) -> EventStream {
-        EventStream { inner: BroadcastStream::new(rx), selector, stats }
-    }
-}
-
-impl Stream for EventStream {
-    type Item = Arc<Event>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            match Pin::new(&mut self.inner).poll_next(cx) {
-                Poll::Ready(Some(Ok(e))) => {
-                    if self.selector.matches(&e) {
-                        return Poll::Ready(Some(e));
-                    }
-                }
-                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(n)))) => {
-                    self.stats.lagged.fetch_add(n, Ordering::Relaxed);
-                }
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
     }
 }

@@ -8,8 +8,10 @@ use clap::Args;
 use super::{SourceArgs, parse_duration};
 use crate::sinks::backfill::{self, Options};
 
+/// The flags of `backfill`.
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
+    /// Where transcripts are and how to count them.
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -33,6 +35,8 @@ pub struct BackfillArgs {
     pub until: Option<i64>,
 }
 
+/// Read all history once and write it as timestamped OpenMetrics to `--out`. Errors:
+/// a step under 1s, bad source settings, an output that cannot be written.
 pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
     if args.step < Duration::from_secs(1) {
         anyhow::bail!("--step must be at least 1s");

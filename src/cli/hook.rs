@@ -32,12 +32,14 @@ use clap::{Args, Subcommand};
 
 use crate::rules::{Action, Rules};
 
+/// The hooks `hook` answers (one so far).
 #[derive(Debug, Subcommand)]
 pub enum HookCommand {
     /// Read a PreToolUse hook's JSON on stdin; print Claude Code's hook output (allow / ask / deny).
     PreToolUse(PreToolUseArgs),
 }
 
+/// The flags of `hook pre-tool-use`.
 #[derive(Debug, Args)]
 pub struct PreToolUseArgs {
     /// Rules file (TOML); the built-in rules otherwise.
@@ -60,13 +62,13 @@ pub struct PreToolUseArgs {
 }
 
 /// Exit code of a hook failure that blocks the call (Claude Code's "blocking error").
-pub const EXIT_BLOCK: u8 = 2;
+const EXIT_BLOCK: u8 = 2;
 /// Exit code of a hook failure that does not block it (any code but 0 and 2).
-pub const EXIT_FAILED: u8 = 1;
+const EXIT_FAILED: u8 = 1;
 
 /// What is wrong with a hook input.
 #[derive(Debug, thiserror::Error)]
-pub enum InputError {
+enum InputError {
     #[error("the hook input on stdin is not JSON: {0}")]
     NotJson(String),
     #[error("the hook input is not a JSON object (got {0})")]
@@ -92,7 +94,7 @@ fn kind(v: Option<&serde_json::Value>) -> &'static str {
 }
 
 /// Check that `stdin` is a PreToolUse hook input; the parsed JSON.
-pub fn parse_input(stdin: &str) -> Result<serde_json::Value, InputError> {
+fn parse_input(stdin: &str) -> Result<serde_json::Value, InputError> {
     let input: serde_json::Value = serde_json::from_str(stdin).map_err(|e| InputError::NotJson(e.to_string()))?;
     let obj = input.as_object().ok_or(InputError::NotObject(kind(Some(&input))))?;
     if let Some(event) = obj.get("hook_event_name") {
@@ -114,7 +116,7 @@ pub fn parse_input(stdin: &str) -> Result<serde_json::Value, InputError> {
 }
 
 /// The hook's answer for `input` (the hook JSON), as the JSON to print (`None`: print nothing).
-pub fn answer(rules: &Rules, input: &serde_json::Value, allow_unmatched: bool) -> Option<serde_json::Value> {
+fn answer(rules: &Rules, input: &serde_json::Value, allow_unmatched: bool) -> Option<serde_json::Value> {
     let tool = input.get("tool_name").and_then(|t| t.as_str()).unwrap_or("");
     // The whole input, parsed once, however large (`parse_input` checked it is an object).
     let tool_input = input.get("tool_input").unwrap_or(&serde_json::Value::Null);
@@ -140,6 +142,8 @@ pub fn answer(rules: &Rules, input: &serde_json::Value, allow_unmatched: bool) -
     Some(output(action, reason))
 }
 
+/// Answer one hook call: read its JSON on stdin, print the decision (or nothing), and
+/// return the exit code Claude Code reads (see the module's doc).
 pub fn run(cmd: HookCommand) -> std::process::ExitCode {
     let HookCommand::PreToolUse(args) = cmd;
     match decide(&args) {

@@ -20,6 +20,7 @@ pub mod watch;
 #[derive(Debug, Parser)]
 #[command(name = "claude-sessions", version = crate::LONG_VERSION, about, long_about = None)]
 pub struct Cli {
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 
@@ -28,6 +29,7 @@ pub struct Cli {
     pub log_level: String,
 }
 
+/// The subcommands; each variant's first doc line is its line in `--help`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: follow transcripts live and serve /metrics.

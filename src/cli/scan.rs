@@ -9,6 +9,7 @@ use super::SourceArgs;
 use crate::engine::Engine;
 use crate::report;
 
+/// What `scan` prints (`--format`).
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
     /// A readable summary.
@@ -21,8 +22,10 @@ pub enum Format {
     Openmetrics,
 }
 
+/// The flags of `scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
+    /// Where transcripts are and how to count them.
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -43,6 +46,8 @@ pub struct ScanArgs {
     pub state_dir: Option<std::path::PathBuf>,
 }
 
+/// Read all history once (in parallel) and print the report in the chosen format on
+/// standard output; a closed pipe is not an error. Errors: bad source settings.
 pub fn run(args: ScanArgs) -> anyhow::Result<()> {
     let settings = args.source.settings()?;
     let mut engine = Engine::new(settings);

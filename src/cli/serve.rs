@@ -11,19 +11,21 @@ use clap::Args;
 
 use super::{SourceArgs, parse_duration};
 use crate::engine::Engine;
+use crate::engine::checkpoint::{self, CheckpointError};
+use crate::engine::watch::{self, Msg};
 use crate::server::{App, Exposition};
-use crate::source::checkpoint::{self, CheckpointError};
 use crate::source::journal::Journal;
-use crate::source::watch::{self, Msg};
 
-pub use crate::transcript::capture::CAPTURE_BYTES;
+pub use crate::engine::capture::CAPTURE_BYTES;
 
 /// The default port: in the Prometheus exporter range, and not 9464, which
 /// Claude Code's own OpenTelemetry Prometheus exporter uses.
 pub const DEFAULT_PORT: u16 = 9477;
 
+/// The flags of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Where transcripts are and how to count them.
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -49,7 +51,9 @@ pub struct ServeArgs {
     pub poll: bool,
 
     /// How often to scan folders for changes events missed (and, with --poll, for all
-    /// changes). Default: 10s with file events, 1s with --poll.
+    /// changes) while file events cannot be trusted: a folder not watched, an event lost,
+    /// a file or folder to retry. While they can, every 5 min (or this, if longer).
+    /// Default: 10s with file events, 1s with --poll.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub reconcile_interval: Option<Duration>,
 
@@ -64,6 +68,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub process_check_interval: Duration,
 
+    /// What realtime events carry, and the rules checked on tool calls.
     #[command(flatten)]
     pub events: EventArgs,
 
@@ -84,6 +89,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "40d", value_parser = parse_duration)]
     pub session_retention: Duration,
 
+    /// OTLP metrics and traces.
     #[command(flatten)]
     pub otlp: OtlpArgs,
 }
@@ -154,8 +160,9 @@ pub struct EventArgs {
 }
 
 impl EventArgs {
-    /// The rules to check (`None` with --no-rules).
-    pub fn rules(&self) -> anyhow::Result<Option<crate::rules::Rules>> {
+    /// The rules to check (`None` with --no-rules). Errors: an unreadable or invalid
+    /// rules file.
+    pub(crate) fn rules(&self) -> anyhow::Result<Option<crate::rules::Rules>> {
         if self.no_rules {
             return Ok(None);
         }
@@ -228,7 +235,7 @@ pub struct OtlpArgs {
 
 impl OtlpArgs {
     /// The OTLP configuration from the environment and these flags; `None` when off.
-    pub fn config(&self) -> anyhow::Result<Option<crate::sinks::otlp::Config>> {
+    pub(crate) fn config(&self) -> anyhow::Result<Option<crate::sinks::otlp::Config>> {
         let flags = crate::sinks::otlp::Overrides {
             endpoint: self.otlp_endpoint.clone(),
             protocol: self.otlp_protocol,
@@ -256,6 +263,11 @@ fn default_state_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/state/claude-sessions"))
 }
 
+/// Run the daemon until SIGINT or SIGTERM (or its engine stops): resume from the
+/// checkpoint and journal, follow transcripts live, serve the endpoint, push OTLP and
+/// webhooks; write the checkpoint at exit. Errors: bad flags, web config or OTLP
+/// settings, a state folder that cannot be created or that another daemon holds, an
+/// address that cannot be bound.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !args.telemetry_path.starts_with('/') || args.telemetry_path == "/" {
         anyhow::bail!("--web.telemetry-path must start with / and not be / itself");
@@ -363,7 +375,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             let traces = cfg.traces.is_some();
             let backfill = cfg.backfill;
-            let exporter = crate::sinks::otlp::Exporter::start(cfg, engine.aggregator())?;
+            let exporter = crate::sinks::otlp::Exporter::start(cfg, engine.aggregator(), Some(&state_dir))?;
             if traces {
                 let history = backfill.then(|| {
                     let sink = exporter.blocking_sink();
@@ -405,7 +417,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = &args.webhook_config {
         hooks.extend(crate::sinks::webhook::load_config(p)?);
     }
-    let webhooks = crate::sinks::webhook::Webhooks::start(hooks, &bus, engine.aggregator())?;
+    let webhooks = crate::sinks::webhook::Webhooks::start(hooks, &bus)?;
     for d in &engine.settings().projects_dirs {
         if !d.is_dir() {
             tracing::info!(path = %d.display(), "Folder does not exist yet; waiting for it.");
@@ -436,6 +448,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let endpoint = Arc::new(crate::server::Endpoint::new(limits, web_config));
     let mut exposition = Exposition::new(engine.aggregator());
     exposition.register(endpoint.collector());
+    exposition.register(webhooks.collector());
+    if let Some(e) = &exporter {
+        exposition.register(e.collector());
+    }
 
     let ready = Arc::new(AtomicBool::new(false));
     let app = Arc::new(App {

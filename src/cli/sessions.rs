@@ -12,10 +12,14 @@ use crate::engine::Engine;
 use crate::state::live::{SessionSnapshot, State};
 use crate::watcher::LiveSessions;
 
+/// A session state `--state` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StateArg {
+    /// Activity within the idle timeout.
     Active,
+    /// No activity for the idle timeout, and not ended.
     Idle,
+    /// No activity for the end timeout, or its Claude Code process has exited.
     Ended,
 }
 
@@ -37,8 +41,10 @@ impl StateArg {
     }
 }
 
+/// The flags of `sessions`.
 #[derive(Debug, Args)]
 pub struct SessionsArgs {
+    /// Where transcripts are and how to count them (unused with --url).
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -64,6 +70,8 @@ pub struct SessionsArgs {
     pub limit: usize,
 }
 
+/// Print the sessions (a table, or JSON with --json), latest activity first. Errors:
+/// bad source settings, or a daemon at --url that cannot be reached or answers no list.
 pub fn run(args: SessionsArgs) -> anyhow::Result<()> {
     let all = match &args.url {
         Some(url) => fetch(url, &args)?,
@@ -138,7 +146,7 @@ fn fetch(url: &str, args: &SessionsArgs) -> anyhow::Result<Vec<SessionSnapshot>>
 }
 
 /// The readable table.
-pub fn table(list: &[SessionSnapshot]) -> String {
+fn table(list: &[SessionSnapshot]) -> String {
     if list.is_empty() {
         return "no sessions\n".into();
     }

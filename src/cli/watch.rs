@@ -12,14 +12,18 @@ use super::{SourceArgs, parse_duration};
 use crate::events::{Event, Filter, Kind};
 use crate::watcher::SessionWatcher;
 
+/// When `watch` colours its lines (`--color`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     /// On a terminal, unless NO_COLOR is set.
     Auto,
+    /// Colour even into a pipe or a file, and despite NO_COLOR.
     Always,
+    /// No colour, even on a terminal.
     Never,
 }
 
+/// Which conversations `--agent` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AgentArg {
     /// The main conversation only.
@@ -28,8 +32,10 @@ pub enum AgentArg {
     Subagent,
 }
 
+/// The flags of `watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
+    /// Where transcripts are and how to count them.
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -64,6 +70,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub since: Option<Duration>,
 
+    /// What events carry, and the rules checked on tool calls.
     #[command(flatten)]
     pub events: EventArgs,
 
@@ -82,7 +89,7 @@ pub struct WatchArgs {
 
 impl WatchArgs {
     /// The flags' filter (validated like `/api/events` query parameters).
-    pub fn filter(&self) -> anyhow::Result<Filter> {
+    pub(crate) fn filter(&self) -> anyhow::Result<Filter> {
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         pairs.extend(self.project.iter().map(|v| ("project", v.as_str())));
         pairs.extend(self.session.iter().map(|v| ("session", v.as_str())));
@@ -97,6 +104,8 @@ impl WatchArgs {
     }
 }
 
+/// Follow sessions until interrupted, printing each event as it comes (after the
+/// `--since` replay). Errors: bad flags or source settings, an unreadable rules file.
 pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let filter = args.filter()?;
     let color = match args.color {
@@ -192,11 +201,15 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
 
 /// A session's running totals since watching began (or since `--since`), from its events.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Totals {
-    pub tokens: u64,
-    pub cost_usd: f64,
-    pub tools: u64,
-    pub errors: u64,
+struct Totals {
+    /// Tokens of every kind (input, output, cache reads and writes).
+    tokens: u64,
+    /// Estimated cost in US dollars (responses without a price add 0).
+    cost_usd: f64,
+    /// Tool calls.
+    tools: u64,
+    /// Failed tool results and API errors.
+    errors: u64,
 }
 
 impl Totals {
@@ -265,7 +278,7 @@ fn clean(s: &str, max: usize) -> String {
 
 /// One readable line for an event, with the session's running totals at the end:
 /// `14:03:07  3f2a91c0  app  main  tool_use  Bash cargo test  │ 12.3k tok $0.42 7 tools`.
-pub fn line(e: &Event, totals: Option<&Totals>, color: bool) -> String {
+fn line(e: &Event, totals: Option<&Totals>, color: bool) -> String {
     let paint = |code: &str, s: &str| if color { format!("{code}{s}{RESET}") } else { s.to_owned() };
     let (_, _, _, h, m, s) = utc(e.ts_ms);
     let time = paint(DIM, &format!("{h:02}:{m:02}:{s:02}"));

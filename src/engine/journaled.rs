@@ -37,11 +37,6 @@ impl Engine {
         self.journal.is_some()
     }
 
-    /// Bytes the journal wrote in this process.
-    pub fn journal_written(&self) -> u64 {
-        self.journal.as_ref().map_or(0, |j| j.written)
-    }
-
     /// Reads go through the journal (it is set and history has been read).
     pub(super) fn journaling(&self) -> bool {
         self.journal.is_some() && self.caught_up

@@ -15,16 +15,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::source::checkpoint::{self, Checkpoint, CheckpointRef, FileState};
 use crate::source::discover::{self, FileId, FileInfo, Role};
 use crate::source::tail::{Report, Tail};
 use crate::state::live::{self, Aggregator, Source};
 use crate::state::metrics::{Counter, Gauge, Histogram};
 use crate::transcript;
 use crate::transcript::entry::{Entry, Millis};
+use checkpoint::{Checkpoint, CheckpointRef, FileState};
 
+pub mod capture;
+pub mod checkpoint;
 mod journaled;
 mod scan;
+mod track;
+pub mod watch;
 
 pub use crate::transcript::entry::now_ms;
 
@@ -40,6 +44,7 @@ pub struct Settings {
     pub projects_dirs: Vec<PathBuf>,
     /// Longer lines are skipped and counted; a reader holds at most about this much.
     pub max_line_bytes: usize,
+    /// The aggregator's settings (timeouts, labels, limits, prices).
     pub aggregator: live::Config,
     /// Keep a file's handle while it changed within this long (lets a deleted
     /// file be drained); idle files hold no descriptor.
@@ -98,8 +103,11 @@ impl Stat {
 /// Lines read, by result.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LineCounts {
+    /// Lines parsed into an entry (known types; progress records).
     pub ok: u64,
+    /// Lines that are not JSON, or not a transcript line's shape (skipped).
     pub malformed: u64,
+    /// JSON lines of a type we do not read (skipped, counted apart).
     pub unknown_type: u64,
 }
 
@@ -122,6 +130,8 @@ pub const MAX_LINE_BYTES: usize = 16 << 20;
 /// A buffer grown past this for a long line is freed after the read.
 const KEEP_BUF: usize = 4 << 20;
 
+/// Follows the transcripts: file positions, the journal, and the one writer of the
+/// shared [`Aggregator`] (see the module docs).
 pub struct Engine {
     settings: Settings,
     files: HashMap<PathBuf, Tracked>,
@@ -143,7 +153,7 @@ pub struct Engine {
     /// Capture content while reading history too (events for history were asked for).
     capture_history: bool,
     /// What events read from whole tool inputs as lines are parsed (rules, summaries).
-    inspect: crate::transcript::capture::Inspect,
+    inspect: crate::engine::capture::Inspect,
     /// Where new lines are made durable before they count (`serve`); see [`journaled`].
     journal: Option<crate::source::journal::Journal>,
     /// Reads journaled, waiting for [`Engine::commit`].
@@ -153,6 +163,7 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine following nothing yet, with an empty aggregator (see [`Engine::restore`]).
     pub fn new(settings: Settings) -> Engine {
         let agg = Aggregator::new(settings.aggregator.clone());
         Engine {
@@ -168,7 +179,7 @@ impl Engine {
             events_when_caught_up: None,
             processes: None,
             capture_history: false,
-            inspect: crate::transcript::capture::Inspect::default(),
+            inspect: crate::engine::capture::Inspect::default(),
             journal: None,
             staged: Vec::new(),
             checkpoint_size: 0,
@@ -179,7 +190,7 @@ impl Engine {
     /// then on get events while history is read too (`watch --since`); with `None`,
     /// events start once history is read (only new activity).
     pub fn set_events(&mut self, emitter: live::Emitter, since_ms: Option<Millis>) {
-        self.inspect = crate::transcript::capture::Inspect::new(emitter.rules.clone(), emitter.detail);
+        self.inspect = crate::engine::capture::Inspect::new(emitter.rules.clone(), emitter.detail);
         match since_ms {
             Some(since) => {
                 self.capture_history = true;
@@ -238,12 +249,19 @@ impl Engine {
         Arc::clone(&self.agg)
     }
 
+    /// The settings it was made with.
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
 
+    /// Transcript files followed.
     pub fn files_tracked(&self) -> usize {
         self.files.len()
+    }
+
+    /// Whether a file or folder failed to read and is tried again on each reconcile.
+    pub fn retrying(&self) -> bool {
+        !self.failing_files.is_empty() || !self.failing_folders.is_empty()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Aggregator> {
@@ -293,129 +311,6 @@ impl Engine {
             self.compacted(bytes.len() as u64);
         }
         res
-    }
-
-    fn classify(&self, path: &Path) -> Option<FileInfo> {
-        self.settings.projects_dirs.iter().find_map(|d| discover::classify(d, path))
-    }
-
-    /// Start following `path` if it is a transcript below a projects folder,
-    /// and not a symlink nor a second path to a file already followed (see
-    /// `discover`: a symlink's target inside the projects folders is followed
-    /// under its own path). Returns whether `path` is followed.
-    pub fn track(&mut self, path: &Path) -> bool {
-        if self.files.contains_key(path) {
-            return true;
-        }
-        let mut known = self.known_ids();
-        self.track_new(path, &mut known)
-    }
-
-    /// Which path follows each file, as last seen.
-    fn known_ids(&self) -> HashMap<FileId, PathBuf> {
-        self.files.iter().filter_map(|(p, t)| Some((t.id?, p.clone()))).collect()
-    }
-
-    fn track_new(&mut self, path: &Path, known: &mut HashMap<FileId, PathBuf>) -> bool {
-        if self.files.contains_key(path) {
-            return true;
-        }
-        let Some(info) = self.classify(path) else { return false };
-        // A path that cannot be looked at (gone already) is tracked as before: polling drops it.
-        let id = match std::fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_symlink() => return false,
-            Ok(m) => Some(FileId::of(&m)),
-            Err(_) => None,
-        };
-        if let Some(id) = id {
-            // The other path may since have been deleted and its inode reused: look again.
-            if let Some(other) = known.get(&id)
-                && other != path
-                && FileId::of_path(other) == Some(id)
-            {
-                tracing::debug!(path = %path.display(), other = %other.display(), "Same file as one followed; not read twice.");
-                return false;
-            }
-            known.insert(id, path.to_owned());
-        }
-        self.files.insert(path.to_owned(), Tracked::new(info, Tail::default(), false, id));
-        true
-    }
-
-    /// Walk every projects folder: track new files, drain and forget vanished
-    /// ones, then read whatever changed. Returns the number of files with new data.
-    pub fn reconcile(&mut self) -> usize {
-        let mut errors = Vec::new();
-        let found = discover::find(&self.settings.projects_dirs, &mut errors);
-        // Every name of a file counts as seen, so a file followed under one name
-        // is not taken for gone because the walk also met another.
-        let seen: HashMap<PathBuf, Stat> =
-            found.into_iter().map(|f| (f.path, Stat { len: f.len, id: f.id, mtime_ns: f.mtime_ns })).collect();
-        // New files in path order, main files first (their sessions name the project).
-        let dirs = &self.settings.projects_dirs;
-        let mut new: Vec<&PathBuf> = seen.keys().filter(|p| !self.files.contains_key(*p)).collect();
-        new.sort_by_cached_key(|p| (discover::order(dirs, p), *p));
-        let new: Vec<PathBuf> = new.into_iter().cloned().collect();
-        if !new.is_empty() {
-            let mut known = self.known_ids();
-            for p in new {
-                self.track_new(&p, &mut known);
-            }
-        }
-        self.folder_errors(errors);
-        // Only files whose size, identity or mtime moved (or that vanished), and
-        // those that failed last time, are read.
-        let mut stale: Vec<(bool, PathBuf)> = self
-            .files
-            .iter()
-            .filter(|(p, t)| self.failing_files.contains(*p) || seen.get(*p).is_none_or(|s| t.stat != Some(*s)))
-            .map(|(p, t)| (t.info.role != Role::Main, p.clone()))
-            .collect();
-        stale.sort();
-        let stale = stale.into_iter().map(|(_, p)| p);
-        let mut changed = 0;
-        for p in stale {
-            // Turned into a symlink: what it leads to, if ours, is followed under its own path.
-            if !seen.contains_key(&p) && std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
-                self.files.remove(&p);
-                self.failing_files.remove(&p);
-                self.log(crate::source::journal::Record::Gone { path: p.clone() });
-                continue;
-            }
-            if self.poll(&p) {
-                changed += 1;
-            }
-            // A file no longer listed is gone (poll drained and dropped it) or moved out.
-            // Not one we merely cannot see (a folder without permission): its position stays.
-            if !seen.contains_key(&p) && self.files.contains_key(&p) && is_gone(&p) {
-                self.files.remove(&p);
-                self.failing_files.remove(&p);
-                self.log(crate::source::journal::Record::Gone { path: p.clone() });
-            }
-        }
-        self.commit();
-        changed
-    }
-
-    /// Count and log folders that cannot be listed, once per failure episode.
-    fn folder_errors(&mut self, errors: Vec<(PathBuf, std::io::Error)>) {
-        let now: HashSet<&PathBuf> = errors.iter().map(|(d, _)| d).collect();
-        let recovered: Vec<PathBuf> = self.failing_folders.iter().filter(|d| !now.contains(d)).cloned().collect();
-        for d in recovered {
-            self.failing_folders.remove(&d);
-            if d.is_dir() {
-                tracing::info!(path = %d.display(), "Folder can be read again.");
-            }
-        }
-        for (dir, e) in errors {
-            if self.failing_folders.insert(dir.clone()) {
-                let message = format!("cannot read folder {}: {}", dir.display(), e.kind());
-                self.lock().report_error(message, now_ms());
-                self.lock().store.inc(Counter::ReadErrors, &["folder"], 1.0);
-                self.log(crate::source::journal::Record::ReadError { kind: "folder".into() });
-                tracing::warn!(path = %dir.display(), error = %e, "Cannot read folder; will retry on each reconcile.");
-            }
-        }
     }
 
     /// Read what is new in one tracked file and apply it. Returns whether it had new data.
@@ -537,6 +432,9 @@ impl Engine {
         n
     }
 
+    /// History has been read: from now on reads are journaled, events and traces
+    /// start (stamped from now), the `caught_up` gauge is 1, and the trace backfill
+    /// (if asked for) starts.
     pub fn set_caught_up(&mut self) {
         self.caught_up = true;
         if let Some(em) = self.events_when_caught_up.take() {
@@ -569,11 +467,6 @@ impl Engine {
     }
 }
 
-/// Whether `path` no longer exists (not merely cannot be looked at).
-fn is_gone(path: &Path) -> bool {
-    matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
-}
-
 /// Count what one read did; observe the lag of live lines.
 fn record(agg: &Mutex<Aggregator>, r: &Report, c: LineCounts, now: Millis, caught_up: bool) {
     let mut agg = agg.lock().unwrap_or_else(|p| p.into_inner());
@@ -598,16 +491,16 @@ fn record(agg: &Mutex<Aggregator>, r: &Report, c: LineCounts, now: Millis, caugh
 ///
 /// `capture`: also keep the line's content for events and traces, each item cut to this size.
 pub fn parse(line: &[u8], counts: &mut LineCounts, path: &Path, capture: Option<usize>) -> Option<Entry> {
-    parse_inspecting(line, counts, path, capture, &crate::transcript::capture::Inspect::default())
+    parse_inspecting(line, counts, path, capture, &crate::engine::capture::Inspect::default())
 }
 
 /// [`parse`], reading each whole tool input of captured content for what `inspect` asks.
-pub fn parse_inspecting(
+fn parse_inspecting(
     line: &[u8],
     counts: &mut LineCounts,
     path: &Path,
     capture: Option<usize>,
-    inspect: &crate::transcript::capture::Inspect,
+    inspect: &crate::engine::capture::Inspect,
 ) -> Option<Entry> {
     if let Some(head) = transcript::progress_head(line) {
         counts.ok += 1;
@@ -618,7 +511,7 @@ pub fn parse_inspecting(
             counts.ok += 1;
             let mut e = Entry::from_line(&l);
             if let Some(cap) = capture {
-                e.content = crate::transcript::capture::read(line, cap, inspect);
+                e.content = crate::engine::capture::read(line, cap, inspect);
             }
             Some(e)
         }
@@ -649,156 +542,4 @@ fn apply_batch(agg: &Mutex<Aggregator>, info: &FileInfo, warmup: &mut bool, batc
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read_errors(e: &Engine) -> f64 {
-        e.lock().store.counter(Counter::ReadErrors, &["file"])
-    }
-
-    fn ok_lines(e: &Engine) -> f64 {
-        e.lock().store.counter(Counter::Lines, &["ok"])
-    }
-
-    /// A folder named like a transcript opens but fails to read (EISDIR), even as root.
-    #[test]
-    fn a_failing_file_is_retried_each_reconcile_and_counted_once_per_episode() {
-        let d = tempfile::tempdir().unwrap();
-        let projects = d.path().join("projects");
-        let p = projects.join("-w").join("s1.jsonl");
-        std::fs::create_dir_all(&p).unwrap();
-        let mut e = Engine::new(Settings { projects_dirs: vec![projects.clone()], ..Settings::default() });
-        assert!(e.track(&p));
-        assert!(!e.poll(&p));
-        for _ in 0..5 {
-            e.reconcile();
-        }
-        assert_eq!(read_errors(&e), 1.0, "one episode, however many retries");
-        assert_eq!(e.files_tracked(), 1, "kept, with its position, while it fails");
-
-        std::fs::remove_dir(&p).unwrap();
-        std::fs::write(&p, "{\"type\":\"user\",\"sessionId\":\"s1\",\"message\":{\"content\":\"hi\"}}\n").unwrap();
-        e.reconcile();
-        assert_eq!((ok_lines(&e), read_errors(&e)), (1.0, 1.0), "read on the next reconcile");
-
-        // A new failure after a success is a new episode.
-        std::fs::remove_file(&p).unwrap();
-        std::fs::create_dir(&p).unwrap();
-        e.poll(&p);
-        e.reconcile();
-        e.reconcile();
-        assert_eq!(read_errors(&e), 2.0);
-    }
-
-    /// A hard link or a symlink to a followed file, reported by the watcher, is
-    /// not followed again; a symlink leading outside the projects folders never.
-    #[cfg(unix)]
-    #[test]
-    fn a_second_path_to_a_followed_file_is_not_followed() {
-        let d = tempfile::tempdir().unwrap();
-        let projects = d.path().join("projects");
-        let dir = projects.join("-w");
-        std::fs::create_dir_all(&dir).unwrap();
-        let line = "{\"type\":\"user\",\"sessionId\":\"s1\",\"message\":{\"content\":\"hi\"}}\n";
-        std::fs::write(dir.join("s1.jsonl"), line).unwrap();
-        std::fs::write(d.path().join("out.jsonl"), line).unwrap();
-        std::fs::hard_link(dir.join("s1.jsonl"), dir.join("s2.jsonl")).unwrap();
-        std::os::unix::fs::symlink("s1.jsonl", dir.join("s3.jsonl")).unwrap();
-        std::os::unix::fs::symlink(d.path().join("out.jsonl"), dir.join("s4.jsonl")).unwrap();
-        let mut e = Engine::new(Settings { projects_dirs: vec![projects.clone()], ..Settings::default() });
-        assert!(e.track(&dir.join("s1.jsonl")));
-        e.poll(&dir.join("s1.jsonl"));
-        for other in ["s2.jsonl", "s3.jsonl", "s4.jsonl"] {
-            assert!(!e.track(&dir.join(other)), "{other}");
-        }
-        e.reconcile();
-        assert_eq!((e.files_tracked(), ok_lines(&e)), (1, 1.0));
-        // Once the first name is gone, the file is followed under the other
-        // (read again: its identity is not carried over from a vanished path).
-        std::fs::remove_file(dir.join("s1.jsonl")).unwrap();
-        e.reconcile();
-        e.reconcile();
-        assert_eq!(e.files_tracked(), 1);
-        assert!(e.files.contains_key(&dir.join("s2.jsonl")));
-    }
-
-    #[test]
-    fn a_failing_folder_counts_once_per_episode() {
-        let mut e = Engine::new(Settings::default());
-        let err = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        let dir = PathBuf::from("/nowhere/projects/-w");
-        let count = |e: &Engine| e.lock().store.counter(Counter::ReadErrors, &["folder"]);
-        for _ in 0..3 {
-            e.folder_errors(vec![(dir.clone(), err())]);
-        }
-        assert_eq!(count(&e), 1.0);
-        e.folder_errors(Vec::new());
-        e.folder_errors(vec![(dir.clone(), err())]);
-        assert_eq!(count(&e), 2.0, "listed fine once, then failing again: a second episode");
-    }
-}
-
-#[cfg(test)]
-mod huge_numbers {
-    use super::*;
-
-    fn assistant(id: &str, tokens: u64) -> String {
-        format!(
-            r#"{{"type":"assistant","sessionId":"s1","timestamp":"2026-01-01T00:00:00.000Z","requestId":"r{id}","message":{{"id":"m{id}","model":"claude-sonnet-4-5-20250929","usage":{{"input_tokens":{tokens},"output_tokens":{tokens},"cache_creation_input_tokens":{tokens},"cache_read_input_tokens":{tokens},"cache_creation":{{"ephemeral_5m_input_tokens":{tokens},"ephemeral_1h_input_tokens":{tokens}}}}},"content":[{{"type":"text","text":"x"}}]}}}}"#
-        ) + "\n"
-    }
-
-    fn engine_over(projects: &Path) -> Engine {
-        Engine::new(Settings { projects_dirs: vec![projects.to_owned()], ..Settings::default() })
-    }
-
-    /// Usage numbers up to u64::MAX in a transcript are counted without a panic.
-    #[test]
-    fn usage_near_u64_max_in_a_transcript_is_counted() {
-        let d = tempfile::tempdir().unwrap();
-        let projects = d.path().join("projects");
-        let p = projects.join("-w").join("s1.jsonl");
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, assistant("1", u64::MAX) + &assistant("2", u64::MAX) + &assistant("3", u64::MAX)).unwrap();
-        let mut e = engine_over(&projects);
-        e.scan(1, &|_, _| {});
-        e.tick();
-        let report = crate::report::Report::from_aggregator(&e.lock(), 1);
-        assert!(report.table().contains("3 lines"), "{}", report.table());
-        assert!(serde_json::from_slice::<Checkpoint>(&e.checkpoint_bytes()).is_ok());
-    }
-
-    /// Found by fuzzing (`checkpoint_reader`): a checkpoint whose session holds
-    /// a token total near u64::MAX, then one more response read, overflowed
-    /// `Tokens += ` (a panic in debug builds, a wrapped total in release). Totals saturate.
-    #[test]
-    fn a_restored_session_total_near_u64_max_saturates() {
-        let d = tempfile::tempdir().unwrap();
-        let projects = d.path().join("projects");
-        let p = projects.join("-w").join("s1.jsonl");
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, assistant("1", 10)).unwrap();
-        let mut e = engine_over(&projects);
-        e.scan(1, &|_, _| {});
-        let mut cp: serde_json::Value = serde_json::from_slice(&e.checkpoint_bytes()).unwrap();
-        let sessions = cp["aggregator"]["sessions"].as_object_mut().expect("sessions in the checkpoint");
-        let tokens = &mut sessions.values_mut().next().expect("one session")["tokens"];
-        for k in ["input", "output", "cache_creation", "cache_creation_1h", "cache_read"] {
-            tokens[k] = serde_json::Value::from(u64::MAX);
-        }
-        let cp: Checkpoint = serde_json::from_value(cp).unwrap();
-
-        let mut restored = engine_over(&projects);
-        restored.restore(cp);
-        std::fs::write(&p, assistant("1", 10) + &assistant("2", 10)).unwrap();
-        restored.reconcile();
-        let back: serde_json::Value = serde_json::from_slice(&restored.checkpoint_bytes()).unwrap();
-        let session = back["aggregator"]["sessions"].as_object().unwrap().values().next().unwrap();
-        assert_eq!(session["tokens"]["cache_creation_1h"], serde_json::Value::from(u64::MAX));
-        assert_eq!(
-            restored.lock().store.counter(Counter::Lines, &["ok"]),
-            2.0,
-            "the first line, restored, and the new one"
-        );
-    }
-}
+mod tests;

@@ -18,21 +18,26 @@ use anyhow::Context;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-pub mod checks;
+mod checks;
 pub mod shell;
+pub mod tool;
 
-pub use checks::{Call, Check};
+use checks::{Call, Check};
 
 /// How serious a match is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Worth knowing; the default action is `allow`.
     Info,
+    /// Risky; the default action is `ask`.
     Warning,
+    /// Destructive or a leak; the default action is `deny`.
     Critical,
 }
 
 impl Severity {
+    /// The name used in rules files and as the `severity` label (`info`, `warning`, `critical`).
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -55,6 +60,7 @@ pub enum Action {
 }
 
 impl Action {
+    /// The name used in rules files and in the hook's answer (`allow`, `ask`, `deny`).
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Allow => "allow",
@@ -67,18 +73,27 @@ impl Action {
 /// A rule that matched a tool call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Match {
+    /// The rule's name (the `rule` label of `claude_sessions_rule_matches_total`).
     pub rule: String,
+    /// How serious the rule says a match is.
     pub severity: Severity,
+    /// What the hook answers for this rule.
     pub action: Action,
+    /// The rule's description (its name when it has none), for people.
     pub description: String,
 }
 
 /// One rule, compiled.
 #[derive(Debug, Clone)]
 pub struct Rule {
+    /// Unique within a set: a file's rule replaces the built-in one of the same name.
     pub name: String,
+    /// How serious a match is.
     pub severity: Severity,
+    /// What the hook answers (by default from the severity: critical → deny,
+    /// warning → ask, info → allow).
     pub action: Action,
+    /// What the rule flags, for people (its name when the file gives none).
     pub description: String,
     tools: Vec<String>,
     check: Option<Check>,
@@ -134,7 +149,11 @@ pub struct Rules {
 /// The hook's answer: the strictest action among the matches (`None`: no rule matched).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
+    /// The strictest action among the matches (deny > ask > allow); `None` when no
+    /// rule matched (the hook then prints nothing unless
+    /// `--allow-unmatched`: Claude Code's own permission settings decide).
     pub action: Option<Action>,
+    /// Every rule the call matched, `allow` rules included, in the set's order.
     pub matches: Vec<Match>,
 }
 
@@ -163,14 +182,19 @@ impl Rules {
         Ok(Rules { rules })
     }
 
+    /// How many rules the set has (built-in and file rules together).
     pub fn len(&self) -> usize {
         self.rules.len()
     }
 
+    /// Whether the set has no rule (`Rules::default()`, or a file with `builtin = false`
+    /// and no `[[rule]]`): every call then matches nothing.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
 
+    /// The rules in the order they are checked: the built-in ones a file kept (in
+    /// `rules/builtin.toml` order), then the file's own, in its order.
     pub fn iter(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter()
     }

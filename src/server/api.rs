@@ -48,18 +48,20 @@ const COALESCE_BYTES: usize = 16 << 10;
 
 /// What the API reads.
 #[derive(Clone)]
-pub struct Api {
+pub(crate) struct Api {
+    /// The event bus `/api/events` subscribes to.
     pub bus: Arc<Bus>,
+    /// The live sessions `/api/sessions` lists, and `/api/events` sends first.
     pub sessions: LiveSessions,
 }
 
 /// Whether `path` belongs to the API.
-pub fn is_api_path(path: &str) -> bool {
+pub(crate) fn is_api_path(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 
 /// Answer an `/api/…` request. `GET /api/events` spawns a task on the current tokio runtime.
-pub fn handle<B>(api: &Api, req: &Request<B>) -> Response<HttpBody> {
+pub(crate) fn handle<B>(api: &Api, req: &Request<B>) -> Response<HttpBody> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "only GET");
         r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -119,7 +121,7 @@ fn list_sessions(api: &Api, pairs: &[(String, String)]) -> Response<HttpBody> {
 }
 
 /// `active`, `idle` or `ended`.
-pub fn parse_state(s: &str) -> Option<State> {
+fn parse_state(s: &str) -> Option<State> {
     match s {
         "active" => Some(State::Active),
         "idle" => Some(State::Idle),
@@ -318,7 +320,7 @@ fn error(status: StatusCode, message: &str) -> Response<HttpBody> {
 }
 
 /// `a=1&b=x%20y` → pairs, percent- and `+`-decoded.
-pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+fn query_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -330,7 +332,7 @@ pub fn query_pairs(query: &str) -> Vec<(String, String)> {
 }
 
 /// `%2F` → `/`; malformed escapes are kept as written; invalid UTF-8 is replaced.
-pub fn percent_decode(s: &str) -> String {
+fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -350,7 +352,7 @@ pub fn percent_decode(s: &str) -> String {
 }
 
 /// `a b/c` → `a%20b%2Fc`: everything but unreserved characters escaped.
-pub fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -31,6 +31,7 @@ const WAITING: usize = 8;
 /// What a request's credentials get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// The user is known and the password right (checked now, or remembered).
     Allowed,
     /// 401: missing, unknown user or wrong password (not told apart).
     Denied,
@@ -57,6 +58,8 @@ impl Default for Auth {
 }
 
 impl Auth {
+    /// A checker with nothing remembered, and a fresh random key for its memory of
+    /// logins (so the tags it keeps mean nothing outside this process).
     pub fn new() -> Auth {
         let rng = ring::rand::SystemRandom::new();
         // A key nobody knows makes the remembered tags useless outside this process.

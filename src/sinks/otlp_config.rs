@@ -10,8 +10,10 @@ use std::time::Duration;
 /// Wire protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Protocol {
+    /// OTLP/gRPC (default port 4317); the URL names the server only.
     #[value(name = "grpc")]
     Grpc,
+    /// OTLP/HTTP with protobuf bodies (default port 4318); the URL ends in `/v1/<signal>`.
     #[value(name = "http/protobuf")]
     HttpProtobuf,
 }
@@ -19,7 +21,9 @@ pub enum Protocol {
 /// Cumulative (what Prometheus-compatible backends want) or delta.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Temporality {
+    /// Totals since the counters started (they survive restarts), every export.
     Cumulative,
+    /// What changed since the last delivered export (a durable baseline, `otlp_delta`).
     Delta,
 }
 
@@ -28,10 +32,14 @@ pub enum Temporality {
 pub struct Endpoint {
     /// gRPC: the server (`http://host:4317`). HTTP: the full URL (`…/v1/traces`).
     pub url: String,
+    /// How the requests are sent.
     pub protocol: Protocol,
-    /// Secret: never printed (see the `Debug` impl).
+    /// Sent with every request, set last (they win over the exporter's). Secret: never
+    /// printed (see the `Debug` impl).
     pub headers: Vec<(String, String)>,
+    /// Bound of one request, and of its retries together.
     pub timeout: Duration,
+    /// Gzip the request bodies (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
     pub gzip: bool,
     /// PEM file of extra CA certificates to trust for `https://` (besides the system's).
     pub ca_file: Option<std::path::PathBuf>,
@@ -53,6 +61,8 @@ impl std::fmt::Debug for Endpoint {
 /// Claude Code's own metric names, emitted besides ours.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Compat {
+    /// Also send `claude_code.token.usage`, `claude_code.cost.usage`,
+    /// `claude_code.session.count` and `claude_code.lines_of_code.count`.
     pub claude_code: bool,
     /// Per-session series (`session.id`), as Claude Code does by default.
     pub session_id: bool,
@@ -61,13 +71,19 @@ pub struct Compat {
 /// Everything the OTLP worker needs.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where metrics go; `None`: no metrics are pushed.
     pub metrics: Option<Endpoint>,
+    /// Where spans go; `None`: no traces are pushed.
     pub traces: Option<Endpoint>,
+    /// Time between metric exports (at least 100 ms).
     pub interval: Duration,
+    /// Of the metric sums and histograms.
     pub temporality: Temporality,
+    /// Claude Code's metric names besides ours.
     pub compat: Compat,
     /// Send the traces of history (before the first start) once.
     pub backfill: bool,
+    /// Attributes of the resource every request carries (`service.name` first).
     pub resource: Vec<(String, String)>,
     /// Spans held while the collector is slow or down.
     pub max_queue_spans: usize,
@@ -82,18 +98,27 @@ pub struct Config {
 /// Flags that override the environment.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// `--otlp-endpoint`: the base URL of both signals (HTTP appends `/v1/<signal>`).
     pub endpoint: Option<String>,
+    /// `--otlp-protocol`.
     pub protocol: Option<Protocol>,
+    /// `--otlp-header` values, `k=v[,k=v]` with percent-encoded values.
     pub headers: Vec<String>,
+    /// `--otlp-metrics`: push metrics.
     pub metrics: bool,
+    /// `--otlp-traces`: push traces.
     pub traces: bool,
+    /// `--otlp-interval`.
     pub interval: Option<Duration>,
+    /// `--otlp-temporality`.
     pub temporality: Option<Temporality>,
+    /// `--otlp-claude-code-metrics`, `--otlp-claude-code-session-id`.
     pub compat: Compat,
+    /// `--otlp-backfill`.
     pub backfill: bool,
 }
 
-/// Invalid OTLP settings.
+/// Invalid OTLP settings; the message names the setting, never a header value.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub(crate) String);
@@ -296,4 +321,89 @@ pub(crate) fn kv_str(key: &str, value: &str) -> KeyValue {
 
 pub(crate) fn resource(cfg: &Config) -> Resource {
     Resource { attributes: cfg.resource.iter().map(|(k, v)| kv_str(k, v)).collect(), ..Default::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn cfg(vars: &[(&str, &str)], flags: &Overrides) -> Result<Option<Config>, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_env(&move |k| map.get(k).cloned(), flags)
+    }
+
+    #[test]
+    fn nothing_is_sent_unless_switched_on() {
+        assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")], &Overrides::default()).unwrap().is_none());
+        let c = cfg(&[("OTEL_METRICS_EXPORTER", "otlp")], &Overrides::default()).unwrap().unwrap();
+        assert!(c.metrics.is_some() && c.traces.is_none());
+    }
+
+    #[test]
+    fn standard_variables_are_honoured() {
+        let c = cfg(
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://tempo:4318/custom/traces"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20abc,x-team=dev"),
+                ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-team=ops"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                ("OTEL_METRIC_EXPORT_INTERVAL", "15000"),
+                ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta"),
+                ("OTEL_SERVICE_NAME", "my-laptop"),
+                ("OTEL_RESOURCE_ATTRIBUTES", "team=dev,service.name=ignored"),
+            ],
+            &Overrides { metrics: true, traces: true, ..Overrides::default() },
+        )
+        .unwrap()
+        .unwrap();
+        let m = c.metrics.as_ref().unwrap();
+        assert_eq!(m.url, "http://collector:4318/v1/metrics");
+        assert_eq!(m.protocol, Protocol::HttpProtobuf);
+        assert_eq!(m.headers, vec![("Authorization".into(), "Bearer abc".into()), ("x-team".into(), "ops".into())]);
+        assert_eq!(m.timeout, Duration::from_millis(2500));
+        assert_eq!(c.traces.as_ref().unwrap().url, "http://tempo:4318/custom/traces");
+        assert_eq!((c.interval, c.temporality), (Duration::from_secs(15), Temporality::Delta));
+        let res: HashMap<_, _> = c.resource.iter().cloned().collect();
+        assert_eq!(res["service.name"], "my-laptop");
+        assert_eq!(res["team"], "dev");
+        assert!(res.contains_key("host.name") && res.contains_key("service.instance.id"));
+        assert_eq!(res["service.version"], crate::VERSION);
+        // Secrets stay out of debug output.
+        assert!(!format!("{c:?}").contains("abc"));
+    }
+
+    #[test]
+    fn flags_override_and_grpc_keeps_the_base_url() {
+        let c = cfg(
+            &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x:4318")],
+            &Overrides {
+                traces: true,
+                endpoint: Some("http://127.0.0.1:4317".into()),
+                protocol: Some(Protocol::Grpc),
+                ..Overrides::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
+        let t = c.traces.unwrap();
+        assert_eq!((t.url.as_str(), t.protocol), ("http://127.0.0.1:4317", Protocol::Grpc));
+        assert_eq!(c.temporality, Temporality::Cumulative);
+        assert_eq!(c.interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn bad_settings_are_clear_errors() {
+        let on = Overrides { metrics: true, ..Overrides::default() };
+        let e = cfg(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")], &on).err().unwrap();
+        assert!(e.to_string().contains("not supported"), "{e}");
+        let e = cfg(&[("OTEL_EXPORTER_OTLP_HEADERS", "secret-token-no-equals")], &on).err().unwrap();
+        assert!(!e.to_string().contains("secret-token"), "{e}");
+        assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://x")], &on).is_err());
+        assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x")], &on).unwrap().is_some());
+        let e = cfg(&[("OTEL_EXPORTER_OTLP_CERTIFICATE", "/no/such/ca.pem")], &on).err().unwrap();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
 }

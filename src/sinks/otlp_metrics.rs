@@ -1,13 +1,23 @@
 //! OTLP metrics: the store's families under OpenTelemetry names, plus
-//! (optionally) Claude Code's own metric names.
+//! (optionally) Claude Code's own metric names, and the hand-built request for
+//! what the official exporter cannot carry.
 //!
-//! In: the aggregator (its store, and its sessions for per-session series).
-//! Out: one `ExportMetricsServiceRequest`. Counters become monotonic sums,
-//! histograms keep their buckets, gauges stay gauges. Cumulative sums start at
-//! the time the counters started (they survive restarts through the
-//! checkpoint); delta sums are the change since the last delivered export,
-//! whose baseline ([`Sent`]) is checkpointed too, so a restart never sends
-//! history twice.
+//! In: the aggregator (its store, and its sessions for per-session series),
+//! copied into `Points` under one short lock. Out: the points, which
+//! `otlp_instruments` observes through the SDK (cumulative sums and gauges),
+//! and [`build`]: one `ExportMetricsServiceRequest` for the rest.
+//!
+//! Why some is hand-built: the OpenTelemetry metrics API has no observable
+//! histogram, and the SDK's histograms aggregate values recorded in this
+//! process, so they cannot carry our bucketed histograms restored from the
+//! checkpoint; and the SDK's delta temporality moves its baseline when it
+//! collects, in memory, so a failed export would lose an increase and a
+//! restart would send the whole history again. So histograms (both
+//! temporalities) and, with delta temporality, the sums and gauges too are
+//! built here: cumulative histograms start at the time the counters started
+//! (they survive restarts through the checkpoint); delta points are the change
+//! since the last delivered export, whose baseline ([`Sent`]) the sink keeps
+//! durable in the state folder (`otlp_delta`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,7 +33,7 @@ use crate::state::live::Aggregator;
 use crate::state::metrics::{self, Def, Type};
 use crate::transcript::entry::Millis;
 
-pub use crate::state::metrics::Sent;
+pub use super::otlp_delta::Sent;
 
 /// The OpenTelemetry name of a family: `claude_sessions_tool_calls` →
 /// `claude_sessions.tool_calls`, `claude_sessions_exporter_lines` → `claude_sessions.exporter.lines`.
@@ -50,7 +60,7 @@ pub fn otel_unit(def: &Def) -> &'static str {
         "tokens" => "{token}",
         "sessions_started" | "sessions" => "{session}",
         "prompts" => "{prompt}",
-        "api_requests" | "unpriced_requests" | "exporter_otlp_exports" => "{request}",
+        "api_requests" | "unpriced_requests" => "{request}",
         "tool_calls" | "tool_calls_pending" | "rule_matches" => "{call}",
         "tool_errors" | "api_errors" | "exporter_read_errors" => "{error}",
         "subagents_started" => "{agent}",
@@ -61,7 +71,6 @@ pub fn otel_unit(def: &Def) -> &'static str {
         "exporter_series_overflow" => "{series}",
         "exporter_checkpoint_writes" => "{write}",
         "exporter_dedup_evictions" | "exporter_dedup_window_keys" => "{key}",
-        "exporter_otlp_dropped" | "exporter_otlp_queue" => "{item}",
         "exporter_webhook_deliveries" => "{request}",
         "exporter_webhook_dropped"
         | "exporter_webhook_queue"
@@ -71,33 +80,41 @@ pub fn otel_unit(def: &Def) -> &'static str {
     }
 }
 
-/// One instrument in the request.
-struct Descriptor {
-    name: String,
-    unit: &'static str,
-    description: String,
-    kind: Type,
-    bounds: Vec<f64>,
+/// One instrument: OpenTelemetry name, UCUM unit, description, type, bucket bounds.
+#[derive(Debug, Clone)]
+pub(crate) struct Descriptor {
+    pub(crate) name: String,
+    pub(crate) unit: &'static str,
+    pub(crate) description: String,
+    pub(crate) kind: Type,
+    pub(crate) bounds: Vec<f64>,
 }
 
-enum Val {
+/// A point's value.
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    /// A sum or a gauge.
     Number(f64),
     /// Per-bucket counts, sum (exposed units), count.
     Hist(Vec<u64>, f64, u64),
 }
 
-struct Point {
-    metric: usize,
-    attrs: Vec<(String, String)>,
-    val: Val,
+/// One series' value, under the instrument `metric` (an index in `descriptors`).
+#[derive(Debug, Clone)]
+pub(crate) struct Point {
+    pub(crate) metric: usize,
+    pub(crate) attrs: Vec<(String, String)>,
+    pub(crate) val: Val,
 }
 
 /// Every point, cumulative, before temporality is applied.
-#[derive(Default)]
-struct Points {
-    descriptors: Vec<Descriptor>,
+#[derive(Debug, Default)]
+pub(crate) struct Points {
+    pub(crate) descriptors: Vec<Descriptor>,
     index: HashMap<String, usize>,
-    points: Vec<Point>,
+    pub(crate) points: Vec<Point>,
+    /// When the counters started (ms), as the aggregator says: the start of cumulative points.
+    pub(crate) since_ms: Millis,
 }
 
 impl Points {
@@ -194,10 +211,11 @@ fn claude_code_token_type(t: &str) -> &str {
     }
 }
 
-const CC_TOKENS: (&str, &str, &str) = ("claude_code.token.usage", "tokens", "Number of tokens used");
-const CC_COST: (&str, &str, &str) = ("claude_code.cost.usage", "USD", "Cost of the Claude Code session");
-const CC_SESSIONS: (&str, &str, &str) = ("claude_code.session.count", "", "Count of CLI sessions started");
-const CC_LINES: (&str, &str, &str) = ("claude_code.lines_of_code.count", "", "Count of lines of code modified");
+pub(crate) const CC_TOKENS: (&str, &str, &str) = ("claude_code.token.usage", "tokens", "Number of tokens used");
+pub(crate) const CC_COST: (&str, &str, &str) = ("claude_code.cost.usage", "USD", "Cost of the Claude Code session");
+pub(crate) const CC_SESSIONS: (&str, &str, &str) = ("claude_code.session.count", "", "Count of CLI sessions started");
+pub(crate) const CC_LINES: (&str, &str, &str) =
+    ("claude_code.lines_of_code.count", "", "Count of lines of code modified");
 
 /// Claude Code's names, reconstructed: summed over projects, or per session with `session.id`.
 fn claude_code(agg: &Aggregator, per_session: bool, out: &mut Points) {
@@ -251,23 +269,44 @@ fn claude_code(agg: &Aggregator, per_session: bool, out: &mut Points) {
     }
 }
 
-/// The request for `now`, how many points it holds, and the baseline to keep once it is delivered.
-pub fn build(agg: &Aggregator, cfg: &Config, now: Millis) -> (ExportMetricsServiceRequest, usize, Sent) {
-    let mut all = Points::default();
+/// Every point of the aggregator (ours, and Claude Code's names if `cfg` asks), copied.
+pub(crate) fn snapshot(agg: &Aggregator, cfg: &Config) -> Points {
+    let mut all = Points { since_ms: agg.since_ms, ..Points::default() };
     ours(agg, &mut all);
     if cfg.compat.claude_code {
         claude_code(agg, cfg.compat.session_id, &mut all);
     }
+    all
+}
+
+/// Every point of `agg` as one request for `now` (delta from nothing with delta
+/// temporality), how many points it holds, and the baseline it would leave.
+pub fn build(agg: &Aggregator, cfg: &Config, now: Millis) -> (ExportMetricsServiceRequest, usize, Sent) {
+    build_from(snapshot(agg, cfg), cfg, &Sent::default(), now, false)
+}
+
+/// The hand-built request for `now` (with `histograms_only`, just the
+/// histograms), how many points it holds, and the delta baseline to keep once
+/// it is delivered (`base`: the last delivered one).
+pub(crate) fn build_from(
+    all: Points,
+    cfg: &Config,
+    base: &Sent,
+    now: Millis,
+    histograms_only: bool,
+) -> (ExportMetricsServiceRequest, usize, Sent) {
     let delta = cfg.temporality == Temporality::Delta;
-    let base = &agg.otlp_sent;
     let ns = |ms: Millis| u64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000);
-    let cumulative_start = if agg.since_ms > 0 { agg.since_ms } else { now };
+    let cumulative_start = if all.since_ms > 0 { all.since_ms } else { now };
     let start = if delta && base.at_ms > 0 { base.at_ms } else { cumulative_start };
     let mut next = Sent { at_ms: now, ..Sent::default() };
     let mut by_metric: BTreeMap<usize, Vec<Point>> = BTreeMap::new();
     let mut count = 0;
     for p in all.points {
         let d = &all.descriptors[p.metric];
+        if histograms_only && d.kind != Type::Histogram {
+            continue;
+        }
         let k = key(&d.name, &p.attrs);
         let val = match (d.kind, p.val) {
             (Type::Counter, Val::Number(v)) if delta => {

@@ -1,79 +1,85 @@
-//! OTLP traces: finished [`Span`]s as an `ExportTraceServiceRequest`.
+//! OTLP traces: finished [`Span`]s as the SDK's `SpanData`, for the official
+//! `opentelemetry_otlp::SpanExporter`.
 //!
-//! In: spans from the tracer (ids and times from the transcript). Out: one
-//! request holding them under our resource and instrumentation scope.
+//! In: spans from the tracer, with ids, parents and times taken from the
+//! transcript (history backfill keeps its original timestamps). Out: hand-built
+//! `SpanData` under our instrumentation scope; the resource is set once on the
+//! exporter (`set_resource`). No SDK tracer or span processor is involved: they
+//! would mint their own ids and times.
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as PSpan, Status, span, status};
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::trace::{SpanContext, SpanId, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use crate::sinks::trace::{Attrs, Span, SpanKind, Value};
 
-fn value(v: &Value) -> any_value::Value {
+fn value(v: &Value) -> opentelemetry::Value {
     match v {
-        Value::Str(s) => any_value::Value::StringValue(s.clone()),
-        Value::Int(i) => any_value::Value::IntValue(*i),
-        Value::Bool(b) => any_value::Value::BoolValue(*b),
-        Value::F64(f) => any_value::Value::DoubleValue(*f),
-        Value::Strs(list) => any_value::Value::ArrayValue(ArrayValue {
-            values: list.iter().map(|s| AnyValue { value: Some(any_value::Value::StringValue(s.clone())) }).collect(),
-        }),
+        Value::Str(s) => s.clone().into(),
+        Value::Int(i) => (*i).into(),
+        Value::Bool(b) => (*b).into(),
+        Value::F64(f) => (*f).into(),
+        Value::Strs(list) => {
+            opentelemetry::Value::Array(Array::String(list.iter().cloned().map(StringValue::from).collect()))
+        }
     }
 }
 
 fn attributes(a: &Attrs) -> Vec<KeyValue> {
-    a.iter().map(|(k, v)| super::otlp_config::kv(k, value(v))).collect()
+    a.iter().map(|(k, v)| KeyValue::new(k.clone(), value(v))).collect()
 }
 
-fn ns(ms: i64) -> u64 {
-    u64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000)
+/// A transcript time (ms since the epoch) as a `SystemTime`; before 1970 is the epoch.
+fn time(ms: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-/// One span on the wire.
-pub fn span(s: &Span) -> PSpan {
-    PSpan {
-        trace_id: s.trace_id.to_vec(),
-        span_id: s.span_id.to_vec(),
-        parent_span_id: s.parent.map(|p| p.to_vec()).unwrap_or_default(),
-        name: s.name.clone(),
-        kind: match s.kind {
-            SpanKind::Internal => span::SpanKind::Internal as i32,
-            SpanKind::Client => span::SpanKind::Client as i32,
+fn events(s: &Span) -> SpanEvents {
+    let mut out = SpanEvents::default();
+    out.events = s
+        .events
+        .iter()
+        .map(|e| opentelemetry::trace::Event::new(e.name.clone(), time(e.at_ms), attributes(&e.attrs), 0))
+        .collect();
+    out
+}
+
+/// The scope every span is sent under: this program and its version.
+pub(crate) fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("claude-sessions").with_version(crate::VERSION).build()
+}
+
+/// One span as the exporter takes it: our ids, parent, kind, times, attributes,
+/// events and error status, unchanged. Sampled, so that backends keep it.
+pub fn span_data(s: &Span, scope: &InstrumentationScope) -> SpanData {
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from_bytes(s.trace_id),
+            SpanId::from_bytes(s.span_id),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ),
+        parent_span_id: s.parent.map_or(SpanId::INVALID, SpanId::from_bytes),
+        parent_span_is_remote: false,
+        span_kind: match s.kind {
+            SpanKind::Internal => opentelemetry::trace::SpanKind::Internal,
+            SpanKind::Client => opentelemetry::trace::SpanKind::Client,
         },
-        start_time_unix_nano: ns(s.start_ms),
-        end_time_unix_nano: ns(s.end_ms),
+        name: Cow::Owned(s.name.clone()),
+        start_time: time(s.start_ms),
+        end_time: time(s.end_ms),
         attributes: attributes(&s.attrs),
-        events: s
-            .events
-            .iter()
-            .map(|e| span::Event {
-                time_unix_nano: ns(e.at_ms),
-                name: e.name.clone(),
-                attributes: attributes(&e.attrs),
-                ..Default::default()
-            })
-            .collect(),
-        status: s.error.as_ref().map(|m| Status { message: m.clone(), code: status::StatusCode::Error as i32 }),
-        ..Default::default()
-    }
-}
-
-/// A request with `spans` under `resource`.
-pub fn build(resource: &Resource, spans: &[Span]) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(resource.clone()),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "claude-sessions".into(),
-                    version: crate::VERSION.into(),
-                    ..Default::default()
-                }),
-                spans: spans.iter().map(span).collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+        dropped_attributes_count: 0,
+        events: events(s),
+        links: SpanLinks::default(),
+        status: match &s.error {
+            Some(m) => Status::error(m.clone()),
+            None => Status::Unset,
+        },
+        instrumentation_scope: scope.clone(),
     }
 }

@@ -33,6 +33,7 @@ pub enum Role {
 /// A transcript file's place in the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
+    /// Main session, sub-agent or compaction call, from the file's place and name.
     pub role: Role,
     /// The project folder name under `projects/` (lossy; see `cwd` for the real path).
     pub slug: String,
@@ -92,17 +93,21 @@ pub fn classify(projects_dir: &Path, path: &Path) -> Option<FileInfo> {
 /// identity are one file (a hard link, or a symlink and its target).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileId {
+    /// The device (filesystem) the file is on.
     pub dev: u64,
+    /// The inode number on that device.
     pub ino: u64,
 }
 
 impl FileId {
+    /// The identity in `m` (of the file itself, or of a symlink's target, as `m` was taken).
     #[cfg(unix)]
     pub fn of(m: &std::fs::Metadata) -> FileId {
         use std::os::unix::fs::MetadataExt;
         FileId { dev: m.dev(), ino: m.ino() }
     }
 
+    /// Always 0/0 where there are no inodes: files are then known by path only.
     #[cfg(not(unix))]
     pub fn of(_: &std::fs::Metadata) -> FileId {
         FileId { dev: 0, ino: 0 }
@@ -116,7 +121,7 @@ impl FileId {
 
 /// A transcript file found by [`find`]: its path below a projects folder and its identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub(crate) struct Found {
     pub path: PathBuf,
     pub id: FileId,
     /// Size and modification time (ns since the epoch) when found: the reconcile
@@ -126,7 +131,7 @@ pub struct Found {
 }
 
 impl Found {
-    pub fn new(path: PathBuf, m: &std::fs::Metadata) -> Found {
+    pub(crate) fn new(path: PathBuf, m: &std::fs::Metadata) -> Found {
         let mtime_ns = m
             .modified()
             .ok()
@@ -150,7 +155,7 @@ pub fn walk(dirs: &[PathBuf], errors: &mut Vec<(PathBuf, std::io::Error)>) -> Ve
 }
 
 /// Main files first: `false` sorts before `true`, unclassified files last.
-pub fn order(dirs: &[PathBuf], path: &Path) -> Option<bool> {
+pub(crate) fn order(dirs: &[PathBuf], path: &Path) -> Option<bool> {
     dirs.iter().find_map(|d| classify(d, path)).map(|i| i.role != Role::Main)
 }
 
@@ -163,7 +168,7 @@ pub fn order(dirs: &[PathBuf], path: &Path) -> Option<bool> {
 /// directly, and read once); one that leads outside `dirs`, or to a folder, is
 /// not followed. Folders are known by identity and entered once, so even a
 /// bind mount cannot make a loop.
-pub fn find(dirs: &[PathBuf], errors: &mut Vec<(PathBuf, std::io::Error)>) -> Vec<Found> {
+pub(crate) fn find(dirs: &[PathBuf], errors: &mut Vec<(PathBuf, std::io::Error)>) -> Vec<Found> {
     let mut walker = Walker {
         roots: dirs.iter().filter_map(|d| Some((std::fs::canonicalize(d).ok()?, d.clone()))).collect(),
         folders: std::collections::HashSet::new(),

@@ -35,12 +35,19 @@ pub const MIN_COMPACTION_BYTES: u64 = 4 << 20;
 /// What one read of a file counted besides its entries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadCounts {
+    /// Bytes consumed (complete lines only).
     pub bytes: u64,
+    /// Lines parsed as a known line type.
     pub ok: u64,
+    /// Lines that are not a transcript JSON object, or hold out-of-range usage.
     pub malformed: u64,
+    /// Lines of a type this version does not know.
     pub unknown_type: u64,
+    /// Lines over the line limit, skipped unread.
     pub oversized: u64,
+    /// The file shrank or was rewritten in place, and was read again from the start.
     pub truncated: bool,
+    /// Another file took the path (new inode or first line), read from the start.
     pub replaced: bool,
 }
 
@@ -53,23 +60,47 @@ pub enum Record {
     /// `matches`: the rules each new tool call matched (by `tool_use_id`), read
     /// with the line's content, which is not journaled.
     Read {
+        /// The file read.
         path: PathBuf,
+        /// Its position after the read.
         pos: Position,
+        /// The facts of the lines read, without content.
         entries: Vec<Entry>,
+        /// What the read counted besides its entries.
         counts: ReadCounts,
+        /// Each new tool call's rule matches, by `tool_use_id`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         matches: Vec<(String, Vec<crate::rules::Match>)>,
     },
-    /// Session lifecycles advanced to `now` and something changed.
-    Tick { now: Millis },
+    /// Session lifecycles advanced to `now` (ms since the epoch) and something changed.
+    Tick {
+        /// The time the tick ran at, in ms since the epoch.
+        now: Millis,
+    },
     /// Ended sessions older than `max_age_ms` forgotten.
-    Prune { now: Millis, max_age_ms: Millis },
+    Prune {
+        /// The time of the prune, in ms since the epoch.
+        now: Millis,
+        /// Sessions ended longer ago than this (ms) were forgotten.
+        max_age_ms: Millis,
+    },
     /// The process check saw these working folders; some session ended.
-    Processes { cwds: Vec<String>, now: Millis },
+    Processes {
+        /// Working folders of the running Claude Code processes, sorted.
+        cwds: Vec<String>,
+        /// The time of the check, in ms since the epoch.
+        now: Millis,
+    },
     /// A file vanished and is no longer followed.
-    Gone { path: PathBuf },
+    Gone {
+        /// The path it was followed under.
+        path: PathBuf,
+    },
     /// A read error counted (`file` or `folder`).
-    ReadError { kind: String },
+    ReadError {
+        /// `file` or `folder`: the `kind` label of `read_errors_total`.
+        kind: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -86,12 +117,25 @@ struct Line {
     rec: Record,
 }
 
+/// Why the journal could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// Opening, reading or creating the journal failed.
     #[error("cannot open journal {path}: {source}")]
-    Open { path: PathBuf, source: io::Error },
+    Open {
+        /// The journal file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Appending, syncing or emptying failed (a part append is cut off again).
     #[error("cannot write journal {path}: {source}")]
-    Write { path: PathBuf, source: io::Error },
+    Write {
+        /// The journal file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
 }
 
 /// An open journal, appended to by one engine.

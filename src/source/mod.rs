@@ -3,9 +3,7 @@
 //! reconciliation, the journal and the checkpoint that make counted facts
 //! durable, and the running Claude Code processes.
 
-pub mod checkpoint;
 pub mod discover;
 pub mod journal;
 pub mod process;
 pub mod tail;
-pub mod watch;

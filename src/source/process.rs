@@ -46,11 +46,17 @@ pub fn is_claude(name: &OsStr, cmd: &[OsString]) -> bool {
 
 impl Processes {
     /// Working directories of running Claude Code processes.
+    ///
+    /// Processes only, not their threads (listing each process's tasks cost most of a
+    /// check); a command line is read once per process, the working directory each time.
     pub fn claude_cwds(&mut self) -> HashSet<String> {
         self.sys.refresh_processes_specifics(
             ProcessesToUpdate::All,
             true,
-            ProcessRefreshKind::nothing().with_cwd(UpdateKind::Always).with_cmd(UpdateKind::OnlyIfNotSet),
+            ProcessRefreshKind::nothing()
+                .without_tasks()
+                .with_cwd(UpdateKind::Always)
+                .with_cmd(UpdateKind::OnlyIfNotSet),
         );
         self.sys
             .processes()

@@ -44,16 +44,6 @@ pub struct HistData {
     pub count: u64,
 }
 
-/// What the last delivered OTLP delta export counted, per series (cumulative
-/// values): kept with the counters, so a restart never sends a delta twice.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Sent {
-    /// When that export was built, ms since the epoch: the start time of the next delta (0: none yet).
-    pub at_ms: i64,
-    pub(crate) sums: std::collections::HashMap<String, f64>,
-    pub(crate) histograms: std::collections::HashMap<String, (Vec<u64>, f64, u64)>,
-}
-
 /// Make a transcript string safe and bounded as a label value.
 pub fn label_value(s: &str) -> String {
     let mut v: String = s.chars().filter(|c| *c != SEP && !c.is_control()).take(120).collect();

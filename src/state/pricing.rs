@@ -17,12 +17,12 @@ const EMBEDDED: &str = include_str!("pricing.toml");
 
 /// A request whose prompt exceeds this many tokens is billed at the
 /// long-context rates (whole request), where the model has them.
-pub const LONG_CONTEXT_THRESHOLD: u64 = 200_000;
+pub(crate) const LONG_CONTEXT_THRESHOLD: u64 = 200_000;
 
 /// USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Rates {
+pub(crate) struct Rates {
     pub input: f64,
     pub output: f64,
     pub cache_write_5m: f64,
@@ -30,9 +30,10 @@ pub struct Rates {
     pub cache_read: f64,
 }
 
+/// A model's prices (USD per million tokens), as `pricing.toml` writes them.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ModelPrice {
+pub(crate) struct ModelPrice {
     pub input: f64,
     pub output: f64,
     pub cache_write_5m: f64,
@@ -49,16 +50,30 @@ struct File {
     models: BTreeMap<String, ModelPrice>,
 }
 
+/// Why a user pricing file (`--pricing-file`) was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PricingError {
+    /// The file cannot be read.
     #[error("cannot read pricing file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The file, as given.
+        path: String,
+        /// The read error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid price table (bad TOML, an unknown field, a missing price).
     #[error("invalid pricing file {path}: {source}")]
-    Parse { path: String, source: Box<toml::de::Error> },
+    Parse {
+        /// The file, as given.
+        path: String,
+        /// Where and why parsing failed.
+        source: Box<toml::de::Error>,
+    },
 }
 
 impl ModelPrice {
-    pub fn base(&self) -> Rates {
+    /// The rates of a request within the standard context.
+    pub(crate) fn base(&self) -> Rates {
         Rates {
             input: self.input,
             output: self.output,
@@ -101,7 +116,7 @@ impl Table {
     /// prefix of the id ending at a `-` boundary (so `claude-opus-4-5-20251101`
     /// finds `claude-opus-4-5`, and `claude-opus-4-9` does not silently get
     /// `claude-opus-4`'s prices unless nothing closer exists).
-    pub fn lookup(&self, model: &str) -> Option<&ModelPrice> {
+    pub(crate) fn lookup(&self, model: &str) -> Option<&ModelPrice> {
         if let Some(p) = self.models.get(model) {
             return Some(p);
         }

@@ -21,8 +21,11 @@ pub fn now_ms() -> Millis {
 /// What kind of record a line is, as far as metrics care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
+    /// `user` lines: prompts, tool results, injected text.
     User,
+    /// `assistant` lines: (part of) an API response.
     Assistant,
+    /// `system` lines: compaction boundaries, API errors, hook and local-command notes.
     System,
     /// `progress` lines: their embedded sub-agent copies never count.
     Progress,
@@ -33,12 +36,15 @@ pub enum Kind {
 /// Token usage of one API response.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tokens {
+    /// Uncached input tokens.
     pub input: u64,
+    /// Output tokens (thinking included).
     pub output: u64,
     /// All cache writes (`cache_creation_input_tokens`).
     pub cache_creation: u64,
     /// Of `cache_creation`, the writes with a one-hour TTL (priced higher).
     pub cache_creation_1h: u64,
+    /// Input tokens read from the prompt cache.
     pub cache_read: u64,
 }
 
@@ -70,6 +76,7 @@ impl Tokens {
         }
     }
 
+    /// Whether every field is 0 (a response that used nothing, such as a synthetic reply).
     pub fn is_zero(&self) -> bool {
         *self == Tokens::default()
     }
@@ -97,9 +104,11 @@ pub struct Response {
     pub key: u64,
     /// `message.id` (the API's response id).
     pub id: Box<str>,
+    /// `message.model` (`<synthetic>` for replies the harness made), `""` if absent.
     pub model: Box<str>,
     /// `message.stop_reason` when written (`end_turn`, `tool_use`, …).
     pub stop_reason: Option<Box<str>>,
+    /// The usage this line reports (a later line of the same response may report more).
     pub tokens: Tokens,
     /// `usage.speed == "fast"` (priced with a multiplier).
     pub fast: bool,
@@ -108,13 +117,18 @@ pub struct Response {
 /// Kinds of API error, a closed set usable as a label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ApiError {
+    /// A usage or rate limit was hit (HTTP 429, "usage limit").
     RateLimit,
+    /// The API was overloaded (HTTP 529).
     Overloaded,
+    /// The request was aborted.
     Aborted,
+    /// Any other failure.
     Other,
 }
 
 impl ApiError {
+    /// The label value: `rate_limit`, `overloaded`, `aborted`, `other`.
     pub fn as_str(self) -> &'static str {
         match self {
             ApiError::RateLimit => "rate_limit",
@@ -139,48 +153,70 @@ impl ApiError {
     }
 }
 
+/// A tool call (`tool_use` block) of an assistant line.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ToolUse {
+    /// The call's id (`toolu_…`): its identity, and what its result names.
     pub id: Box<str>,
+    /// The tool's name (`Bash`, `Edit`, `mcp__server__tool`, …).
     pub name: Box<str>,
     /// `Task`/`Agent` calls: the sub-agent type asked for.
     pub subagent_type: Option<Box<str>>,
 }
 
+/// A tool's result (`tool_result` block) on a user line.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ToolResult {
+    /// The id of the call it answers.
     pub tool_use_id: Box<str>,
+    /// The tool reported a failure (`is_error: true`).
     pub is_error: bool,
 }
 
+/// A compaction boundary: the conversation was summarised to free the context.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Compaction {
+    /// Asked for (`/compact`) rather than triggered by a full context.
     pub manual: bool,
+    /// Context size before, in tokens, where written.
     pub pre_tokens: Option<u64>,
+    /// Context size after, in tokens, where written.
     pub post_tokens: Option<u64>,
 }
 
 /// The meaning of one transcript line.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
+    /// What kind of line it is.
     pub kind: Kind,
+    /// `sessionId` as written (a sub-agent's lines carry their parent's).
     pub session_id: Option<Box<str>>,
     /// Hash of the line's `uuid`: what makes a prompt, a compaction or an API
     /// error the same fact in a copy of the file (see [`crate::transcript::identity::line_key`]).
     pub uuid: Option<u64>,
+    /// When the line was written, in ms since the Unix epoch; `None` if absent or unreadable.
     pub timestamp: Option<Millis>,
+    /// The Claude Code process's working directory (the project's real path).
     pub cwd: Option<Box<str>>,
+    /// The git branch checked out there (`""` outside git).
     pub git_branch: Option<Box<str>>,
+    /// Part of a sub-agent's conversation (`isSidechain`).
     pub sidechain: bool,
     /// A human prompt typed into the main chain (not tool results, not meta).
     pub prompt: bool,
+    /// The API response an assistant line belongs to, with its usage.
     pub response: Option<Response>,
+    /// A synthetic reply standing for a failed API call, by kind.
     pub api_error: Option<ApiError>,
+    /// Tool calls the line makes, in order.
     pub tool_uses: Vec<ToolUse>,
+    /// Tool results the line carries, in order.
     pub tool_results: Vec<ToolResult>,
+    /// A compaction boundary.
     pub compaction: Option<Compaction>,
-    /// Lines added and removed by an edit tool (from `toolUseResult`).
+    /// Lines added by an edit tool (from `toolUseResult`).
     pub lines_added: u64,
+    /// Of the same edit, lines removed.
     pub lines_removed: u64,
     /// `toolUseResult.agentId`: links a `Task`/`Agent` result to its sub-agent file.
     pub result_agent_id: Option<Box<str>>,
@@ -200,7 +236,7 @@ pub struct Captured {
     /// Tool inputs as JSON, by tool_use id.
     pub tool_inputs: Vec<(String, String)>,
     /// What rules and summaries read from each whole tool input, by tool_use id
-    /// (only when asked for: [`crate::transcript::capture::Inspect`]).
+    /// (only when asked for: [`crate::engine::capture::Inspect`]).
     pub tool_facts: Vec<(String, InputFacts)>,
     /// Tool outputs as text (JSON for structured ones), by tool_use id.
     pub tool_outputs: Vec<(String, String)>,
@@ -474,105 +510,4 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::transcript::parse_line;
-
-    fn read_content(line: &[u8], cap: usize) -> Option<Box<Captured>> {
-        crate::transcript::capture::read(line, cap, &crate::transcript::capture::Inspect::default())
-    }
-
-    #[test]
-    fn timestamps_parse_to_epoch_millis() {
-        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_timestamp("2025-11-13T11:21:46.951Z"), Some(1_763_032_906_951));
-        assert_eq!(parse_timestamp("2025-11-13T12:21:46.9+01:00"), Some(1_763_032_906_900));
-        assert_eq!(parse_timestamp("2024-02-29T00:00:00.000Z"), Some(1_709_164_800_000));
-        assert_eq!(parse_timestamp("yesterday"), None);
-        assert_eq!(parse_timestamp("2025-13-01T00:00:00Z"), None);
-    }
-
-    fn entry(json: &str) -> Entry {
-        Entry::from_line(&parse_line(json.as_bytes()).unwrap())
-    }
-
-    #[test]
-    fn prompts_exclude_tool_results_meta_and_command_output() {
-        assert!(entry(r#"{"type":"user","message":{"content":"fix the bug"}}"#).prompt);
-        assert!(entry(r#"{"type":"user","message":{"content":[{"type":"text","text":"hi"}]}}"#).prompt);
-        assert!(!entry(r#"{"type":"user","isMeta":true,"message":{"content":"caveat"}}"#).prompt);
-        assert!(!entry(r#"{"type":"user","isSidechain":true,"message":{"content":"task prompt"}}"#).prompt);
-        assert!(
-            !entry(r#"{"type":"user","message":{"content":"<local-command-stdout>x</local-command-stdout>"}}"#).prompt
-        );
-        assert!(
-            !entry(r#"{"type":"user","message":{"content":[{"type":"text","text":"[Request interrupted by user]"}]}}"#)
-                .prompt
-        );
-        let r = entry(
-            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":"boom"}]}}"#,
-        );
-        assert!(!r.prompt);
-        assert_eq!(r.tool_results, vec![ToolResult { tool_use_id: "t1".into(), is_error: true }]);
-    }
-
-    #[test]
-    fn synthetic_replies_are_errors_not_usage() {
-        let e = entry(
-            r#"{"type":"assistant","isApiErrorMessage":true,"message":{"id":"x","model":"<synthetic>","usage":{"input_tokens":0},"content":[{"type":"text","text":"API Error: 529 {\"type\":\"overloaded_error\"}"}]}}"#,
-        );
-        assert_eq!(e.api_error, Some(ApiError::Overloaded));
-        assert!(e.response.is_none());
-        let limit = entry(
-            r#"{"type":"assistant","message":{"id":"y","model":"<synthetic>","content":[{"type":"text","text":"Claude AI usage limit reached|1700000000"}]},"isApiErrorMessage":true}"#,
-        );
-        assert_eq!(limit.api_error, Some(ApiError::RateLimit));
-        let fabricated = entry(
-            r#"{"type":"assistant","message":{"id":"z","model":"<synthetic>","content":[{"type":"text","text":"No response requested."}]}}"#,
-        );
-        assert_eq!(fabricated.api_error, None);
-        assert!(fabricated.response.is_none());
-    }
-
-    #[test]
-    fn content_is_captured_only_on_request_and_capped() {
-        let line = r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"ls -la /very/long/path"}}]}}"#;
-        assert_eq!(entry(line).content, None, "never without opt-in");
-        let c = read_content(line.as_bytes(), 12).unwrap();
-        assert_eq!(c.tool_inputs[0].0, "t1");
-        assert!(c.tool_inputs[0].1.starts_with("{\"command\":\"") && c.tool_inputs[0].1.contains("bytes cut]"));
-        let user = r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"total 0"}]}]}}"#;
-        assert_eq!(read_content(user.as_bytes(), 100).unwrap().tool_outputs, vec![("t1".into(), "total 0".into())]);
-        let prompt = r#"{"type":"user","message":{"content":"héllo wörld"}}"#;
-        assert_eq!(read_content(prompt.as_bytes(), 2).unwrap().prompt.as_deref(), Some("h…[12 bytes cut]"));
-        assert_eq!(cap_text("abc", 3), "abc");
-    }
-
-    #[test]
-    fn usage_at_its_bounds_is_counted_exactly() {
-        use crate::transcript::{MAX_OUTPUT_TOKENS, MAX_PROMPT_TOKENS};
-        let line = format!(
-            r#"{{"type":"assistant","message":{{"id":"m","model":"claude-opus-4-6","usage":{{"input_tokens":{p},"output_tokens":{o},"cache_creation_input_tokens":{p},"cache_read_input_tokens":{p},"cache_creation":{{"ephemeral_1h_input_tokens":{p}}}}}}}}}"#,
-            p = MAX_PROMPT_TOKENS,
-            o = MAX_OUTPUT_TOKENS
-        );
-        let t = entry(&line).response.unwrap().tokens;
-        let p = MAX_PROMPT_TOKENS;
-        let want =
-            Tokens { input: p, output: MAX_OUTPUT_TOKENS, cache_creation: p, cache_creation_1h: p, cache_read: p };
-        assert_eq!(t, want);
-        assert_eq!(t.prompt(), 3 * p);
-        // The dedup window stores 32-bit fields: the bounds fit, nothing is clamped.
-        let mut w = crate::state::dedup::Window::new(4);
-        assert_eq!(w.observe(1, t).after, t);
-        assert!(u32::try_from(p.max(MAX_OUTPUT_TOKENS)).is_ok());
-    }
-
-    #[test]
-    fn compaction_boundary_is_read() {
-        let e = entry(
-            r#"{"type":"system","subtype":"compact_boundary","compactMetadata":{"trigger":"manual","preTokens":142431}}"#,
-        );
-        assert_eq!(e.compaction, Some(Compaction { manual: true, pre_tokens: Some(142_431), post_tokens: None }));
-    }
-}
+mod tests;

@@ -7,18 +7,20 @@
 //! Nothing here interprets the data; [`entry`] turns a `Line` into our own vocabulary.
 //!
 //! Submodules: [`entry`] (a line's facts), [`capture`] (bounded tool-input
-//! views), [`tool`] (tool categories), [`identity`] (the keys facts count by).
+//! views), [`tool`] (tool categories), [`identity`] (the keys facts count by),
+//! and `patch` (what an edit's `toolUseResult` says: [`PatchStats`]).
 
-pub mod capture;
 pub mod entry;
 pub mod identity;
-pub mod tool;
+mod patch;
+
+pub use patch::PatchStats;
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// Why a line could not be read as a transcript record.
@@ -27,7 +29,10 @@ pub enum ParseError {
     /// The bytes are not one JSON object of the expected shape (or a field we
     /// read is not valid UTF-8).
     #[error("line is not a transcript JSON object (column {column})")]
-    Json { column: usize },
+    Json {
+        /// Where serde_json gave up: the 1-based column it reports.
+        column: usize,
+    },
 }
 
 /// Line types Claude Code is known to write (`docs/transcript-format.md` §2).
@@ -87,7 +92,9 @@ thread_local! {
 /// What `progress` lines need from us: the session and the time, for activity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProgressHead<'a> {
+    /// The top-level `sessionId`, as written (`None` if it holds an escape).
     pub session_id: Option<&'a str>,
+    /// The top-level `timestamp` (RFC 3339), as written (`None` if it holds an escape).
     pub timestamp: Option<&'a str>,
 }
 
@@ -167,47 +174,67 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Line<'a> {
+    /// `type`: `user`, `assistant`, `system`, `summary`, `progress`, … (see [`Line::is_known_type`]).
     #[serde(rename = "type", borrow)]
     pub kind: Option<Text<'a>>,
+    /// `subtype` of a `system` line (`compact_boundary`, `api_error`, …).
     #[serde(borrow)]
     pub subtype: Option<Text<'a>>,
+    /// `sessionId`: the session the line belongs to (a sub-agent's lines carry their parent's).
     #[serde(borrow)]
     pub session_id: Option<Text<'a>>,
     /// The line's own id: the identity of a prompt, a compaction or an API error.
     #[serde(borrow)]
     pub uuid: Option<Text<'a>>,
+    /// When the line was written (RFC 3339, UTC, milliseconds).
     #[serde(borrow)]
     pub timestamp: Option<Text<'a>>,
+    /// The working directory of the Claude Code process (the project's real path).
     #[serde(borrow)]
     pub cwd: Option<Text<'a>>,
+    /// `gitBranch`: the branch checked out in `cwd`; `""` outside git, absent before 1.0.55.
     #[serde(borrow)]
     pub git_branch: Option<Text<'a>>,
+    /// `isSidechain`: part of a sub-agent's conversation.
     #[serde(default)]
     pub is_sidechain: bool,
+    /// `isMeta`: text the harness injected (command output, caveats), not a human prompt.
     #[serde(default)]
     pub is_meta: bool,
+    /// `isCompactSummary`: the user line carrying a compaction's summary.
     #[serde(default)]
     pub is_compact_summary: bool,
+    /// `isApiErrorMessage`: a synthetic assistant reply standing for a failed API call.
     #[serde(default)]
     pub is_api_error_message: bool,
+    /// `requestId` of the API call an assistant line came from; with `message.id`,
+    /// the identity of a response's usage.
     #[serde(borrow)]
     pub request_id: Option<Text<'a>>,
+    /// `message`: the API message (user or assistant) the line holds.
     #[serde(borrow)]
     pub message: Option<Message<'a>>,
     /// Tool output as Claude Code saw it; only the edit statistics are kept.
     pub tool_use_result: Option<PatchStats>,
+    /// `compactMetadata` of a `compact_boundary` line.
     pub compact_metadata: Option<CompactMetadata<'a>>,
 }
 
+/// `message`: what was sent to or came from the API.
 #[derive(Debug, Default, Deserialize)]
 pub struct Message<'a> {
+    /// The API's message id (`msg_…`); one response written over several lines repeats it.
     #[serde(borrow)]
     pub id: Option<Text<'a>>,
+    /// The model that answered (`claude-…`, or `<synthetic>` for harness-made replies).
     #[serde(borrow)]
     pub model: Option<Text<'a>>,
+    /// Token usage of an assistant message.
     pub usage: Option<Usage<'a>>,
+    /// `end_turn`, `tool_use`, `stop_sequence`, `max_tokens`, or absent/null mid-response.
     #[serde(borrow)]
     pub stop_reason: Option<Text<'a>>,
+    /// The message's content, with its large parts skipped.
     #[serde(default)]
     pub content: Content<'a>,
 }
@@ -219,35 +246,48 @@ pub struct Message<'a> {
 /// that one hostile or corrupt line cannot add billions of tokens.
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct Usage<'a> {
+    /// Uncached input tokens (at most [`MAX_PROMPT_TOKENS`]).
     #[serde(default, deserialize_with = "prompt_count")]
     pub input_tokens: u64,
+    /// Output tokens, thinking included (at most [`MAX_OUTPUT_TOKENS`]); a response
+    /// split over several lines may report a growing count.
     #[serde(default, deserialize_with = "output_count")]
     pub output_tokens: u64,
+    /// Input tokens written to the prompt cache, all lifetimes together.
     #[serde(default, deserialize_with = "prompt_count")]
     pub cache_creation_input_tokens: u64,
+    /// Input tokens read from the prompt cache.
     #[serde(default, deserialize_with = "prompt_count")]
     pub cache_read_input_tokens: u64,
+    /// The cache writes by lifetime (5 minutes, 1 hour), where reported.
     pub cache_creation: Option<CacheCreation>,
+    /// `standard` or `fast` (fast mode is priced higher).
     #[serde(borrow)]
     pub speed: Option<Text<'a>>,
 }
 
+/// `usage.cache_creation`: cache writes split by how long they are kept.
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct CacheCreation {
+    /// Tokens written with the 5-minute lifetime.
     #[serde(default, deserialize_with = "prompt_count")]
     pub ephemeral_5m_input_tokens: u64,
+    /// Tokens written with the 1-hour lifetime (priced higher).
     #[serde(default, deserialize_with = "prompt_count")]
     pub ephemeral_1h_input_tokens: u64,
 }
 
+/// `compactMetadata` of a compaction boundary.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompactMetadata<'a> {
+    /// `auto` (the context filled up) or `manual` (`/compact`).
     #[serde(borrow)]
     pub trigger: Option<Text<'a>>,
-    /// Context sizes, bounded like a prompt ([`MAX_PROMPT_TOKENS`]).
+    /// Context size before the compaction, in tokens, bounded like a prompt ([`MAX_PROMPT_TOKENS`]).
     #[serde(default, deserialize_with = "optional_prompt_count")]
     pub pre_tokens: Option<u64>,
+    /// Context size after it (newer versions), bounded the same way.
     #[serde(default, deserialize_with = "optional_prompt_count")]
     pub post_tokens: Option<u64>,
 }
@@ -290,34 +330,44 @@ fn optional_prompt_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>,
 /// `message.content`: a plain string (a typed prompt) or a list of blocks.
 #[derive(Debug, Default)]
 pub enum Content<'a> {
+    /// Absent or `null`.
     #[default]
     None,
     /// The first characters of a string content, enough to classify it.
     Text(Head),
+    /// A list of blocks (text, thinking, tool calls and results), in order.
     Blocks(Vec<Block<'a>>),
 }
 
 /// One content block; the big fields (text, input, content) are skipped.
 #[derive(Debug, Default, Deserialize)]
 pub struct Block<'a> {
+    /// `text`, `thinking`, `tool_use`, `tool_result`, `image`, …
     #[serde(rename = "type", borrow)]
     pub kind: Option<Text<'a>>,
+    /// A `tool_use` block's id (`toolu_…`): the identity of the call.
     #[serde(borrow)]
     pub id: Option<Text<'a>>,
+    /// A `tool_use` block's tool name (`Bash`, `Edit`, `mcp__server__tool`, …).
     #[serde(borrow)]
     pub name: Option<Text<'a>>,
+    /// The few fields of a `tool_use` input that are kept.
     #[serde(borrow)]
     pub input: Option<ToolInput<'a>>,
+    /// A `tool_result` block's `tool_use_id`: the call it answers.
     #[serde(borrow)]
     pub tool_use_id: Option<Text<'a>>,
+    /// A `tool_result` block's `is_error`.
     #[serde(default)]
     pub is_error: Option<bool>,
+    /// The head of a `text` block's text.
     pub text: Option<Head>,
 }
 
 /// The few tool-input fields that become labels or links (`Task`/`Agent`).
 #[derive(Debug, Default, Deserialize)]
 pub struct ToolInput<'a> {
+    /// The sub-agent a `Task`/`Agent` call starts (`general-purpose`, `Explore`, …).
     #[serde(borrow)]
     pub subagent_type: Option<Text<'a>>,
 }
@@ -340,6 +390,7 @@ impl Default for Head {
 }
 
 impl Head {
+    /// How many bytes are kept (cut back to a character boundary).
     pub const LEN: usize = 48;
 
     fn from_str(s: &str) -> Self {
@@ -360,10 +411,12 @@ impl Head {
         Head::from_str(body)
     }
 
+    /// The bytes kept, as text (escapes still escaped).
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
     }
 
+    /// Whether the text begins with `prefix` (which must fit in [`Head::LEN`] bytes to match).
     pub fn starts_with(&self, prefix: &str) -> bool {
         self.as_str().starts_with(prefix)
     }
@@ -485,289 +538,5 @@ fn hex4(h: &[u8]) -> Option<u32> {
     h.iter().try_fold(0u32, |n, c| Some(n * 16 + char::from(*c).to_digit(16)?))
 }
 
-/// Lines added and removed by an edit, read from `toolUseResult`.
-///
-/// `toolUseResult` is a string for errors and an object whose shape depends on
-/// the tool otherwise. We keep only `structuredPatch` line signs and, for a
-/// file created by `Write`, the number of lines of its content.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PatchStats {
-    pub added: u64,
-    pub removed: u64,
-    /// `agentId` of a `Task`/`Agent` result: the sub-agent that ran (2.0.x+).
-    pub agent_id: Option<Box<str>>,
-}
-
-impl<'de> Deserialize<'de> for PatchStats {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ResultVisitor)
-    }
-}
-
-struct ResultVisitor;
-
-impl<'de> Visitor<'de> for ResultVisitor {
-    type Value = PatchStats;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a tool result")
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<PatchStats, E> {
-        Ok(PatchStats::default())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<PatchStats, E> {
-        Ok(PatchStats::default())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<PatchStats, E> {
-        Ok(PatchStats::default())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<PatchStats, E> {
-        Ok(PatchStats::default())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<PatchStats, E> {
-        Ok(PatchStats::default())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<PatchStats, E> {
-        Ok(PatchStats::default())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PatchStats, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(PatchStats::default())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PatchStats, A::Error> {
-        let mut stats = PatchStats::default();
-        let mut created_lines = None;
-        let mut is_create = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match key.as_ref() {
-                "structuredPatch" => {
-                    let hunks: Option<Vec<Hunk>> = map.next_value()?;
-                    for h in hunks.unwrap_or_default() {
-                        stats.added += h.added;
-                        stats.removed += h.removed;
-                    }
-                }
-                "type" => is_create = map.next_value::<&RawValue>()?.get() == "\"create\"",
-                "content" => created_lines = Some(map.next_value::<LineCount>()?.0),
-                "agentId" => stats.agent_id = map.next_value::<Option<Cow<'de, str>>>()?.map(Into::into),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        // A new file has an empty patch; its whole content is added lines.
-        if is_create && stats.added == 0 {
-            stats.added = created_lines.unwrap_or(0);
-        }
-        Ok(stats)
-    }
-}
-
-/// One `structuredPatch` hunk: counts `+` and `-` lines.
-struct Hunk {
-    added: u64,
-    removed: u64,
-}
-
-impl<'de> Deserialize<'de> for Hunk {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Hunk;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a patch hunk")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Hunk, A::Error> {
-                let mut h = Hunk { added: 0, removed: 0 };
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    if key == "lines" {
-                        let lines: Vec<Sign> = map.next_value()?;
-                        for s in lines {
-                            match s {
-                                Sign::Added => h.added += 1,
-                                Sign::Removed => h.removed += 1,
-                                Sign::Other => {}
-                            }
-                        }
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(h)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-enum Sign {
-    Added,
-    Removed,
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Sign {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Raw, so the rest of the (possibly long, escaped) line is not copied.
-        let raw = <&'de RawValue>::deserialize(d)?;
-        Ok(match raw.get().as_bytes().get(..2) {
-            Some(b"\"+") => Sign::Added,
-            Some(b"\"-") => Sign::Removed,
-            _ => Sign::Other,
-        })
-    }
-}
-
-/// Number of lines in a string value (a last line without `\n` counts),
-/// counted on its raw JSON text: each `\n` escape is one line break.
-struct LineCount(u64);
-
-impl<'de> Deserialize<'de> for LineCount {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = <&'de RawValue>::deserialize(d)?.get();
-        let Some(body) = raw.strip_prefix('"').and_then(|b| b.strip_suffix('"')) else { return Ok(LineCount(0)) };
-        let (mut n, mut i, b) = (0u64, 0usize, body.as_bytes());
-        let mut ends_with_newline = false;
-        while let Some(j) = memchr::memchr(b'\\', &b[i..]) {
-            let at = i + j;
-            ends_with_newline = false;
-            if b.get(at + 1) == Some(&b'n') {
-                n += 1;
-                ends_with_newline = at + 2 == b.len();
-            }
-            i = at + 2;
-            if i >= b.len() {
-                break;
-            }
-        }
-        Ok(LineCount(n + u64::from(!body.is_empty() && !ends_with_newline)))
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn assistant_line_borrows_ids_and_skips_content() {
-        let l = br#"{"type":"assistant","sessionId":"s1","requestId":"req_1","timestamp":"2025-01-01T00:00:00.000Z","message":{"id":"msg_1","model":"claude-opus-4-6","content":[{"type":"text","text":"hello"},{"type":"tool_use","id":"toolu_1","name":"Task","input":{"subagent_type":"Plan","prompt":"x"}}],"usage":{"input_tokens":3,"output_tokens":5,"cache_creation_input_tokens":7,"cache_read_input_tokens":11,"cache_creation":{"ephemeral_5m_input_tokens":2,"ephemeral_1h_input_tokens":5}}}}"#;
-        let line = parse_line(l).unwrap();
-        assert!(line.is_known_type());
-        let m = line.message.unwrap();
-        assert!(matches!(m.id, Some(Text(Cow::Borrowed("msg_1")))));
-        let u = m.usage.unwrap();
-        assert_eq!(
-            (u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens),
-            (3, 5, 7, 11)
-        );
-        assert_eq!(u.cache_creation.unwrap().ephemeral_1h_input_tokens, 5);
-        let Content::Blocks(b) = m.content else { panic!("blocks") };
-        assert_eq!(b[1].name.as_deref(), Some("Task"));
-        assert_eq!(b[1].input.as_ref().unwrap().subagent_type.as_deref(), Some("Plan"));
-    }
-
-    #[test]
-    fn usage_out_of_range_fails_the_line() {
-        let line = |usage: &str| format!(r#"{{"type":"assistant","message":{{"id":"m","usage":{{{usage}}}}}}}"#);
-        for bad in [
-            r#""input_tokens":9223372036854775808"#,
-            r#""input_tokens":18446744073709551615"#,
-            r#""input_tokens":-1"#,
-            r#""output_tokens":1.5"#,
-            r#""output_tokens":1e3"#,
-            r#""cache_read_input_tokens":10000001"#,
-            r#""cache_creation_input_tokens":10000001"#,
-            r#""output_tokens":1000001"#,
-            r#""cache_creation":{"ephemeral_1h_input_tokens":10000001}"#,
-            r#""input_tokens":"5""#,
-        ] {
-            assert!(parse_line(line(bad).as_bytes()).is_err(), "{bad}");
-        }
-        let at_bounds = line(
-            r#""input_tokens":10000000,"output_tokens":1000000,"cache_read_input_tokens":10000000,"cache_creation_input_tokens":10000000"#,
-        );
-        let u = parse_line(at_bounds.as_bytes()).unwrap().message.unwrap().usage.unwrap();
-        assert_eq!((u.input_tokens, u.output_tokens, u.cache_read_input_tokens), (10_000_000, 1_000_000, 10_000_000));
-        let compact = |n: &str| {
-            format!(r#"{{"type":"system","subtype":"compact_boundary","compactMetadata":{{"preTokens":{n}}}}}"#)
-        };
-        assert!(parse_line(compact("9223372036854775808").as_bytes()).is_err());
-        assert_eq!(
-            parse_line(compact("167094").as_bytes()).unwrap().compact_metadata.unwrap().pre_tokens,
-            Some(167_094)
-        );
-    }
-
-    #[test]
-    fn edit_result_counts_patch_lines_and_created_files() {
-        let edit = br#"{"type":"user","toolUseResult":{"filePath":"a","structuredPatch":[{"oldStart":1,"lines":[" a","-b","+c","+d"]}]}}"#;
-        let s = parse_line(edit).unwrap().tool_use_result.unwrap();
-        assert_eq!(s, PatchStats { added: 2, removed: 1, agent_id: None });
-        let create = br#"{"type":"user","toolUseResult":{"type":"create","filePath":"a","content":"x\ny\nz","structuredPatch":[]}}"#;
-        assert_eq!(parse_line(create).unwrap().tool_use_result.unwrap().added, 3);
-        let create = br#"{"type":"user","toolUseResult":{"type":"create","content":"a\\nb\n","structuredPatch":[]}}"#;
-        assert_eq!(
-            parse_line(create).unwrap().tool_use_result.unwrap().added,
-            1,
-            "an escaped backslash before n is not a newline"
-        );
-        let err = br#"{"type":"user","toolUseResult":"Error: nope"}"#;
-        assert_eq!(parse_line(err).unwrap().tool_use_result.unwrap(), PatchStats::default());
-    }
-
-    #[test]
-    fn bad_lines_fail_alone() {
-        assert!(matches!(parse_line(b"{\"type\":\"user\""), Err(ParseError::Json { .. })));
-        assert!(matches!(parse_line(b"{\"type\":\"us\xffer\"}"), Err(ParseError::Json { .. })));
-        assert!(matches!(parse_line(b"\x00\x01\x02\xfe\xff"), Err(ParseError::Json { .. })));
-        assert!(matches!(parse_line(b"[1,2]"), Err(ParseError::Json { .. })));
-        let unknown = parse_line(br#"{"type":"brand-new","x":1}"#).unwrap();
-        assert!(!unknown.is_known_type());
-    }
-
-    #[test]
-    fn progress_lines_are_recognised_without_parsing_data() {
-        let l = br#"{"parentUuid":"p","isSidechain":false,"cwd":"/w","sessionId":"s-1","type":"progress","data":{"type":"agent_progress","message":{"type":"assistant","timestamp":"2020-01-01T00:00:00Z","message":{"usage":{"input_tokens":5}}}},"uuid":"u","timestamp":"2026-02-12T20:30:28.504Z"}"#;
-        let h = progress_head(l).unwrap();
-        assert_eq!(h, ProgressHead { session_id: Some("s-1"), timestamp: Some("2026-02-12T20:30:28.504Z") });
-        // A nested object before the type: not trusted, parsed fully instead.
-        assert!(progress_head(br#"{"data":{"x":1},"type":"progress","sessionId":"s"}"#).is_none());
-        // The pattern inside a string is escaped and does not match.
-        assert!(progress_head(br#"{"type":"user","text":""type":"progress""}"#).is_none());
-        assert!(progress_head(br#"{"type":"assistant"}"#).is_none());
-    }
-
-    #[test]
-    fn long_lines_read_string_content_raw_with_the_same_result() {
-        let pad = "p".repeat(LONG_LINE);
-        for content in [
-            r#""h\u00e9llo \"w\u00f6rld\"\n\t\ud83d\ude00 \/ \\ end of a long enough head, and then some more""#,
-            r#""Warmup""#,
-            r#""""#,
-            r#""\u003clocal-command-stdout>x""#,
-            r#"null"#,
-            r#"[{"type":"text","text":"a"}]"#,
-        ] {
-            let short = format!(r#"{{"type":"user","message":{{"content":{content}}}}}"#);
-            let long = format!(r#"{{"type":"user","pad":"{pad}","message":{{"content":{content}}}}}"#);
-            let (a, b) = (parse_line(short.as_bytes()).unwrap(), parse_line(long.as_bytes()).unwrap());
-            assert_eq!(format!("{:?}", a.message), format!("{:?}", b.message), "{content}");
-        }
-        for bad in [r#""lone \ud800""#, r#""bad \x""#, "7"] {
-            let short = format!(r#"{{"type":"user","message":{{"content":{bad}}}}}"#);
-            let long = format!(r#"{{"type":"user","pad":"{pad}","message":{{"content":{bad}}}}}"#);
-            assert!(parse_line(short.as_bytes()).is_err() && parse_line(long.as_bytes()).is_err(), "{bad}");
-        }
-        assert!(!RAW_STRINGS.get(), "reset after a long line");
-    }
-
-    #[test]
-    fn string_content_keeps_only_its_head() {
-        let long = format!(r#"{{"type":"user","message":{{"role":"user","content":"{}"}}}}"#, "é".repeat(100));
-        let line = parse_line(long.as_bytes()).unwrap();
-        let Content::Text(h) = line.message.unwrap().content else { panic!("text") };
-        assert!(h.as_str().len() <= Head::LEN && h.starts_with("é"));
-        let block = parse_line(br#"{"type":"user","message":{"content":[{"type":"text","text":"Warmup"}]}}"#).unwrap();
-        let Content::Blocks(b) = block.message.unwrap().content else { panic!("blocks") };
-        assert_eq!(b[0].text.unwrap().as_str(), "Warmup");
-    }
-}
+mod tests;

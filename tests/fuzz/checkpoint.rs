@@ -12,9 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use claude_sessions::engine::checkpoint::{self, CheckpointError};
 use claude_sessions::engine::{Engine, Settings};
 use claude_sessions::server::Exposition;
-use claude_sessions::source::checkpoint::{self, CheckpointError};
 
 use super::harness;
 

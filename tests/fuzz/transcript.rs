@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 
 use std::sync::{Arc, Mutex, OnceLock};
 
+use claude_sessions::engine::capture;
 use claude_sessions::engine::{self, LineCounts};
 use claude_sessions::source::discover::{FileInfo, Role};
 use claude_sessions::source::tail::Tail;
 use claude_sessions::state::live::{self, Aggregator, Source};
-use claude_sessions::transcript::capture;
 use claude_sessions::transcript::entry::{Captured, cap_text};
 
 use super::harness;
@@ -79,11 +79,7 @@ fn target(data: &[u8]) {
                 want,
                 "content differs from a Value parse"
             );
-            assert_eq!(
-                claude_sessions::transcript::capture::read_streaming(line, cap),
-                want,
-                "streaming content differs"
-            );
+            assert_eq!(claude_sessions::engine::capture::read_streaming(line, cap), want, "streaming content differs");
         }
     }
     assert_eq!(counts.ok + counts.malformed + counts.unknown_type, lines, "every line counted once");

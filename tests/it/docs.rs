@@ -9,7 +9,11 @@ fn readme() -> String {
 
 #[test]
 fn readme_metric_table_matches_the_declared_metrics() {
-    let declared: BTreeSet<String> = claude_sessions::state::metrics::all_defs().map(|d| d.exposed_name()).collect();
+    let declared: BTreeSet<String> = claude_sessions::state::metrics::all_defs()
+        .chain(&claude_sessions::sinks::webhook::FAMILIES)
+        .chain(&claude_sessions::sinks::otlp::FAMILIES)
+        .map(|d| d.exposed_name())
+        .collect();
     let documented: BTreeSet<String> = readme()
         .lines()
         .filter(|l| l.starts_with("| `claude_sessions_"))

@@ -2,6 +2,7 @@
 
 mod accuracy;
 mod api;
+mod attribution;
 mod backfill;
 mod bad_input;
 mod collector;

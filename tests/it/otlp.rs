@@ -239,41 +239,87 @@ fn otlp_http_metrics_and_traces_match_the_transcripts_exactly() {
     d.stop();
 }
 
+/// A daemon on the fixtures pushing delta metrics every 200 ms to an in-process receiver,
+/// started again as often as a test asks, on the same state folder.
+struct DeltaRun {
+    root: tempfile::TempDir,
+    state: tempfile::TempDir,
+    r: Receiver,
+    /// The fixtures' token total (the independent count).
+    total: f64,
+}
+
+impl DeltaRun {
+    fn new() -> DeltaRun {
+        let root = support::real_config_root();
+        let oracle = oracle::count(&root.path().join("projects"));
+        let total = oracle.tokens.values().map(|t| (t.input + t.output + t.cache_read + t.cache_creation) as f64).sum();
+        DeltaRun { root, state: tempfile::tempdir().unwrap(), r: Receiver::start(), total }
+    }
+
+    /// Start (ready) and, on the first start, wait until the history's delta has arrived.
+    fn start(&self) -> Daemon {
+        let endpoint = self.r.endpoint();
+        let args = ["--otlp-metrics", "--otlp-endpoint", &endpoint, "--otlp-interval", "200ms"];
+        let env = [("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")];
+        let d = Daemon::start_env(self.root.path(), self.state.path(), &args, &env);
+        d.wait_ready(Duration::from_secs(60));
+        self.r.wait_for(Duration::from_secs(30), "the history's delta", |g| {
+            (sum_points(&g.all_points(), "claude_sessions.tokens", &[]) - self.total).abs() < 0.5
+        });
+        d
+    }
+
+    /// Tokens received, summed over every request.
+    fn sent(&self) -> f64 {
+        sum_points(&self.r.got.lock().unwrap().all_points(), "claude_sessions.tokens", &[])
+    }
+
+    /// Wait for three more exports than `requests`, then a little longer.
+    fn settle_after(&self, requests: usize) {
+        self.r.wait_for(Duration::from_secs(10), "exports after the restart", |g| g.metrics.len() >= requests + 3);
+        std::thread::sleep(Duration::from_millis(600));
+    }
+}
+
 #[test]
 fn delta_temporality_sends_history_once_across_a_restart() {
-    let root = support::real_config_root();
-    let state = tempfile::tempdir().unwrap();
-    let r = Receiver::start();
-    let endpoint = r.endpoint();
-    let args = ["--otlp-metrics", "--otlp-endpoint", &endpoint, "--otlp-interval", "200ms"];
-    let env = [("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")];
-    let oracle = oracle::count(&root.path().join("projects"));
-    let total: f64 =
-        oracle.tokens.values().map(|t| (t.input + t.output + t.cache_read + t.cache_creation) as f64).sum();
-    let sent = |r: &Receiver| sum_points(&r.got.lock().unwrap().all_points(), "claude_sessions.tokens", &[]);
-
-    let d = Daemon::start_env(root.path(), state.path(), &args, &env);
-    d.wait_ready(Duration::from_secs(60));
-    r.wait_for(Duration::from_secs(30), "the history's delta", |g| {
-        (sum_points(&g.all_points(), "claude_sessions.tokens", &[]) - total).abs() < 0.5
-    });
+    let run = DeltaRun::new();
+    let d = run.start();
     d.stop();
-    let requests = r.got.lock().unwrap().metrics.len();
-    assert!(r.got.lock().unwrap().all_points().iter().filter(|p| p.kind == "sum").all(|p| !p.cumulative));
+    let requests = run.r.got.lock().unwrap().metrics.len();
+    assert!(run.r.got.lock().unwrap().all_points().iter().filter(|p| p.kind == "sum").all(|p| !p.cumulative));
 
-    // A restart resumes from the checkpointed baseline: nothing is sent twice.
-    let d = Daemon::start_env(root.path(), state.path(), &args, &env);
-    d.wait_ready(Duration::from_secs(60));
-    r.wait_for(Duration::from_secs(10), "exports after the restart", |g| g.metrics.len() >= requests + 3);
-    assert_eq!(sent(&r), total, "the sum of all deltas is the total, once");
+    // A restart resumes from the saved baseline: nothing is sent twice.
+    let d = run.start();
+    run.settle_after(requests);
+    assert_eq!(run.sent(), run.total, "the sum of all deltas is the total, once");
     // New usage arrives as a delta of exactly its size.
     let line = r#"{"type":"assistant","sessionId":"s-delta","cwd":"/w/d","timestamp":"2026-01-01T00:00:00Z","requestId":"req_d","message":{"id":"msg_d","model":"claude-opus-4-6","usage":{"input_tokens":5,"output_tokens":6}}}"#;
-    daemon::append(&root.path().join("projects/-w-d/s-delta.jsonl"), format!("{line}\n").as_bytes());
-    r.wait_for(Duration::from_secs(10), "the new delta", |g| {
-        sum_points(&g.all_points(), "claude_sessions.tokens", &[]) >= total + 11.0
+    daemon::append(&run.root.path().join("projects/-w-d/s-delta.jsonl"), format!("{line}\n").as_bytes());
+    run.r.wait_for(Duration::from_secs(10), "the new delta", |g| {
+        sum_points(&g.all_points(), "claude_sessions.tokens", &[]) >= run.total + 11.0
     });
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(sent(&r), total + 11.0);
+    assert_eq!(run.sent(), run.total + 11.0);
+    d.stop();
+}
+
+#[test]
+fn delta_temporality_after_kill_9_sends_no_increase_twice() {
+    // The baseline is the sink's own file, written after each delivered export: a kill -9
+    // (no checkpoint at exit, the one at catch-up predates the exports) must not make the
+    // restarted daemon send the history's increase again.
+    let run = DeltaRun::new();
+    let d = run.start();
+    // A few intervals more: the last delivered export's baseline is on disk.
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(run.state.path().join("otlp-delta.json").is_file(), "the baseline is saved by the sink");
+    d.kill9();
+    let requests = run.r.got.lock().unwrap().metrics.len();
+    let d = run.start();
+    run.settle_after(requests);
+    assert_eq!(run.sent(), run.total, "after kill -9 the history's increase is not sent again");
     d.stop();
 }
 
@@ -301,19 +347,22 @@ fn live_turn(sid: &str, prompt: &str, output: &str) -> String {
         + "\n"
 }
 
-#[test]
-fn content_goes_into_spans_only_when_asked_and_capped() {
+/// `serve` over an empty projects folder, pushing to a new receiver with `args` and `env`;
+/// ready. Returns the config root and state folder (to keep), the receiver and the daemon.
+fn empty_daemon(args: &[&str], env: &[(&str, &str)]) -> (tempfile::TempDir, tempfile::TempDir, Receiver, Daemon) {
     let root = daemon::empty_root();
     std::fs::create_dir_all(root.path().join("projects")).unwrap();
     let state = tempfile::tempdir().unwrap();
     let r = Receiver::start();
-    let d = r.daemon(
-        root.path(),
-        state.path(),
-        &["--otlp-traces", "--otlp-include-content", "--otlp-content-max-bytes", "20"],
-        &[],
-    );
+    let d = r.daemon(root.path(), state.path(), args, env);
     d.wait_ready(Duration::from_secs(30));
+    (root, state, r, d)
+}
+
+#[test]
+fn content_goes_into_spans_only_when_asked_and_capped() {
+    let (root, _state, r, d) =
+        empty_daemon(&["--otlp-traces", "--otlp-include-content", "--otlp-content-max-bytes", "20"], &[]);
     let long = "please refactor the whole module and keep the tests green";
     daemon::append(&root.path().join("projects/-w-c/c1.jsonl"), live_turn("c1", long, "SECRET=hunter2").as_bytes());
     r.wait_for(Duration::from_secs(20), "the turn", |g| g.spans().len() >= 3);
@@ -325,6 +374,31 @@ fn content_goes_into_spans_only_when_asked_and_capped() {
     assert_eq!(tool.attrs["gen_ai.tool.call.result"], "SECRET=hunter2");
     // Logs never carry content, even when spans do.
     assert!(!d.log_text().contains("hunter2") && !d.log_text().contains("refactor"));
+    d.stop();
+}
+
+#[test]
+fn gzip_and_headers_apply_to_every_request_and_flags_win_over_the_environment() {
+    // The official exporters read OTEL_EXPORTER_OTLP_HEADERS themselves too: ours are set last.
+    let (root, _state, r, d) = empty_daemon(
+        &["--otlp-traces", "--otlp-metrics", "--otlp-interval", "200ms", "--otlp-header", "x-team=ops"],
+        &[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"), ("OTEL_EXPORTER_OTLP_HEADERS", "x-team=dev,x-env=test")],
+    );
+    daemon::append(&root.path().join("projects/-w-g/g1.jsonl"), live_turn("g1", "go", "ok").as_bytes());
+    // Spans and sums (official exporters) and histograms (our own requests) all arrive.
+    r.wait_for(Duration::from_secs(20), "spans, sums and histograms", |g| {
+        let points = g.all_points();
+        g.spans().len() >= 3
+            && points.iter().any(|p| p.kind == "histogram")
+            && points.iter().any(|p| p.name == "claude_sessions.tokens")
+    });
+    let g = r.got.lock().unwrap();
+    for h in &g.headers {
+        assert!(h.iter().any(|(k, v)| k == "content-encoding" && v == "gzip"), "not gzipped: {h:?}");
+        let values = |name: &str| h.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+        assert_eq!((values("x-team"), values("x-env")), (vec!["ops"], vec!["test"]), "headers: {h:?}");
+    }
+    drop(g);
     d.stop();
 }
 

@@ -116,9 +116,19 @@ impl Got {
         out
     }
 
-    /// The points of the latest metrics request.
+    /// The latest points of every metric: each metric's points from the latest request
+    /// that holds it (an export interval may send several requests: the official
+    /// exporter's sums and gauges, and our own for histograms).
     pub fn last_points(&self) -> Vec<PointView> {
-        self.metrics.last().map(points).unwrap_or_default()
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for req in self.metrics.iter().rev() {
+            let pts = points(req);
+            let names: std::collections::BTreeSet<String> = pts.iter().map(|p| p.name.clone()).collect();
+            out.extend(pts.into_iter().filter(|p| !seen.contains(&p.name)));
+            seen.extend(names);
+        }
+        out
     }
 
     /// The points of every metrics request, in order.

@@ -189,3 +189,39 @@ fn a_transcript_rewritten_between_two_polls_is_read_again_from_the_start() {
     assert_eq!(m.sum("claude_sessions_exporter_rotations_total", &[]), 0.0);
     d.stop();
 }
+
+/// The projects folder deleted and made again while the daemon runs with file
+/// events and the folder walk far off (as it is while events are trusted): its
+/// deletion and return are seen by events alone, the new folder is watched, and a
+/// session written there is counted within seconds, not at the next walk.
+#[test]
+fn a_projects_folder_deleted_and_made_again_is_followed_by_events() {
+    let root = empty_root();
+    let (first, _) = first_and_rewritten();
+    append(&transcript(root.path()), &first);
+    let state = tempfile::tempdir().unwrap();
+    let d = Daemon::start(root.path(), state.path(), &["--reconcile-interval", "600s"]);
+    d.wait_ready(READY_WITHIN);
+    let projects = root.path().join("projects");
+    assert_eq!(daemon_totals(&d.metrics()), oracle_totals(&projects), "first version");
+
+    // What should be counted in the end: the first file (its counts stay) and the new one.
+    let expect = tempfile::tempdir().unwrap();
+    let later = std::fs::read(real("spotter/transcripts/tool_heavy.jsonl")).unwrap();
+    append(&transcript(expect.path()), &first);
+    append(&expect.path().join("projects/-later/s2.jsonl"), &later);
+    let expected = oracle_totals(&expect.path().join("projects"));
+    assert_ne!(expected, oracle_totals(&projects), "the new file adds something");
+
+    std::fs::remove_dir_all(&projects).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    append(&projects.join("-later/s2.jsonl"), &later);
+    let settled = d.wait_for(Duration::from_secs(10), |m| daemon_totals(m) == expected);
+    assert!(
+        settled.is_some(),
+        "the file in the new projects folder was not counted: {:?} (expected {expected:?})\n{}",
+        daemon_totals(&d.metrics()),
+        d.log_text()
+    );
+    d.stop();
+}

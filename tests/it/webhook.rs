@@ -1,8 +1,10 @@
 //! Webhooks against a real HTTP receiver on 127.0.0.1 (a small server in this file):
 //! retries under the same idempotency key until every event arrived exactly once and
-//! in order, non-retryable refusals, filters, the Slack format, a full queue and a
-//! lagging subscriber counted as drops with memory bounded, a bounded shutdown in
-//! front of an endpoint that never answers; and the `--webhook` flag and TOML parsers.
+//! in order, non-retryable refusals, filters, the Slack format, a full queue counted
+//! as drops with memory bounded (a lagging subscriber: unit test), a bounded shutdown in
+//! front of an endpoint that never answers, `Retry-After` honoured; the hooks' metrics
+//! on `/metrics`; the `--webhook` flag and TOML parsers; and the shared HTTP client
+//! (`sinks::http`) over TLS with a private CA.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,10 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use claude_sessions::events::{Bus, EndReason, Event, Filter, Kind, ToolCategory};
-use claude_sessions::sinks::webhook::{self, Format, WebhookConfig, Webhooks};
+use claude_sessions::server::Exposition;
+use claude_sessions::sinks::webhook::{self, DropReason, Format, Stats, WebhookConfig, Webhooks};
 use claude_sessions::state::live::Aggregator;
-use claude_sessions::state::metrics::{Counter, Gauge};
 use serde_json::Value;
+
+use super::daemon::Metrics;
 
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
@@ -26,6 +30,8 @@ struct Request {
     body: Value,
     /// What was answered (0: nothing, the connection hung).
     status: u16,
+    /// When it was read.
+    at: Instant,
 }
 
 impl Request {
@@ -46,6 +52,8 @@ enum Behaviour {
     Always(u16),
     /// Read the request, never answer (until released).
     Hang,
+    /// This status with this `Retry-After` value for the first request, then 200.
+    Throttle(u16, String),
 }
 
 /// A local HTTP/1.1 server that records every request.
@@ -126,8 +134,15 @@ fn serve(stream: TcpStream, got: &Mutex<Vec<Request>>, release: &AtomicBool, beh
             Behaviour::Script(s) => s.get(got.len()).copied().unwrap_or(200),
             Behaviour::Always(s) => *s,
             Behaviour::Hang => 0,
+            Behaviour::Throttle(s, _) => {
+                if got.is_empty() {
+                    *s
+                } else {
+                    200
+                }
+            }
         };
-        got.push(Request { path, headers, body, status });
+        got.push(Request { path, headers, body, status, at: Instant::now() });
         status
     };
     if status == 0 {
@@ -136,24 +151,28 @@ fn serve(stream: TcpStream, got: &Mutex<Vec<Request>>, release: &AtomicBool, beh
         }
         return;
     }
+    let retry_after = match behaviour {
+        Behaviour::Throttle(_, after) if status != 200 => format!("Retry-After: {after}\r\n"),
+        _ => String::new(),
+    };
     let mut stream = stream;
-    let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    let _ = write!(stream, "HTTP/1.1 {status} X\r\n{retry_after}Content-Length: 2\r\nConnection: close\r\n\r\nok");
     let _ = stream.flush();
 }
 
-fn aggregator() -> Arc<Mutex<Aggregator>> {
-    Arc::new(Mutex::new(Aggregator::new(Default::default())))
+fn dropped(stats: &Stats) -> BTreeMap<&'static str, u64> {
+    DropReason::ALL.into_iter().map(|r| (r.label(), stats.dropped(r))).collect()
 }
 
-fn counter(agg: &Mutex<Aggregator>, c: Counter, labels: &[&str]) -> f64 {
-    agg.lock().unwrap().store.counter(c, labels)
+/// `/metrics` as `serve` renders it: the store's families and the hooks' collector.
+fn exposition(hooks: &Webhooks) -> Exposition {
+    let mut e = Exposition::new(Arc::new(Mutex::new(Aggregator::new(Default::default()))));
+    e.register(hooks.collector());
+    e
 }
 
-fn dropped(agg: &Mutex<Aggregator>) -> BTreeMap<&'static str, f64> {
-    ["queue_full", "lagged", "failed", "shutdown"]
-        .into_iter()
-        .map(|r| (r, counter(agg, Counter::WebhookDropped, &[r])))
-        .collect()
+fn scrape(e: &Exposition) -> Metrics {
+    Metrics::parse(&e.render(true))
 }
 
 fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
@@ -219,8 +238,8 @@ fn fast(url: &str) -> WebhookConfig {
 fn every_event_arrives_once_and_in_order_although_the_first_attempts_fail() {
     let r = Receiver::start(Behaviour::Script(vec![503, 503, 429]));
     let bus = Bus::new(1024, 16);
-    let agg = aggregator();
-    let hooks = Webhooks::start(vec![fast(&format!("{}/events", r.base))], &bus, Arc::clone(&agg)).unwrap();
+    let hooks = Webhooks::start(vec![fast(&format!("{}/events", r.base))], &bus).unwrap();
+    let (stats, metrics) = (hooks.stats(), exposition(&hooks));
     let mut published = Vec::new();
     for i in 0..23 {
         let mut e = mixed(i);
@@ -265,28 +284,28 @@ fn every_event_arrives_once_and_in_order_although_the_first_attempts_fail() {
     assert!(accepted.iter().all(|q| q.event_ids().len() <= 5), "max_batch");
 
     hooks.shutdown();
-    assert_eq!(counter(&agg, Counter::WebhookDeliveries, &["ok"]), accepted.len() as f64);
-    assert_eq!(counter(&agg, Counter::WebhookDeliveries, &["error"]), 0.0);
-    assert!(dropped(&agg).values().all(|v| *v == 0.0), "{:?}", dropped(&agg));
-    assert_eq!(agg.lock().unwrap().store.gauge(Gauge::WebhookQueue, &[]), Some(0.0));
+    assert_eq!(stats.deliveries(true), accepted.len() as u64);
+    assert_eq!(stats.deliveries(false), 0);
+    assert!(dropped(&stats).values().all(|v| *v == 0), "{:?}", dropped(&stats));
+    let m = scrape(&metrics);
+    let ok = m.sum("claude_sessions_exporter_webhook_deliveries_total", &[("result", "ok")]);
+    assert_eq!(ok, accepted.len() as f64, "served on /metrics as counted");
+    assert_eq!(m.sum("claude_sessions_exporter_webhook_queue", &[]), 0.0);
 }
 
 #[test]
 fn refused_batches_are_dropped_and_counted_without_retries() {
     let r = Receiver::start(Behaviour::Always(400));
     let bus = Bus::new(64, 16);
-    let agg = aggregator();
-    let hooks = Webhooks::start(vec![fast(&r.base)], &bus, Arc::clone(&agg)).unwrap();
+    let hooks = Webhooks::start(vec![fast(&r.base)], &bus).unwrap();
+    let stats = hooks.stats();
     for i in 0..3 {
         bus.publish(mixed(i));
     }
-    wait_until("the refused batch to be counted", Duration::from_secs(10), || {
-        counter(&agg, Counter::WebhookDropped, &["failed"]) == 3.0
-    });
+    wait_until("the refused batch to be counted", Duration::from_secs(10), || stats.dropped(DropReason::Failed) == 3);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(r.requests().len(), 1, "400 is not retried");
-    assert_eq!(counter(&agg, Counter::WebhookDeliveries, &["error"]), 1.0);
-    assert_eq!(counter(&agg, Counter::WebhookDeliveries, &["ok"]), 0.0);
+    assert_eq!((stats.deliveries(false), stats.deliveries(true)), (1, 0));
     hooks.shutdown();
 }
 
@@ -294,7 +313,6 @@ fn refused_batches_are_dropped_and_counted_without_retries() {
 fn filters_choose_the_events_and_slack_gets_one_readable_line_each() {
     let r = Receiver::start(Behaviour::Always(200));
     let bus = Bus::new(64, 16);
-    let agg = aggregator();
     let json = WebhookConfig::parse_flag(&format!(
         "{}/json,type=tool_use|rule_match,tool=shell,agent=main,flush_interval=20ms",
         r.base
@@ -306,7 +324,8 @@ fn filters_choose_the_events_and_slack_gets_one_readable_line_each() {
     ))
     .unwrap();
     assert_eq!(slack.format, Format::Slack);
-    let hooks = Webhooks::start(vec![json, slack], &bus, Arc::clone(&agg)).unwrap();
+    let hooks = Webhooks::start(vec![json, slack], &bus).unwrap();
+    let stats = hooks.stats();
     let rule = Kind::RuleMatch {
         rule: "no-force-push".into(),
         severity: "critical".into(),
@@ -377,14 +396,13 @@ fn filters_choose_the_events_and_slack_gets_one_readable_line_each() {
     let all_text = text.join("\n");
     assert!(!all_text.contains("SECRET-INPUT") && !all_text.contains("PROMPT"), "no input, output or prompt text");
     hooks.shutdown();
-    assert_eq!(counter(&agg, Counter::WebhookDeliveries, &["ok"]), got.len() as f64);
+    assert_eq!(stats.deliveries(true), got.len() as u64);
 }
 
 #[test]
 fn a_full_queue_drops_and_counts_new_events_and_shutdown_is_bounded() {
     let r = Receiver::start(Behaviour::Hang);
     let bus = Bus::new(1024, 16);
-    let agg = aggregator();
     let cfg = WebhookConfig {
         max_queue: 10,
         max_batch: 4,
@@ -393,7 +411,8 @@ fn a_full_queue_drops_and_counts_new_events_and_shutdown_is_bounded() {
         timeout: Duration::from_secs(60),
         ..WebhookConfig::new(&r.base)
     };
-    let hooks = Webhooks::start(vec![cfg], &bus, Arc::clone(&agg)).unwrap();
+    let hooks = Webhooks::start(vec![cfg], &bus).unwrap();
+    let (stats, metrics) = (hooks.stats(), exposition(&hooks));
     bus.publish(mixed(0));
     r.wait_for("the first POST", Duration::from_secs(10), |got| got.len() == 1);
     let mut most = 0;
@@ -401,15 +420,14 @@ fn a_full_queue_drops_and_counts_new_events_and_shutdown_is_bounded() {
         bus.publish(mixed(i));
         most = most.max(hooks.queued());
     }
-    wait_until("90 events refused", Duration::from_secs(10), || {
-        counter(&agg, Counter::WebhookDropped, &["queue_full"]) == 90.0
-    });
+    wait_until("90 events refused", Duration::from_secs(10), || stats.dropped(DropReason::QueueFull) == 90);
     most = most.max(hooks.queued());
     assert!(most <= 10, "queue grew to {most}");
     assert_eq!(hooks.queued(), 10, "the hanging batch of 1 and 9 more");
-    wait_until("the queue gauge", Duration::from_secs(5), || {
-        agg.lock().unwrap().store.gauge(Gauge::WebhookQueue, &[]) == Some(10.0)
-    });
+    let m = scrape(&metrics);
+    assert_eq!(m.sum("claude_sessions_exporter_webhook_queue", &[]), 10.0, "the queue gauge, read at the scrape");
+    let full = m.sum("claude_sessions_exporter_webhook_dropped_total", &[("reason", "queue_full")]);
+    assert_eq!(full, 90.0);
     assert_eq!(r.requests().len(), 1, "one batch at a time");
     assert_eq!(r.requests()[0].event_ids(), [1]);
 
@@ -417,36 +435,12 @@ fn a_full_queue_drops_and_counts_new_events_and_shutdown_is_bounded() {
     hooks.shutdown();
     let took = t.elapsed();
     assert!(took < webhook::SHUTDOWN_FLUSH + Duration::from_secs(3), "shutdown took {took:?}");
-    let d = dropped(&agg);
-    assert_eq!(d["queue_full"], 90.0, "{d:?}");
-    assert_eq!(d["shutdown"], 10.0, "{d:?}");
-    assert_eq!(d.values().sum::<f64>(), 100.0, "every published event delivered or counted: {d:?}");
-    assert_eq!(counter(&agg, Counter::WebhookDeliveries, &["ok"]), 0.0);
-    assert_eq!(agg.lock().unwrap().store.gauge(Gauge::WebhookQueue, &[]), Some(0.0));
-}
-
-#[test]
-fn a_hook_that_falls_behind_the_bus_counts_what_it_missed() {
-    let r = Receiver::start(Behaviour::Always(200));
-    let bus = Bus::new(4, 4);
-    let agg = aggregator();
-    let cfg = WebhookConfig { flush_interval: Duration::from_millis(20), ..WebhookConfig::new(&r.base) };
-    let hooks = Webhooks::start(vec![cfg], &bus, Arc::clone(&agg)).unwrap();
-    {
-        // The delivery thread updates its metrics every 500 ms: holding the aggregator
-        // stalls it (as a busy engine might), so the bus laps its subscription.
-        let _held = agg.lock().unwrap();
-        std::thread::sleep(Duration::from_millis(1200));
-        for i in 0..50 {
-            bus.publish(mixed(i));
-        }
-    }
-    let got = r.wait_for("the newest four", Duration::from_secs(10), |got| {
-        got.iter().flat_map(Request::event_ids).count() >= 4
-    });
-    assert_eq!(got.iter().flat_map(Request::event_ids).collect::<Vec<_>>(), [47, 48, 49, 50]);
-    hooks.shutdown();
-    assert_eq!(dropped(&agg)["lagged"], 46.0, "{:?}", dropped(&agg));
+    let d = dropped(&stats);
+    assert_eq!(d["queue_full"], 90, "{d:?}");
+    assert_eq!(d["shutdown"], 10, "{d:?}");
+    assert_eq!(d.values().sum::<u64>(), 100, "every published event delivered or counted: {d:?}");
+    assert_eq!(stats.deliveries(true), 0);
+    assert_eq!(scrape(&metrics).sum("claude_sessions_exporter_webhook_queue", &[]), 0.0);
 }
 
 #[test]
@@ -553,7 +547,9 @@ timeout = "5s"
     // No [[webhook]] table: nothing to start.
     std::fs::write(&path, "[something_else]\nx = 1\n").unwrap();
     assert!(webhook::load_config(&path).unwrap().is_empty());
-    assert!(Webhooks::start(Vec::new(), &Bus::new(4, 4), aggregator()).is_ok());
+    let none = Webhooks::start(Vec::new(), &Bus::new(4, 4)).unwrap();
+    let text = exposition(&none).render(true);
+    assert!(!text.contains("webhook"), "no hook, no webhook metric:\n{text}");
 
     for (bad, expect) in [
         ("[[webhook]]\nurl = \"http://h\"\ncolour = \"red\"\n", "colour"),
@@ -611,5 +607,135 @@ fn serve_posts_the_events_of_a_live_turn_to_its_webhooks() {
     assert!(events.iter().all(|e| e.get("summary").is_none()), "no summaries without --include-content");
     assert!(got.iter().any(|q| q.status == 503), "the first attempt failed and was retried");
     assert!(!d.log_text().contains("/hook"), "the URL's path (a secret for Slack) is not logged");
+    let served = d.wait_for(Duration::from_secs(10), |m| {
+        m.sum("claude_sessions_exporter_webhook_deliveries_total", &[("result", "ok")]) >= ok.len() as f64
+    });
+    assert!(served.is_some(), "serve registers the hooks' collector: {:?}", d.metrics().counters());
     d.stop();
+}
+
+#[test]
+fn retry_after_is_honoured_in_seconds_and_as_an_http_date() {
+    // An HTTP date 3 s ahead, whole seconds: 2 to 3 s from when it is written.
+    let in_3s = || httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(3));
+    for (status, least) in [(429, Duration::from_secs(1)), (503, Duration::from_millis(1500))] {
+        let after = if status == 429 { "1".to_owned() } else { in_3s() };
+        let r = Receiver::start(Behaviour::Throttle(status, after.clone()));
+        let bus = Bus::new(64, 16);
+        let hooks = Webhooks::start(vec![fast(&r.base)], &bus).unwrap();
+        bus.publish(mixed(0));
+        let got = r.wait_for("the retry", Duration::from_secs(10), |got| got.len() >= 2);
+        let waited = got[1].at - got[0].at;
+        // The policy alone would wait 20-30 ms.
+        assert!(waited >= least && waited < least + Duration::from_secs(2), "{status} {after}: waited {waited:?}");
+        assert_eq!(got[0].key(), got[1].key());
+        hooks.shutdown();
+    }
+}
+
+#[test]
+fn a_checkpoint_holding_the_former_webhook_families_still_loads() {
+    // The webhook families were in the store (and so in checkpoints) before they moved to
+    // the sink's collector; format 2 finds families by name and skips the unknown ones.
+    let stored = serde_json::json!({
+        "counters": {
+            "claude_sessions_exporter_webhook_deliveries": {"labels": ["result"], "series": {"ok": 12.0, "error": 1.0}},
+            "claude_sessions_exporter_webhook_dropped": {"labels": ["reason"], "series": {"failed": 3.0}},
+            "claude_sessions_prompts": {"labels": ["project"], "series": {"app": 2.0}},
+        },
+        "histograms": {},
+    });
+    let store: claude_sessions::state::metrics::Store = serde_json::from_value(stored).expect("loads");
+    assert_eq!(store.counter(claude_sessions::state::metrics::Counter::Prompts, &["app"]), 2.0);
+    let again = serde_json::to_string(&store).unwrap();
+    assert!(!again.contains("webhook"), "written without them: {again}");
+}
+
+/// Path and body of each request a [`tls_server`] read.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A TLS server on 127.0.0.1 with the tests' private CA's certificate: answers each
+/// request `200 hello` and records its path and body.
+fn tls_server(pki: &super::web_tls::Pki) -> (u16, Seen) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(pki.path("server.pem")).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: Seen = Arc::default();
+    let g = Arc::clone(&got);
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let conn = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+            let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+            let mut line = String::new();
+            // A refused handshake ends here.
+            if tls.read_line(&mut line).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                tls.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            tls.read_exact(&mut body).unwrap();
+            let path = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            g.lock().unwrap().push((path, String::from_utf8(body).unwrap()));
+            let stream = tls.get_mut();
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+            stream.conn.send_close_notify();
+            let _ = stream.flush();
+        }
+    });
+    (port, got)
+}
+
+#[test]
+fn the_shared_http_client_verifies_tls_with_a_private_ca_and_names_no_url() {
+    use claude_sessions::sinks::http::{Client, HttpError, TlsOptions};
+    let pki = super::web_tls::Pki::new();
+    let (port, got) = tls_server(&pki);
+    let url = format!("https://127.0.0.1:{port}/secret-path");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let post = |client: &Client| {
+        rt.block_on(client.post(&url, &[("content-type", "text/plain")], "ping".into(), Duration::from_secs(10)))
+    };
+
+    // The system's roots do not know the private CA: the handshake is refused.
+    let e = post(&Client::new(&TlsOptions::default()).unwrap()).unwrap_err();
+    assert!(matches!(e, HttpError::Transport(_)) && e.to_string().contains("certificate"), "{e}");
+    assert!(!e.to_string().contains("secret-path"), "{e}");
+    assert!(got.lock().unwrap().is_empty());
+
+    let with_ca = TlsOptions { system_roots: false, ca_file: Some(pki.path("ca.pem").into()) };
+    let r = post(&Client::new(&with_ca).unwrap()).unwrap();
+    assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"hello"[..]));
+    assert_eq!(*got.lock().unwrap(), [("/secret-path".to_owned(), "ping".to_owned())]);
+
+    // A request with no answer ends at its timeout.
+    let hang = Receiver::start(Behaviour::Hang);
+    let client = Client::new(&TlsOptions { system_roots: false, ca_file: None }).unwrap();
+    let t = Instant::now();
+    let e = rt.block_on(client.post(&hang.base, &[], "{}".into(), Duration::from_millis(300))).unwrap_err();
+    assert!(matches!(e, HttpError::Timeout(_)), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 }

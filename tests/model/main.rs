@@ -62,8 +62,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use claude_sessions::engine::checkpoint;
 use claude_sessions::engine::{Engine, Settings};
-use claude_sessions::source::checkpoint;
 use claude_sessions::source::journal::{self, Journal};
 use claude_sessions::state::metrics::Counter;
 
@@ -92,13 +92,9 @@ const COUNTERS: &[Counter] = &[
     Counter::SeriesOverflow,
     Counter::CheckpointWrites,
     Counter::DedupEvictions,
-    Counter::OtlpExports,
     Counter::RuleMatches,
-    Counter::OtlpDropped,
     Counter::EventsPublished,
     Counter::EventsLagged,
-    Counter::WebhookDeliveries,
-    Counter::WebhookDropped,
 ];
 
 /// Session retentions a process may start with.

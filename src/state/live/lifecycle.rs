@@ -92,12 +92,6 @@ impl Aggregator {
             self.store.inc(Counter::EventsLagged, &[], l.saturating_sub(self.bus_reported.1) as f64);
             self.bus_reported = (p, l);
         }
-        if let Some(t) = &self.tracer {
-            // Spans over a turn's cap were never queued: dropped like refused ones.
-            let capped = t.dropped;
-            self.store.inc(Counter::OtlpDropped, &["traces"], capped.saturating_sub(self.spans_capped_reported) as f64);
-            self.spans_capped_reported = capped;
-        }
         let evicted = self.dedup.evicted();
         self.store.inc(Counter::DedupEvictions, &[], (evicted - self.evictions_reported.min(evicted)) as f64);
         self.evictions_reported = evicted;

@@ -9,39 +9,60 @@ use super::ProjectLabel;
 use crate::state::metrics;
 use crate::transcript::entry::{Millis, Tokens};
 
+/// Where a session is in its lifecycle: active → idle → ended; new activity makes it active again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    /// Activity within the idle timeout.
     Active,
+    /// Quiet for the idle timeout.
     Idle,
+    /// Quiet for the end timeout, or its Claude Code process exited.
     Ended,
 }
 
 /// One session (its main file plus its sub-agents and compaction calls).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
+    /// The session id (`sessionId`).
     pub id: String,
     /// Shared: every line of the session labels its counters with it.
     pub project: Arc<str>,
+    /// The projects folder its first line was read from (`-w-app`).
     pub slug: String,
+    /// The git branch of its latest main-chain line that named one.
     pub git_branch: Option<String>,
+    /// Its earliest line's transcript time, ms since the epoch (`Millis::MAX` until a stamped line).
     pub first_ms: Millis,
+    /// Its latest line's transcript time, ms since the epoch.
     pub last_ms: Millis,
+    /// Its lifecycle state.
     pub state: State,
+    /// Models of its responses (label values).
     pub models: BTreeSet<String>,
+    /// Prompts typed (distinct by line `uuid`).
     pub prompts: u64,
+    /// Distinct API responses counted under it.
     pub api_requests: u64,
+    /// Distinct tool calls.
     pub tool_calls: u64,
+    /// Tool results marked as errors.
     pub tool_errors: u64,
+    /// API errors recorded.
     pub api_errors: u64,
+    /// Sub-agents started (`Task`/`Agent` calls).
     pub subagents: u64,
+    /// Compactions.
     pub compactions: u64,
+    /// Tokens of the responses counted under it (each at its largest usage).
     pub tokens: Tokens,
+    /// Their cost, in USD.
     pub cost_usd: f64,
     /// Prompt size of the latest main-chain call (reset by compaction).
     pub context_tokens: u64,
     /// 200k, or 1M once a prompt larger than 200k has been seen.
     pub context_window: u64,
+    /// The model of its latest main-chain response.
     pub last_model: Option<String>,
     /// Working directory (from the first line that has one).
     #[serde(default)]
@@ -53,8 +74,10 @@ pub struct Session {
     #[serde(default)]
     /// (A short list, not a map: a map's first node holds room for 11 entries, ~1 KiB a session.)
     pub by_model: Vec<(String, Tokens, f64)>,
+    /// Lines written by its edits (from tool results).
     #[serde(default)]
     pub lines_added: u64,
+    /// Lines removed by its edits.
     #[serde(default)]
     pub lines_removed: u64,
     /// The open turn's start (see [`Aggregator::end_turn`]): one model of a turn for the
@@ -65,6 +88,8 @@ pub struct Session {
 }
 
 impl Session {
+    /// The share of the context window its latest main-chain prompt filled (0..=1, or above
+    /// when the window is guessed too small).
     pub fn context_utilization(&self) -> f64 {
         self.context_tokens as f64 / self.context_window.max(1) as f64
     }
@@ -105,30 +130,56 @@ impl Session {
 }
 
 /// A session's state at one moment (`GET /api/sessions/{id}`, `sessions --json`, the library).
+///
+/// Fields mean what the same fields of [`Session`] mean; times are transcript times in
+/// ms since the epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionSnapshot {
+    /// The session id.
     pub id: String,
+    /// Its `project` label.
     pub project: String,
+    /// Its working folder.
     pub cwd: Option<String>,
+    /// Its latest git branch.
     pub git_branch: Option<String>,
+    /// Its lifecycle state.
     pub state: State,
+    /// Its earliest line's time (`None`: no stamped line yet).
     pub first_ms: Option<Millis>,
+    /// Its latest line's time.
     pub last_ms: Millis,
+    /// `last_ms - first_ms` (0 without a first line).
     pub duration_ms: Millis,
+    /// Models of its responses, sorted.
     pub models: Vec<String>,
+    /// Prompts typed.
     pub prompts: u64,
+    /// Distinct API responses.
     pub api_requests: u64,
+    /// Distinct tool calls.
     pub tool_calls: u64,
+    /// Tool results marked as errors.
     pub tool_errors: u64,
+    /// API errors.
     pub api_errors: u64,
+    /// Sub-agents started.
     pub subagents: u64,
+    /// Compactions.
     pub compactions: u64,
+    /// Tokens by type.
     pub tokens: crate::events::Usage,
+    /// Cost in USD.
     pub cost_usd: f64,
+    /// Prompt size of the latest main-chain call, in tokens.
     pub context_tokens: u64,
+    /// The context window assumed, in tokens (200k, or 1M once a larger prompt was seen).
     pub context_window: u64,
+    /// `context_tokens / context_window`.
     pub context_utilization: f64,
+    /// Lines written by its edits.
     pub lines_added: u64,
+    /// Lines removed by its edits.
     pub lines_removed: u64,
 }
 

@@ -133,13 +133,9 @@ families!(
     SeriesOverflow => ("claude_sessions_exporter_series_overflow", None, &["metric"], &[], "Label sets folded into 'other' because a metric reached its series cap."),
     CheckpointWrites => ("claude_sessions_exporter_checkpoint_writes", None, &["result"], &[], "Checkpoint writes by result (ok, error)."),
     DedupEvictions => ("claude_sessions_exporter_dedup_evictions", None, &[], &[], "Keys dropped from the bounded deduplication window."),
-    OtlpExports => ("claude_sessions_exporter_otlp_exports", None, &["signal", "result"], &[], "OTLP export requests by signal (metrics, traces) and result (ok, error: failed after retries)."),
     RuleMatches => ("claude_sessions_rule_matches", None, &["rule", "severity"], &[], "Tool calls that matched a rule (rules file), by rule and severity."),
-    OtlpDropped => ("claude_sessions_exporter_otlp_dropped", None, &["signal"], &[], "Spans (or cumulative data points) not delivered: the queue was full or the collector failed after retries."),
     EventsPublished => ("claude_sessions_exporter_events_published", None, &[], &[], "Realtime events published (to /api/events, webhooks and library subscribers)."),
     EventsLagged => ("claude_sessions_exporter_events_lagged", None, &[], &[], "Realtime events a slow subscriber (an SSE client, a webhook, a library stream) missed because it fell behind."),
-    WebhookDeliveries => ("claude_sessions_exporter_webhook_deliveries", None, &["result"], &[], "Webhook POSTs (batches of events) by result: ok, or error (failed after retries, or refused)."),
-    WebhookDropped => ("claude_sessions_exporter_webhook_dropped", None, &["reason"], &[], "Events not delivered to a webhook, by reason: queue_full, lagged (fell behind the event bus), failed (after retries), shutdown (not sent before exit)."),
 });
 
 families!(
@@ -164,8 +160,6 @@ families!(
     FilesTracked => ("claude_sessions_exporter_files_tracked", None, &[], &[], "Transcript files being followed."),
     CaughtUp => ("claude_sessions_exporter_caught_up", None, &[], &[], "1 once the existing history has been read."),
     DedupWindow => ("claude_sessions_exporter_dedup_window_keys", None, &[], &[], "Keys held in the deduplication window."),
-    OtlpQueue => ("claude_sessions_exporter_otlp_queue", None, &["signal"], &[], "Spans waiting to be sent to the OTLP collector (bounded)."),
-    WebhookQueue => ("claude_sessions_exporter_webhook_queue", None, &[], &[], "Events waiting to be sent to webhooks, in flight included (at most max_queue per hook)."),
 });
 
 /// All declared families, in exposition order.

@@ -4,16 +4,24 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ToolCategory {
+    /// Reads or searches files: `Read`, `Glob`, `Grep`, `LS`, `NotebookRead`.
     FileRead,
+    /// Changes files: `Write`, `Edit`, `MultiEdit`, `NotebookEdit`.
     FileWrite,
+    /// Runs or manages shell commands: `Bash`, `BashOutput`, `KillShell`, `KillBash`.
     Shell,
+    /// Reaches the web: `WebFetch`, `WebSearch`.
     Web,
+    /// A tool of an MCP server (`mcp__<server>__<tool>`).
     Mcp,
+    /// Starts a sub-agent: `Task`, `Agent`.
     Agent,
+    /// Any other tool (`TodoWrite`, `Skill`, new tools…).
     Other,
 }
 
 impl ToolCategory {
+    /// The category of the tool named `tool` (case-sensitive, as Claude Code writes it).
     pub fn of(tool: &str) -> ToolCategory {
         match tool {
             _ if tool.starts_with("mcp__") => ToolCategory::Mcp,
@@ -26,6 +34,7 @@ impl ToolCategory {
         }
     }
 
+    /// The label and filter value: `file_read`, `file_write`, `shell`, `web`, `mcp`, `agent`, `other`.
     pub fn as_str(self) -> &'static str {
         match self {
             ToolCategory::FileRead => "file_read",

@@ -366,6 +366,29 @@ impl std::io::Write for Capped {
 mod tests {
     use super::*;
 
+    fn read_content(line: &[u8], cap: usize) -> Option<Box<Captured>> {
+        read(line, cap, &Inspect::default())
+    }
+
+    #[test]
+    fn content_is_captured_only_on_request_and_capped() {
+        let line = r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"ls -la /very/long/path"}}]}}"#;
+        assert_eq!(
+            crate::transcript::entry::Entry::from_line(&crate::transcript::parse_line(line.as_bytes()).unwrap())
+                .content,
+            None,
+            "never without opt-in"
+        );
+        let c = read_content(line.as_bytes(), 12).unwrap();
+        assert_eq!(c.tool_inputs[0].0, "t1");
+        assert!(c.tool_inputs[0].1.starts_with("{\"command\":\"") && c.tool_inputs[0].1.contains("bytes cut]"));
+        let user = r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"total 0"}]}]}}"#;
+        assert_eq!(read_content(user.as_bytes(), 100).unwrap().tool_outputs, vec![("t1".into(), "total 0".into())]);
+        let prompt = r#"{"type":"user","message":{"content":"héllo wörld"}}"#;
+        assert_eq!(read_content(prompt.as_bytes(), 2).unwrap().prompt.as_deref(), Some("h…[12 bytes cut]"));
+        assert_eq!(cap_text("abc", 3), "abc");
+    }
+
     /// What `Captured::read` did before this module: parse into a `Value`, cut its pieces.
     pub(crate) fn reference(line: &[u8], cap: usize) -> Option<Box<Captured>> {
         let v: serde_json::Value = serde_json::from_slice(line).ok()?;

@@ -26,32 +26,43 @@ use crate::state::live::Aggregator;
 pub const FORMAT: u32 = 2;
 /// The oldest layout still read.
 pub const OLDEST_FORMAT: u32 = 1;
+/// The checkpoint's file name in the state folder (written through `<name>.tmp`).
 pub const FILE_NAME: &str = "checkpoint.json";
 /// The lock file in the state folder.
 pub const LOCK_NAME: &str = "lock";
 
+/// One followed file in the checkpoint.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FileState {
+    /// The path it is followed under (below a projects folder).
     pub path: PathBuf,
+    /// How far it was read, and what it looked like there.
     pub pos: Position,
+    /// The file is a 2.0.x cache-warming sub-agent (its first prompt was `Warmup`):
+    /// its calls count as auxiliary, not as a sub-agent's.
     #[serde(default)]
     pub warmup: bool,
 }
 
+/// The saved state: file positions and everything counted from them, together.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Checkpoint {
+    /// The layout ([`FORMAT`]; [`OLDEST_FORMAT`] and later are read).
     pub format: u32,
+    /// When it was written, in ms since the Unix epoch.
     pub written_ms: i64,
+    /// Every followed file's position.
     pub files: Vec<FileState>,
     /// The last journal record this checkpoint holds (see `journal`).
     #[serde(default)]
     pub journal_seq: u64,
+    /// Sessions, the dedup window, counters and histograms, open traces.
     pub aggregator: Aggregator,
 }
 
 /// What is written: the same layout as [`Checkpoint`], borrowing the aggregator.
 #[derive(Debug, Serialize)]
-pub struct CheckpointRef<'a> {
+pub(crate) struct CheckpointRef<'a> {
     pub format: u32,
     pub written_ms: i64,
     pub files: Vec<FileState>,
@@ -59,14 +70,37 @@ pub struct CheckpointRef<'a> {
     pub aggregator: &'a Aggregator,
 }
 
+/// Why a checkpoint could not be written or read. Paths are the state folder's own
+/// files; no transcript content is in any message.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    /// Writing, syncing or renaming into place failed; the previous checkpoint stays.
     #[error("cannot write checkpoint {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        /// The file that could not be written.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file exists but cannot be read.
     #[error("cannot read checkpoint {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a checkpoint we can read: it was set aside and the state is
+    /// rebuilt from the transcripts.
     #[error("checkpoint {path} is corrupt ({reason}); moved to {moved_to}")]
-    Corrupt { path: PathBuf, reason: String, moved_to: PathBuf },
+    Corrupt {
+        /// Where it was.
+        path: PathBuf,
+        /// What is wrong with it: a parse error, an unknown format, a value out of range.
+        reason: String,
+        /// Where it was moved, kept for inspection.
+        moved_to: PathBuf,
+    },
 }
 
 /// Why the state folder could not be locked.
@@ -77,9 +111,21 @@ pub enum LockError {
         dir.display(),
         pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string())
     )]
-    Held { dir: PathBuf, pid: Option<u32> },
+    /// Another process holds the lock.
+    Held {
+        /// The state folder.
+        dir: PathBuf,
+        /// The holder's pid, as it wrote it in the lock file (`None` if unreadable).
+        pid: Option<u32>,
+    },
+    /// The lock file could not be opened, locked or written.
     #[error("cannot lock state folder {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
 /// The exclusive lock on a state folder; released when dropped or when the process ends.
