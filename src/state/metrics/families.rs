@@ -78,10 +78,10 @@ impl Def {
 }
 
 macro_rules! families {
-    ($(#[$doc:meta])* $enum:ident, $table:ident, $kind:expr, { $($var:ident => ($base:expr, $unit:expr, $labels:expr, $buckets:expr, $help:expr)),* $(,)? }) => {
+    ($(#[$doc:meta])* $enum:ident, $table:ident, $kind:expr, { $($var:ident => ($base:literal, $unit:expr, $labels:expr, $buckets:expr, $help:expr)),* $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $enum { $(#[doc = $help] $var),* }
+        pub enum $enum { $(#[doc = concat!("The `", $base, "` family; what it counts is its [`Def::help`].")] $var),* }
         /// The declarations, indexed by the enum's discriminant.
         pub static $table: &[Def] = &[$(Def { base: $base, unit: $unit, help: $help, labels: $labels, kind: $kind, buckets: $buckets }),*];
         impl $enum {
