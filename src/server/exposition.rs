@@ -83,10 +83,11 @@ fn write_family(w: &mut text::Writer, f: &pb::MetricFamily) {
         let at_ms = Some(m.timestamp_ms).filter(|t| *t != 0);
         match kind {
             Kind::Counter => {
-                let value = m.counter.as_ref().map_or(0.0, |c| c.value);
-                let labels = m.counter.as_ref().and_then(|c| c.exemplar.as_ref()).map(pairs);
-                let ex = m.counter.as_ref().and_then(|c| c.exemplar.as_ref()).zip(labels.as_deref());
-                w.counter(value, ex.map(|(e, l)| exemplar(e, l)).as_ref(), at_ms);
+                let c = m.counter.as_ref();
+                let ex = c.and_then(|c| c.exemplar.as_ref());
+                let labels = ex.map(pairs);
+                let ex = ex.zip(labels.as_deref()).map(|(e, l)| exemplar(e, l));
+                w.counter(c.map_or(0.0, |c| c.value), ex.as_ref(), at_ms);
             }
             Kind::Gauge => w.gauge(m.gauge.as_ref().map_or(0.0, |g| g.value), at_ms),
             Kind::Unknown => w.gauge(m.untyped.as_ref().map_or(0.0, |u| u.value), at_ms),
@@ -118,7 +119,7 @@ mod tests {
     use super::*;
     use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
     use prometheus_client::metrics::counter::Counter;
-    use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+    use prometheus_client::metrics::exemplar::{CounterWithExemplar, HistogramWithExemplars};
     use prometheus_client::metrics::family::Family;
     use prometheus_client::metrics::gauge::Gauge;
     use prometheus_client::registry::Unit;
@@ -128,6 +129,7 @@ mod tests {
     struct Own {
         requests: Family<Vec<(String, String)>, Counter>,
         open: Gauge,
+        sent: CounterWithExemplar<Vec<(String, String)>>,
         latency: Option<HistogramWithExemplars<Vec<(String, String)>>>,
     }
 
@@ -136,6 +138,7 @@ mod tests {
             let r = &self.requests;
             r.encode(e.encode_descriptor("x_requests", "Requests.", None, r.metric_type())?)?;
             self.open.encode(e.encode_descriptor("x_open", "Open.", None, self.open.metric_type())?)?;
+            self.sent.encode(e.encode_descriptor("x_sent", "Sent.", None, self.sent.metric_type())?)?;
             let l = self.latency.as_ref().expect("set");
             l.encode(e.encode_descriptor("x_latency", "Latency.", Some(&Unit::Seconds), l.metric_type())?)
         }
@@ -148,6 +151,8 @@ mod tests {
         let own = Own { latency: Some(HistogramWithExemplars::new([0.5, 1.0].into_iter())), ..Own::default() };
         own.requests.get_or_create(&vec![("route".into(), "a\"b".into())]).inc_by(3);
         own.open.set(2);
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_250);
+        own.sent.inc_by(5, Some(vec![("span_id".to_owned(), "cd".to_owned())]), Some(at));
         own.latency.as_ref().unwrap().observe(0.7, Some(vec![("trace_id".to_owned(), "ab".to_owned())]), None);
         let mut agg = Aggregator::new(crate::state::live::Config::default());
         agg.store.touch(crate::state::metrics::Counter::Truncations, &[]);
@@ -159,6 +164,7 @@ mod tests {
             "# TYPE claude_sessions_exporter_truncations counter\nclaude_sessions_exporter_truncations_total 0.0\n",
             "# HELP x_requests Requests.\n# TYPE x_requests counter\nx_requests_total{route=\"a\\\"b\"} 3.0\n",
             "# TYPE x_open gauge\nx_open 2.0\n",
+            "# TYPE x_sent counter\nx_sent_total 5.0 # {span_id=\"cd\"} 5.0 1700000000.250\n",
             "# TYPE x_latency_seconds histogram\n# UNIT x_latency_seconds seconds\n",
             "x_latency_seconds_bucket{le=\"1.0\"} 1 # {trace_id=\"ab\"} 0.7\n",
             "x_latency_seconds_bucket{le=\"+Inf\"} 1\nx_latency_seconds_count 1\nx_latency_seconds_sum 0.7\n# EOF\n",
@@ -169,6 +175,7 @@ mod tests {
         for want in [
             "# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\nx_requests_total{route=\"a\\\"b\"} 3.0\n",
             "x_latency_seconds_bucket{le=\"1.0\"} 1\n",
+            "# TYPE x_sent_total counter\nx_sent_total 5.0\n",
         ] {
             assert!(prom.contains(want), "{want:?} not in\n{prom}");
         }
