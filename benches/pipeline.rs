@@ -121,6 +121,9 @@ fn render(c: &mut Criterion) {
     let mut g = c.benchmark_group("render");
     g.bench_function("prometheus_text", |b| b.iter(|| exposition.render(false).len()));
     g.bench_function("openmetrics_text", |b| b.iter(|| exposition.render(true).len()));
+    let big = claude_sessions::server::Exposition::new(std::sync::Arc::new(std::sync::Mutex::new(big_store())));
+    g.bench_function("prometheus_text_10k_series", |b| b.iter(|| big.render(false).len()));
+    g.bench_function("openmetrics_text_10k_series", |b| b.iter(|| big.render(true).len()));
     let cfg = claude_sessions::sinks::otlp::Config::from_env(
         &|_| None,
         &claude_sessions::sinks::otlp::Overrides { metrics: true, ..Default::default() },
@@ -136,6 +139,43 @@ fn render(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// An aggregator whose store holds about 9,000 series: 2,400 token series, 2,000
+/// each of tool calls, tool errors and rule matches, 200 cost series, 50 gauge
+/// series and 300 histogram series (200 with an exemplar on one bucket).
+fn big_store() -> Aggregator {
+    use claude_sessions::state::metrics::{Counter, Exemplar, Gauge, Histogram, Store};
+    let mut agg = Aggregator::new(Config::default());
+    agg.store = Store::new(100_000);
+    let s = &mut agg.store;
+    for p in 0..50 {
+        let project = format!("project-{p}");
+        for m in 0..4 {
+            let model = format!("claude-model-{m}");
+            for t in ["input", "output", "cache_read", "cache_creation"] {
+                for q in ["main", "subagent", "compact"] {
+                    s.inc(Counter::Tokens, &[&project, &model, q, t], 1234.0);
+                }
+            }
+            s.inc(Counter::Cost, &[&project, &model, "main"], 123_456_789.0);
+        }
+        for t in 0..40 {
+            let tool = format!("tool-{t}");
+            s.inc(Counter::ToolCalls, &[&project, &tool], 17.0);
+            s.inc(Counter::ToolErrors, &[&project, &tool], 2.0);
+            s.inc(Counter::RuleMatches, &[&tool, &project], 1.0);
+        }
+        s.observe(Histogram::TurnDuration, &[&project], 42_000.0);
+        s.observe(Histogram::SessionDuration, &[&project], 900_000.0);
+    }
+    for t in 0..200 {
+        let ex = Exemplar { trace_id: [7; 16], span_id: [9; 8], at_ms: 1_800_000_000_000, value: 0.0 };
+        s.observe_with(Histogram::ToolDuration, &[&format!("tool-{t}")], 2400.0, Some(ex));
+    }
+    let projects: Vec<String> = (0..50).map(|p| format!("project-{p}")).collect();
+    s.set_gauges(Gauge::LastActivity, projects.iter().map(|p| (vec![p.as_str()], 1.8e9)));
+    agg
 }
 
 fn scan(c: &mut Criterion) {

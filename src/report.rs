@@ -11,45 +11,72 @@ use serde::Serialize;
 use crate::state::live::Aggregator;
 use crate::state::metrics::Counter;
 
+/// API usage of one model or one project (sums of the `/metrics` counters, all query sources).
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct Usage {
+    /// Distinct API responses (`claude_sessions_api_requests_total`).
     pub requests: u64,
+    /// Input tokens (`claude_sessions_tokens_total{type="input"}`).
     pub input: u64,
+    /// Output tokens.
     pub output: u64,
+    /// Tokens written to the prompt cache.
     pub cache_creation: u64,
+    /// Tokens read from the prompt cache.
     pub cache_read: u64,
+    /// Estimated cost in USD from the price table (unpriced models count 0).
     pub cost_usd: f64,
 }
 
+/// Calls of one tool (MCP tools as `mcp:<server>`).
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct ToolCounts {
+    /// Calls the model requested.
     pub calls: u64,
+    /// Results marked `is_error`.
     pub errors: u64,
 }
 
+/// Transcript lines read, by result (`claude_sessions_exporter_lines_total`).
 #[derive(Debug, Default, Serialize)]
 pub struct Lines {
+    /// Parsed and applied.
     pub ok: u64,
+    /// Not parseable as a transcript record (bad JSON, wrong shape).
     pub malformed: u64,
+    /// A record of a type this version does not know (skipped).
     pub unknown_type: u64,
+    /// Longer than `--max-line-bytes` (skipped unread).
     pub oversized: u64,
 }
 
+/// The totals of one pass (`scan --format json` serializes it as is).
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// This program's version.
     pub version: &'static str,
+    /// Transcript files read.
     pub files: usize,
+    /// Bytes read from them.
     pub bytes: u64,
+    /// Lines read, by result.
     pub lines: Lines,
+    /// Sessions seen.
     pub sessions: u64,
+    /// Prompts typed by the user.
     pub prompts: u64,
+    /// Usage by model name.
     pub models: BTreeMap<String, Usage>,
+    /// Calls by tool name.
     pub tools: BTreeMap<String, ToolCounts>,
+    /// Usage by project label.
     pub projects: BTreeMap<String, Usage>,
+    /// Models with no price in the table (their cost counts as 0), sorted.
     pub unpriced_models: Vec<String>,
 }
 
 impl Report {
+    /// The report of `agg`'s counters after a pass over `files` files.
     pub fn from_aggregator(agg: &Aggregator, files: usize) -> Report {
         let s = &agg.store;
         let mut models: BTreeMap<String, Usage> = BTreeMap::new();

@@ -5,21 +5,24 @@
 //! it, gzip-compressed when `Accept-Encoding` allows. Listens where it is told;
 //! the CLI's default is 127.0.0.1.
 //!
-//! Every connection goes through the limits of [`conn`] (a cap, header and idle
+//! Every connection goes through the limits of `server/conn.rs` (a cap, header and idle
 //! timeouts, descriptors kept for the rest of the daemon) and, with
 //! `--web.config.file`, through TLS and basic auth ([`crate::server::web_config`], [`auth`])
 //! before any route, `/api/events` included.
 
 pub mod api;
 pub mod auth;
-pub mod conn;
+pub(crate) mod conn;
+mod exposition;
 pub mod web_config;
+
+pub use exposition::Exposition;
 
 use std::convert::Infallible;
 use std::io::Write;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,68 +36,26 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
-use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::server::api::HttpBody;
 use crate::server::web_config::Watched;
-use crate::state::live::Aggregator;
 use conn::{Close, Episode, Slot, Table, Tracked};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Exposes the aggregator's store through prometheus-client.
-#[derive(Debug)]
-struct StoreCollector(Arc<Mutex<Aggregator>>);
-
-impl Collector for StoreCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let agg = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        agg.store.encode(&mut encoder)
-    }
-}
-
-/// Renders the exposition of one aggregator.
-#[derive(Debug)]
-pub struct Exposition {
-    registry: Registry,
-    agg: Arc<Mutex<Aggregator>>,
-}
-
-impl Exposition {
-    pub fn new(agg: Arc<Mutex<Aggregator>>) -> Exposition {
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(StoreCollector(Arc::clone(&agg))));
-        Exposition { registry, agg }
-    }
-
-    /// Add a collector of other metrics (the endpoint's own, see [`conn::Collector`]).
-    pub fn register(&mut self, collector: Box<dyn Collector>) {
-        self.registry.register_collector(collector);
-    }
-
-    /// OpenMetrics text (with `# EOF` and trace exemplars), or the classic Prometheus text format.
-    pub fn render(&self, openmetrics: bool) -> String {
-        let mut s = String::new();
-        prometheus_client::encoding::text::encode(&mut s, &self.registry).expect("writing to a String cannot fail");
-        if !openmetrics {
-            return crate::state::metrics::openmetrics_to_prometheus(&s);
-        }
-        let agg = self.agg.lock().unwrap_or_else(|p| p.into_inner());
-        agg.store.add_exemplars(s)
-    }
-}
-
 /// What the handlers share.
 pub struct App {
+    /// What `/metrics` renders.
     pub exposition: Exposition,
+    /// Set once the history is read (`/readyz` answers 200 from then on).
     pub ready: Arc<AtomicBool>,
     /// Serve `/metrics` before `ready`: safe when nothing was restored from a
     /// checkpoint (counters only grow from 0 while history is read).
     pub serve_while_reading: bool,
+    /// Where the metrics are served (`--web.telemetry-path`, `/metrics` by default).
     pub telemetry_path: String,
     /// Realtime events (for `/api/events`).
     pub bus: Arc<crate::events::Bus>,
@@ -105,13 +66,16 @@ pub struct App {
 /// What every connection goes through before the routes: limits, TLS, auth.
 #[derive(Debug)]
 pub struct Endpoint {
+    /// The open connections, their limits and counts.
     pub table: Arc<Table>,
     /// `--web.config.file`, followed for changes.
     pub config: Option<Arc<Watched>>,
+    /// Basic-auth checks (one bcrypt at a time, right answers remembered), used when the config has users.
     pub auth: auth::Auth,
 }
 
 impl Endpoint {
+    /// An endpoint with no connection yet, held to `limits`, with TLS and auth from `config`.
     pub fn new(limits: conn::Limits, config: Option<Arc<Watched>>) -> Endpoint {
         Endpoint { table: Arc::new(Table::new(limits)), config, auth: auth::Auth::new() }
     }

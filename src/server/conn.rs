@@ -29,11 +29,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
-use prometheus_client::metrics::MetricType;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+mod metrics;
+
+pub use metrics::{Collector, Stats};
 
 /// Descriptors connections may never use: for the tailer's open transcripts, inotify,
 /// the checkpoint's temporary file, OTLP and webhook sockets, and the one `accept`
@@ -50,7 +52,11 @@ pub const MIN_STALL: Duration = Duration::from_secs(2 * crate::server::api::KEEP
 pub struct Limits {
     /// Effective cap (already lowered to fit the descriptor limit).
     pub max_connections: usize,
+    /// Time a connection has to send a request head (and finish the TLS handshake),
+    /// from accept or from the first byte of a later request.
     pub header_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request; also how long a
+    /// response may move no byte (at least [`MIN_STALL`]).
     pub idle_timeout: Duration,
 }
 
@@ -59,7 +65,9 @@ pub struct Limits {
 pub struct Budget {
     /// The soft `RLIMIT_NOFILE` after raising it to the hard limit.
     pub fd_limit: u64,
+    /// Descriptors kept for the rest of the daemon ([`FD_RESERVE`], at most half the limit).
     pub reserve: u64,
+    /// The requested cap, lowered to `fd_limit - reserve` (at least 1).
     pub max_connections: usize,
 }
 
@@ -108,6 +116,7 @@ impl Close {
         Close::TlsHandshake,
     ];
 
+    /// The `reason` label value of `claude_sessions_exporter_http_connections_closed_total`.
     pub fn label(self) -> &'static str {
         match self {
             Close::HeaderTimeout => "header_timeout",
@@ -118,35 +127,6 @@ impl Close {
             Close::Rejected => "rejected",
             Close::TlsHandshake => "tls_handshake",
         }
-    }
-}
-
-/// Counts for `/metrics`; plain atomics, as the writers are connection tasks.
-#[derive(Debug, Default)]
-pub struct Stats {
-    closed: [AtomicU64; Close::ALL.len()],
-    accept_fd_limit: AtomicU64,
-    accept_other: AtomicU64,
-    auth_failures: AtomicU64,
-}
-
-impl Stats {
-    pub fn closed(&self, why: Close) {
-        self.closed[why as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn closed_count(&self, why: Close) -> u64 {
-        self.closed[why as usize].load(Ordering::Relaxed)
-    }
-
-    /// `accept` failed; `fd_limit`: for lack of descriptors (or kernel memory).
-    pub fn accept_error(&self, fd_limit: bool) {
-        let c = if fd_limit { &self.accept_fd_limit } else { &self.accept_other };
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn auth_failure(&self) {
-        self.auth_failures.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -318,11 +298,14 @@ pub struct Table {
     /// A connection was removed.
     released: Notify,
     epoch: Instant,
+    /// The limits every connection of this table is held to.
     pub limits: Limits,
+    /// Counts for `/metrics` (closes by reason, failed accepts, refused logins).
     pub stats: Stats,
 }
 
 impl Table {
+    /// An empty table for connections held to `limits`.
     pub fn new(limits: Limits) -> Table {
         Table {
             slots: Mutex::new(HashMap::new()),
@@ -338,14 +321,17 @@ impl Table {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Connections open now (registered and not yet dropped).
     pub fn len(&self) -> usize {
         self.slots().len()
     }
 
+    /// No connection is open.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// At the cap: a new connection needs a victim ([`Table::evict_one`]).
     pub fn is_full(&self) -> bool {
         self.len() >= self.limits.max_connections
     }
@@ -424,6 +410,7 @@ pub struct Tracked<T> {
 }
 
 impl<T> Tracked<T> {
+    /// Wrap `inner`; reads and writes on it are reported to `slot`.
     pub fn new(inner: T, slot: Arc<Slot>) -> Tracked<T> {
         Tracked { inner, slot }
     }
@@ -509,86 +496,6 @@ impl Episode {
     /// End the episode if nothing happened for `quiet`.
     pub fn end_if_quiet(&mut self, quiet: Duration) -> Option<u64> {
         if self.since.is_some() && self.last.is_some_and(|t| t.elapsed() >= quiet) { self.end() } else { None }
-    }
-}
-
-/// The endpoint's own metrics, registered beside the store's. Declared here, not in
-/// [`crate::state::metrics`], because they describe this server and not transcripts: they
-/// are not checkpointed and `scan` has none.
-#[derive(Debug)]
-pub struct Collector {
-    pub table: Arc<Table>,
-    pub config: Option<Arc<crate::server::web_config::Watched>>,
-}
-
-/// Name (without `_total`), type, help.
-const CONNECTIONS: (&str, &str) =
-    ("claude_sessions_exporter_http_connections", "Open connections to the HTTP endpoint.");
-const CONNECTIONS_MAX: (&str, &str) = (
-    "claude_sessions_exporter_http_connections_max",
-    "Most connections the HTTP endpoint holds at once (--web.max-connections, lowered to fit the descriptor limit).",
-);
-const CLOSED: (&str, &str) = (
-    "claude_sessions_exporter_http_connections_closed",
-    "Connections the server closed, by reason: header_timeout, idle_timeout, stalled, evicted (idle, at the cap), evicted_stream (oldest event stream, at the cap), rejected (at the cap, all busy), tls_handshake.",
-);
-const ACCEPT_ERRORS: (&str, &str) = (
-    "claude_sessions_exporter_http_accept_errors",
-    "Failed accepts, by reason: fd_limit (out of descriptors or kernel memory; accept backs off), other.",
-);
-const AUTH_FAILURES: (&str, &str) = (
-    "claude_sessions_exporter_http_auth_failures",
-    "Requests refused by basic auth: 401 (missing or wrong), or 503 (too many logins waiting for their bcrypt check).",
-);
-const CONFIG_OK: (&str, &str) = (
-    "claude_sessions_exporter_web_config_last_reload_successful",
-    "1 if the web config file was read successfully the last time it changed (only with --web.config.file).",
-);
-
-/// Every name the collector writes, as exposed.
-pub const NAMES: [&str; 6] = [
-    "claude_sessions_exporter_http_connections",
-    "claude_sessions_exporter_http_connections_max",
-    "claude_sessions_exporter_http_connections_closed_total",
-    "claude_sessions_exporter_http_accept_errors_total",
-    "claude_sessions_exporter_http_auth_failures_total",
-    "claude_sessions_exporter_web_config_last_reload_successful",
-];
-
-impl prometheus_client::collector::Collector for Collector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let gauge = |e: &mut DescriptorEncoder, (name, help): (&str, &str), v: i64| {
-            e.encode_descriptor(name, help, None, MetricType::Gauge)?.encode_gauge(&v)
-        };
-        let counters = |e: &mut DescriptorEncoder, (name, help): (&str, &str), series: &[(&str, u64)]| {
-            let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (label, v) in series {
-                let labels = vec![("reason", *label)];
-                let mut fm = m.encode_family(&labels)?;
-                fm.encode_counter::<NoLabelSet, u64, u64>(v, None)?;
-            }
-            Ok::<(), std::fmt::Error>(())
-        };
-        let stats = &self.table.stats;
-        gauge(&mut encoder, CONNECTIONS, i64::try_from(self.table.len()).unwrap_or(i64::MAX))?;
-        gauge(&mut encoder, CONNECTIONS_MAX, i64::try_from(self.table.limits.max_connections).unwrap_or(i64::MAX))?;
-        let closed: Vec<(&str, u64)> = Close::ALL.iter().map(|c| (c.label(), stats.closed_count(*c))).collect();
-        counters(&mut encoder, CLOSED, &closed)?;
-        counters(
-            &mut encoder,
-            ACCEPT_ERRORS,
-            &[
-                ("fd_limit", stats.accept_fd_limit.load(Ordering::Relaxed)),
-                ("other", stats.accept_other.load(Ordering::Relaxed)),
-            ],
-        )?;
-        encoder
-            .encode_descriptor(AUTH_FAILURES.0, AUTH_FAILURES.1, None, MetricType::Counter)?
-            .encode_counter::<NoLabelSet, u64, u64>(&stats.auth_failures.load(Ordering::Relaxed), None)?;
-        if let Some(w) = &self.config {
-            gauge(&mut encoder, CONFIG_OK, i64::from(w.last_reload_ok()))?;
-        }
-        Ok(())
     }
 }
 

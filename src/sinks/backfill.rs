@@ -17,7 +17,6 @@
 //! history, and are left out.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -25,7 +24,7 @@ use crate::engine::{self, LineCounts, Settings};
 use crate::source::discover::{self, FileInfo, Role};
 use crate::source::tail::Tail;
 use crate::state::live::{Aggregator, Source};
-use crate::state::metrics::{self, Def, HistData};
+use crate::state::metrics::{self, HistData, text};
 use crate::transcript::entry::{Entry, Millis};
 
 /// Backfill options.
@@ -42,11 +41,17 @@ pub struct Options {
 /// What was written.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// Transcript files read.
     pub files: usize,
+    /// Entries applied (those stamped up to `until_ms`).
     pub entries: usize,
+    /// Series written (counter and histogram series, each with its own labels).
     pub series: usize,
+    /// Samples written (a histogram sample counts once, whatever its buckets).
     pub samples: usize,
+    /// Transcript time of the first entry applied.
     pub first_ms: Option<Millis>,
+    /// Transcript time of the last entry applied.
     pub last_ms: Option<Millis>,
 }
 
@@ -223,69 +228,31 @@ fn snapshot(agg: &Aggregator, at: Millis, step: Millis, series: &mut Families, a
     }
 }
 
-/// Write all families as OpenMetrics text, each family's series together.
+/// Write all families as OpenMetrics text (the one writer of `/metrics`, with
+/// timestamps), each family's series together, flushed to `out` series by series.
 fn write(out: &mut dyn Write, series: &Families, extra: &[(String, String)]) -> std::io::Result<()> {
-    let mut line = String::new();
+    let mut w = text::Writer::new(text::Flavour::OpenMetrics);
     for (&(hist, fam), family) in series.iter().filter(|(_, f)| !f.is_empty()) {
         let def = if hist { &metrics::HISTOGRAMS[fam] } else { &metrics::COUNTERS[fam] };
-        let name = family_name(def);
-        writeln!(out, "# HELP {name} {}", def.help)?;
-        writeln!(out, "# TYPE {name} {}", if hist { "histogram" } else { "counter" })?;
-        if let Some(u) = def.unit {
-            writeln!(out, "# UNIT {name} {u}")?;
-        }
+        def.write_header(&mut w, &def.family_name());
         let scale = def.scale();
         for (key, s) in family {
-            let mut labels = String::new();
-            for (k, v) in extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(metrics::labels_of(def, key)) {
-                if !labels.is_empty() {
-                    labels.push(',');
-                }
-                let _ = write!(labels, "{k}=\"{}\"", escape(v));
-            }
+            w.series(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(metrics::labels_of(def, key)));
             for (at, v) in &s.counter {
-                line.clear();
-                let _ = writeln!(line, "{name}_total{{{labels}}} {} {}", fmt_value(v * scale), fmt_ts(*at));
-                out.write_all(line.as_bytes())?;
+                w.counter(v * scale, None, Some(*at));
             }
             for (at, h) in &s.histogram {
-                line.clear();
-                let ts = fmt_ts(*at);
-                let sep = if labels.is_empty() { "" } else { "," };
                 let mut cumulative = 0;
-                for (i, n) in h.counts.iter().enumerate() {
+                let buckets = def.buckets.iter().copied().chain([f64::INFINITY]).zip(&h.counts).map(|(le, n)| {
                     cumulative += n;
-                    let le = def.buckets.get(i).map_or("+Inf".to_owned(), |b| fmt_value(*b));
-                    let _ = writeln!(line, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative} {ts}");
-                }
-                let _ = writeln!(line, "{name}_count{{{labels}}} {} {ts}", h.count);
-                let _ = writeln!(line, "{name}_sum{{{labels}}} {} {ts}", fmt_value(h.sum * scale));
-                out.write_all(line.as_bytes())?;
+                    (le, cumulative, None)
+                });
+                w.histogram(buckets, h.count, h.sum * scale, Some(*at));
             }
+            w.flush_to(out)?;
         }
     }
-    writeln!(out, "# EOF")?;
-    Ok(())
-}
-
-/// The family name as exposed (with its unit; counters without `_total`).
-fn family_name(def: &Def) -> String {
-    match def.unit {
-        Some(u) => format!("{}_{u}", def.base),
-        None => def.base.to_owned(),
-    }
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-fn fmt_value(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
-}
-
-fn fmt_ts(ms: Millis) -> String {
-    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+    out.write_all(w.finish().as_bytes())
 }
 
 /// Parse `job=x` style label arguments.
@@ -343,18 +310,18 @@ mod tests {
         let t0 = crate::transcript::entry::parse_timestamp("2025-01-01T00:00:00Z").unwrap() / 1000;
         let expect = [
             format!(
-                r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 0 {t0}.000"#
+                r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 0.0 {t0}.000"#
             ),
             format!(
-                r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 10 {}.000"#,
+                r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 10.0 {}.000"#,
                 t0 + 60
             ),
             format!(
-                r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 110 {}.000"#,
+                r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 110.0 {}.000"#,
                 t0 + 180
             ),
             format!(
-                r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 1110 {}.000"#,
+                r#"claude_sessions_tokens_total{{job="cs",project="app",model="claude-opus-4-6",query_source="main",type="input"}} 1110.0 {}.000"#,
                 t0 + 360
             ),
         ];

@@ -68,12 +68,32 @@ fn promtool_check_metrics_has_no_complaints() {
     let Some(promtool) = require_tool("promtool", which("promtool")) else { return };
     let root = real_config_root();
     let state = tempfile::tempdir().unwrap();
-    let d = started(root.path(), state.path());
+    // Every registered collector on: the endpoint's, the webhooks' and the OTLP sink's
+    // (their targets refuse connections; only their own metrics matter here).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (hook, otlp) = (format!("http://{closed}/hook"), format!("http://{closed}"));
+    let sinks = ["--webhook", &hook, "--otlp-metrics", "--otlp-traces", "--otlp-endpoint", &otlp];
+    let d = Daemon::start(root.path(), state.path(), &sinks);
+    d.wait_ready(Duration::from_secs(60));
     let (status, headers, body) = d.get("/metrics", &[]);
     assert_eq!(status, 200);
     assert!(header(&headers, "content-type").is_some_and(|c| c.starts_with("text/plain; version=0.0.4")));
-    assert!(Metrics::parse(&String::from_utf8_lossy(&body)).has("claude_sessions_tokens_total"));
+    let m = Metrics::parse(&String::from_utf8_lossy(&body));
+    for name in [
+        "claude_sessions_tokens_total",
+        "claude_sessions_exporter_http_connections_closed_total",
+        "claude_sessions_exporter_webhook_deliveries_total",
+        "claude_sessions_exporter_otlp_exports_total",
+    ] {
+        assert!(m.has(name), "{name} missing from /metrics");
+    }
     promtool_check(&promtool, "serve /metrics", &body);
+    // The same families in OpenMetrics: counters named without `_total`, and one `# EOF`.
+    let (_, _, om) = d.get("/metrics", &[("Accept", "application/openmetrics-text; version=1.0.0")]);
+    let om = String::from_utf8(om).unwrap();
+    assert!(om.contains("# TYPE claude_sessions_exporter_otlp_exports counter\n"), "{om}");
+    assert_eq!(om.matches("# EOF").count(), 1);
+    assert_eq!(sample_names(&om), sample_names(&String::from_utf8_lossy(&body)));
 
     let scan_state = tempfile::tempdir().unwrap();
     let out = Command::new(support::bin())

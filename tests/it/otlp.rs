@@ -227,7 +227,7 @@ fn otlp_http_metrics_and_traces_match_the_transcripts_exactly() {
     let om = String::from_utf8(body).unwrap();
     let exemplar = format!(r#"# {{trace_id="{}",span_id="{}"}} 2.4"#, tool.trace_id, tool.span_id);
     assert!(
-        om.lines().any(|l| l.starts_with("claude_sessions_tool_duration_seconds_bucket{le=\"2.5\",tool=\"Bash\"}")
+        om.lines().any(|l| l.starts_with("claude_sessions_tool_duration_seconds_bucket{tool=\"Bash\",le=\"2.5\"}")
             && l.contains(&exemplar)),
         "the 2.5 s bucket of Bash carries the trace exemplar {exemplar}"
     );
