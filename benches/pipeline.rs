@@ -95,7 +95,7 @@ fn apply(c: &mut Criterion) {
             let mut agg = Aggregator::new(Config::default());
             agg.enable_traces(
                 i64::MIN,
-                std::sync::Arc::new(move |s: Vec<claude_sessions::sinks::trace::Span>| {
+                std::sync::Arc::new(move |s: Vec<claude_sessions::state::trace::Span>| {
                     counted.fetch_add(s.len(), std::sync::atomic::Ordering::Relaxed);
                 }),
             );

@@ -14,6 +14,8 @@
 //! which owns sessions and counters; every output is a projection of the facts
 //! it applies. See `docs/architecture.md` for owners and readers.
 
+#![deny(missing_docs)]
+
 pub mod cli;
 pub mod engine;
 pub mod events;

@@ -143,7 +143,7 @@ pub struct Engine {
     /// Folders that failed to list, until they can be listed again.
     failing_folders: HashSet<PathBuf>,
     /// Where finished trace spans go (OTLP traces on).
-    span_sink: Option<crate::sinks::trace::SpanSink>,
+    span_sink: Option<crate::state::trace::SpanSink>,
     /// Send the traces of history once (see [`TraceBackfill`]).
     trace_backfill: Option<TraceBackfill>,
     /// Realtime events to switch on once history is read (`since_ms` is set then).
@@ -229,7 +229,7 @@ impl Engine {
     /// restored tracer continues at once (lines written while the daemon was down
     /// are traced); otherwise tracing starts once history has been read.
     /// `backfill`: also send the history's traces once, on a background thread.
-    pub fn set_span_sink(&mut self, sink: Option<crate::sinks::trace::SpanSink>, backfill: Option<TraceBackfill>) {
+    pub fn set_span_sink(&mut self, sink: Option<crate::state::trace::SpanSink>, backfill: Option<TraceBackfill>) {
         let mut agg = self.lock();
         match &sink {
             Some(s) => {

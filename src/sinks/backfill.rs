@@ -118,7 +118,7 @@ pub fn run(settings: &Settings, opts: &Options, out: &mut dyn Write) -> std::io:
 
 /// Replay the history stamped before `until_ms` through a tracer: every past
 /// turn becomes a trace, handed to `sink`. Returns the number of spans.
-pub fn traces(settings: &Settings, until_ms: Millis, sink: crate::sinks::trace::SpanSink) -> usize {
+pub fn traces(settings: &Settings, until_ms: Millis, sink: crate::state::trace::SpanSink) -> usize {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let (infos, mut entries) = collect(settings);
@@ -129,7 +129,7 @@ pub fn traces(settings: &Settings, until_ms: Millis, sink: crate::sinks::trace::
     let mut agg = Aggregator::new(settings.aggregator.clone());
     agg.enable_traces(
         Millis::MIN,
-        Arc::new(move |s: Vec<crate::sinks::trace::Span>| {
+        Arc::new(move |s: Vec<crate::state::trace::Span>| {
             counted.fetch_add(s.len(), Ordering::Relaxed);
             sink(s);
         }),

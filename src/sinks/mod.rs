@@ -10,5 +10,4 @@ pub mod otlp_metrics;
 pub mod otlp_stats;
 pub mod otlp_traces;
 mod otlp_transport;
-pub mod trace;
 pub mod webhook;

@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use opentelemetry_sdk::trace::SpanExporter as _;
 
-use crate::sinks::trace::{Span, SpanSink};
 use crate::state::live::Aggregator;
+use crate::state::trace::{Span, SpanSink};
 
 use super::http as h;
 pub use super::otlp_config::{Compat, Config, ConfigError, Endpoint, Overrides, Protocol, Temporality};

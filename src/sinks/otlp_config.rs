@@ -305,8 +305,8 @@ fn resource_attributes(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(Stri
     if !attrs.iter().any(|(k, _)| k == "service.instance.id") {
         // Stable for a user on a host: series continue across restarts.
         let user = env("USER").unwrap_or_default();
-        let id = crate::sinks::trace::trace_id(&host, crate::state::dedup::fnv1a(&[user.as_bytes()]));
-        attrs.push(("service.instance.id".into(), crate::sinks::trace::hex(&id)));
+        let id = crate::state::trace::trace_id(&host, crate::state::dedup::fnv1a(&[user.as_bytes()]));
+        attrs.push(("service.instance.id".into(), crate::state::trace::hex(&id)));
     }
     Ok(attrs)
 }

@@ -14,7 +14,7 @@ use opentelemetry::trace::{SpanContext, SpanId, Status, TraceFlags, TraceId, Tra
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use crate::sinks::trace::{Attrs, Span, SpanKind, Value};
+use crate::state::trace::{Attrs, Span, SpanKind, Value};
 
 fn value(v: &Value) -> opentelemetry::Value {
     match v {

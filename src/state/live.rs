@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sinks::trace::{Owner, SpanSink, Tracer};
 use crate::source::discover::{FileInfo, Role};
 use crate::state::dedup::{self, FastMap, Window};
 use crate::state::metrics::{self, Counter, Histogram, Store};
 use crate::state::pricing;
+use crate::state::trace::{Owner, SpanSink, Tracer};
 use crate::transcript::entry::{Entry, Millis};
 
 mod apply;

@@ -362,7 +362,7 @@ impl Store {
             write_family(w, def, family, |w, key, h| {
                 let found = if om { exemplars.get(key) } else { None };
                 let ids: Vec<Option<(String, String)>> = found.map_or_else(Vec::new, |per_bucket| {
-                    let hex = crate::sinks::trace::hex;
+                    let hex = crate::state::trace::hex;
                     per_bucket.iter().map(|e| e.map(|e| (hex(&e.trace_id), hex(&e.span_id)))).collect()
                 });
                 let labels: Vec<Option<[(&str, &str); 2]>> = ids

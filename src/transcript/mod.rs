@@ -6,9 +6,9 @@
 //! and unknown fields are tolerated: they are what newer Claude Code versions add.
 //! Nothing here interprets the data; [`entry`] turns a `Line` into our own vocabulary.
 //!
-//! Submodules: [`entry`] (a line's facts), [`capture`] (bounded tool-input
-//! views), [`tool`] (tool categories), [`identity`] (the keys facts count by),
-//! and `patch` (what an edit's `toolUseResult` says: [`PatchStats`]).
+//! Submodules: [`entry`] (a line's facts), [`identity`] (the keys facts count
+//! by), and `patch` (what an edit's `toolUseResult` says: [`PatchStats`]). Whole
+//! tool inputs are read later, by the engine ([`crate::engine::capture`]).
 
 pub mod entry;
 pub mod identity;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use super::session::{DEFAULT_WINDOW, LONG_WINDOW, Pending};
 use super::{Aggregator, Session, Source, State, owner_of, query_source, tool_label};
-use crate::sinks::trace::{At, Owner};
 use crate::state::dedup;
 use crate::state::metrics::{self, Counter, Exemplar, Histogram};
+use crate::state::trace::{At, Owner};
 use crate::transcript::entry::{Entry, Kind, Millis, Response, Tokens};
 
 /// What the facts of one line share: its session and labels, and whether it is
@@ -194,7 +194,7 @@ impl Aggregator {
                 tr.tool_use(a, t);
                 if let (Some(cap), Some(input)) = (self.config.trace_content, input_text) {
                     let input = crate::transcript::entry::cap_text(input, cap);
-                    tr.tool_content(line.id, &t.id, crate::sinks::trace::semconv::GEN_AI_TOOL_CALL_ARGUMENTS, &input);
+                    tr.tool_content(line.id, &t.id, crate::state::trace::semconv::GEN_AI_TOOL_CALL_ARGUMENTS, &input);
                 }
             }
             // Rules are checked on new activity (lines that get events) and, when the
@@ -270,7 +270,7 @@ impl Aggregator {
                     tr.tool_content(
                         line.id,
                         &r.tool_use_id,
-                        crate::sinks::trace::semconv::GEN_AI_TOOL_CALL_RESULT,
+                        crate::state::trace::semconv::GEN_AI_TOOL_CALL_RESULT,
                         &out,
                     );
                 }

@@ -88,7 +88,7 @@ fn lifecycle_goes_idle_then_ended_and_resumes() {
 }
 
 /// An aggregator tracing into a list, and the (count, summed ms) of the root spans sent.
-fn traced() -> (Aggregator, Arc<std::sync::Mutex<Vec<crate::sinks::trace::Span>>>) {
+fn traced() -> (Aggregator, Arc<std::sync::Mutex<Vec<crate::state::trace::Span>>>) {
     let mut a = Aggregator::new(Config::default());
     let got = Arc::new(std::sync::Mutex::new(Vec::new()));
     let g = Arc::clone(&got);
@@ -96,7 +96,7 @@ fn traced() -> (Aggregator, Arc<std::sync::Mutex<Vec<crate::sinks::trace::Span>>
     (a, got)
 }
 
-fn roots(got: &std::sync::Mutex<Vec<crate::sinks::trace::Span>>) -> (u64, f64) {
+fn roots(got: &std::sync::Mutex<Vec<crate::state::trace::Span>>) -> (u64, f64) {
     let got = got.lock().unwrap();
     let roots = got.iter().filter(|s| s.parent.is_none());
     roots.fold((0, 0.0), |(n, ms), s| (n + 1, ms + (s.end_ms - s.start_ms) as f64))
