@@ -412,6 +412,27 @@ impl Shutdown {
     }
 }
 
+/// `%XX` escapes decoded (URL paths and query values, `OTEL_EXPORTER_OTLP_HEADERS`);
+/// a malformed escape is kept as it is, and bytes that are not UTF-8 become U+FFFD.
+pub(crate) fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok())
+            && let Ok(v) = u8::from_str_radix(v, 16)
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use std::time::Duration;
 
+use crate::sinks::http::percent_decode;
+
 /// Wire protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Protocol {
@@ -262,25 +264,6 @@ fn parse_pairs(s: &str, what: &str) -> Result<Vec<(String, String)>, ConfigError
         out.push((percent_decode(k.trim()), percent_decode(v.trim())));
     }
     Ok(out)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The resource: `service.name` (`OTEL_SERVICE_NAME`, else `claude-sessions`),
