@@ -288,6 +288,14 @@ impl Engine {
 
     /// Serialized checkpoint of the current positions and counters.
     pub fn checkpoint_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_checkpoint(&mut out).expect("checkpoint serializes");
+        out
+    }
+
+    /// The checkpoint of the current positions and counters, serialized into `out`
+    /// (under the aggregator's lock).
+    fn write_checkpoint(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let files = self
             .files
             .iter()
@@ -297,20 +305,18 @@ impl Engine {
         let agg = self.lock();
         let cp =
             CheckpointRef { format: checkpoint::FORMAT, written_ms: now_ms(), files, journal_seq, aggregator: &agg };
-        serde_json::to_vec(&cp).expect("checkpoint serializes")
+        serde_json::to_writer(out, &cp).map_err(std::io::Error::from)
     }
 
     /// Write the checkpoint to `dir`, counting the result.
     pub fn save(&mut self, dir: &Path) -> Result<(), checkpoint::CheckpointError> {
         self.commit();
-        let bytes = self.checkpoint_bytes();
-        let res = checkpoint::write(dir, &bytes);
+        let res = checkpoint::write_streamed(dir, |w| self.write_checkpoint(w));
         let result = if res.is_ok() { "ok" } else { "error" };
         self.lock().store.inc(Counter::CheckpointWrites, &[result], 1.0);
-        if res.is_ok() {
-            self.compacted(bytes.len() as u64);
-        }
-        res
+        let len = res?;
+        self.compacted(len);
+        Ok(())
     }
 
     /// Read what is new in one tracked file and apply it. Returns whether it had new data.
