@@ -36,7 +36,8 @@ pub struct OriginRef<'a> {
     pub session: &'a str,
     /// See [`Origin::project`].
     pub project: &'a Arc<str>,
-    /// See [`Origin::model`].
+    /// The response's model as written: its label ([`Origin::model`]) is made only
+    /// when the origin is new, not for every line.
     pub model: &'a str,
     /// See [`Origin::source`].
     pub source: &'a str,
@@ -52,6 +53,9 @@ impl OriginRef<'_> {
         h.finish()
     }
 
+    /// Whether `o` holds these labels. The model is compared as written: a model
+    /// whose label differs (control characters, over 120 characters) gets an origin
+    /// per response instead of a shared one, which costs memory, not correctness.
     fn is(&self, o: &Origin) -> bool {
         o.session == self.session && *o.project == **self.project && o.model == self.model && o.source == self.source
     }
@@ -60,7 +64,7 @@ impl OriginRef<'_> {
         Origin {
             session: self.session.to_owned(),
             project: Arc::clone(self.project),
-            model: self.model.to_owned(),
+            model: crate::state::metrics::label_value(self.model),
             source: self.source.to_owned(),
         }
     }

@@ -349,8 +349,7 @@ impl Aggregator {
     /// A response line: what it adds counts under the response's origin (the labels
     /// of its first line, see [`dedup::Origin`]), whatever file this line is read from.
     fn response(&mut self, line: &Line<'_>, r: &Response, at: Option<&At<'_>>) {
-        let model = metrics::label_value(&r.model);
-        let here = dedup::OriginRef { session: line.id, project: &line.project, model: &model, source: line.source };
+        let here = dedup::OriginRef { session: line.id, project: &line.project, model: &r.model, source: line.source };
         let seen = self.dedup.observe_from(r.key, r.tokens, here);
         let delta = seen.delta();
         if !seen.first && delta.is_zero() {
