@@ -53,9 +53,6 @@ impl OriginRef<'_> {
         h.finish()
     }
 
-    /// Whether `o` holds these labels. The model is compared as written: a model
-    /// whose label differs (control characters, over 120 characters) gets an origin
-    /// per response instead of a shared one, which costs memory, not correctness.
     fn is(&self, o: &Origin) -> bool {
         o.session == self.session && *o.project == **self.project && o.model == self.model && o.source == self.source
     }
@@ -64,7 +61,7 @@ impl OriginRef<'_> {
         Origin {
             session: self.session.to_owned(),
             project: Arc::clone(self.project),
-            model: crate::state::metrics::label_value(self.model),
+            model: self.model.to_owned(),
             source: self.source.to_owned(),
         }
     }
@@ -83,7 +80,11 @@ pub(super) struct Origins {
 
 impl Origins {
     /// The slot of `o`, taken once more (created if new).
+    /// `o.model` is the model as written; its label is made here, so only a
+    /// response's first line pays for it.
     pub(super) fn intern(&mut self, o: OriginRef<'_>) -> u32 {
+        let model = crate::state::metrics::label_value(o.model);
+        let o = OriginRef { model: &model, ..o };
         let h = o.hash();
         if let Some(&i) = self.index.get(&h)
             && let Some(Some((known, refs))) = self.slots.get_mut(i as usize)
