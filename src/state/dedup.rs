@@ -49,7 +49,7 @@ pub struct Seen {
     /// Usage after this line: the field-wise maximum so far.
     pub after: Tokens,
     /// Where the whole response counts: the labels of the line that first counted
-    /// it. `None` only for a response observed without labels ([`Window::observe`]).
+    /// it. Always set by [`Window::observe_from`]; `None` only in unit tests that count without labels.
     pub origin: Option<Arc<Origin>>,
 }
 
@@ -130,8 +130,10 @@ impl Window {
         self.evicted
     }
 
-    /// Record a line's usage for `key`, without labels; returns what it adds.
-    pub fn observe(&mut self, key: u64, tokens: Tokens) -> Seen {
+    /// Record a line's usage for `key`, without labels; returns what it adds
+    /// (the tests' view of the token arithmetic; every caller counts with an origin).
+    #[cfg(test)]
+    pub(crate) fn observe(&mut self, key: u64, tokens: Tokens) -> Seen {
         self.record(key, tokens, None)
     }
 
