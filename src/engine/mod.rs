@@ -79,8 +79,8 @@ struct Tracked {
 }
 
 impl Tracked {
-    fn new(info: FileInfo, tail: Tail, warmup: bool, id: Option<FileId>) -> Tracked {
-        Tracked { info, tail, warmup, last_change_ms: 0, stat: None, id }
+    fn new(info: FileInfo, tail: Tail, warmup: bool, id: Option<FileId>) -> Box<Tracked> {
+        Box::new(Tracked { info, tail, warmup, last_change_ms: 0, stat: None, id })
     }
 }
 
@@ -134,7 +134,8 @@ const KEEP_BUF: usize = 4 << 20;
 /// shared [`Aggregator`] (see the module docs).
 pub struct Engine {
     settings: Settings,
-    files: HashMap<PathBuf, Tracked>,
+    /// Boxed: the table holds a pointer per slot, not a whole file's state.
+    files: HashMap<PathBuf, Box<Tracked>>,
     agg: Arc<Mutex<Aggregator>>,
     buf: Vec<u8>,
     caught_up: bool,

@@ -38,7 +38,7 @@ impl Engine {
 
     /// Main files first, then sub-agent files (so a session's project is set by its main file).
     fn order_for_scan(&self) -> Vec<PathBuf> {
-        let mut v: Vec<(&PathBuf, &Tracked)> = self.files.iter().collect();
+        let mut v: Vec<(&PathBuf, &Tracked)> = self.files.iter().map(|(p, t)| (p, &**t)).collect();
         v.sort_by_key(|(p, t)| (t.info.role != Role::Main, *p));
         v.into_iter().map(|(p, _)| p.clone()).collect()
     }

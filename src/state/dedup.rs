@@ -32,7 +32,7 @@ use crate::transcript::entry::Tokens;
 
 pub(crate) use crate::transcript::identity::KeyBuild;
 pub use crate::transcript::identity::{
-    FastMap, Fnv, KeyHasher, fnv1a, line_key, response_key, session_key, tool_result_key, tool_use_key,
+    FastHasher, FastMap, KeyHasher, fnv1a, line_key, response_key, session_key, tool_result_key, tool_use_key,
 };
 
 mod origins;

@@ -108,7 +108,9 @@ pub struct Aggregator {
     /// Every counter, gauge and histogram; readers take the aggregator's lock.
     pub store: Store,
     dedup: Window,
-    sessions: FastMap<String, Session>,
+    /// Boxed: the table then holds a pointer per slot, not a whole session (a third
+    /// of its slots are empty at any size).
+    sessions: FastMap<String, Box<Session>>,
     projects: Projects,
     pending: FastMap<String, Pending>,
     last_activity: HashMap<String, Millis>,
@@ -239,12 +241,12 @@ impl Aggregator {
 
     /// Every session held (live ones, and ended ones until `--session-retention` prunes them).
     pub fn sessions(&self) -> impl Iterator<Item = &Session> {
-        self.sessions.values()
+        self.sessions.values().map(|s| &**s)
     }
 
     /// The session `id`, if held.
     pub fn session(&self, id: &str) -> Option<&Session> {
-        self.sessions.get(id)
+        self.sessions.get(id).map(|s| &**s)
     }
 
     /// Models seen without a price.

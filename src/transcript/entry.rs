@@ -204,16 +204,18 @@ pub struct Entry {
     pub sidechain: bool,
     /// A human prompt typed into the main chain (not tool results, not meta).
     pub prompt: bool,
-    /// The API response an assistant line belongs to, with its usage.
-    pub response: Option<Response>,
+    /// The API response an assistant line belongs to, with its usage (boxed:
+    /// most lines have none, and parsed entries wait in memory while files ahead
+    /// of them are applied).
+    pub response: Option<Box<Response>>,
     /// A synthetic reply standing for a failed API call, by kind.
     pub api_error: Option<ApiError>,
     /// Tool calls the line makes, in order.
     pub tool_uses: Vec<ToolUse>,
     /// Tool results the line carries, in order.
     pub tool_results: Vec<ToolResult>,
-    /// A compaction boundary.
-    pub compaction: Option<Compaction>,
+    /// A compaction boundary (boxed, as `response`).
+    pub compaction: Option<Box<Compaction>>,
     /// Lines added by an edit tool (from `toolUseResult`).
     pub lines_added: u64,
     /// Of the same edit, lines removed.
@@ -355,7 +357,7 @@ impl Entry {
         }
         if let (Some(id), Some(u)) = (&msg.id, &msg.usage) {
             let one_hour = u.cache_creation.as_ref().map_or(0, |c| c.ephemeral_1h_input_tokens);
-            self.response = Some(Response {
+            self.response = Some(Box::new(Response {
                 key: crate::transcript::identity::response_key(id, line.request_id.as_deref()),
                 id: (**id).into(),
                 model: model.into(),
@@ -368,7 +370,7 @@ impl Entry {
                     cache_read: u.cache_read_input_tokens,
                 },
                 fast: u.speed.as_deref() == Some("fast"),
-            });
+            }));
         }
         if let Content::Blocks(blocks) = &msg.content {
             for b in blocks {
@@ -434,11 +436,11 @@ impl Entry {
         match line.subtype.as_deref() {
             Some("compact_boundary") => {
                 let meta = line.compact_metadata.as_ref();
-                self.compaction = Some(Compaction {
+                self.compaction = Some(Box::new(Compaction {
                     manual: meta.and_then(|m| m.trigger.as_deref()) == Some("manual"),
                     pre_tokens: meta.and_then(|m| m.pre_tokens),
                     post_tokens: meta.and_then(|m| m.post_tokens),
-                });
+                }));
             }
             Some("api_error") => self.api_error = Some(ApiError::Other),
             _ => {}

@@ -105,3 +105,24 @@ fn string_content_keeps_only_its_head() {
     let Content::Blocks(b) = block.message.unwrap().content else { panic!("blocks") };
     assert_eq!(b[0].text.unwrap().as_str(), "Warmup");
 }
+
+#[test]
+fn invalid_utf8_in_skipped_content_is_read_as_before_and_in_a_read_field_fails() {
+    // A valid line goes the `str` way; the same line with a stray byte in text we
+    // skip goes the bytes way and must mean the same.
+    let valid = br#"{"type":"assistant","sessionId":"s1","message":{"id":"msg_1","model":"m","content":[{"type":"text","text":"h\u00e9"}],"usage":{"input_tokens":3,"output_tokens":5}},"notRead":"OKAY"}"#;
+    let mut invalid = valid.to_vec();
+    let at = invalid.windows(4).position(|w| w == b"OKAY").unwrap();
+    invalid[at] = 0xff;
+    assert!(std::str::from_utf8(&invalid).is_err());
+    for bytes in [&valid[..], &invalid[..]] {
+        let line = parse_line(bytes).unwrap();
+        assert_eq!(line.session_id.as_deref(), Some("s1"));
+        let m = line.message.unwrap();
+        assert_eq!((m.id.as_deref(), m.usage.unwrap().output_tokens), (Some("msg_1"), 5));
+    }
+    let mut bad_field = valid.to_vec();
+    let at = bad_field.windows(4).position(|w| w == b"\"s1\"").unwrap();
+    bad_field[at + 1] = 0xff;
+    assert!(parse_line(&bad_field).is_err(), "invalid UTF-8 in a field we read fails the line");
+}

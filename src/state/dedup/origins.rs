@@ -3,7 +3,9 @@
 //! A session's responses mostly share one origin (session, project, model, query
 //! source), so the window holds a 4-byte index per response into this table, and
 //! each origin once, with the number of responses in the window that name it: an
-//! origin is dropped with its last response.
+//! origin is dropped with its last response. Their strings are shared too: a
+//! session's origins (one per model and query source) hold one copy of its id,
+//! and every origin shares the few model and source labels.
 
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Fnv, KeyBuild};
+use super::{FastHasher, KeyBuild};
 
 /// No origin (a response from a checkpoint written before origins were kept).
 pub(super) const NONE: u32 = u32::MAX;
@@ -20,13 +22,13 @@ pub(super) const NONE: u32 = u32::MAX;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
     /// The session (`sessionId`) whose totals hold the response.
-    pub session: String,
+    pub session: Arc<str>,
     /// The `project` label of that session (see `live::ProjectLabel`).
     pub project: Arc<str>,
     /// The `model` label (the response's model as a label value).
-    pub model: String,
+    pub model: Arc<str>,
     /// The `query_source` label: `main`, `subagent` or `auxiliary`.
-    pub source: String,
+    pub source: Arc<str>,
 }
 
 /// An [`Origin`] borrowed from the line being read: interned only when new.
@@ -45,7 +47,7 @@ pub struct OriginRef<'a> {
 
 impl OriginRef<'_> {
     fn hash(&self) -> u64 {
-        let mut h = Fnv::default();
+        let mut h = FastHasher::default();
         for part in [self.session, self.project, self.model, self.source] {
             h.write(part.as_bytes());
             h.write_u8(0xff);
@@ -54,15 +56,36 @@ impl OriginRef<'_> {
     }
 
     fn is(&self, o: &Origin) -> bool {
-        o.session == self.session && *o.project == **self.project && o.model == self.model && o.source == self.source
+        *o.session == *self.session
+            && *o.project == **self.project
+            && *o.model == *self.model
+            && *o.source == *self.source
+    }
+}
+
+/// One shared copy of each string the origins name.
+#[derive(Debug, Clone, Default)]
+struct Strings(HashMap<Arc<str>, u32, std::hash::BuildHasherDefault<FastHasher>>);
+
+impl Strings {
+    /// The shared copy of `s`, taken once more.
+    fn take(&mut self, s: &str) -> Arc<str> {
+        if let Some((k, n)) = self.0.get_key_value(s).map(|(k, n)| (Arc::clone(k), *n)) {
+            self.0.insert(Arc::clone(&k), n + 1);
+            return k;
+        }
+        let k: Arc<str> = Arc::from(s);
+        self.0.insert(Arc::clone(&k), 1);
+        k
     }
 
-    fn to_owned(self) -> Origin {
-        Origin {
-            session: self.session.to_owned(),
-            project: Arc::clone(self.project),
-            model: self.model.to_owned(),
-            source: self.source.to_owned(),
+    /// One holder of `s` is gone: the last one drops it.
+    fn release(&mut self, s: &Arc<str>) {
+        if let Some(n) = self.0.get_mut(s) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(s);
+            }
         }
     }
 }
@@ -76,6 +99,7 @@ pub(super) struct Origins {
     /// of its own, unindexed: it is only not shared).
     index: HashMap<u64, u32, KeyBuild>,
     free: Vec<u32>,
+    strings: Strings,
 }
 
 impl Origins {
@@ -93,7 +117,8 @@ impl Origins {
             *refs += 1;
             return i;
         }
-        let entry = Some((Arc::new(o.to_owned()), 1));
+        let owned = self.own(o.session, o.project, o.model, o.source);
+        let entry = Some((Arc::new(owned), 1));
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = entry;
@@ -106,6 +131,12 @@ impl Origins {
         };
         self.index.insert(h, i);
         i
+    }
+
+    /// An origin of shared strings (each taken once more).
+    fn own(&mut self, session: &str, project: &Arc<str>, model: &str, source: &str) -> Origin {
+        let s = &mut self.strings;
+        Origin { session: s.take(session), project: Arc::clone(project), model: s.take(model), source: s.take(source) }
     }
 
     /// The origin in slot `i` (`None` for [`NONE`] or a free slot).
@@ -124,6 +155,9 @@ impl Origins {
         let h = OriginRef { session: &o.session, project: &o.project, model: &o.model, source: &o.source }.hash();
         if self.index.get(&h) == Some(&i) {
             self.index.remove(&h);
+        }
+        for s in [&o.session, &o.model, &o.source] {
+            self.strings.release(s);
         }
         *slot = None;
         self.free.push(i);
@@ -147,6 +181,8 @@ impl Origins {
                     let h = OriginRef { session: &o.session, project: &o.project, model: &o.model, source: &o.source }
                         .hash();
                     t.index.entry(h).or_insert(i as u32);
+                    // Each string was read as a copy of its own: share them again.
+                    *o = Arc::new(t.own(&o.session, &o.project, &o.model, &o.source));
                 }
                 _ => {
                     *slot = None;

@@ -2,7 +2,6 @@
 //! dedup window) and that one decision updates the counters, the session, the
 //! tracer and the realtime events (built in `emit`).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::session::{DEFAULT_WINDOW, LONG_WINDOW, Pending};
@@ -314,7 +313,7 @@ impl Aggregator {
         let ts = e.timestamp.unwrap_or(0);
         self.sessions.insert(
             id.to_owned(),
-            Session {
+            Box::new(Session {
                 id: id.to_owned(),
                 project: project.into(),
                 slug: src.info.slug.clone(),
@@ -322,7 +321,7 @@ impl Aggregator {
                 first_ms: e.timestamp.unwrap_or(Millis::MAX),
                 last_ms: ts,
                 state: State::Active,
-                models: BTreeSet::new(),
+                models: Vec::new(),
                 prompts: 0,
                 api_requests: 0,
                 tool_calls: 0,
@@ -342,7 +341,7 @@ impl Aggregator {
                 lines_removed: 0,
                 turn_start_ms: None,
                 turn_last_ms: ts,
-            },
+            }),
         );
     }
 
@@ -358,14 +357,14 @@ impl Aggregator {
         let origin = seen.origin.clone().expect("observed with an origin");
         let (id, project, model, source) = (&*origin.session, &*origin.project, &origin.model, &*origin.source);
         let main_chain = source == "main";
-        let labels = [project, model.as_str(), source];
+        let labels = [project, &**model, source];
         let price = &self.config.pricing;
         let cost_after = price.cost(&r.model, &seen.after, r.fast);
         if seen.first {
             self.store.inc(Counter::ApiRequests, &labels, 1.0);
             if cost_after.is_none() {
                 self.store.inc(Counter::UnpricedRequests, &[model], 1.0);
-                self.unpriced.insert(model.clone());
+                self.unpriced.insert(model.to_string());
             }
         }
         // Whole nano-dollars (see `metrics::Def::scale`).
@@ -399,6 +398,8 @@ impl Aggregator {
         let i = match s.by_model.iter().position(|(m, ..)| m == model) {
             Some(i) => i,
             None => {
+                // Most sessions use one or two models: no room for four.
+                s.by_model.reserve_exact(1);
                 s.by_model.push((model.clone(), Tokens::default(), 0.0));
                 s.by_model.len() - 1
             }
@@ -408,8 +409,9 @@ impl Aggregator {
         m.2 += cost / 1e9;
         if seen.first {
             s.api_requests += 1;
-            if !s.models.contains(model) {
-                s.models.insert(model.clone());
+            if let Err(at) = s.models.binary_search(model) {
+                s.models.reserve_exact(1);
+                s.models.insert(at, model.clone());
             }
         }
         if main_chain {

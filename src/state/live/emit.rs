@@ -157,15 +157,15 @@ impl Aggregator {
         };
         let kind = K::Message {
             role: "assistant".into(),
-            model: Some(origin.model.clone()),
+            model: Some(origin.model.to_string()),
             usage: Some(usage),
             cost_usd,
             text: None,
             continued: !seen.first,
         };
         self.emit(&origin.session, &origin.project, agent, ts, kind);
-        if seen.first && origin.source == "main" {
-            let before = self.sessions.get(&origin.session).map_or(0, |s| s.context_tokens);
+        if seen.first && &*origin.source == "main" {
+            let before = self.sessions.get(&*origin.session).map_or(0, |s| s.context_tokens);
             let now = seen.after.prompt();
             let kind = K::ContextGrowth {
                 tokens_added: now as i64 - before as i64,

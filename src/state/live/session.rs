@@ -1,6 +1,6 @@
 //! One session's state, its snapshot, and the project labels sessions get.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -38,8 +38,9 @@ pub struct Session {
     pub last_ms: Millis,
     /// Its lifecycle state.
     pub state: State,
-    /// Models of its responses (label values).
-    pub models: BTreeSet<String>,
+    /// Models of its responses (label values), sorted and distinct (a short list:
+    /// a set's first node holds room for eleven).
+    pub models: Vec<Arc<str>>,
     /// Prompts typed (distinct by line `uuid`).
     pub prompts: u64,
     /// Distinct API responses counted under it.
@@ -63,7 +64,7 @@ pub struct Session {
     /// 200k, or 1M once a prompt larger than 200k has been seen.
     pub context_window: u64,
     /// The model of its latest main-chain response.
-    pub last_model: Option<String>,
+    pub last_model: Option<Arc<str>>,
     /// Working directory (from the first line that has one).
     #[serde(default)]
     pub cwd: Option<String>,
@@ -73,7 +74,7 @@ pub struct Session {
     /// Tokens and cost per model (for per-session OTLP series).
     #[serde(default)]
     /// (A short list, not a map: a map's first node holds room for 11 entries, ~1 KiB a session.)
-    pub by_model: Vec<(String, Tokens, f64)>,
+    pub by_model: Vec<(Arc<str>, Tokens, f64)>,
     /// Lines written by its edits (from tool results).
     #[serde(default)]
     pub lines_added: u64,
@@ -105,7 +106,7 @@ impl Session {
             first_ms: (self.first_ms != Millis::MAX).then_some(self.first_ms),
             last_ms: self.last_ms,
             duration_ms: if self.first_ms <= self.last_ms { self.last_ms - self.first_ms } else { 0 },
-            models: self.models.iter().cloned().collect(),
+            models: self.models.iter().map(|m| m.to_string()).collect(),
             prompts: self.prompts,
             api_requests: self.api_requests,
             tool_calls: self.tool_calls,

@@ -74,5 +74,8 @@ fn compaction_boundary_is_read() {
     let e = entry(
         r#"{"type":"system","subtype":"compact_boundary","compactMetadata":{"trigger":"manual","preTokens":142431}}"#,
     );
-    assert_eq!(e.compaction, Some(Compaction { manual: true, pre_tokens: Some(142_431), post_tokens: None }));
+    assert_eq!(
+        e.compaction.as_deref(),
+        Some(&Compaction { manual: true, pre_tokens: Some(142_431), post_tokens: None })
+    );
 }
