@@ -15,6 +15,7 @@ pub mod auth;
 pub(crate) mod conn;
 mod exposition;
 pub mod web_config;
+mod ws;
 
 pub use exposition::Exposition;
 
@@ -242,29 +243,44 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (app, endpoint, slot) = (Arc::clone(app), Arc::clone(endpoint), Arc::clone(slot));
+    // The WebSocket (`/api/ws`) this connection turns into, if it does, and its request's guard.
+    let upgraded = Arc::new(std::sync::Mutex::new(None::<(ws::Upgrade, conn::Busy)>));
+    let to_upgrade = Arc::clone(&upgraded);
     let svc = service_fn(move |req| {
         let busy = slot.begin();
-        let (app, endpoint) = (Arc::clone(&app), Arc::clone(&endpoint));
+        let (app, endpoint, to_upgrade) = (Arc::clone(&app), Arc::clone(&endpoint), Arc::clone(&to_upgrade));
         async move {
-            let r = respond(&app, &endpoint, req).await;
+            let mut r = respond(&app, &endpoint, req).await;
+            if let Some(ws) = r.extensions_mut().remove::<ws::Upgrade>() {
+                // A stream, busy until the WebSocket closes (not when this empty 101 is written).
+                busy.mark_stream();
+                *to_upgrade.lock().unwrap_or_else(|p| p.into_inner()) = Some((ws, busy));
+                return Ok::<_, Infallible>(r.map(|body| Guarded { body, _busy: None }));
+            }
             if r.headers().get(CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
                 busy.mark_stream();
             }
-            Ok::<_, Infallible>(r.map(|body| Guarded { body, _busy: busy }))
+            Ok::<_, Infallible>(r.map(|body| Guarded { body, _busy: Some(busy) }))
         }
     });
     // No hyper timer, so no hyper header timeout: its timer restarts after each response
     // and would close kept-alive connections at the header timeout. conn::watchdog keeps
     // the two timeouts apart.
-    if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).await {
+    let http = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).with_upgrades();
+    if let Err(e) = http.await {
         tracing::debug!(error = %e, "Connection ended with an error.");
+    }
+    // Still on this connection's task: its watchdog, eviction and place in the table hold.
+    let ws = upgraded.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some((ws, _busy)) = ws {
+        ws.run().await;
     }
 }
 
 /// A response body that keeps its connection counted as busy until it is done.
 struct Guarded {
     body: HttpBody,
-    _busy: conn::Busy,
+    _busy: Option<conn::Busy>,
 }
 
 impl Body for Guarded {
@@ -318,6 +334,9 @@ fn route(app: &App, req: Request<Incoming>) -> Response<HttpBody> {
     let path = req.uri().path();
     if path != app.telemetry_path && crate::server::api::is_api_path(path) {
         let api = crate::server::api::Api { bus: Arc::clone(&app.bus), sessions: app.sessions.clone() };
+        if path == ws::PATH {
+            return ws::handle(&api, req);
+        }
         return crate::server::api::handle(&api, &req);
     }
     handle(app, req).map(BodyExt::boxed_unsync)

@@ -45,7 +45,7 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Writes queued per connection between its task and the socket, each of at most about
 /// [`COALESCE_BYTES`] (plus one event): what a client that does not read can hold up.
-const QUEUE_FRAMES: usize = 8;
+pub(crate) const QUEUE_FRAMES: usize = 8;
 const COALESCE_BYTES: usize = 16 << 10;
 
 /// What the API reads.
@@ -132,19 +132,31 @@ fn parse_state(s: &str) -> Option<State> {
     }
 }
 
-fn events<B>(api: &Api, req: &Request<B>, pairs: &[(String, String)]) -> Response<HttpBody> {
-    let filter = match Filter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-        Ok(f) => f,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
-    };
+/// The filter and the resume point of an event stream (`/api/events`, `/api/ws`): the
+/// filters of [`Filter::from_pairs`], and `Last-Event-ID` (header) or `?last_event_id=`.
+/// `Err`: the 400 answer.
+pub(crate) fn stream_params<B>(
+    req: &Request<B>,
+    pairs: &[(String, String)],
+) -> Result<(Filter, Option<u64>), Response<HttpBody>> {
+    let filter = Filter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &e))?;
     let header = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let param = pairs.iter().rev().find(|(k, _)| k == "last_event_id").map(|(_, v)| v.trim());
     let last_id = match header.filter(|h| !h.is_empty()).or(param.filter(|p| !p.is_empty())) {
         None => None,
         Some(s) => match s.parse::<u64>() {
             Ok(id) => Some(id),
-            Err(_) => return error(StatusCode::BAD_REQUEST, &format!("Last-Event-ID {s:?}: expected an event id")),
+            Err(_) => return Err(error(StatusCode::BAD_REQUEST, &format!("Last-Event-ID {s:?}: expected an event id"))),
         },
+    };
+    Ok((filter, last_id))
+}
+
+fn events<B>(api: &Api, req: &Request<B>, pairs: &[(String, String)]) -> Response<HttpBody> {
+    let (filter, last_id) = match stream_params(req, pairs) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let mut r = if req.method() == Method::HEAD {
         Response::new(Full::new(Bytes::new()).boxed_unsync())
@@ -152,7 +164,7 @@ fn events<B>(api: &Api, req: &Request<B>, pairs: &[(String, String)]) -> Respons
         // Subscribed before the ring is read (in the task): nothing published in between is lost.
         let rx = api.bus.subscribe();
         let (tx, body) = mpsc::channel(QUEUE_FRAMES);
-        tokio::spawn(pump(api.clone(), rx, tx, filter, last_id));
+        tokio::spawn(pump::<SseFrames>(api.clone(), rx, tx, filter, last_id));
         Response::new(SseBody(body).boxed_unsync())
     };
     let h = r.headers_mut();
@@ -162,16 +174,70 @@ fn events<B>(api: &Api, req: &Request<B>, pairs: &[(String, String)]) -> Respons
     r
 }
 
-/// Feeds one SSE connection until the client goes away.
-async fn pump(
+/// How an event stream's messages are put on the wire: one value is one write (one
+/// queued item, at most about [`COALESCE_BYTES`] plus one message).
+pub(crate) trait Framing: Default + Send + 'static {
+    /// Written once, before the snapshot.
+    fn opening() -> Option<Self> {
+        None
+    }
+    /// Add a message: `id` for bus events, `None` for `snapshot`, `reset` and `lagged`;
+    /// `data` is compact JSON.
+    fn push(&mut self, id: Option<u64>, event: &str, data: &str);
+    /// Add something that keeps an idle connection from timing out.
+    fn keep_alive(&mut self);
+    /// Bytes added so far.
+    fn len(&self) -> usize;
+    /// Nothing added.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// One message alone.
+    fn one(id: Option<u64>, event: &str, data: &str) -> Self {
+        let mut f = Self::default();
+        f.push(id, event, data);
+        f
+    }
+    /// A bus event.
+    fn push_event(&mut self, e: &Event) {
+        self.push(Some(e.id), e.kind.name(), &serde_json::to_string(e).unwrap_or_default());
+    }
+}
+
+/// Server-Sent Events: `retry:` first, keep-alive comments.
+#[derive(Default)]
+struct SseFrames(Vec<u8>);
+
+impl Framing for SseFrames {
+    fn opening() -> Option<Self> {
+        // `retry`: how long an EventSource waits before reconnecting.
+        Some(SseFrames(b"retry: 1000\n\n".to_vec()))
+    }
+
+    fn push(&mut self, id: Option<u64>, event: &str, data: &str) {
+        self.0.extend_from_slice(&sse(id, event, data));
+    }
+
+    fn keep_alive(&mut self) {
+        self.0.extend_from_slice(b": keep-alive\n\n");
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Feeds one event stream (SSE or WebSocket, by `F`) until the client goes away.
+pub(crate) async fn pump<F: Framing>(
     api: Api,
     mut rx: tokio::sync::broadcast::Receiver<Arc<Event>>,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<F>,
     filter: Filter,
     last_id: Option<u64>,
 ) {
-    // `retry`: how long an EventSource waits before reconnecting.
-    if tx.send(Bytes::from_static(b"retry: 1000\n\n")).await.is_err() {
+    if let Some(opening) = F::opening()
+        && tx.send(opening).await.is_err()
+    {
         return;
     }
     let live: Vec<SessionSnapshot> = api
@@ -182,7 +248,7 @@ async fn pump(
         .filter(|s| filter.projects.is_empty() || filter.projects.contains(&s.project))
         .filter(|s| filter.sessions.is_empty() || filter.sessions.contains(&s.id))
         .collect();
-    if tx.send(sse(None, "snapshot", &serde_json::to_string(&live).unwrap_or_default())).await.is_err() {
+    if tx.send(F::one(None, "snapshot", &serde_json::to_string(&live).unwrap_or_default())).await.is_err() {
         return;
     }
     // Live events up to this id were already replayed from the ring (or predate the client's id).
@@ -216,48 +282,52 @@ async fn pump(
             (replay, note)
         };
         if let Some(note) = note
-            && tx.send(sse(None, "reset", &note.to_string())).await.is_err()
+            && tx.send(F::one(None, "reset", &note.to_string())).await.is_err()
         {
             return;
         }
         for e in replay {
             replayed_to = replayed_to.max(e.id);
-            if filter.matches(&e) && tx.send(event_frame(&e)).await.is_err() {
-                return;
+            if filter.matches(&e) {
+                let mut f = F::default();
+                f.push_event(&e);
+                if tx.send(f).await.is_err() {
+                    return;
+                }
             }
         }
     }
     let start = tokio::time::Instant::now() + KEEP_ALIVE;
     let mut keep_alive = tokio::time::interval_at(start, KEEP_ALIVE);
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let lagged = |n: u64| {
+    let lagged = |out: &mut F, n: u64| {
         api.bus.stats.lagged.fetch_add(n, Ordering::Relaxed);
         let note = serde_json::json!({
             "missed": n,
             "message": "this client read too slowly; the oldest events were skipped",
         });
-        sse(None, "lagged", &note.to_string())
+        out.push(None, "lagged", &note.to_string());
     };
     let wanted = |e: &Event| e.id > replayed_to && filter.matches(e);
     loop {
-        let mut out: Vec<u8> = Vec::new();
+        let mut out = F::default();
         let mut closed = false;
         tokio::select! {
             r = rx.recv() => match r {
-                Ok(e) if wanted(&e) => out.extend_from_slice(&event_frame(&e)),
+                Ok(e) if wanted(&e) => out.push_event(&e),
                 Ok(_) => {}
-                Err(RecvError::Lagged(n)) => out.extend_from_slice(&lagged(n)),
+                Err(RecvError::Lagged(n)) => lagged(&mut out, n),
                 Err(RecvError::Closed) => return,
             },
-            _ = keep_alive.tick() => out.extend_from_slice(b": keep-alive\n\n"),
+            _ = keep_alive.tick() => out.keep_alive(),
             _ = tx.closed() => return,
         }
         // What else is already there goes out in the same write (fewer wake-ups and syscalls in a burst).
         while out.len() < COALESCE_BYTES {
             match rx.try_recv() {
-                Ok(e) if wanted(&e) => out.extend_from_slice(&event_frame(&e)),
+                Ok(e) if wanted(&e) => out.push_event(&e),
                 Ok(_) => {}
-                Err(TryRecvError::Lagged(n)) => out.extend_from_slice(&lagged(n)),
+                Err(TryRecvError::Lagged(n)) => lagged(&mut out, n),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Closed) => {
                     closed = true;
@@ -266,17 +336,13 @@ async fn pump(
             }
         }
         // Waits while the client does not read; meanwhile the broadcast receiver falls behind.
-        if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
+        if !out.is_empty() && tx.send(out).await.is_err() {
             return;
         }
         if closed {
             return;
         }
     }
-}
-
-fn event_frame(e: &Event) -> Bytes {
-    sse(Some(e.id), e.kind.name(), &serde_json::to_string(e).unwrap_or_default())
 }
 
 /// One SSE event; `data` must be a single line (compact JSON is).
@@ -296,14 +362,14 @@ fn sse(id: Option<u64>, event: &str, data: &str) -> Bytes {
 }
 
 /// A response body fed by a bounded channel.
-struct SseBody(mpsc::Receiver<Bytes>);
+struct SseBody(mpsc::Receiver<SseFrames>);
 
 impl Body for SseBody {
     type Data = Bytes;
     type Error = Infallible;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(Bytes::from(b.0)))))
     }
 }
 
@@ -317,12 +383,12 @@ fn json<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> Response<Htt
     r
 }
 
-fn error(status: StatusCode, message: &str) -> Response<HttpBody> {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response<HttpBody> {
     json(status, &serde_json::json!({ "error": message }))
 }
 
 /// `a=1&b=x%20y` → pairs, percent- and `+`-decoded.
-fn query_pairs(query: &str) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
