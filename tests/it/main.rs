@@ -36,3 +36,4 @@ mod watcher;
 mod web_limits;
 mod web_tls;
 mod webhook;
+mod ws;
