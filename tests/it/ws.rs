@@ -287,3 +287,29 @@ fn websocket_answers_pings_closes_cleanly_and_refuses_plain_gets() {
     assert_eq!(d.get("/healthz", &[]).0, 200);
     d.stop();
 }
+
+/// A WebSocket is a stream: counted among the open connections while it lasts, not closed
+/// by the idle timeout, and its place is given back when it closes.
+#[test]
+fn websocket_is_a_counted_stream_that_outlives_the_idle_timeout() {
+    let root = daemon::empty_root();
+    let state = tempfile::tempdir().unwrap();
+    let d = Daemon::start(root.path(), state.path(), &["--web.header-timeout", "1s", "--web.idle-timeout", "2s"]);
+    d.wait_ready(Duration::from_secs(30));
+    let open = |d: &Daemon| d.metrics().sum("claude_sessions_exporter_http_connections", &[]);
+    let (ws, _) = Ws::connect(&d, "");
+    assert_eq!(open(&d), 2.0, "the WebSocket and this scrape");
+    std::thread::sleep(Duration::from_secs(4));
+    let file = root.path().join("projects/-w-app/s-long.jsonl");
+    daemon::append(&file, turn("s-long", "app", 1, "sleep 4").as_bytes());
+    let got = ws.until(Duration::from_secs(5), "a turn after the idle timeout", |m| is_result_of(m, "toolu_s-long_1"));
+    assert_eq!(got.len(), 6, "session_start and the turn's five events: {got:?}");
+    assert_eq!(open(&d), 2.0);
+    let m = d.metrics();
+    for why in ["idle_timeout", "stalled"] {
+        assert_eq!(m.sum("claude_sessions_exporter_http_connections_closed_total", &[("reason", why)]), 0.0, "{why}");
+    }
+    drop(ws);
+    assert!(d.wait_for(Duration::from_secs(5), |m| m.sum("claude_sessions_exporter_http_connections", &[]) == 1.0).is_some());
+    d.stop();
+}
