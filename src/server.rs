@@ -8,7 +8,8 @@
 //! Every connection goes through the limits of `server/conn.rs` (a cap, header and idle
 //! timeouts, descriptors kept for the rest of the daemon) and, with
 //! `--web.config.file`, through TLS and basic auth ([`crate::server::web_config`], [`auth`])
-//! before any route, `/api/events` included.
+//! before any route, `/api/events` included. An `/api/ws` WebSocket (`ws.rs`) runs on its
+//! connection's own task after the upgrade, so it stays under the same limits.
 
 pub mod api;
 pub mod auth;

@@ -9,6 +9,9 @@
 //!   reconnects with `Last-Event-ID` (or `?last_event_id=`) first gets what it missed
 //!   from the bus's replay ring, then the live stream, with no gap and no duplicate;
 //!   if the ring no longer holds all of it, a `reset` event says so first.
+//! * `GET /api/ws`: the same over a WebSocket, one JSON text frame per message
+//!   (`{"id": N, "event": "<type>", "data": …}`), from the same `pump`; see
+//!   `server/ws.rs` (routed in `server.rs`, which runs the upgraded socket).
 //!
 //! Memory per connection is bounded: events go through a small queue into the
 //! response body; a client that does not read makes its broadcast receiver fall
@@ -134,20 +137,18 @@ fn parse_state(s: &str) -> Option<State> {
 
 /// The filter and the resume point of an event stream (`/api/events`, `/api/ws`): the
 /// filters of [`Filter::from_pairs`], and `Last-Event-ID` (header) or `?last_event_id=`.
-/// `Err`: the 400 answer.
-pub(crate) fn stream_params<B>(
-    req: &Request<B>,
-    pairs: &[(String, String)],
-) -> Result<(Filter, Option<u64>), Response<HttpBody>> {
-    let filter = Filter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .map_err(|e| error(StatusCode::BAD_REQUEST, &e))?;
+/// `Err`: what is wrong, for a 400 answer.
+pub(crate) fn stream_params<B>(req: &Request<B>, pairs: &[(String, String)]) -> Result<(Filter, Option<u64>), String> {
+    let filter = Filter::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     let header = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let param = pairs.iter().rev().find(|(k, _)| k == "last_event_id").map(|(_, v)| v.trim());
     let last_id = match header.filter(|h| !h.is_empty()).or(param.filter(|p| !p.is_empty())) {
         None => None,
         Some(s) => match s.parse::<u64>() {
             Ok(id) => Some(id),
-            Err(_) => return Err(error(StatusCode::BAD_REQUEST, &format!("Last-Event-ID {s:?}: expected an event id"))),
+            Err(_) => {
+                return Err(format!("Last-Event-ID {s:?}: expected an event id"));
+            }
         },
     };
     Ok((filter, last_id))
@@ -156,7 +157,7 @@ pub(crate) fn stream_params<B>(
 fn events<B>(api: &Api, req: &Request<B>, pairs: &[(String, String)]) -> Response<HttpBody> {
     let (filter, last_id) = match stream_params(req, pairs) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
     let mut r = if req.method() == Method::HEAD {
         Response::new(Full::new(Bytes::new()).boxed_unsync())

@@ -149,7 +149,7 @@ struct SlotState {
     /// Bytes arrived while busy: a pipelined next request (or a request body; then a
     /// kept-alive client is held to the header timeout, not the idle one): next phase Head.
     pending: bool,
-    /// The response in progress is an `/api/events` stream.
+    /// The response in progress is an `/api/events` stream, or the connection is an `/api/ws` WebSocket.
     stream: bool,
     /// Chosen as a victim; not to be chosen twice.
     evicting: bool,
@@ -264,7 +264,8 @@ fn ms_since(epoch: Instant, t: Instant) -> u64 {
 pub struct Busy(Arc<Slot>);
 
 impl Busy {
-    /// The response is an `/api/events` stream: long-lived, evicted only after every idle connection.
+    /// The response is an `/api/events` stream or the connection an `/api/ws` WebSocket:
+    /// long-lived, evicted only after every idle connection.
     pub fn mark_stream(&self) {
         self.0.lock().stream = true;
     }

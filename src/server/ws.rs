@@ -85,7 +85,7 @@ pub(crate) fn handle<B>(api: &Api, mut req: Request<B>) -> Response<HttpBody> {
     let pairs = api::query_pairs(req.uri().query().unwrap_or(""));
     let (filter, last_id) = match api::stream_params(&req, &pairs) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(e) => return api::error(StatusCode::BAD_REQUEST, &e),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     // Subscribed before the ring is read (in the pump): nothing published in between is lost.

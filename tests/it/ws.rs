@@ -245,7 +245,8 @@ fn websocket_resumes_from_last_event_id_without_gap_or_duplicate() {
     let replayed = b.until(Duration::from_secs(5), "replay", |m| is_result_of(m, "toolu_s-resume_5"));
     assert_eq!(replayed, missed, "exactly the missed events, once, in order");
     daemon::append(&file, turn("s-resume", "app", 6, "make check").as_bytes());
-    let next_ref = reference.until(Duration::from_secs(5), "reference: turn 6", |m| is_result_of(m, "toolu_s-resume_6"));
+    let next_ref =
+        reference.until(Duration::from_secs(5), "reference: turn 6", |m| is_result_of(m, "toolu_s-resume_6"));
     let next_b = b.until(Duration::from_secs(5), "resumed: turn 6", |m| is_result_of(m, "toolu_s-resume_6"));
     assert_eq!(next_b, next_ref);
     assert_eq!(next_b[0].0, Some(missed.last().unwrap().0.unwrap() + 1));
@@ -310,6 +311,9 @@ fn websocket_is_a_counted_stream_that_outlives_the_idle_timeout() {
         assert_eq!(m.sum("claude_sessions_exporter_http_connections_closed_total", &[("reason", why)]), 0.0, "{why}");
     }
     drop(ws);
-    assert!(d.wait_for(Duration::from_secs(5), |m| m.sum("claude_sessions_exporter_http_connections", &[]) == 1.0).is_some());
+    assert!(
+        d.wait_for(Duration::from_secs(5), |m| m.sum("claude_sessions_exporter_http_connections", &[]) == 1.0)
+            .is_some()
+    );
     d.stop();
 }
