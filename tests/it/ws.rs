@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use super::api::{SseEvent, events, now_ms, start, turn};
+use super::api::{SseEvent, assistant, events, now_ms, results, start, turn};
 use super::daemon::{self, Daemon};
 use super::support;
 
@@ -40,6 +40,14 @@ struct Ws {
 impl Ws {
     /// Connect to `/api/ws{query}` and check that the first message is the snapshot; returns it too.
     fn connect(d: &Daemon, query: &str) -> (Ws, Value) {
+        let ws = Ws::open(d, query, None);
+        let (id, event, data) = ws.text(Duration::from_secs(5)).expect("a first message");
+        assert_eq!((id, event.as_str()), (None, "snapshot"));
+        (ws, data)
+    }
+
+    /// Connect (the handshake done), and read nothing before `hold` says so, if given.
+    fn open(d: &Daemon, query: &str, hold: Option<mpsc::Receiver<()>>) -> Ws {
         let url = format!("ws://{}/api/ws{query}", d.addr);
         let (tx, rx) = mpsc::channel();
         let (send, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<Message>();
@@ -54,6 +62,9 @@ impl Ws {
                     }
                     Err(e) => return ready_tx.send(Err(e.to_string())).unwrap(),
                 };
+                if let Some(hold) = hold {
+                    let _ = tokio::task::spawn_blocking(move || hold.recv()).await;
+                }
                 loop {
                     tokio::select! {
                         m = outgoing.recv() => match m {
@@ -89,10 +100,7 @@ impl Ws {
             });
         });
         ready_rx.recv_timeout(Duration::from_secs(5)).expect("handshake in time").expect("handshake");
-        let ws = Ws { rx, send };
-        let (id, event, data) = ws.text(Duration::from_secs(5)).expect("a first message");
-        assert_eq!((id, event.as_str()), (None, "snapshot"));
-        (ws, data)
+        Ws { rx, send }
     }
 
     fn next(&self, timeout: Duration) -> Option<Got> {
@@ -315,5 +323,72 @@ fn websocket_is_a_counted_stream_that_outlives_the_idle_timeout() {
         d.wait_for(Duration::from_secs(5), |m| m.sum("claude_sessions_exporter_http_connections", &[]) == 1.0)
             .is_some()
     );
+    d.stop();
+}
+
+/// Clients that do not read make the daemon buffer nothing more: a reading client gets
+/// every event or a `lagged` count of what it missed, memory stays flat, and a client
+/// that starts reading late is told it lagged, then follows.
+#[test]
+fn websocket_clients_that_do_not_read_leave_memory_bounded() {
+    let root = daemon::empty_root();
+    let state = tempfile::tempdir().unwrap();
+    let d = start(root.path(), state.path());
+    let pid = d.pid().unwrap();
+    let (holds, stuck): (Vec<_>, Vec<_>) = (0..10)
+        .map(|_| {
+            let (go, hold) = mpsc::channel();
+            (go, Ws::open(&d, "", Some(hold)))
+        })
+        .unzip();
+    let (good, _) = Ws::connect(&d, "");
+    std::thread::sleep(Duration::from_millis(200));
+    let rss_before = support::rss_kib(pid);
+
+    // ~40,000 events: 400 responses calling 50 tools each, and their results.
+    let file = root.path().join("projects/-w-flood/s-wsflood.jsonl");
+    let t = now_ms();
+    for batch in 0..40 {
+        let mut text = String::new();
+        for i in 0..10 {
+            let n = batch * 10 + i;
+            let ids: Vec<String> = (0..50).map(|k| format!("toolu_wf_{n}_{k}")).collect();
+            let tools: Vec<(&str, &str, Value)> =
+                ids.iter().map(|id| (id.as_str(), "Bash", serde_json::json!({"command": "true"}))).collect();
+            let res: Vec<(&str, bool)> = ids.iter().map(|id| (id.as_str(), false)).collect();
+            let ts = t + i64::from(n) * 10;
+            text.push_str(&assistant("s-wsflood", "flood", ts, &format!("msg_wf_{n}"), &tools, (1, 1, 0)));
+            text.push('\n');
+            text.push_str(&results("s-wsflood", "flood", ts + 5, &res));
+            text.push('\n');
+        }
+        daemon::append(&file, text.as_bytes());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon::append(&file, turn("s-wsflood", "flood", 1, "marker").as_bytes());
+    let is_marker = |m: &Msg| is_result_of(m, "toolu_s-wsflood_1");
+    let account = |got: &[Msg], who: &str| {
+        let delivered: Vec<u64> = got.iter().filter_map(|m| m.0).collect();
+        assert!(delivered.windows(2).all(|w| w[0] < w[1]), "{who}: ids increase");
+        let missed: u64 = got.iter().filter(|m| m.1 == "lagged").map(|m| m.2["missed"].as_u64().expect("missed")).sum();
+        let last = *delivered.last().unwrap();
+        assert_eq!(delivered.len() as u64 + missed, last, "{who}: every event delivered or counted as missed");
+        (last, missed)
+    };
+    let got = good.until(Duration::from_secs(60), "reading client: the marker", is_marker);
+    let (marker_id, good_missed) = account(&got, "reading client");
+    assert!(marker_id > 40_000, "{marker_id} events");
+    let rss_after = support::rss_kib(pid);
+    eprintln!("/api/ws flood: reading client missed {good_missed} of {marker_id}; RSS {rss_before} -> {rss_after} KiB");
+    assert!(rss_after < rss_before + 48 * 1024, "RSS grew from {rss_before} to {rss_after} KiB");
+
+    // One held client starts reading: its snapshot, then a `lagged` notice among what follows.
+    holds[0].send(()).unwrap();
+    let woke = stuck[0].until(Duration::from_secs(30), "woken client: the marker", is_marker);
+    assert_eq!(woke[0].1, "snapshot");
+    let (woken_marker, woken_missed) = account(&woke[1..], "woken client");
+    assert_eq!(woken_marker, marker_id);
+    assert!(woken_missed > 10_000, "a client that did not read missed most events: {woken_missed}");
+    drop(holds);
     d.stop();
 }
