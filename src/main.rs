@@ -1,6 +1,6 @@
 use clap::Parser;
 
-use claude_sessions::cli::{Cli, Command, backfill, hook, scan, serve, sessions, watch};
+use claude_sessions::cli::{Cli, Command, backfill, hook, hooks, scan, serve, sessions, watch};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -17,6 +17,7 @@ fn main() -> std::process::ExitCode {
         Command::Backfill(a) => backfill::run(a),
         Command::Watch(a) => watch::run(a),
         Command::Sessions(a) => sessions::run(a),
+        Command::Hooks(c) => hooks::run(c),
         // The hook has exit codes of its own (Claude Code reads them).
         Command::Hook(c) => return hook::run(c),
     };

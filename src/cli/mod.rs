@@ -11,6 +11,7 @@ use crate::state::pricing;
 
 pub mod backfill;
 pub mod hook;
+pub mod hooks;
 pub mod scan;
 pub mod serve;
 pub mod sessions;
@@ -42,9 +43,12 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// List live and recent sessions.
     Sessions(sessions::SessionsArgs),
-    /// Claude Code hooks: answer allow / ask / deny from the rules.
+    /// Claude Code hooks: answer allow / ask / deny from the rules and a person; deliver notes.
     #[command(subcommand)]
     Hook(hook::HookCommand),
+    /// Install, remove or check claude-sessions' hooks in Claude Code's settings.json.
+    #[command(subcommand)]
+    Hooks(hooks::HooksCommand),
 }
 
 /// Where transcripts are and how to count them (shared by serve and scan).

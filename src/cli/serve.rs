@@ -255,7 +255,9 @@ impl OtlpArgs {
     }
 }
 
-fn default_state_dir() -> anyhow::Result<PathBuf> {
+/// `$XDG_STATE_HOME/claude-sessions`, else `~/.local/state/claude-sessions`: `serve`'s state folder
+/// without `--state-dir`, and where clients look for the control token.
+pub(crate) fn default_state_dir() -> anyhow::Result<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
         return Ok(PathBuf::from(x).join("claude-sessions"));
     }

@@ -3,7 +3,8 @@
 //! In: a tool call's name and JSON input. Out: the rules it matches (each a
 //! `rule_match` event and a `claude_sessions_rule_matches_total{rule,severity}`
 //! increment), and for the `hook pre-tool-use` subcommand a decision: `deny`,
-//! `ask` or `allow`, the strictest matching rule winning.
+//! `approve` (a person decides, through the daemon), `ask` or `allow`, the strictest
+//! matching rule winning.
 //!
 //! A rule names the tools it looks at (names such as `Bash`, or categories such
 //! as `shell`, `file_write`), and regular expressions over the fields that tell
@@ -55,16 +56,23 @@ pub enum Action {
     Allow,
     /// Ask the user.
     Ask,
+    /// Wait for a person's decision through the daemon (`serve`): the hook registers the
+    /// call as a pending approval and answers allow or deny as the person decides, or
+    /// `ask` when no decision comes in time or the daemon cannot be reached.
+    Approve,
     /// Block the call.
     Deny,
 }
 
 impl Action {
-    /// The name used in rules files and in the hook's answer (`allow`, `ask`, `deny`).
+    /// The name used in rules files and in the hook's answer (`allow`, `ask`, `approve`,
+    /// `deny`; `approve` itself never reaches Claude Code: the hook turns it into one of
+    /// the others).
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Allow => "allow",
             Action::Ask => "ask",
+            Action::Approve => "approve",
             Action::Deny => "deny",
         }
     }
@@ -149,7 +157,7 @@ pub struct Rules {
 /// The hook's answer: the strictest action among the matches (`None`: no rule matched).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
-    /// The strictest action among the matches (deny > ask > allow); `None` when no
+    /// The strictest action among the matches (deny > approve > ask > allow); `None` when no
     /// rule matched (the hook then prints nothing unless
     /// `--allow-unmatched`: Claude Code's own permission settings decide).
     pub action: Option<Action>,
@@ -412,6 +420,24 @@ mod tests {
         assert_eq!(r.decide("Bash", &json!({"command": "ls; rm -rf ./x"})).action, Some(Action::Ask));
         assert_eq!(r.decide("Bash", &json!({"command": "cargo build"})).action, None);
         assert!(r.check("Bash", &json!({"command": "ls"})).is_empty(), "allow rules are not risky matches");
+    }
+
+    #[test]
+    fn approve_is_stricter_than_ask_and_looser_than_deny() {
+        assert!(Action::Allow < Action::Ask && Action::Ask < Action::Approve && Action::Approve < Action::Deny);
+        let r = Rules::parse(
+            "[[rule]]\nname = \"deploys\"\nseverity = \"warning\"\naction = \"approve\"\ntools = [\"shell\"]\ncommand = '^kubectl apply'\n",
+            "t.toml",
+        )
+        .unwrap();
+        let d = r.decide("Bash", &json!({"command": "kubectl apply -f x.yaml"}));
+        assert_eq!(d.action, Some(Action::Approve));
+        assert_eq!(d.matches[0].action.as_str(), "approve");
+        // A sudo on the same line asks; approve is stricter, so a person still decides.
+        assert_eq!(r.decide("Bash", &json!({"command": "sudo kubectl apply -f x.yaml"})).action, Some(Action::Approve));
+        // A deny rule on the same line wins over approve.
+        assert_eq!(r.decide("Bash", &json!({"command": "kubectl apply -f x; rm -rf /"})).action, Some(Action::Deny));
+        assert!(!r.check("Bash", &json!({"command": "kubectl apply -f x"})).is_empty(), "approve rules are risky");
     }
 
     #[test]
