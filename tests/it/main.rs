@@ -14,6 +14,7 @@ mod docs;
 mod durability;
 mod exposition;
 mod hook;
+mod hook_control;
 mod identity;
 mod line_memory;
 mod live;
