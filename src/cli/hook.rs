@@ -1,4 +1,6 @@
-//! `hook pre-tool-use`: Claude Code's PreToolUse hook, answered from the rules.
+//! `hook pre-tool-use`: Claude Code's PreToolUse hook, answered from the rules, a pause
+//! and a person; `hook user-prompt-submit` / `hook post-tool-use` deliver notes
+//! (`hook/notes.rs`).
 //!
 //! Claude Code runs the command before each tool call with the hook input as
 //! JSON on stdin (`hook_event_name`, `session_id`, `cwd`, `tool_name`,
@@ -16,8 +18,10 @@
 //!
 //! A call no rule matches gets no output: Claude Code's own permission settings decide,
 //! as without the hook. Only rules whose action is `allow` (simple read-only commands in
-//! the built-in set) approve a call; `--allow-unmatched` approves every call no rule
-//! stops. Tool input is never logged.
+//! the built-in set) approve a call, or a person through the daemon for an `approve` rule
+//! (`hook/approval.rs`); `--allow-unmatched` approves every call no rule stops. A session a
+//! person paused in the daemon gets `deny` with their message, whatever the rules say.
+//! Tool input is never logged (an `approve` call's summary goes to the daemon only).
 //!
 //! Exit codes: 0 with a decision (or none) on stdout; 1 when the hook itself fails
 //! (input that is not a PreToolUse call, an unreadable rules file), which Claude Code

@@ -8,19 +8,26 @@ use serde_json::Value;
 
 use super::support;
 
-/// Run the hook with `input` on stdin: (exit code, stdout, stderr).
-pub fn hook(input: &[u8], args: &[&str]) -> (i32, String, String) {
+/// Start `hook <sub> <args>` with `input` on stdin (no rules file or approval timeout
+/// from the environment).
+pub fn spawn(sub: &str, args: &[&str], input: &[u8]) -> std::process::Child {
     let mut child = Command::new(support::bin())
-        .args(["hook", "pre-tool-use"])
+        .args(["hook", sub])
         .args(args)
         .env_remove("CLAUDE_SESSIONS_RULES")
+        .env_remove("CLAUDE_SESSIONS_APPROVAL_TIMEOUT")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run the hook");
     child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
+    child
+}
+
+/// Run the hook with `input` on stdin: (exit code, stdout, stderr).
+pub fn hook(input: &[u8], args: &[&str]) -> (i32, String, String) {
+    let out = spawn("pre-tool-use", args, input).wait_with_output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),

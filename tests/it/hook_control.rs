@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -175,18 +175,10 @@ impl Setup {
 
     /// Start `hook <sub>` against `url` with `input` on stdin.
     fn spawn(&self, sub: &str, url: &str, input: &[u8], extra: &[&str]) -> Child {
-        let mut child = Command::new(support::bin())
-            .args(["hook", sub, "--daemon", url, "--token-file", &self.path("control-token")])
-            .args(extra)
-            .env_remove("CLAUDE_SESSIONS_RULES")
-            .env_remove("CLAUDE_SESSIONS_APPROVAL_TIMEOUT")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run the hook");
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child
+        let token = self.path("control-token");
+        let mut args = vec!["--daemon", url, "--token-file", token.as_str()];
+        args.extend_from_slice(extra);
+        super::hook::spawn(sub, &args, input)
     }
 
     fn pre_tool_use(&self, url: &str, input: &[u8], extra: &[&str]) -> Child {

@@ -237,15 +237,7 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
 
 /// `s` as one URL path segment (session ids are UUIDs; anything else is escaped).
 pub fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::server::api::percent_encode(s)
 }
 
 #[cfg(test)]
