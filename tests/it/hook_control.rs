@@ -413,3 +413,39 @@ fn hooks_install_then_uninstall_leaves_the_settings_byte_identical() {
     assert!(err.contains("is not valid JSON") && err.contains("settings.json"), "{err}");
     assert_eq!(std::fs::read_to_string(&settings).unwrap(), "{ \"hooks\": ");
 }
+
+#[test]
+fn a_daemon_that_hangs_costs_the_pause_check_at_most_its_timeouts() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<TcpStream> = listener.incoming().flatten().collect();
+        drop(held);
+    });
+    let setup = Setup::new();
+    let started = Instant::now();
+    let (code, out) = finish(setup.pre_tool_use(&url, &sample("bash-ls.json"), &[]));
+    let took = started.elapsed();
+    assert_eq!(code, 0);
+    assert_eq!(decision(&out).0, "allow", "no answer about a pause is no pause");
+    assert!(took < Duration::from_millis(1500), "took {took:?} (300 ms connect + 300 ms read at most)");
+}
+
+#[test]
+fn hooks_install_in_project_scope_creates_the_settings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(support::bin()).arg("hooks").args(args).current_dir(dir.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["install", "--scope", "project"]);
+    let settings = dir.path().join(".claude/settings.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    assert_eq!(v["hooks"]["PreToolUse"][0]["matcher"], "*");
+    assert!(run(&["status", "--scope", "project"]).contains("): installed"));
+    run(&["uninstall", "--scope", "project"]);
+    assert_eq!(std::fs::read_to_string(&settings).unwrap(), "{}\n", "left as an empty object");
+    assert!(run(&["status", "--scope", "project"]).contains("): not installed"));
+}
