@@ -4,7 +4,8 @@
 //! else `~/.claude/settings.json`; project scope: `.claude/settings.json` in the current
 //! folder; or `--settings FILE`). Out: the same file with our entries merged in or taken
 //! out, and a backup `settings.json.bak-<unix seconds>` of the file as it was, written
-//! before any change. Nothing is written when nothing changes.
+//! before any change. Nothing is written when nothing changes. A symlinked settings file
+//! is written through the link (its target changes; the link stays).
 //!
 //! Our entries, one group each under `hooks`:
 //! `PreToolUse` and `PostToolUse` with `"matcher": "*"` (every tool), `UserPromptSubmit`
@@ -369,16 +370,19 @@ fn change(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    // A settings file kept in a dotfiles repository is often a symlink: write its target,
+    // so the link stays a link.
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     let backup = match &original {
-        Some(o) => Some(backup(path, o)?),
+        Some(o) => Some(backup(&target, o)?),
         None => None,
     };
-    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+    let tmp = target.with_extension(format!("json.tmp-{}", std::process::id()));
     std::fs::write(&tmp, &text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    if let Ok(m) = std::fs::metadata(path) {
+    if let Ok(m) = std::fs::metadata(&target) {
         let _ = std::fs::set_permissions(&tmp, m.permissions());
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    std::fs::rename(&tmp, &target).with_context(|| format!("cannot replace {}", target.display()))?;
     Ok(Some(backup))
 }
 

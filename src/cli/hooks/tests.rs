@@ -184,3 +184,18 @@ fn status_says_partly_when_some_are_missing() {
     std::fs::write(&path, t.write_like(USERS)).unwrap();
     assert_eq!(status(&path).unwrap(), "partly installed (PreToolUse, UserPromptSubmit; missing PostToolUse)");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_settings_file_stays_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("dotfiles-settings.json");
+    std::fs::write(&real, USERS).unwrap();
+    let link = dir.path().join("settings.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    change(&link, |t| install(t, &entries())).unwrap().expect("written");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::read_to_string(&real).unwrap().contains("hook pre-tool-use"));
+    change(&link, uninstall).unwrap().expect("written");
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), USERS);
+}
