@@ -1,4 +1,5 @@
-//! HTTP: `/metrics`, `/`, `/healthz`, `/readyz`, and the API under `/api/` ([`crate::server::api`]).
+//! HTTP: `/metrics`, the console at `/` (`server/console.rs`), `/healthz`, `/readyz`, and the API under
+//! `/api/` ([`crate::server::api`]).
 //!
 //! In: the shared aggregator and a readiness flag. Out: the metrics in the
 //! Prometheus text format, or OpenMetrics when the scraper's `Accept` asks for
@@ -14,7 +15,9 @@
 pub mod api;
 pub mod auth;
 pub(crate) mod conn;
+mod console;
 mod exposition;
+pub mod history;
 pub mod web_config;
 mod ws;
 
@@ -63,6 +66,8 @@ pub struct App {
     pub bus: Arc<crate::events::Bus>,
     /// Live session state (for `/api/sessions`).
     pub sessions: crate::watcher::LiveSessions,
+    /// Recent events of recent sessions (for `/api/sessions/{id}/events`); started with the server.
+    pub history: Arc<history::History>,
 }
 
 /// What every connection goes through before the routes: limits, TLS, auth.
@@ -108,6 +113,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    app.history.start();
     let table = Arc::clone(&endpoint.table);
     let cap = table.limits.max_connections;
     // Logged when they start and end, never per connection: a flood must not become a log flood.
@@ -334,11 +340,20 @@ async fn respond(app: &App, endpoint: &Endpoint, req: Request<Incoming>) -> Resp
 fn route(app: &App, req: Request<Incoming>) -> Response<HttpBody> {
     let path = req.uri().path();
     if path != app.telemetry_path && crate::server::api::is_api_path(path) {
-        let api = crate::server::api::Api { bus: Arc::clone(&app.bus), sessions: app.sessions.clone() };
+        let api = crate::server::api::Api {
+            bus: Arc::clone(&app.bus),
+            sessions: app.sessions.clone(),
+            history: Arc::clone(&app.history),
+        };
         if path == ws::PATH {
             return ws::handle(&api, req);
         }
         return crate::server::api::handle(&api, &req);
+    }
+    if console::is_console_path(path)
+        && let Some(r) = console::respond(req.method(), req.uri(), req.headers(), &app.telemetry_path)
+    {
+        return r;
     }
     handle(app, req).map(BodyExt::boxed_unsync)
 }
@@ -357,22 +372,6 @@ fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
         return metrics(app, &req);
     }
     match path {
-        "/" => {
-            let body = format!(
-                "<!doctype html><html><head><title>claude-sessions</title></head><body>\
-                 <h1>claude-sessions {}</h1><p>Claude Code session metrics.</p><ul>\
-                 <li><a href=\"{p}\">{p}</a></li><li><a href=\"/healthz\">/healthz</a></li>\
-                 <li><a href=\"/readyz\">/readyz</a></li>\
-                 <li><a href=\"/api/sessions\">/api/sessions</a>: live and recent sessions (JSON)</li>\
-                 <li><a href=\"/api/events\">/api/events</a>: events as they happen (Server-Sent Events)</li>\
-                 </ul></body></html>\n",
-                crate::VERSION,
-                p = app.telemetry_path
-            );
-            let mut r = Response::new(Full::new(Bytes::from(body)));
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-            r
-        }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if app.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "reading history\n"),

@@ -463,6 +463,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         telemetry_path: args.telemetry_path.clone(),
         bus: std::sync::Arc::clone(&bus),
         sessions: crate::watcher::LiveSessions::new(engine.aggregator()),
+        history: crate::server::history::History::new(&bus),
     });
     let opts = watch::Options {
         poll: args.poll,

@@ -3,6 +3,9 @@
 //! * `GET /api/sessions` (`?state=active,idle&project=app&limit=N`): session snapshots,
 //!   latest activity first.
 //! * `GET /api/sessions/{id}`: one snapshot, or a 404 JSON error.
+//! * `GET /api/sessions/{id}/events`: the session's recent events, oldest first
+//!   ([`crate::server::history`]: the latest 5,000 of each of the 64 sessions with the latest
+//!   events), and `last_event_id` to resume `/api/events` after.
 //! * `GET /api/events` (`?project=&session=&type=&tool=&agent=`, as [`Filter::from_pairs`]):
 //!   first a `snapshot` event (the live sessions), then one SSE event per bus event
 //!   (`id:` its sequence number, `event:` its type, `data:` its JSON). A client that
@@ -58,6 +61,8 @@ pub(crate) struct Api {
     pub bus: Arc<Bus>,
     /// The live sessions `/api/sessions` lists, and `/api/events` sends first.
     pub sessions: LiveSessions,
+    /// Each recent session's recent events, for `/api/sessions/{id}/events`.
+    pub history: Arc<crate::server::history::History>,
 }
 
 /// Whether `path` belongs to the API.
@@ -78,11 +83,14 @@ pub(crate) fn handle<B>(api: &Api, req: &Request<B>) -> Response<HttpBody> {
         "/api/sessions" | "/api/sessions/" => list_sessions(api, &pairs),
         "/api/events" => events(api, req, &pairs),
         _ => match path.strip_prefix("/api/sessions/").map(percent_decode) {
+            Some(id) if id.strip_suffix("/events").is_some_and(|s| !s.is_empty() && !s.contains('/')) => {
+                json(StatusCode::OK, &api.history.page(id.strip_suffix("/events").unwrap_or_default()))
+            }
             Some(id) if !id.is_empty() && !id.contains('/') => match api.sessions.get(&id) {
                 Some(s) => json(StatusCode::OK, &s),
                 None => json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "unknown session", "id": id})),
             },
-            _ => error(StatusCode::NOT_FOUND, "not found: see /api/sessions, /api/sessions/{id}, /api/events"),
+            _ => error(StatusCode::NOT_FOUND, "not found: see /api/sessions, /api/sessions/{id}, /api/sessions/{id}/events, /api/events"),
         },
     }
 }

@@ -6,6 +6,7 @@ mod attribution;
 mod backfill;
 mod bad_input;
 mod collector;
+mod console;
 mod daemon;
 mod dashboards;
 mod decisions;
