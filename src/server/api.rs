@@ -90,7 +90,10 @@ pub(crate) fn handle<B>(api: &Api, req: &Request<B>) -> Response<HttpBody> {
                 Some(s) => json(StatusCode::OK, &s),
                 None => json(StatusCode::NOT_FOUND, &serde_json::json!({"error": "unknown session", "id": id})),
             },
-            _ => error(StatusCode::NOT_FOUND, "not found: see /api/sessions, /api/sessions/{id}, /api/sessions/{id}/events, /api/events"),
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "not found: see /api/sessions, /api/sessions/{id}, /api/sessions/{id}/events, /api/events",
+            ),
         },
     }
 }

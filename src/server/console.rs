@@ -43,7 +43,12 @@ pub(crate) fn is_console_path(path: &str) -> bool {
 /// The console's answer to a request for one of its paths: GET or HEAD only. `/` with a
 /// `token` query parameter is not ours (the control side sets the cookie and redirects):
 /// `None` then.
-pub(crate) fn respond(method: &Method, uri: &Uri, headers: &HeaderMap, telemetry_path: &str) -> Option<Response<HttpBody>> {
+pub(crate) fn respond(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    telemetry_path: &str,
+) -> Option<Response<HttpBody>> {
     let path = uri.path();
     if path == "/" && uri.query().is_some_and(|q| q.split('&').any(|p| p == "token" || p.starts_with("token="))) {
         return None;

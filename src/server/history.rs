@@ -68,11 +68,7 @@ pub struct Page {
 impl History {
     /// A history subscribed to `bus` from now on; [`History::start`] starts reading.
     pub fn new(bus: &Arc<Bus>) -> Arc<History> {
-        Arc::new(History {
-            inner: Mutex::default(),
-            bus: Arc::clone(bus),
-            rx: Mutex::new(Some(bus.subscribe())),
-        })
+        Arc::new(History { inner: Mutex::default(), bus: Arc::clone(bus), rx: Mutex::new(Some(bus.subscribe())) })
     }
 
     /// Read the subscription on the current tokio runtime until the bus closes. Once.

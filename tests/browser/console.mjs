@@ -113,6 +113,11 @@ try {
   await page.fill('#search', '');
   await page.keyboard.press('Escape');
   result.search_restores = await page.locator(row).count() === 1;
+  // Readable at 1280×800: the table fits without its scroller.
+  result.table_overflow = await page.evaluate(() => {
+    const w = document.querySelector('.table-wrap');
+    return w.scrollWidth - w.clientWidth;
+  });
   await shoot(page, 'sessions');
 
   // Keyboard: select the first row, open it.

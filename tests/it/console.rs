@@ -49,7 +49,9 @@ fn browser_tools() -> Option<(PathBuf, PathBuf)> {
     if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
         panic!("the browser tests need {what}: run scripts/test.sh (installs chromium and playwright-core)");
     }
-    eprintln!("\n!!!!!!!! SKIPPED the browser console test: {what} missing. Run scripts/test.sh to install. !!!!!!!!\n");
+    eprintln!(
+        "\n!!!!!!!! SKIPPED the browser console test: {what} missing. Run scripts/test.sh to install. !!!!!!!!\n"
+    );
     None
 }
 
@@ -223,7 +225,12 @@ fn console_shows_a_live_session_with_its_tool_calls_errors_and_subagents() {
 
     eprintln!(
         "console: appeared in {} ms; sessions row {}; live timeline {} rows, {} errors, {} spawns, lanes {}",
-        r["appeared_ms"], r["row"], r["live"]["rows"], r["live"]["tool_errors"], r["live"]["spawns"], r["live"]["lanes"]
+        r["appeared_ms"],
+        r["row"],
+        r["live"]["rows"],
+        r["live"]["tool_errors"],
+        r["live"]["spawns"],
+        r["live"]["lanes"]
     );
     eprintln!("server history: {}; stream: {}; fresh page: {}", r["server_history"], r["stream"], r["history"]);
     let appeared = r["appeared_ms"].as_u64().unwrap();
@@ -244,6 +251,7 @@ fn console_shows_a_live_session_with_its_tool_calls_errors_and_subagents() {
             t["lanes"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
         assert_eq!(lanes, expected.agents, "sub-agent lanes in the {name} timeline");
     }
+    assert!(r["table_overflow"].as_i64().unwrap() <= 0, "the table is wider than 1280: {}", r["table_overflow"]);
     assert!(r["phone_overflow"].as_i64().unwrap() <= 0, "wider than a phone: {}", r["phone_overflow"]);
 
     // Before the control API exists on this daemon, its 404s are the only messages allowed.
