@@ -38,6 +38,10 @@ export class SessionView {
     store.addEventListener('sessions', () => { if (this.id) this.drawSoon(); });
     store.addEventListener('reset', () => { if (this.id) this.open(this.id); });
     setInterval(() => this.tickPending(), 1000);
+    this.list.addEventListener('click', ev => {
+      if (ev.target.closest('button, input, a')) return;
+      ev.target.closest('li.ev')?.classList.toggle('unfolded');
+    });
   }
 
   reset(id) {

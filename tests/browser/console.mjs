@@ -56,6 +56,7 @@ async function shoot(page, name) {
     await page.emulateMedia({ colorScheme: scheme });
     await page.waitForTimeout(100);
     await page.screenshot({ path: join(shots, `${name}-${scheme}.png`) });
+    (result.backgrounds ||= {})[`${name}-${scheme}`] = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   }
   await page.emulateMedia({ colorScheme: 'light' });
 }
@@ -134,6 +135,13 @@ try {
   result.stream = await page.evaluate(() => ({ ...document.body.dataset }));
   await page.evaluate(() => window.scrollTo(0, 0));
   await shoot(page, 'session');
+  // `t` switches the theme away from the system's (light here), and back.
+  const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const before = await bg();
+  await page.keyboard.press('t');
+  result.toggle_changes_theme = (await bg()) !== before;
+  await page.keyboard.press('t');
+  result.toggle_restores_theme = (await bg()) === before;
   await page.keyboard.press('Escape');
   result.back_to_list = await page.locator('#sessions-view:not([hidden])').count() === 1;
 

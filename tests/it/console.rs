@@ -240,6 +240,11 @@ fn console_shows_a_live_session_with_its_tool_calls_errors_and_subagents() {
     assert_eq!(r["search_restores"], true);
     assert_eq!(r["hash"], format!("#/session/{SESSION}"), "Enter opens the selected session");
     assert_eq!(r["back_to_list"], true, "Esc goes back");
+    assert_eq!((&r["toggle_changes_theme"], &r["toggle_restores_theme"]), (&Value::Bool(true), &Value::Bool(true)));
+    let bg = &r["backgrounds"];
+    for view in ["sessions", "session"] {
+        assert_ne!(bg[format!("{view}-light")], bg[format!("{view}-dark")], "{view}: dark looks like light");
+    }
     for (name, t) in [("live", &r["live"]), ("from history", &r["history"])] {
         let mut tools: Vec<String> =
             t["tools"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
