@@ -37,6 +37,13 @@ export class SessionView {
     store.addEventListener('session', ev => { if (ev.detail.id === this.id) this.drawSoon(); });
     store.addEventListener('sessions', () => { if (this.id) this.drawSoon(); });
     store.addEventListener('reset', () => { if (this.id) this.open(this.id); });
+    // The stream skipped events: what the open session missed is in the server's history.
+    store.addEventListener('lagged', async () => {
+      const id = this.id;
+      if (!id || this.loading) return;
+      const { events } = await this.store.history(id);
+      if (id === this.id) { this.queue.push(...events); this.flushSoon(); }
+    });
     setInterval(() => this.tickPending(), 1000);
     this.list.addEventListener('click', ev => {
       if (ev.target.closest('button, input, a')) return;
