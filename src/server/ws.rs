@@ -236,7 +236,9 @@ mod tests {
     fn handshakes_are_checked() {
         let agg = crate::state::live::Aggregator::new(crate::state::live::Config::default());
         let sessions = crate::watcher::LiveSessions::new(Arc::new(Mutex::new(agg)));
-        let api = Api { bus: crate::events::Bus::new(16, 16), sessions };
+        let bus = crate::events::Bus::new(16, 16);
+        let history = crate::server::history::History::new(&bus);
+        let api = Api { bus, sessions, history };
         let req = |method: Method, headers: &[(&str, &str)]| {
             let mut b = Request::builder().method(method).uri("/api/ws?type=tool_use");
             for (k, v) in headers {
