@@ -216,6 +216,57 @@ pub enum Kind {
         /// The call's tool name.
         tool: String,
     },
+    /// A tool call waits for a person's decision (a rule's `approve` action; see `control`).
+    ApprovalPending {
+        /// The approval's id (`POST /api/approvals/{id}` decides it).
+        approval_id: String,
+        /// The call's tool name.
+        tool: String,
+        /// The command, path or pattern, cut to 200 bytes: the person deciding must see it.
+        summary: String,
+        /// The rule that asked for the approval.
+        rule: String,
+        /// The rule's reason.
+        reason: String,
+        /// Claude Code's id of the call, when the hook knew it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool_use_id: Option<String>,
+    },
+    /// A pending approval was allowed, denied or expired.
+    ApprovalDecided {
+        /// The approval's id.
+        approval_id: String,
+        /// The call's tool name.
+        tool: String,
+        /// `allowed`, `denied` or `expired`.
+        state: String,
+        /// The reason given with the decision (cut to 200 bytes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// `console`, `cli`, `api`; `hook` or `daemon` for an expiry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decided_by: Option<String>,
+    },
+    /// A person paused the session: its tool calls are denied with the message.
+    SessionPaused {
+        /// The person's message (cut to 200 bytes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A paused session was resumed.
+    SessionResumed {},
+    /// A person queued a note for Claude in the session.
+    NoteQueued {
+        /// The note's id.
+        note_id: String,
+        /// What the person wrote (cut to 200 bytes).
+        text: String,
+    },
+    /// A hook took a queued note to hand it to Claude.
+    NoteDelivered {
+        /// The note's id.
+        note_id: String,
+    },
     /// A problem of the watcher itself (unreadable file or folder…), never transcript content.
     Error {
         /// What went wrong, naming files, never their content.
@@ -239,6 +290,12 @@ impl Kind {
             Kind::ApiError { .. } => "api_error",
             Kind::ContextGrowth { .. } => "context_growth",
             Kind::RuleMatch { .. } => "rule_match",
+            Kind::ApprovalPending { .. } => "approval_pending",
+            Kind::ApprovalDecided { .. } => "approval_decided",
+            Kind::SessionPaused { .. } => "session_paused",
+            Kind::SessionResumed {} => "session_resumed",
+            Kind::NoteQueued { .. } => "note_queued",
+            Kind::NoteDelivered { .. } => "note_delivered",
             Kind::Error { .. } => "error",
         }
     }
@@ -257,6 +314,12 @@ impl Kind {
         "api_error",
         "context_growth",
         "rule_match",
+        "approval_pending",
+        "approval_decided",
+        "session_paused",
+        "session_resumed",
+        "note_queued",
+        "note_delivered",
         "error",
     ];
 
@@ -264,7 +327,9 @@ impl Kind {
     pub fn tool(&self) -> Option<&str> {
         match self {
             Kind::ToolUse { name, .. } | Kind::ToolResult { name, .. } => Some(name),
-            Kind::RuleMatch { tool, .. } => Some(tool),
+            Kind::RuleMatch { tool, .. } | Kind::ApprovalPending { tool, .. } | Kind::ApprovalDecided { tool, .. } => {
+                Some(tool)
+            }
             _ => None,
         }
     }

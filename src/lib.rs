@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod control;
 pub mod engine;
 pub mod events;
 pub mod report;

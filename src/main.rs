@@ -1,6 +1,6 @@
 use clap::Parser;
 
-use claude_sessions::cli::{Cli, Command, backfill, hook, hooks, scan, serve, sessions, watch};
+use claude_sessions::cli::{Cli, Command, backfill, control, hook, hooks, scan, serve, sessions, watch};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -18,6 +18,11 @@ fn main() -> std::process::ExitCode {
         Command::Watch(a) => watch::run(a),
         Command::Sessions(a) => sessions::run(a),
         Command::Hooks(c) => hooks::run(c),
+        Command::Approve(a) => control::approve(a),
+        Command::Deny(a) => control::deny(a),
+        Command::Pause(a) => control::pause(a),
+        Command::Resume(a) => control::resume(a),
+        Command::Note(a) => control::note(a),
         // The hook has exit codes of its own (Claude Code reads them).
         Command::Hook(c) => return hook::run(c),
     };

@@ -16,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub(crate) mod conn;
 mod console;
+pub mod control;
 mod exposition;
 pub mod history;
 pub mod web_config;
@@ -68,6 +69,8 @@ pub struct App {
     pub sessions: crate::watcher::LiveSessions,
     /// Recent events of recent sessions (for `/api/sessions/{id}/events`); started with the server.
     pub history: Arc<history::History>,
+    /// Approvals, pauses and notes, and the token their actions need.
+    pub control: control::Access,
 }
 
 /// What every connection goes through before the routes: limits, TLS, auth.
@@ -315,7 +318,7 @@ async fn respond(app: &App, endpoint: &Endpoint, req: Request<Incoming>) -> Resp
         None => auth::Verdict::Allowed,
     };
     let mut r = match verdict {
-        auth::Verdict::Allowed => route(app, req),
+        auth::Verdict::Allowed => route(app, req).await,
         auth::Verdict::Denied => {
             endpoint.table.stats.auth_failure();
             let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n").map(BodyExt::boxed_unsync);
@@ -336,8 +339,13 @@ async fn respond(app: &App, endpoint: &Endpoint, req: Request<Incoming>) -> Resp
     r
 }
 
-/// `/api/…` to the API (served at once, also while history is read), the rest to [`handle`].
-fn route(app: &App, req: Request<Incoming>) -> Response<HttpBody> {
+/// Actions and approvals to [`control`], `/api/…` to the API (served at once, also while
+/// history is read), the rest to [`handle`].
+async fn route(app: &App, req: Request<Incoming>) -> Response<HttpBody> {
+    let req = match control::route(&app.control, req).await {
+        Ok(r) => return r,
+        Err(req) => req,
+    };
     let path = req.uri().path();
     if path != app.telemetry_path && crate::server::api::is_api_path(path) {
         let api = crate::server::api::Api {

@@ -10,6 +10,8 @@ use crate::state::live::{self, ProjectLabel};
 use crate::state::pricing;
 
 pub mod backfill;
+pub mod client;
+pub mod control;
 pub mod hook;
 pub mod hooks;
 pub mod scan;
@@ -49,6 +51,16 @@ pub enum Command {
     /// Install, remove or check claude-sessions' hooks in Claude Code's settings.json.
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
+    /// Allow a tool call waiting for approval (a rule's `approve` action).
+    Approve(control::ApproveArgs),
+    /// Deny a tool call waiting for approval, with a reason Claude reads.
+    Deny(control::DenyArgs),
+    /// Pause a session: its tool calls are denied with your message until `resume`.
+    Pause(control::PauseArgs),
+    /// Resume a paused session.
+    Resume(control::ResumeArgs),
+    /// Queue a note, delivered once to Claude at the session's next prompt or tool result.
+    Note(control::NoteArgs),
 }
 
 /// Where transcripts are and how to count them (shared by serve and scan).

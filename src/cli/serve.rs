@@ -255,9 +255,9 @@ impl OtlpArgs {
     }
 }
 
-/// `$XDG_STATE_HOME/claude-sessions`, else `~/.local/state/claude-sessions`: `serve`'s state folder
-/// without `--state-dir`, and where clients look for the control token.
-pub(crate) fn default_state_dir() -> anyhow::Result<PathBuf> {
+/// The state folder when `--state-dir` and `CLAUDE_SESSIONS_STATE_DIR` are not given:
+/// `$XDG_STATE_HOME/claude-sessions`, else `~/.local/state/claude-sessions`. Errors: neither is set.
+pub fn default_state_dir() -> anyhow::Result<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
         return Ok(PathBuf::from(x).join("claude-sessions"));
     }
@@ -455,6 +455,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         exposition.register(e.collector());
     }
 
+    // Actions (approve, deny, pause, notes) need this token; the hook and the CLI read the file.
+    let (token, token_path) = crate::control::token::load_or_create(&state_dir)
+        .with_context(|| format!("cannot create the control token in {}", state_dir.display()))?;
+    let sessions = crate::watcher::LiveSessions::new(engine.aggregator());
+    let project_of: crate::control::ProjectOf = {
+        let sessions = sessions.clone();
+        Arc::new(move |id| sessions.get(id).map(|s| s.project))
+    };
+    let control = crate::server::control::Access {
+        control: Arc::new(crate::control::Control::new(Arc::clone(&bus), Some(state_dir.clone()), project_of)),
+        token,
+        // A long-poll answers before the connection's watchdog would take it for a stalled response.
+        max_wait: (limits.idle_timeout.max(crate::server::conn::MIN_STALL) - Duration::from_secs(5))
+            .min(Duration::from_secs(300)),
+    };
     let ready = Arc::new(AtomicBool::new(false));
     let app = Arc::new(App {
         exposition,
@@ -462,8 +477,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         serve_while_reading: !restored && !used_before,
         telemetry_path: args.telemetry_path.clone(),
         bus: std::sync::Arc::clone(&bus),
-        sessions: crate::watcher::LiveSessions::new(engine.aggregator()),
+        sessions,
         history: crate::server::history::History::new(&bus),
+        control,
     });
     let opts = watch::Options {
         poll: args.poll,
@@ -502,6 +518,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_connections = limits.max_connections,
         "Serving metrics."
     );
+    let tls = endpoint.config.as_ref().is_some_and(|w| w.snapshot().tls.is_some());
+    let scheme = if tls { "https" } else { "http" };
+    let host = if local.ip().is_unspecified() { "127.0.0.1".to_owned() } else { local.ip().to_string() };
+    let host = if local.is_ipv6() && !local.ip().is_unspecified() { format!("[{host}]") } else { host };
+    tracing::info!(token_file = %token_path.display(), "console: {scheme}://{host}:{}/?token={}", local.port(), app.control.token);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;

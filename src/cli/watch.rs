@@ -392,6 +392,33 @@ fn describe(k: &Kind, color: bool) -> (String, bool) {
             (if alert { paint(YELLOW, &d) } else { d }, false)
         }
         Kind::Error { message } => (paint(RED, &format!("✗ {}", clean(message, 200))), true),
+        Kind::ApprovalPending { approval_id, tool, summary, rule, .. } => {
+            let d = format!(
+                "✋ approval {} needed: {} {} [{}]",
+                clean(approval_id, 32),
+                clean(tool, 64),
+                clean(summary, 120),
+                clean(rule, 64)
+            );
+            (paint(YELLOW, &d), false)
+        }
+        Kind::ApprovalDecided { approval_id, state, reason, .. } => {
+            let mut d = format!("approval {} {}", clean(approval_id, 32), clean(state, 16));
+            if let Some(r) = reason {
+                d.push_str(&format!(": {}", clean(r, 120)));
+            }
+            (if state == "allowed" { paint(GREEN, &d) } else { d }, false)
+        }
+        Kind::SessionPaused { message } => {
+            let d =
+                format!("⏸ paused{}", message.as_deref().map(|m| format!(": {}", clean(m, 120))).unwrap_or_default());
+            (paint(YELLOW, &d), false)
+        }
+        Kind::SessionResumed {} => ("▶ resumed".into(), false),
+        Kind::NoteQueued { note_id, text } => {
+            (format!("✎ note {} queued: {}", clean(note_id, 32), clean(text, 120)), false)
+        }
+        Kind::NoteDelivered { note_id } => (format!("✎ note {} delivered", clean(note_id, 32)), false),
     }
 }
 

@@ -45,13 +45,25 @@ pub enum EventKind {
     ContextGrowth,
     /// A tool call matched a rule.
     RuleMatch,
+    /// A tool call waits for a person's decision.
+    ApprovalPending,
+    /// A pending approval was allowed, denied or expired.
+    ApprovalDecided,
+    /// A person paused the session.
+    SessionPaused,
+    /// A paused session was resumed.
+    SessionResumed,
+    /// A note for Claude was queued.
+    NoteQueued,
+    /// A queued note was handed to a hook.
+    NoteDelivered,
     /// A problem of the watcher itself (never transcript content).
     Error,
 }
 
 impl EventKind {
     /// Every kind, in the order of the README's table.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::Message,
         EventKind::ToolUse,
         EventKind::ToolResult,
@@ -64,6 +76,12 @@ impl EventKind {
         EventKind::ApiError,
         EventKind::ContextGrowth,
         EventKind::RuleMatch,
+        EventKind::ApprovalPending,
+        EventKind::ApprovalDecided,
+        EventKind::SessionPaused,
+        EventKind::SessionResumed,
+        EventKind::NoteQueued,
+        EventKind::NoteDelivered,
         EventKind::Error,
     ];
 

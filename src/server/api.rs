@@ -385,7 +385,7 @@ impl Body for SseBody {
     }
 }
 
-fn json<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> Response<HttpBody> {
+pub(crate) fn json<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> Response<HttpBody> {
     let mut body = serde_json::to_vec(v).unwrap_or_default();
     body.push(b'\n');
     let mut r = Response::new(Full::new(Bytes::from(body)).boxed_unsync());

@@ -7,6 +7,7 @@ mod backfill;
 mod bad_input;
 mod collector;
 mod console;
+mod control;
 mod daemon;
 mod dashboards;
 mod decisions;

@@ -127,6 +127,24 @@ fn slack_line(e: &Event) -> String {
             format!("*context_growth* {tokens_added:+} tokens (now {cumulative})")
         }
         Kind::Error { message } => format!("*error* {}", slack_text(message)),
+        Kind::ApprovalPending { tool, summary, rule, reason, approval_id, .. } => {
+            return format!(
+                ":raised_hand: *Approval needed* · tool {} — {} · rule {} ({}) · approval {} · {where_}",
+                slack_code(tool),
+                slack_code(summary),
+                slack_text(rule),
+                slack_text(reason),
+                slack_code(approval_id)
+            );
+        }
+        Kind::ApprovalDecided { tool, state, reason, approval_id, .. } => {
+            let mut s =
+                format!("*approval {}* {} · approval {}", slack_text(state), slack_code(tool), slack_code(approval_id));
+            if let Some(r) = reason {
+                s.push_str(&format!(" — {}", slack_text(r)));
+            }
+            s
+        }
         other => format!("*{}*", other.name()),
     };
     format!("{what} · {where_}")
