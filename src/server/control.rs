@@ -212,10 +212,19 @@ struct NoteBody {
     text: String,
 }
 
+/// A refused action: its status and the message of its JSON error.
+struct Refused(StatusCode, String);
+
+impl Refused {
+    fn new(status: StatusCode, message: &str) -> Refused {
+        Refused(status, message.to_owned())
+    }
+}
+
 /// The body as `T`; an empty body is `{}`.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response<HttpBody>> {
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { body };
-    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, &format!("body: {e}")))
+    serde_json::from_slice(body).map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("body: {e}")))
 }
 
 /// A client-given `by`, kept short and plain; else how the token came.
@@ -247,11 +256,11 @@ fn post(access: &Access, path: &str, body: &[u8], by: &'static str) -> Response<
     let r = match segments.as_slice() {
         ["approvals"] => parse::<NewApproval>(body).and_then(|new| {
             if new.session_id.is_empty() || new.tool_name.is_empty() {
-                return Err(error(StatusCode::BAD_REQUEST, "session_id and tool_name are required"));
+                return Err(Refused::new(StatusCode::BAD_REQUEST, "session_id and tool_name are required"));
             }
             match ctl.register(new) {
                 Ok(a) => Ok(json(StatusCode::CREATED, &serde_json::json!({"id": a.id}))),
-                Err(full) => Err(error(StatusCode::SERVICE_UNAVAILABLE, full.0)),
+                Err(full) => Err(Refused::new(StatusCode::SERVICE_UNAVAILABLE, full.0)),
             }
         }),
         ["approvals", aid] => parse::<DecideBody>(body).map(|d| {
@@ -271,19 +280,19 @@ fn post(access: &Access, path: &str, body: &[u8], by: &'static str) -> Response<
                 ("pause", _) => parse::<PauseBody>(body).and_then(|p| {
                     ctl.pause(&sid, p.message.as_deref())
                         .map(|s| json(StatusCode::OK, &s))
-                        .map_err(|full| error(StatusCode::TOO_MANY_REQUESTS, full.0))
+                        .map_err(|full| Refused::new(StatusCode::TOO_MANY_REQUESTS, full.0))
                 }),
                 ("resume", _) => Ok(json(StatusCode::OK, &ctl.resume(&sid))),
                 ("notes", false) => parse::<NoteBody>(body).and_then(|n| {
                     if n.text.trim().is_empty() {
-                        return Err(error(StatusCode::BAD_REQUEST, "text is empty"));
+                        return Err(Refused::new(StatusCode::BAD_REQUEST, "text is empty"));
                     }
                     if n.text.len() > crate::control::MAX_NOTE_BYTES {
-                        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "note over 16 KiB"));
+                        return Err(Refused::new(StatusCode::PAYLOAD_TOO_LARGE, "note over 16 KiB"));
                     }
                     ctl.queue_note(&sid, &n.text)
                         .map(|note| json(StatusCode::CREATED, &serde_json::json!({"id": note.id})))
-                        .map_err(|full| error(StatusCode::TOO_MANY_REQUESTS, full.0))
+                        .map_err(|full| Refused::new(StatusCode::TOO_MANY_REQUESTS, full.0))
                 }),
                 _ => {
                     let notes: Vec<_> = ctl
@@ -295,9 +304,11 @@ fn post(access: &Access, path: &str, body: &[u8], by: &'static str) -> Response<
                 }
             }
         }
-        _ => Err(error(StatusCode::NOT_FOUND, "no such action: see the README's \"Approvals, pause and notes\"")),
+        _ => {
+            Err(Refused::new(StatusCode::NOT_FOUND, "no such action: see the README's \"Approvals, pause and notes\""))
+        }
     };
-    r.unwrap_or_else(|e| e)
+    r.unwrap_or_else(|Refused(status, message)| error(status, &message))
 }
 
 #[cfg(test)]

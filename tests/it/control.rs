@@ -129,7 +129,8 @@ fn every_action_needs_the_token_and_the_same_origin() {
     let cookie_wrong = format!("cs_token={wrong}");
     let same_origin = format!("http://{addr}");
     for (path, body) in &actions {
-        let cases: [(&str, Vec<(&str, &str)>, u16); 6] = [
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
+        let cases: [Case; 6] = [
             ("no token", vec![], 401),
             ("a wrong bearer token", vec![("Authorization", &bearer_wrong)], 401),
             ("a wrong cookie", vec![("Cookie", &cookie_wrong)], 401),
@@ -198,7 +199,7 @@ fn the_console_logs_in_with_the_token_url_and_acts_by_cookie() {
 
     // What a browser then sends: the cookie, and its own origin.
     let origin = format!("http://{addr}");
-    let browser = [("Cookie", &*parts[0]), ("Origin", &*origin)];
+    let browser = [("Cookie", parts[0]), ("Origin", &*origin)];
     let (_, created) = c.post("/api/approvals", approval("s1"));
     let id = created["id"].as_str().unwrap();
     let (status, _, a) = send(
