@@ -108,18 +108,9 @@ pub struct NewApproval {
 pub struct Approval {
     /// Its id (random, 16 hex digits).
     pub id: String,
-    /// The session the call is in.
-    pub session_id: String,
-    /// The tool.
-    pub tool_name: String,
-    /// The command, path or pattern.
-    pub summary: String,
-    /// The rule that asked for it.
-    pub rule: String,
-    /// The rule's reason.
-    pub reason: String,
-    /// Claude Code's id of the call.
-    pub tool_use_id: Option<String>,
+    /// The call, as the hook registered it (serialized flat).
+    #[serde(flatten)]
+    pub call: NewApproval,
     /// When it was registered (ms since the epoch).
     pub created_ms: i64,
     /// Where it stands.
@@ -281,12 +272,14 @@ impl Control {
             }
             let a = Approval {
                 id: random_id(),
-                session_id: cap_text(&new.session_id, 256),
-                tool_name: cap_text(&new.tool_name, 256),
-                summary: cap_text(&new.summary, MAX_TEXT_BYTES),
-                rule: cap_text(&new.rule, 256),
-                reason: cap_text(&new.reason, MAX_TEXT_BYTES),
-                tool_use_id: new.tool_use_id.map(|t| cap_text(&t, 256)),
+                call: NewApproval {
+                    session_id: cap_text(&new.session_id, 256),
+                    tool_name: cap_text(&new.tool_name, 256),
+                    summary: cap_text(&new.summary, MAX_TEXT_BYTES),
+                    rule: cap_text(&new.rule, 256),
+                    reason: cap_text(&new.reason, MAX_TEXT_BYTES),
+                    tool_use_id: new.tool_use_id.map(|t| cap_text(&t, 256)),
+                },
                 created_ms: now,
                 state: ApprovalState::Pending,
                 decided_reason: None,
@@ -297,15 +290,16 @@ impl Control {
             (a, expired)
         };
         self.decided_events(&expired);
+        let call = &approval.call;
         self.publish(
-            &approval.session_id,
+            &call.session_id,
             Kind::ApprovalPending {
                 approval_id: approval.id.clone(),
-                tool: approval.tool_name.clone(),
-                summary: cap_text(&approval.summary, EVENT_TEXT_BYTES),
-                rule: approval.rule.clone(),
-                reason: cap_text(&approval.reason, EVENT_TEXT_BYTES),
-                tool_use_id: approval.tool_use_id.clone(),
+                tool: call.tool_name.clone(),
+                summary: cap_text(&call.summary, EVENT_TEXT_BYTES),
+                rule: call.rule.clone(),
+                reason: cap_text(&call.reason, EVENT_TEXT_BYTES),
+                tool_use_id: call.tool_use_id.clone(),
             },
         );
         Ok(approval)
@@ -391,10 +385,10 @@ impl Control {
         }
         for a in list {
             self.publish(
-                &a.session_id,
+                &a.call.session_id,
                 Kind::ApprovalDecided {
                     approval_id: a.id.clone(),
-                    tool: a.tool_name.clone(),
+                    tool: a.call.tool_name.clone(),
                     state: a.state.as_str().to_owned(),
                     reason: a.decided_reason.as_ref().map(|r| cap_text(r, EVENT_TEXT_BYTES)),
                     decided_by: a.decided_by.clone(),
@@ -490,9 +484,18 @@ impl Control {
     fn save(&self, saved: &Saved) {
         let Some(path) = &self.file else { return };
         let tmp = path.with_extension("json.tmp");
+        // Private (0600) like the checkpoint: notes and messages are the user's words.
+        let write = |bytes: Vec<u8>| {
+            let _ = std::fs::remove_file(&tmp);
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            std::io::Write::write_all(&mut opts.open(&tmp)?, &bytes)
+        };
         let r = serde_json::to_vec(saved)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(write)
             .and_then(|()| std::fs::rename(&tmp, path));
         if let Err(e) = r {
             tracing::warn!(path = %path.display(), error = %e, "Cannot write the control file; pauses and notes are kept in memory only.");

@@ -53,7 +53,8 @@ pub struct WatchArgs {
 
     /// Only these event types (repeatable or comma-separated): message, tool_use,
     /// tool_result, session_start, session_idle, session_resume, session_end, agent_spawn,
-    /// compaction, api_error, context_growth, rule_match, error.
+    /// compaction, api_error, context_growth, rule_match, approval_pending, approval_decided,
+    /// session_paused, session_resumed, note_queued, note_delivered, error.
     #[arg(long = "type", value_delimiter = ',', value_name = "TYPE")]
     pub kinds: Vec<String>,
 

@@ -407,6 +407,12 @@ fn pauses_notes_and_the_token_survive_a_restart() {
     assert_eq!(send(d.addr, "POST", "/api/sessions/s1/pause", &h, Some(&json!({"message": "m"}))).0, 200);
     assert_eq!(send(d.addr, "POST", "/api/sessions/s1/notes", &h, Some(&json!({"text": "n"}))).0, 201);
     d.stop();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(state.path().join("control.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "notes are private");
+    }
     let d = Daemon::start(root.path(), state.path(), &[]);
     d.wait_ready(Duration::from_secs(20));
     assert_eq!(token_of(state.path()), token, "the same token");

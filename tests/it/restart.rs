@@ -661,8 +661,14 @@ fn checkpoint_file_is_private_and_atomic() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    // The lock file (the state folder's lock, with the last holder's pid) stays.
-    assert_eq!(names, ["checkpoint.json", "journal.jsonl", "lock"], "state folder holds more than it should");
+    // The lock file (the state folder's lock, with the last holder's pid) stays; so does the control token.
+    assert_eq!(
+        names,
+        ["checkpoint.json", "control-token", "journal.jsonl", "lock"],
+        "state folder holds more than it should"
+    );
+    let mode = std::fs::metadata(state.path().join("control-token")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "control token mode is {mode:o}");
     let cp: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("checkpoint is JSON");
     assert_eq!(cp["files"].as_array().map(Vec::len), Some(3));
 }
