@@ -22,12 +22,16 @@ pub mod token;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use serde::{Deserialize, Serialize};
 
 use crate::events::{Bus, Event, Kind};
+use crate::state::metrics::{Def, Type};
 use crate::transcript::entry::cap_text;
 
 /// Approvals kept at most (pending and decided); past it, the oldest decided go first.
@@ -195,6 +199,56 @@ pub struct Control {
     file: Option<PathBuf>,
     bus: Arc<Bus>,
     project_of: ProjectOf,
+    /// Approvals settled, indexed like [`SETTLED`].
+    settled: [AtomicU64; 3],
+}
+
+/// The settled states, in the order of [`Control`]'s counts.
+const SETTLED: [ApprovalState; 3] = [ApprovalState::Allowed, ApprovalState::Denied, ApprovalState::Expired];
+
+/// The families [`Control::collector`] writes, declared as the store declares its own
+/// (for the checks that dashboards and the README name only declared metrics).
+pub static FAMILIES: [Def; 2] = [
+    Def {
+        base: "claude_sessions_approvals",
+        unit: None,
+        help: "Approvals (tool calls a rule held for a person) settled since the daemon started, by state: allowed, denied, expired.",
+        labels: &["state"],
+        kind: Type::Counter,
+        buckets: &[],
+    },
+    Def {
+        base: "claude_sessions_approvals_pending",
+        unit: None,
+        help: "Tool calls waiting for a person's decision now.",
+        labels: &[],
+        kind: Type::Gauge,
+        buckets: &[],
+    },
+];
+
+/// Writes [`FAMILIES`] from a [`Control`].
+struct Collector(Arc<Control>);
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("control::Collector")
+    }
+}
+
+impl prometheus_client::collector::Collector for Collector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let [settled, pending] = &FAMILIES;
+        let mut m = encoder.encode_descriptor(settled.base, settled.help, None, MetricType::Counter)?;
+        for (state, n) in SETTLED.iter().zip(&self.0.settled) {
+            let labels = [(settled.labels[0], state.as_str())];
+            m.encode_family(&labels)?.encode_counter::<NoLabelSet, u64, u64>(&n.load(Ordering::Relaxed), None)?;
+        }
+        let waiting = self.0.lock().approvals.iter().filter(|a| a.state == ApprovalState::Pending).count();
+        encoder
+            .encode_descriptor(pending.base, pending.help, None, MetricType::Gauge)?
+            .encode_gauge(&i64::try_from(waiting).unwrap_or(i64::MAX))
+    }
 }
 
 impl std::fmt::Debug for Control {
@@ -231,7 +285,19 @@ impl Control {
             );
         }
         let (changed, _) = tokio::sync::watch::channel(0);
-        Control { inner: Mutex::new(Inner { approvals: VecDeque::new(), saved }), changed, file, bus, project_of }
+        Control {
+            inner: Mutex::new(Inner { approvals: VecDeque::new(), saved }),
+            changed,
+            file,
+            bus,
+            project_of,
+            settled: Default::default(),
+        }
+    }
+
+    /// The approvals' metrics ([`FAMILIES`]), for [`crate::server::Exposition::register`].
+    pub fn collector(self: &Arc<Control>) -> Box<dyn prometheus_client::collector::Collector> {
+        Box::new(Collector(Arc::clone(self)))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -384,6 +450,9 @@ impl Control {
             self.bump();
         }
         for a in list {
+            if let Some(i) = SETTLED.iter().position(|s| *s == a.state) {
+                self.settled[i].fetch_add(1, Ordering::Relaxed);
+            }
             self.publish(
                 &a.call.session_id,
                 Kind::ApprovalDecided {

@@ -463,8 +463,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let sessions = sessions.clone();
         Arc::new(move |id| sessions.get(id).map(|s| s.project))
     };
+    let store = Arc::new(crate::control::Control::new(Arc::clone(&bus), Some(state_dir.clone()), project_of));
+    exposition.register(store.collector());
     let control = crate::server::control::Access {
-        control: Arc::new(crate::control::Control::new(Arc::clone(&bus), Some(state_dir.clone()), project_of)),
+        control: store,
         token,
         // A long-poll answers before the connection's watchdog would take it for a stalled response.
         max_wait: (limits.idle_timeout.max(crate::server::conn::MIN_STALL) - Duration::from_secs(5))

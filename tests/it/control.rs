@@ -288,6 +288,13 @@ fn an_approval_is_answered_within_a_second_decided_once_and_expires() {
     assert_eq!((got[1]["state"].as_str(), got[1]["reason"].as_str()), (Some("allowed"), Some("reviewed")));
     assert_eq!(got[3]["state"], "expired");
     assert_eq!(got[0]["session_id"], "s1");
+    let m = c.d.metrics();
+    for (state, n) in [("allowed", 1.0), ("denied", 0.0), ("expired", 1.0)] {
+        assert_eq!(m.sum("claude_sessions_approvals_total", &[("state", state)]), n, "{state}");
+    }
+    assert_eq!(m.sum("claude_sessions_approvals_pending", &[]), 0.0);
+    c.post("/api/approvals", approval("s3"));
+    assert_eq!(c.d.metrics().sum("claude_sessions_approvals_pending", &[]), 1.0);
 }
 
 #[test]

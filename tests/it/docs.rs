@@ -12,6 +12,7 @@ fn readme_metric_table_matches_the_declared_metrics() {
     let declared: BTreeSet<String> = claude_sessions::state::metrics::all_defs()
         .chain(&claude_sessions::sinks::webhook::FAMILIES)
         .chain(&claude_sessions::sinks::otlp::FAMILIES)
+        .chain(&claude_sessions::control::FAMILIES)
         .map(|d| d.exposed_name())
         .collect();
     let documented: BTreeSet<String> = readme()
