@@ -33,6 +33,12 @@ pub struct ServeArgs {
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = "127.0.0.1:9477")]
     pub listen: SocketAddr,
 
+    /// The URL people reach this server at (as Prometheus's flag of the same name), for
+    /// links to the console in Slack lines. Default: from `--web.listen-address`
+    /// (127.0.0.1 for an unspecified address; no links when the port is 0).
+    #[arg(long = "web.external-url", value_name = "URL")]
+    pub external_url: Option<String>,
+
     /// Path of the metrics endpoint.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
     pub telemetry_path: String,
@@ -255,6 +261,18 @@ impl OtlpArgs {
     }
 }
 
+/// `scheme://host:port` of a listen address, as a person's browser reaches it (127.0.0.1
+/// for an unspecified address).
+fn base_url(addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("{scheme}://{host}:{}", addr.port())
+}
+
 /// The state folder when `--state-dir` and `CLAUDE_SESSIONS_STATE_DIR` are not given:
 /// `$XDG_STATE_HOME/claude-sessions`, else `~/.local/state/claude-sessions`. Errors: neither is set.
 pub fn default_state_dir() -> anyhow::Result<PathBuf> {
@@ -419,6 +437,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = &args.webhook_config {
         hooks.extend(crate::sinks::webhook::load_config(p)?);
     }
+    let tls = web_config.as_ref().is_some_and(|w| w.snapshot().tls.is_some());
+    let console = args.external_url.clone().or_else(|| (args.listen.port() != 0).then(|| base_url(args.listen, tls)));
+    for h in &mut hooks {
+        h.console_url = console.clone();
+    }
     let webhooks = crate::sinks::webhook::Webhooks::start(hooks, &bus)?;
     for d in &engine.settings().projects_dirs {
         if !d.is_dir() {
@@ -521,10 +544,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         "Serving metrics."
     );
     let tls = endpoint.config.as_ref().is_some_and(|w| w.snapshot().tls.is_some());
-    let scheme = if tls { "https" } else { "http" };
-    let host = if local.ip().is_unspecified() { "127.0.0.1".to_owned() } else { local.ip().to_string() };
-    let host = if local.is_ipv6() && !local.ip().is_unspecified() { format!("[{host}]") } else { host };
-    tracing::info!(token_file = %token_path.display(), "console: {scheme}://{host}:{}/?token={}", local.port(), app.control.token);
+    let base = args.external_url.clone().unwrap_or_else(|| base_url(local, tls));
+    tracing::info!(token_file = %token_path.display(), "console: {}/?token={}", base.trim_end_matches('/'), app.control.token);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -68,6 +68,9 @@ pub struct WebhookConfig {
     pub backoff: Duration,
     /// Time allowed for one request, connect to response headers.
     pub timeout: Duration,
+    /// Where the console is (`serve --web.external-url`): Slack lines of approvals link
+    /// to the session there. Set by `serve`, not by the flag or file.
+    pub console_url: Option<String>,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -83,6 +86,7 @@ impl std::fmt::Debug for WebhookConfig {
             .field("max_attempts", &self.max_attempts)
             .field("backoff", &self.backoff)
             .field("timeout", &self.timeout)
+            .field("console_url", &self.console_url)
             .finish()
     }
 }
@@ -101,6 +105,7 @@ impl WebhookConfig {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             backoff: DEFAULT_BACKOFF,
             timeout: DEFAULT_TIMEOUT,
+            console_url: None,
         }
     }
 

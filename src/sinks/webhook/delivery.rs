@@ -184,7 +184,7 @@ async fn send(hook: Arc<Hook>, client: Client, run: u64, stop: Shutdown) {
         let batch: Vec<Arc<Event>> = hook.queue().iter().take(max_batch).map(|x| Arc::clone(&x.event)).collect();
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else { continue };
         let key = format!("{run:016x}-{}-{}-{}", hook.index, first.id, last.id);
-        let body = Bytes::from(slack::render(hook.cfg.format, &key, &batch));
+        let body = Bytes::from(slack::render(hook.cfg.format, &key, &batch, hook.cfg.console_url.as_deref()));
         let ok = deliver(&hook, &client, &key, body, batch.len(), &stop).await;
         {
             let mut q = hook.queue();

@@ -16,11 +16,12 @@ struct JsonBody<'a> {
 }
 
 /// The body of one POST.
-pub(super) fn render(format: Format, batch_id: &str, events: &[Arc<Event>]) -> Vec<u8> {
+/// `console`: the console's base URL, for links from approval lines.
+pub(super) fn render(format: Format, batch_id: &str, events: &[Arc<Event>], console: Option<&str>) -> Vec<u8> {
     match format {
         Format::Json => serde_json::to_vec(&JsonBody { batch_id, events }).unwrap_or_default(),
         Format::Slack => {
-            let text: Vec<String> = events.iter().map(|e| slack_line(e)).collect();
+            let text: Vec<String> = events.iter().map(|e| slack_line(e, console)).collect();
             serde_json::to_vec(&serde_json::json!({ "text": text.join("\n") })).unwrap_or_default()
         }
     }
@@ -42,6 +43,16 @@ fn slack_code(s: &str) -> String {
     if s.contains('`') || s.is_empty() { s } else { format!("`{s}`") }
 }
 
+/// The console's view of a session, as a Slack link target: `None` if the base URL
+/// holds a character that would end Slack's `<url|text>` early.
+fn console_link(base: &str, session: &str) -> Option<String> {
+    if base.contains(['|', '>', '<', ' ']) {
+        return None;
+    }
+    let session = crate::server::api::percent_encode(session);
+    Some(format!("{}/#/session/{session}", base.trim_end_matches('/')))
+}
+
 fn short(id: &str) -> &str {
     match id.char_indices().nth(8) {
         Some((i, _)) => &id[..i],
@@ -51,7 +62,7 @@ fn short(id: &str) -> &str {
 
 /// One readable line: what happened, where. Only fields the event carries; never
 /// prompt text, tool input or output (a summary or description only when present).
-fn slack_line(e: &Event) -> String {
+fn slack_line(e: &Event, console: Option<&str>) -> String {
     let mut where_ = if e.project.is_empty() { String::new() } else { format!("{} · ", slack_code(&e.project)) };
     where_.push_str(&format!("session {}", slack_code(short(&e.session_id))));
     if let Some(a) = &e.agent_id {
@@ -128,7 +139,7 @@ fn slack_line(e: &Event) -> String {
         }
         Kind::Error { message } => format!("*error* {}", slack_text(message)),
         Kind::ApprovalPending { tool, summary, rule, reason, approval_id, .. } => {
-            return format!(
+            let mut s = format!(
                 ":raised_hand: *Approval needed* · tool {} — {} · rule {} ({}) · approval {} · {where_}",
                 slack_code(tool),
                 slack_code(summary),
@@ -136,6 +147,10 @@ fn slack_line(e: &Event) -> String {
                 slack_text(reason),
                 slack_code(approval_id)
             );
+            if let Some(link) = console.and_then(|c| console_link(c, &e.session_id)) {
+                s.push_str(&format!(" · <{link}|open in the console>"));
+            }
+            return s;
         }
         Kind::ApprovalDecided { tool, state, reason, approval_id, .. } => {
             let mut s =
@@ -177,7 +192,7 @@ mod tests {
                 tool: "Bash".into(),
             },
         );
-        let line = slack_line(&rule);
+        let line = slack_line(&rule, None);
         assert!(line.starts_with(":rotating_light: *Rule match: rm &lt;rf&gt;* (critical)"), "{line}");
         assert!(line.contains("session `01234567`") && line.contains("`app`"), "{line}");
         let tool = ev(
@@ -190,10 +205,30 @@ mod tests {
                 input: Some("{\"command\":\"SECRET\"}".into()),
             },
         );
-        let line = slack_line(&tool);
+        let line = slack_line(&tool, None);
         assert!(line.contains("*tool_use* `Bash` — echo `x`") && !line.contains("SECRET"), "{line}");
-        let body: serde_json::Value = serde_json::from_slice(&render(Format::Slack, "k", &[rule, tool])).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&render(Format::Slack, "k", &[rule, tool], None)).unwrap();
         assert_eq!(body.as_object().unwrap().len(), 1);
         assert_eq!(body["text"].as_str().unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn approval_lines_name_the_call_and_link_the_session_in_the_console() {
+        let pending = ev(
+            3,
+            Kind::ApprovalPending {
+                approval_id: "a1".into(),
+                tool_use_id: None,
+                tool: "Bash".into(),
+                summary: "git push --force".into(),
+                rule: "force-push".into(),
+                reason: "rewrites history".into(),
+            },
+        );
+        let line = slack_line(&pending, Some("http://127.0.0.1:9477/"));
+        assert!(line.contains("`Bash` — `git push --force`") && line.contains("approval `a1`"), "{line}");
+        assert!(line.ends_with(" · <http://127.0.0.1:9477/#/session/0123456789abcdef|open in the console>"), "{line}");
+        assert!(!slack_line(&pending, None).contains("console"), "no base URL, no link");
+        assert!(!slack_line(&pending, Some("http://x|y")).contains("open in the console"), "a | would break the link");
     }
 }
