@@ -18,7 +18,7 @@ use super::daemon::{self, Daemon};
 use super::support;
 
 /// A one-shot HTTP/1.1 request with `Connection: close`: (status, lower-cased headers, JSON body or null).
-fn send(
+pub fn send(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -52,15 +52,16 @@ fn header<'a>(hdrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     hdrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-struct Ctl {
-    d: Daemon,
-    token: String,
+/// A real `serve` with its control token.
+pub struct Ctl {
+    pub d: Daemon,
+    pub token: String,
     _root: tempfile::TempDir,
-    state: tempfile::TempDir,
+    pub state: tempfile::TempDir,
 }
 
 impl Ctl {
-    fn start() -> Ctl {
+    pub fn start() -> Ctl {
         let root = daemon::empty_root();
         let state = tempfile::tempdir().unwrap();
         let d = Daemon::start(root.path(), state.path(), &[]);
@@ -69,13 +70,13 @@ impl Ctl {
         Ctl { d, token, _root: root, state }
     }
 
-    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let auth = format!("Bearer {}", self.token);
         let (status, _, v) = send(self.d.addr, "POST", path, &[("Authorization", &auth)], Some(&body));
         (status, v)
     }
 
-    fn get(&self, path: &str) -> (u16, Value) {
+    pub fn get(&self, path: &str) -> (u16, Value) {
         let (status, _, v) = send(self.d.addr, "GET", path, &[], None);
         (status, v)
     }

@@ -2,6 +2,7 @@
 
 mod accuracy;
 mod api;
+mod approvals_e2e;
 mod attribution;
 mod backfill;
 mod bad_input;

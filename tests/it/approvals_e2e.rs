@@ -1,0 +1,239 @@
+//! The hooks against the real daemon: `serve` on loopback and the real `hook` binary, no
+//! fake in between. An `approve` rule makes `hook pre-tool-use` register the call and wait;
+//! a decision through `POST /api/approvals/{id}` reaches the hook within a second (allow,
+//! or deny with the person's reason); no decision in time answers `ask` and leaves the
+//! approval `expired`; a daemon that is stopped (before or during the wait) answers `ask`;
+//! a pause denies the next call with the person's message and a resume lifts it; a note
+//! reaches the next `post-tool-use` or `user-prompt-submit` exactly once.
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::control::Ctl;
+
+const SESSION: &str = "0b9a3c1e-7d4f-4e55-9a61-3f2d8c0e1a77";
+
+/// A rules file whose one rule wants a person's approval for Bash commands naming `deploy`.
+const RULES: &str = "[[rule]]\nname = \"deploys\"\nseverity = \"warning\"\naction = \"approve\"\n\
+                     tools = [\"Bash\"]\ncommand = 'deploy'\n";
+
+/// The real daemon and a rules file next to it.
+struct Setup {
+    c: Ctl,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn start() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rules.toml"), RULES).unwrap();
+        Setup { c: Ctl::start(), dir }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.c.d.addr)
+    }
+
+    /// `hook <sub>` against this daemon (or `url`) with its token file.
+    fn spawn(&self, sub: &str, url: &str, input: &Value, extra: &[&str]) -> Child {
+        let token = self.c.state.path().join("control-token").to_string_lossy().into_owned();
+        let rules = self.dir.path().join("rules.toml").to_string_lossy().into_owned();
+        let mut args = vec!["--daemon", url, "--token-file", token.as_str()];
+        if sub == "pre-tool-use" {
+            args.extend(["--rules", rules.as_str()]);
+        }
+        args.extend_from_slice(extra);
+        super::hook::spawn(sub, &args, input.to_string().as_bytes())
+    }
+
+    fn bash(&self, command: &str, extra: &[&str]) -> Child {
+        self.spawn("pre-tool-use", &self.url(), &bash(command), extra)
+    }
+
+    /// The pending approval of [`SESSION`], once it shows in `GET /api/approvals` (10 s at most).
+    fn pending(&self) -> Value {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, list) = self.c.get("/api/approvals");
+            assert_eq!(status, 200, "{list}");
+            let found = list["approvals"].as_array().unwrap().iter().find(|a| a["state"] == "pending").cloned();
+            if let Some(a) = found {
+                return a;
+            }
+            assert!(Instant::now() < end, "no pending approval; {list}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn bash(command: &str) -> Value {
+    json!({"session_id": SESSION, "hook_event_name": "PreToolUse", "cwd": "/w", "tool_name": "Bash",
+           "tool_input": {"command": command}, "tool_use_id": "toolu_e2e"})
+}
+
+/// Exit code and stdout of a finished hook.
+fn finish(child: Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `(permissionDecision, permissionDecisionReason)` of a PreToolUse answer.
+fn decision(stdout: &str) -> (String, String) {
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout:?}"));
+    let out = &v["hookSpecificOutput"];
+    assert_eq!(out["hookEventName"], "PreToolUse", "{v}");
+    (out["permissionDecision"].as_str().unwrap().to_owned(), out["permissionDecisionReason"].as_str().unwrap().into())
+}
+
+/// Decide the pending approval of a waiting hook; the hook's answer and how long after the decision it came.
+fn decide(s: &Setup, body: Value) -> (Value, (String, String), Duration) {
+    let child = s.bash("./deploy.sh production", &[]);
+    let a = s.pending();
+    assert_eq!(a["session_id"], SESSION);
+    assert_eq!(a["tool_name"], "Bash");
+    assert_eq!(a["summary"], "./deploy.sh production");
+    assert_eq!(a["rule"], "deploys");
+    // Let the hook settle into its long poll.
+    std::thread::sleep(Duration::from_millis(300));
+    let id = a["id"].as_str().unwrap();
+    let decided = Instant::now();
+    let (status, answer) = s.c.post(&format!("/api/approvals/{id}"), body);
+    assert_eq!(status, 200, "{answer}");
+    let (code, out) = finish(child);
+    let took = decided.elapsed();
+    assert_eq!(code, 0);
+    (answer, decision(&out), took)
+}
+
+#[test]
+fn an_allow_reaches_the_waiting_hook_within_a_second() {
+    let s = Setup::start();
+    let (answer, (d, reason), took) = decide(&s, json!({"decision": "allow", "reason": "release window is open"}));
+    eprintln!("allow printed {took:?} after the decision");
+    assert_eq!(answer["state"], "allowed");
+    assert_eq!(answer["decided_by"], "api");
+    assert_eq!(d, "allow", "{reason}");
+    assert!(reason.contains("release window is open"), "{reason}");
+    assert!(took < Duration::from_secs(1), "allow came {took:?} after the decision");
+}
+
+#[test]
+fn a_deny_reaches_the_waiting_hook_with_the_reason() {
+    let s = Setup::start();
+    let (answer, (d, reason), took) = decide(&s, json!({"decision": "deny", "reason": "not on a Friday"}));
+    eprintln!("deny printed {took:?} after the decision");
+    assert_eq!(
+        (answer["state"].as_str(), answer["decided_reason"].as_str()),
+        (Some("denied"), Some("not on a Friday"))
+    );
+    assert_eq!(d, "deny");
+    assert!(reason.contains("not on a Friday"), "{reason}");
+    assert!(took < Duration::from_secs(1), "deny came {took:?} after the decision");
+}
+
+#[test]
+fn no_decision_in_time_asks_and_the_approval_is_expired() {
+    let s = Setup::start();
+    let started = Instant::now();
+    let child = s.bash("make deploy", &["--approval-timeout", "2s"]);
+    let id = s.pending()["id"].as_str().unwrap().to_owned();
+    let (code, out) = finish(child);
+    let took = started.elapsed();
+    eprintln!("ask printed {took:?} after the hook started (timeout 2 s)");
+    assert_eq!(code, 0);
+    let (d, reason) = decision(&out);
+    assert_eq!(d, "ask", "{reason}");
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(4), "took {took:?}");
+    let (_, a) = s.c.get(&format!("/api/approvals/{id}"));
+    assert_eq!(a["state"], "expired", "{a}");
+    assert_eq!(a["decided_by"], "hook", "{a}");
+    // Too late now: a decision is refused.
+    let (status, _) = s.c.post(&format!("/api/approvals/{id}"), json!({"decision": "allow"}));
+    assert_eq!(status, 409);
+}
+
+#[test]
+fn a_stopped_daemon_means_ask_before_and_during_the_wait() {
+    let s = Setup::start();
+    let url = s.url();
+    let child = s.bash("./deploy.sh staging", &[]);
+    s.pending();
+    let Setup { c, dir } = s;
+    let Ctl { d, token, state, .. } = c;
+    let stopping = Instant::now();
+    d.stop();
+    let (code, out) = finish(child);
+    eprintln!("ask printed {:?} after stopping the daemon during the wait", stopping.elapsed());
+    assert_eq!(code, 0);
+    let (d1, reason) = decision(&out);
+    assert_eq!(d1, "ask", "daemon gone while waiting: {reason}");
+    assert!(stopping.elapsed() < Duration::from_secs(10), "took {:?}", stopping.elapsed());
+
+    // Nothing listens any more: ask at once, never allow.
+    let token_file = state.path().join("control-token").to_string_lossy().into_owned();
+    let rules = dir.path().join("rules.toml").to_string_lossy().into_owned();
+    let started = Instant::now();
+    let args = ["--daemon", &url, "--token-file", &token_file, "--rules", &rules];
+    let (code, out) = finish(super::hook::spawn("pre-tool-use", &args, bash("./deploy.sh x").to_string().as_bytes()));
+    assert_eq!(code, 0);
+    let (d2, reason) = decision(&out);
+    assert_eq!(d2, "ask", "{reason}");
+    assert!(reason.contains("cannot be reached"), "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert_eq!(token.len(), 64);
+}
+
+#[test]
+fn a_pause_denies_the_next_call_with_the_message_and_resume_lifts_it() {
+    let s = Setup::start();
+    let message = "hold on, I am reading the migration";
+    let (status, body) = s.c.post(&format!("/api/sessions/{SESSION}/pause"), json!({"message": message}));
+    assert_eq!(status, 200, "{body}");
+    let (code, out) = finish(s.bash("ls -la", &[]));
+    assert_eq!(code, 0);
+    let (d, reason) = decision(&out);
+    assert_eq!(d, "deny", "a call the rules do not flag is denied while paused");
+    assert!(reason.contains(message), "{reason}");
+    // An approval is not even registered while paused.
+    let (_, out) = finish(s.bash("./deploy.sh production", &[]));
+    assert_eq!(decision(&out).0, "deny");
+    assert_eq!(s.c.get("/api/approvals").1["approvals"], json!([]));
+
+    let (status, body) = s.c.post(&format!("/api/sessions/{SESSION}/resume"), json!({}));
+    assert_eq!(status, 200, "{body}");
+    let (code, out) = finish(s.bash("ls -la", &[]));
+    assert_eq!(code, 0);
+    if !out.trim().is_empty() {
+        let (d, reason) = decision(&out);
+        assert_ne!(d, "deny", "resumed, yet denied: {reason}");
+        assert!(!reason.contains(message), "{reason}");
+    }
+}
+
+#[test]
+fn a_note_reaches_the_next_hook_exactly_once() {
+    let s = Setup::start();
+    let url = s.url();
+    let post = json!({"session_id": SESSION, "hook_event_name": "PostToolUse", "tool_name": "Bash",
+                      "tool_input": {}, "tool_response": {}});
+    let prompt = json!({"session_id": SESSION, "hook_event_name": "UserPromptSubmit", "cwd": "/w", "prompt": "go on"});
+    for (sub, input, event, text) in [
+        ("post-tool-use", &post, "PostToolUse", "use the staging database, not prod"),
+        ("user-prompt-submit", &prompt, "UserPromptSubmit", "the tests in tests/it are slow; run one at a time"),
+    ] {
+        let (status, body) = s.c.post(&format!("/api/sessions/{SESSION}/notes"), json!({"text": text}));
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(s.c.get(&format!("/api/control/{SESSION}")).1["notes_pending"], 1);
+        let (code, out) = finish(s.spawn(sub, &url, input, &[]));
+        assert_eq!(code, 0);
+        let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{sub}: {e}: {out:?}"));
+        assert_eq!(v["hookSpecificOutput"]["hookEventName"], event);
+        let ctx = v["hookSpecificOutput"]["additionalContext"].as_str().unwrap();
+        assert_eq!(ctx.matches(text).count(), 1, "{sub}: {ctx}");
+        assert_eq!(s.c.get(&format!("/api/control/{SESSION}")).1["notes_pending"], 0);
+        let (code, again) = finish(s.spawn(sub, &url, input, &[]));
+        assert_eq!((code, again.as_str()), (0, ""), "{sub}: each note once");
+    }
+}
