@@ -24,8 +24,8 @@ if ! command -v openssl >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; th
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl curl ca-certificates >/dev/null
 fi
 
-# The console's browser test (tests/it/console.rs) drives Debian's headless Chromium
-# with playwright-core (pinned in tests/browser/package-lock.json).
+# The console's browser tests (tests/it/console.rs, tests/it/approvals_e2e.rs) drive
+# Debian's headless Chromium with playwright-core (pinned in tests/browser/package-lock.json).
 if ! [ -x /usr/bin/chromium ]; then
   echo "==> installing chromium (apt)"
   as_root apt-get update -qq

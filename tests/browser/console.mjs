@@ -110,10 +110,13 @@ try {
   // Search hides what does not match, and shows it again.
   await page.keyboard.press('/');
   await page.keyboard.type('no-such-session-anywhere');
-  result.search_hides = await page.locator(row).count() === 0;
+  // The list re-renders on the next animation frame: wait for it (a loaded machine is slow).
+  const rows = n => page.waitForFunction(([r, n]) => document.querySelectorAll(r).length === n, [row, n], { timeout: 2000 })
+    .then(() => true, () => false);
+  result.search_hides = await rows(0);
   await page.fill('#search', '');
   await page.keyboard.press('Escape');
-  result.search_restores = await page.locator(row).count() === 1;
+  result.search_restores = await rows(1);
   // Readable at 1280×800: the table fits without its scroller.
   result.table_overflow = await page.evaluate(() => {
     const w = document.querySelector('.table-wrap');

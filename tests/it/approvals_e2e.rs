@@ -4,13 +4,19 @@
 //! or deny with the person's reason); no decision in time answers `ask` and leaves the
 //! approval `expired`; a daemon that is stopped (before or during the wait) answers `ask`;
 //! a pause denies the next call with the person's message and a resume lifts it; a note
-//! reaches the next `post-tool-use` or `user-prompt-submit` exactly once.
+//! reaches the next `post-tool-use` or `user-prompt-submit` exactly once. And in a real
+//! browser (`tests/browser/approvals.mjs`, headless Chromium): a waiting hook's approval
+//! shows in the console, whose Approve makes the hook print allow within a second and
+//! whose Deny with a reason makes it print deny with that reason, with no console errors.
 
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use super::console::{Driver, browser_tools};
 use super::control::Ctl;
 
 const SESSION: &str = "0b9a3c1e-7d4f-4e55-9a61-3f2d8c0e1a77";
@@ -236,4 +242,73 @@ fn a_note_reaches_the_next_hook_exactly_once() {
         let (code, again) = finish(s.spawn(sub, &url, input, &[]));
         assert_eq!((code, again.as_str()), (0, ""), "{sub}: each note once");
     }
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+}
+
+#[test]
+fn the_console_approves_and_denies_a_waiting_hook() {
+    let Some((node, script)) = browser_tools("approvals.mjs") else { return };
+    let s = Setup::start();
+    let login = format!("{}/?token={}", s.url(), s.c.token);
+    let mut child = Command::new(node)
+        .arg(&script)
+        .arg(&login)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn node");
+    let stdout = child.stdout.take().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _driver = Driver(child);
+    let (tx, rx) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(60)).expect("the driver's page never connected");
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(ready["location"], format!("{}/", s.url()), "the token URL redirects to /");
+
+    for (command, line, want, reason) in [
+        ("./deploy.sh production", "approve\n", "allow", None),
+        (
+            "./deploy.sh staging",
+            "deny not before the release notes are out\n",
+            "deny",
+            Some("not before the release notes are out"),
+        ),
+    ] {
+        let hook = s.bash(command, &[]);
+        let pending = s.pending();
+        stdin.write_all(line.as_bytes()).unwrap();
+        let clicked = rx.recv_timeout(Duration::from_secs(30)).expect("the driver clicked nothing");
+        assert!(clicked.get("result").is_none(), "driver: {clicked}");
+        assert_eq!(clicked["id"], pending["id"], "{clicked}");
+        assert_eq!(clicked["summary"], command, "the console shows the command");
+        let (code, out) = finish(hook);
+        let took = now_ms().saturating_sub(clicked["at_ms"].as_u64().unwrap() as u128);
+        eprintln!("console {}: the hook printed {want} {took} ms after the click", clicked["clicked"]);
+        assert_eq!(code, 0);
+        let (d, why) = decision(&out);
+        assert_eq!(d, want, "{why}");
+        if let Some(r) = reason {
+            assert!(why.contains(r), "{why}");
+        }
+        assert!(took < 1000, "the hook answered {took} ms after the click");
+        let id = pending["id"].as_str().unwrap();
+        assert_eq!(s.c.get(&format!("/api/approvals/{id}")).1["decided_by"], "console", "decided by cookie");
+    }
+    stdin.write_all(b"done\n").unwrap();
+    let out = rx.recv_timeout(Duration::from_secs(30)).expect("the driver gave no result");
+    let r = &out["result"];
+    assert!(r.get("failure").is_none(), "driver failed: {}\nlogs:\n{}", r["failure"], s.c.d.log_text());
+    let messages = r["console"].as_array().unwrap();
+    assert!(messages.is_empty(), "browser console: {messages:#?}");
 }

@@ -25,11 +25,11 @@ use super::support;
 const SESSION: &str = "ef958aa1-0e93-49f0-bb71-150f63befcd1";
 const SLUG: &str = "-experiments-worktrees";
 
-/// node, the driver script, and Chromium; `None` (after a loud notice) when one is missing
-/// outside CI. On CI (`$CI` set) a missing one fails the test.
-fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+/// node, the driver script `tests/browser/<script>`, and Chromium; `None` (after a loud
+/// notice) when one is missing outside CI. On CI (`$CI` set) a missing one fails the test.
+pub fn browser_tools(script: &str) -> Option<(PathBuf, PathBuf)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = root.join("tests/browser/console.mjs");
+    let script = root.join("tests/browser").join(script);
     let chromium = std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
     let node = Command::new("node").arg("--version").output().ok().filter(|o| o.status.success());
     let mut missing = Vec::new();
@@ -122,7 +122,7 @@ fn restamped(dir: &Path, files: &[PathBuf], at: impl Fn(i64, i64, i64) -> i64) -
 }
 
 /// The node driver, killed if the test fails before it ends.
-struct Driver(Child);
+pub struct Driver(pub Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -141,7 +141,7 @@ fn png_size(path: &Path) -> (u32, u32) {
 
 #[test]
 fn console_shows_a_live_session_with_its_tool_calls_errors_and_subagents() {
-    let Some((node, script)) = browser_tools() else { return };
+    let Some((node, script)) = browser_tools("console.mjs") else { return };
     let src = support::fixtures_dir().join("real/claude-code-log/projects").join(SLUG);
     let main_file = src.join(format!("{SESSION}.jsonl"));
     let agent_dir = src.join(SESSION).join("subagents");
@@ -259,18 +259,7 @@ fn console_shows_a_live_session_with_its_tool_calls_errors_and_subagents() {
     assert!(r["table_overflow"].as_i64().unwrap() <= 0, "the table is wider than 1280: {}", r["table_overflow"]);
     assert!(r["phone_overflow"].as_i64().unwrap() <= 0, "wider than a phone: {}", r["phone_overflow"]);
 
-    // Before the control API exists on this daemon, its 404s are the only messages allowed.
-    let control_api = d.get("/api/approvals", &[]).0 != 404;
-    let messages: Vec<&Value> = r["console"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| {
-            let url = m["url"].as_str().unwrap_or_default();
-            let control = url.contains("/api/approvals") || url.contains("/api/control/");
-            control_api || !(control && m["text"].as_str().unwrap_or_default().contains("404"))
-        })
-        .collect();
+    let messages = r["console"].as_array().unwrap();
     assert!(messages.is_empty(), "browser console: {messages:#?}");
     for name in ["sessions-light", "sessions-dark", "session-light", "session-dark"] {
         assert_eq!(png_size(&shots.join(format!("{name}.png"))), (1280, 800), "{name}.png");

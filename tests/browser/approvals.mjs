@@ -1,0 +1,64 @@
+// Decides approvals in serve's console, in headless Chromium (Debian's /usr/bin/chromium)
+// over the DevTools protocol with playwright-core, for tests/it/approvals_e2e.rs.
+//
+//   node tests/browser/approvals.mjs URL?token=TOKEN
+//
+// Talks to the Rust test line by line. Logs in with the token URL (the cookie), prints
+// {"ready":true} once the page's event stream is open. Then for each line on stdin:
+//   "approve"      waits for a pending approval in the bar, clicks Approve;
+//   "deny REASON"  waits for a pending approval in the bar, types REASON, clicks Deny;
+// and prints {"clicked": ..., "id", "summary", "at_ms": wall clock of the click}.
+// "done" prints {"result": {"console": [...]}}: every console message and page error.
+
+import { chromium } from 'playwright-core';
+import { createInterface } from 'node:readline';
+
+const url = process.argv[2];
+if (!url) {
+  console.error('usage: approvals.mjs URL?token=TOKEN');
+  process.exit(2);
+}
+const say = obj => process.stdout.write(JSON.stringify(obj) + '\n');
+
+const messages = [];
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true });
+const result = {};
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await ctx.newPage();
+  page.on('console', m => messages.push({ type: m.type(), text: m.text(), url: m.location().url }));
+  page.on('pageerror', e => messages.push({ type: 'pageerror', text: String(e), url: '' }));
+  await page.goto(url);
+  await page.waitForSelector('#conn[data-state="open"]', { timeout: 15000 });
+  say({ ready: true, location: page.url() });
+
+  const seen = new Set();
+  for await (const line of createInterface({ input: process.stdin })) {
+    const [cmd, ...rest] = line.trim().split(' ');
+    if (cmd === 'done') break;
+    // The first approval in the bar this driver has not decided yet.
+    const box = await page.waitForFunction(done => {
+      for (const a of document.querySelectorAll('#approvals [data-approval]')) {
+        if (!done.includes(a.dataset.approval)) return a.dataset.approval;
+      }
+      return null;
+    }, [...seen], { timeout: 10000 });
+    const id = await box.jsonValue();
+    seen.add(id);
+    const item = page.locator(`#approvals [data-approval="${id}"]`);
+    const summary = await item.locator('.summary').textContent();
+    if (cmd === 'deny') await item.locator('input.reason').fill(rest.join(' '));
+    const button = item.locator(`button[data-action="${cmd === 'deny' ? 'deny' : 'approve'}"]`);
+    const at_ms = Date.now();
+    await button.click();
+    say({ clicked: cmd, id, summary, at_ms });
+    // Decided: it leaves the bar.
+    await page.waitForSelector(`#approvals [data-approval="${id}"]`, { state: 'detached', timeout: 5000 });
+  }
+} catch (e) {
+  result.failure = String(e && e.stack || e);
+}
+result.console = messages;
+await browser.close();
+say({ result });
+process.exit(0);
