@@ -146,7 +146,7 @@ try {
   await page.keyboard.press('t');
   result.toggle_restores_theme = (await bg()) === before;
   await page.keyboard.press('Escape');
-  result.back_to_list = await page.locator('#sessions-view:not([hidden])').count() === 1;
+  result.back_to_list = await page.waitForSelector('#sessions-view:not([hidden])', { timeout: 2000 }).then(() => true, () => false);
 
   // A page opened now: the timeline's past from the server's history.
   const fresh = await newPage('fresh');

@@ -9,15 +9,15 @@
 //! shows in the console, whose Approve makes the hook print allow within a second and
 //! whose Deny with a reason makes it print deny with that reason, with no console errors.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
+use std::process::Child;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::console::{Driver, browser_tools};
+use super::console::{browser_tools, driver};
 use super::control::Ctl;
+use super::hook_control::{decision, finish};
 
 const SESSION: &str = "0b9a3c1e-7d4f-4e55-9a61-3f2d8c0e1a77";
 
@@ -77,20 +77,6 @@ impl Setup {
 fn bash(command: &str) -> Value {
     json!({"session_id": SESSION, "hook_event_name": "PreToolUse", "cwd": "/w", "tool_name": "Bash",
            "tool_input": {"command": command}, "tool_use_id": "toolu_e2e"})
-}
-
-/// Exit code and stdout of a finished hook.
-fn finish(child: Child) -> (i32, String) {
-    let out = child.wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// `(permissionDecision, permissionDecisionReason)` of a PreToolUse answer.
-fn decision(stdout: &str) -> (String, String) {
-    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout:?}"));
-    let out = &v["hookSpecificOutput"];
-    assert_eq!(out["hookEventName"], "PreToolUse", "{v}");
-    (out["permissionDecision"].as_str().unwrap().to_owned(), out["permissionDecisionReason"].as_str().unwrap().into())
 }
 
 /// Decide the pending approval of a waiting hook; the hook's answer and how long after the decision it came.
@@ -253,25 +239,7 @@ fn the_console_approves_and_denies_a_waiting_hook() {
     let Some((node, script)) = browser_tools("approvals.mjs") else { return };
     let s = Setup::start();
     let login = format!("{}/?token={}", s.url(), s.c.token);
-    let mut child = Command::new(node)
-        .arg(&script)
-        .arg(&login)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn node");
-    let stdout = child.stdout.take().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let _driver = Driver(child);
-    let (tx, rx) = mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
+    let (_driver, mut stdin, rx) = driver(&node, &script, &[login.as_str()]);
     let ready = rx.recv_timeout(Duration::from_secs(60)).expect("the driver's page never connected");
     assert_eq!(ready["ready"], true, "{ready}");
     assert_eq!(ready["location"], format!("{}/", s.url()), "the token URL redirects to /");
@@ -285,7 +253,7 @@ fn the_console_approves_and_denies_a_waiting_hook() {
             Some("not before the release notes are out"),
         ),
     ] {
-        let hook = s.bash(command, &[]);
+        let hook = s.bash(command, &["--approval-timeout", "15s"]);
         let pending = s.pending();
         stdin.write_all(line.as_bytes()).unwrap();
         let clicked = rx.recv_timeout(Duration::from_secs(30)).expect("the driver clicked nothing");

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -122,7 +122,30 @@ fn restamped(dir: &Path, files: &[PathBuf], at: impl Fn(i64, i64, i64) -> i64) -
 }
 
 /// The node driver, killed if the test fails before it ends.
-pub struct Driver(pub Child);
+pub struct Driver(Child);
+
+/// Start `node script args…`: the driver, its stdin, and the JSON lines it prints.
+pub fn driver(node: &Path, script: &Path, args: &[&str]) -> (Driver, ChildStdin, mpsc::Receiver<Value>) {
+    let mut child = Command::new(node)
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn node");
+    let stdout = child.stdout.take().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    (Driver(child), stdin, rx)
+}
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -180,27 +203,10 @@ fn console_shows_a_live_session_with_its_tool_calls_errors_and_subagents() {
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let mut child = Command::new(node)
-        .arg(&script)
-        .arg(&url)
-        .args(["--session", SESSION, "--expect-tools", &expected.tools.len().to_string(), "--screenshots"])
-        .arg(&shots)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn node");
-    let stdout = child.stdout.take().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let _driver = Driver(child);
-    let (tx, rx) = mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
+    let expect_tools = expected.tools.len().to_string();
+    let args =
+        [url.as_str(), "--session", SESSION, "--expect-tools", &expect_tools, "--screenshots", shots.to_str().unwrap()];
+    let (_driver, mut stdin, rx) = driver(&node, &script, &args);
     let ready = rx.recv_timeout(Duration::from_secs(60)).expect("the driver's page never connected");
     assert_eq!(ready["ready"], true, "{ready}");
 

@@ -190,12 +190,13 @@ impl Setup {
 }
 
 /// Exit code and stdout of a finished hook.
-fn finish(child: Child) -> (i32, String) {
+pub fn finish(child: Child) -> (i32, String) {
     let out = child.wait_with_output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn decision(stdout: &str) -> (String, String) {
+/// `(permissionDecision, permissionDecisionReason)` of a PreToolUse answer.
+pub fn decision(stdout: &str) -> (String, String) {
     let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout:?}"));
     let out = &v["hookSpecificOutput"];
     assert_eq!(out["hookEventName"], "PreToolUse", "{v}");
