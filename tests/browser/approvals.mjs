@@ -7,7 +7,9 @@
 // {"ready":true} once the page's event stream is open. Then for each line on stdin:
 //   "approve"      waits for a pending approval in the bar, clicks Approve;
 //   "deny REASON"  waits for a pending approval in the bar, types REASON, clicks Deny;
-// and prints {"clicked": ..., "id", "summary", "at_ms": wall clock of the click}.
+// and prints {"clicked": ..., "id", "summary", "at_ms": wall clock of the click};
+//   "open SESSION" opens the session's view; "pause MESSAGE", "resume" and "note TEXT"
+//   use its controls and print {"clicked": ...} once the view shows the change.
 // "done" prints {"result": {"console": [...]}}: every console message and page error.
 
 import { chromium } from 'playwright-core';
@@ -36,6 +38,27 @@ try {
   for await (const line of createInterface({ input: process.stdin })) {
     const [cmd, ...rest] = line.trim().split(' ');
     if (cmd === 'done') break;
+    const text = rest.join(' ');
+    if (cmd === 'open') {
+      await page.evaluate(id => { location.hash = `#/session/${encodeURIComponent(id)}`; }, text);
+      await page.waitForSelector('#session-view:not([hidden])', { timeout: 10000 });
+      say({ clicked: cmd });
+      continue;
+    }
+    if (cmd === 'pause' || cmd === 'resume') {
+      if (cmd === 'pause') await page.fill('#pause-msg', text);
+      await page.click('#pause');
+      await page.waitForSelector('#s-paused', { state: cmd === 'pause' ? 'visible' : 'hidden', timeout: 5000 });
+      say({ clicked: cmd, info: await page.textContent('#control-info') });
+      continue;
+    }
+    if (cmd === 'note') {
+      await page.fill('#note-text', text);
+      await page.click('#note-form button[type="submit"]');
+      await page.waitForFunction(() => document.getElementById('control-info').textContent.includes('1 note'), null, { timeout: 5000 });
+      say({ clicked: cmd, info: await page.textContent('#control-info') });
+      continue;
+    }
     // The first approval in the bar this driver has not decided yet.
     const box = await page.waitForFunction(done => {
       for (const a of document.querySelectorAll('#approvals [data-approval]')) {
@@ -47,7 +70,7 @@ try {
     seen.add(id);
     const item = page.locator(`#approvals [data-approval="${id}"]`);
     const summary = await item.locator('.summary').textContent();
-    if (cmd === 'deny') await item.locator('input.reason').fill(rest.join(' '));
+    if (cmd === 'deny') await item.locator('input.reason').fill(text);
     const button = item.locator(`button[data-action="${cmd === 'deny' ? 'deny' : 'approve'}"]`);
     const at_ms = Date.now();
     await button.click();

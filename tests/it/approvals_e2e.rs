@@ -7,7 +7,9 @@
 //! reaches the next `post-tool-use` or `user-prompt-submit` exactly once. And in a real
 //! browser (`tests/browser/approvals.mjs`, headless Chromium): a waiting hook's approval
 //! shows in the console, whose Approve makes the hook print allow within a second and
-//! whose Deny with a reason makes it print deny with that reason, with no console errors.
+//! whose Deny with a reason makes it print deny with that reason; its Pause makes the next
+//! call deny with the message, Resume lifts it, its note reaches the next hook once; and
+//! the browser console stays free of errors.
 
 use std::io::Write;
 use std::process::Child;
@@ -235,7 +237,7 @@ fn now_ms() -> u128 {
 }
 
 #[test]
-fn the_console_approves_and_denies_a_waiting_hook() {
+fn the_console_approves_denies_pauses_resumes_and_notes() {
     let Some((node, script)) = browser_tools("approvals.mjs") else { return };
     let s = Setup::start();
     let login = format!("{}/?token={}", s.url(), s.c.token);
@@ -273,6 +275,35 @@ fn the_console_approves_and_denies_a_waiting_hook() {
         let id = pending["id"].as_str().unwrap();
         assert_eq!(s.c.get(&format!("/api/approvals/{id}")).1["decided_by"], "console", "decided by cookie");
     }
+
+    // The session's view: pause with a message, resume, a note.
+    let mut say = |line: &str| {
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let answer = rx.recv_timeout(Duration::from_secs(30)).expect("the driver did not answer");
+        assert!(answer.get("result").is_none(), "driver after {line:?}: {answer}");
+        answer
+    };
+    say(&format!("open {SESSION}"));
+    let message = "wait, I am reading the plan";
+    let paused = say(&format!("pause {message}"));
+    assert!(paused["info"].as_str().unwrap().contains(message), "{paused}");
+    let (_, out) = finish(s.bash("ls -la", &[]));
+    let (d, why) = decision(&out);
+    assert_eq!(d, "deny");
+    assert!(why.contains(message), "{why}");
+    say("resume");
+    let (_, out) = finish(s.bash("ls -la", &[]));
+    assert!(out.trim().is_empty() || decision(&out).0 != "deny", "resumed, yet: {out}");
+    let note = "the staging database is at db-staging:5432";
+    let queued = say(&format!("note {note}"));
+    assert!(queued["info"].as_str().unwrap().contains("1 note"), "{queued}");
+    let post = json!({"session_id": SESSION, "hook_event_name": "PostToolUse", "tool_name": "Bash",
+                      "tool_input": {}, "tool_response": {}});
+    let (_, out) = finish(s.spawn("post-tool-use", &s.url(), &post, &[]));
+    assert_eq!(out.matches(note).count(), 1, "{out}");
+    let (_, again) = finish(s.spawn("post-tool-use", &s.url(), &post, &[]));
+    assert_eq!(again, "", "each note once");
+
     stdin.write_all(b"done\n").unwrap();
     let out = rx.recv_timeout(Duration::from_secs(30)).expect("the driver gave no result");
     let r = &out["result"];
