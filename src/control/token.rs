@@ -2,7 +2,7 @@
 //!
 //! In: the state folder. Out: the token, 32 random bytes as 64 hex digits, kept in
 //! `<state-dir>/control-token` (mode 0600, with a newline), made at `serve` start when
-//! missing; the hook and the CLI read the same file. [`matches`] compares in constant time.
+//! missing; the hook and the CLI read the same file. [`matches()`] compares in constant time.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
