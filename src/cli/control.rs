@@ -1,14 +1,17 @@
 //! `approve`, `deny`, `pause`, `resume`, `note`: a person's actions on a running daemon.
 //!
 //! In: an approval or session id, the daemon's URL and its control token
-//! ([`super::client::DaemonArgs`]). Out: one POST to the control API and a line on
+//! ([`super::daemon::DaemonArgs`]). Out: one POST to the control API and a line on
 //! stdout saying what happened; an error (exit 1) when the daemon refuses.
 
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::client::{DaemonArgs, post_json};
-use crate::server::api::percent_encode;
+use super::daemon::{Daemon, DaemonArgs, Error, Timeouts, segment};
+
+/// An action is one short POST; the daemon answers at once.
+const ACTION: Timeouts =
+    Timeouts { connect: std::time::Duration::from_secs(5), read: std::time::Duration::from_secs(30) };
 
 /// The flags of `approve`.
 #[derive(Debug, Args)]
@@ -78,33 +81,36 @@ pub struct NoteArgs {
 }
 
 /// POST an action; the answer when it is a success, else an error naming what the daemon said.
-fn act(daemon: &DaemonArgs, path: &str, body: Value) -> anyhow::Result<Value> {
-    let token = daemon.token()?;
-    let (status, answer) = post_json(&daemon.daemon, &token, path, &body)?;
-    if (200..300).contains(&status) {
-        return Ok(answer);
+fn act(args: &DaemonArgs, path: &str, body: Value) -> anyhow::Result<Value> {
+    let daemon = Daemon::new(args)?;
+    if let Some(e) = daemon.token_error() {
+        anyhow::bail!("{e}; see --token-file");
     }
-    let said = answer.get("error").and_then(Value::as_str).unwrap_or("no explanation").to_owned();
-    match status {
-        401 => anyhow::bail!(
-            "the daemon at {} refused the control token from {} ({said}): is it this daemon's state folder?",
-            daemon.daemon,
-            daemon.token_path()?.display()
-        ),
-        409 => {
-            let a = &answer["approval"];
+    match daemon.post(path, &body, ACTION) {
+        Ok(answer) => Ok(answer),
+        Err(Error::Status { status: 401, message, .. }) => {
+            let file = args.token_path().map(|p| p.display().to_string()).unwrap_or_else(|(p, _)| p);
+            anyhow::bail!(
+                "the daemon at {} refused the control token from {file} ({message}): is it this daemon's state folder?",
+                args.url
+            )
+        }
+        Err(Error::Status { status: 409, message, body }) => {
+            let a = &body["approval"];
             let by = a["decided_by"].as_str().unwrap_or("?");
             match a["decided_reason"].as_str() {
-                Some(r) => anyhow::bail!("{said} (by {by}: {r})"),
-                None => anyhow::bail!("{said} (by {by})"),
+                Some(r) => anyhow::bail!("{message} (by {by}: {r})"),
+                None => anyhow::bail!("{message} (by {by})"),
             }
         }
-        _ => anyhow::bail!("{said} (HTTP {status})"),
+        Err(Error::Status { status, message, .. }) => anyhow::bail!("{message} (HTTP {status})"),
+        Err(e @ Error::Unreachable(..)) => anyhow::bail!("{e}: is `claude-sessions serve` running there?"),
+        Err(e) => Err(e.into()),
     }
 }
 
 fn decide(daemon: &DaemonArgs, id: &str, decision: &str, reason: &str) -> anyhow::Result<()> {
-    let path = format!("/api/approvals/{}", percent_encode(id));
+    let path = format!("/api/approvals/{}", segment(id));
     let body = json!({"decision": decision, "reason": reason, "by": "cli"});
     let a = act(daemon, &path, body)?;
     println!(
@@ -128,7 +134,7 @@ pub fn deny(args: DenyArgs) -> anyhow::Result<()> {
 
 /// Pause a session. Errors: the daemon refuses.
 pub fn pause(args: PauseArgs) -> anyhow::Result<()> {
-    let path = format!("/api/sessions/{}/pause", percent_encode(&args.session));
+    let path = format!("/api/sessions/{}/pause", segment(&args.session));
     act(&args.daemon, &path, json!({"message": args.message}))?;
     println!("session {} paused", args.session);
     Ok(())
@@ -136,7 +142,7 @@ pub fn pause(args: PauseArgs) -> anyhow::Result<()> {
 
 /// Resume a paused session. Errors: the daemon refuses.
 pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
-    let path = format!("/api/sessions/{}/resume", percent_encode(&args.session));
+    let path = format!("/api/sessions/{}/resume", segment(&args.session));
     act(&args.daemon, &path, json!({}))?;
     println!("session {} resumed", args.session);
     Ok(())
@@ -144,7 +150,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<()> {
 
 /// Queue a note for a session. Errors: the daemon refuses.
 pub fn note(args: NoteArgs) -> anyhow::Result<()> {
-    let path = format!("/api/sessions/{}/notes", percent_encode(&args.session));
+    let path = format!("/api/sessions/{}/notes", segment(&args.session));
     let answer = act(&args.daemon, &path, json!({"text": args.text}))?;
     println!("note {} queued for session {}", answer["id"].as_str().unwrap_or("?"), args.session);
     Ok(())

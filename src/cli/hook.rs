@@ -38,10 +38,9 @@ use clap::{Args, Subcommand};
 use crate::rules::{Action, Rules};
 
 mod approval;
-pub mod daemon;
 mod notes;
 
-use daemon::{Daemon, DaemonArgs};
+use super::daemon::{Daemon, DaemonArgs};
 
 /// The hooks `hook` answers.
 #[derive(Debug, Subcommand)]

@@ -10,8 +10,8 @@ use crate::state::live::{self, ProjectLabel};
 use crate::state::pricing;
 
 pub mod backfill;
-pub mod client;
 pub mod control;
+pub mod daemon;
 pub mod hook;
 pub mod hooks;
 pub mod scan;

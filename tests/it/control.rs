@@ -376,7 +376,15 @@ fn the_cli_approves_denies_pauses_resumes_and_notes() {
     let out = env_cli(&["note", "s1", "the API key is in the vault"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(c.get("/api/control/s1").1["notes_pending"], 1);
-    let out = c.cli(&["resume", "s1"]);
+    // The token found in CLAUDE_SESSIONS_STATE_DIR, as `serve` chose its state folder.
+    let out = Command::new(support::bin())
+        .args(["resume", "s1"])
+        .env("CLAUDE_SESSIONS_URL", format!("http://{}", c.d.addr))
+        .env_remove("CLAUDE_SESSIONS_TOKEN_FILE")
+        .env("CLAUDE_SESSIONS_STATE_DIR", c.state.path())
+        .env("XDG_STATE_HOME", "/nonexistent")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(c.get("/api/control/s1").1["paused"], false);
 
@@ -399,7 +407,7 @@ fn the_cli_approves_denies_pauses_resumes_and_notes() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(text(&out).contains("cannot reach the daemon"), "{}", text(&out));
+    assert!(text(&out).contains("cannot be reached") && text(&out).contains("serve` running"), "{}", text(&out));
 }
 
 #[test]

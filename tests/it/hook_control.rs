@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -340,6 +340,21 @@ fn a_note_is_delivered_once_as_additional_context() {
     let takes: Vec<Seen> = fake.seen().into_iter().filter(|s| s.path.ends_with("/notes/take")).collect();
     assert_eq!(takes.len(), 4);
     assert!(takes.iter().all(|s| s.auth.as_deref() == Some(format!("Bearer {TOKEN}").as_str())));
+
+    // No --token-file: the token is found in CLAUDE_SESSIONS_STATE_DIR, as `serve` puts it there.
+    fake.with(|s| s.notes.push("third".to_owned()));
+    let mut child = Command::new(support::bin())
+        .args(["hook", "post-tool-use", "--daemon", &fake.url])
+        .env_remove("CLAUDE_SESSIONS_TOKEN_FILE")
+        .env("CLAUDE_SESSIONS_STATE_DIR", setup.dir.path())
+        .env("XDG_STATE_HOME", "/nonexistent")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(post.as_bytes()).unwrap();
+    let (_, out) = finish(child);
+    assert!(out.contains("third"), "the state folder's token was used: {out:?}");
 
     // The daemon down: nothing printed, exit 0. The wrong event: a non-blocking error.
     let (code, out) = finish(setup.spawn("post-tool-use", &closed_url(), post.as_bytes(), &[]));

@@ -1,14 +1,14 @@
 //! `hook pre-tool-use` and a person: the pause check and the wait for an approval.
 //!
-//! In: the daemon ([`super::daemon::Daemon`]), the hook input, the rules' verdict. Out:
+//! In: the daemon ([`crate::cli::daemon::Daemon`]), the hook input, the rules' verdict. Out:
 //! Claude Code's PreToolUse output. The rule of this module: nothing here ever answers
 //! `allow` unless the daemon said a person allowed the call; every failure (no token,
 //! no daemon, a malformed answer, no decision in time) is `ask`, Claude Code's own prompt.
 
 use std::time::{Duration, Instant};
 
-use super::daemon::{Daemon, Error, Timeouts, segment};
 use super::{Verdict, output};
+use crate::cli::daemon::{Daemon, Error, Timeouts, segment};
 use crate::rules::Action;
 
 /// Limits of the pause check, made before every call: small, since a daemon that is

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::daemon::{Daemon, DaemonArgs, Timeouts, segment};
+use crate::cli::daemon::{Daemon, DaemonArgs, Timeouts, segment};
 
 /// The flags of `hook user-prompt-submit` and `hook post-tool-use`.
 #[derive(Debug, Args)]

@@ -1,9 +1,10 @@
-//! The hooks' side of the daemon's control API: a small blocking HTTP/1.1 client over
-//! loopback, and the calls the hooks make (pause check, approvals, notes).
+//! The one client of the daemon's control API, for the hooks (pause check, approvals,
+//! notes) and for the CLI's actions (`approve`, `deny`, `pause`, `resume`, `note`): a
+//! small blocking HTTP/1.1 client over loopback.
 //!
 //! In: the daemon's URL (`--daemon`, plain `http://` only: the daemon listens on
-//! 127.0.0.1) and the control token file. Out: typed answers, or an [`Error`] the hooks
-//! turn into their safe answer (`ask`, or no output). Every call has its own connect and
+//! 127.0.0.1) and the control token file. Out: typed answers, or an [`Error`] that the
+//! hooks turn into their safe answer (`ask`, or no output) and the CLI into a message. Every call has its own connect and
 //! read timeouts, so a daemon that is down costs a refused connection (immediate) and a
 //! daemon that hangs costs at most those timeouts. Requests and answers are never
 //! logged: the summary of a call is tool input.
@@ -13,20 +14,22 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-/// How to reach the daemon (shared by the hooks that talk to it).
+/// How to reach the daemon (shared by the hooks and the CLI's actions).
 #[derive(Debug, Args, Clone)]
 pub struct DaemonArgs {
     /// The daemon's base URL (`serve --web.listen-address`; plain http on loopback).
     #[arg(long = "daemon", value_name = "URL", env = "CLAUDE_SESSIONS_URL", default_value = "http://127.0.0.1:9477")]
     pub url: String,
 
-    /// The control token file `serve` writes (default: `control-token` in serve's
-    /// default state folder). Needed for the calls that change something (approvals, notes).
+    /// The control token file `serve` writes. Default: `control-token` in the state folder
+    /// (CLAUDE_SESSIONS_STATE_DIR, else $XDG_STATE_HOME/claude-sessions, else
+    /// ~/.local/state/claude-sessions), as `serve` chooses it. Needed for the calls that
+    /// change something (approvals, pauses, notes).
     #[arg(long, value_name = "FILE", env = "CLAUDE_SESSIONS_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 }
@@ -53,6 +56,9 @@ pub enum Error {
         status: u16,
         /// The `error` field of the JSON body, or the body itself (cut short).
         message: String,
+        /// The whole JSON body (`null` when there was none), for callers that explain
+        /// a refusal (a 409 carries the approval as it was decided).
+        body: serde_json::Value,
     },
     /// No token file to authorize an action.
     #[error("no control token at {0} ({1}); is `claude-sessions serve` running with this state folder?")]
@@ -98,14 +104,9 @@ impl Daemon {
         } else {
             format!("{authority}:80")
         };
-        let token = token_path(args.token_file.as_deref()).and_then(|p| {
-            let shown = p.display().to_string();
-            match std::fs::read_to_string(&p) {
-                Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
-                Ok(_) => Err((shown, "empty".to_owned())),
-                Err(e) => Err((shown, e.kind().to_string())),
-            }
-        });
+        let token = args
+            .token_path()
+            .and_then(|p| crate::control::token::read(&p).map_err(|e| (p.display().to_string(), e.to_string())));
         Ok(Daemon { authority, prefix: prefix.to_owned(), token })
     }
 
@@ -162,7 +163,7 @@ impl Daemon {
                 .and_then(|e| e.as_str())
                 .map(str::to_owned)
                 .unwrap_or_else(|| json.to_string().chars().take(200).collect());
-            return Err(Error::Status { status, message });
+            return Err(Error::Status { status, message, body: json });
         }
         Ok(json)
     }
@@ -181,13 +182,20 @@ impl Daemon {
     }
 }
 
-/// The token file: the flag or env, else `control-token` in serve's default state folder.
-fn token_path(flag: Option<&Path>) -> Result<PathBuf, (String, String)> {
-    match flag {
-        Some(p) => Ok(p.to_owned()),
-        None => crate::cli::serve::default_state_dir()
-            .map(|d| d.join("control-token"))
-            .map_err(|e| ("<state dir>/control-token".to_owned(), e.to_string())),
+impl DaemonArgs {
+    /// The token file: `--token-file` (or its env), else `control-token` in the state
+    /// folder `serve` uses with the same environment. Errors: (what was looked for, why
+    /// it cannot be named) when no home folder is known.
+    pub fn token_path(&self) -> Result<PathBuf, (String, String)> {
+        if let Some(p) = &self.token_file {
+            return Ok(p.clone());
+        }
+        let dir = match std::env::var_os("CLAUDE_SESSIONS_STATE_DIR").filter(|d| !d.is_empty()) {
+            Some(d) => Ok(PathBuf::from(d)),
+            None => crate::cli::serve::default_state_dir(),
+        };
+        dir.map(|d| d.join(crate::control::token::FILE_NAME))
+            .map_err(|e| (format!("<state dir>/{}", crate::control::token::FILE_NAME), e.to_string()))
     }
 }
 
