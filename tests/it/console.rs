@@ -8,7 +8,9 @@
 //! its tool calls (names and count equal to a count made here from the JSONL, not by the
 //! daemon), its errors and its sub-agents, both live and when opened later (from
 //! `/api/sessions/{id}/events`). Any message in the browser console fails the test. The
-//! screenshots in docs/screenshots/ are the ones this test takes.
+//! screenshots in docs/screenshots/ are the ones this test takes: it writes them under
+//! the target folder, and over docs/screenshots/ with `CS_UPDATE_SCREENSHOTS=1` (so that
+//! a test run does not leave the checkout changed).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -201,8 +203,17 @@ fn console_shows_a_live_session_with_its_tool_calls_errors_and_subagents() {
     assert!(header("content-type").starts_with("text/html"));
     assert!(header("content-security-policy").contains("default-src 'self'"));
 
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let shots = if std::env::var_os("CS_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+    } else {
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+    };
     std::fs::create_dir_all(&shots).unwrap();
+    for view in ["sessions", "session"] {
+        for scheme in ["light", "dark"] {
+            let _ = std::fs::remove_file(shots.join(format!("{view}-{scheme}.png")));
+        }
+    }
     let expect_tools = expected.tools.len().to_string();
     let args =
         [url.as_str(), "--session", SESSION, "--expect-tools", &expect_tools, "--screenshots", shots.to_str().unwrap()];
