@@ -12,7 +12,7 @@
 //   use its controls and print {"clicked": ...} once the view shows the change.
 // "done" prints {"result": {"console": [...]}}: every console message and page error.
 
-import { chromium } from 'playwright-core';
+import { newPage, run, say } from './driver.mjs';
 import { createInterface } from 'node:readline';
 
 const url = process.argv[2];
@@ -20,16 +20,8 @@ if (!url) {
   console.error('usage: approvals.mjs URL?token=TOKEN');
   process.exit(2);
 }
-const say = obj => process.stdout.write(JSON.stringify(obj) + '\n');
-
-const messages = [];
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true });
-const result = {};
-try {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await ctx.newPage();
-  page.on('console', m => messages.push({ type: m.type(), text: m.text(), url: m.location().url }));
-  page.on('pageerror', e => messages.push({ type: 'pageerror', text: String(e), url: '' }));
+await run(async () => {
+  const page = await newPage('console');
   await page.goto(url);
   await page.waitForSelector('#conn[data-state="open"]', { timeout: 15000 });
   say({ ready: true, location: page.url() });
@@ -78,10 +70,4 @@ try {
     // Decided: it leaves the bar.
     await page.waitForSelector(`#approvals [data-approval="${id}"]`, { state: 'detached', timeout: 5000 });
   }
-} catch (e) {
-  result.failure = String(e && e.stack || e);
-}
-result.console = messages;
-await browser.close();
-say({ result });
-process.exit(0);
+});

@@ -11,7 +11,7 @@
 // session again in a fresh page (its past from /api/sessions/{id}/events), and prints
 // {"result": {...}}. Every console message and page error is reported; the test decides.
 
-import { chromium } from 'playwright-core';
+import { newPage, run, say } from './driver.mjs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 
@@ -35,23 +35,9 @@ async function expectLine(word) {
   const l = await nextLine();
   if (l !== word) throw new Error(`expected "${word}" on stdin, got "${l}"`);
 }
-const say = obj => process.stdout.write(JSON.stringify(obj) + '\n');
 
-const messages = [];
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true });
-const watch = (page, label) => {
-  page.on('console', m => messages.push({ page: label, type: m.type(), text: m.text(), url: m.location().url }));
-  page.on('pageerror', e => messages.push({ page: label, type: 'pageerror', text: String(e), url: '' }));
-};
-
-async function newPage(label, scheme = 'light') {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: scheme });
-  const page = await ctx.newPage();
-  watch(page, label);
-  return page;
-}
-
-async function shoot(page, name) {
+/** Screenshots of `page`, light and dark, and the body's background in each (into `result`). */
+async function shoot(page, name, result) {
   for (const scheme of ['light', 'dark']) {
     await page.emulateMedia({ colorScheme: scheme });
     await page.waitForTimeout(100);
@@ -86,8 +72,7 @@ async function waitTools(page) {
   await page.waitForTimeout(500);
 }
 
-const result = {};
-try {
+await run(async result => {
   const page = await newPage('live');
   await page.goto(url);
   await page.waitForSelector('#conn[data-state="open"]', { timeout: 15000 });
@@ -122,7 +107,7 @@ try {
     const w = document.querySelector('.table-wrap');
     return w.scrollWidth - w.clientWidth;
   });
-  await shoot(page, 'sessions');
+  await shoot(page, 'sessions', result);
 
   // Keyboard: select the first row, open it.
   await page.keyboard.press('j');
@@ -137,7 +122,7 @@ try {
   }, session);
   result.stream = await page.evaluate(() => ({ ...document.body.dataset }));
   await page.evaluate(() => window.scrollTo(0, 0));
-  await shoot(page, 'session');
+  await shoot(page, 'session', result);
   // `t` switches the theme away from the system's (light here), and back.
   const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   const before = await bg();
@@ -158,10 +143,4 @@ try {
   await fresh.setViewportSize({ width: 390, height: 844 });
   await fresh.waitForTimeout(100);
   result.phone_overflow = await fresh.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-} catch (e) {
-  result.failure = String(e && e.stack || e);
-}
-result.console = messages;
-await browser.close();
-say({ result });
-process.exit(0);
+});
