@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ToolCategory;
 #[cfg(doc)]
 use super::Event;
+use super::ToolCategory;
 
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

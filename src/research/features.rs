@@ -1,0 +1,472 @@
+//! What research needs from one line beyond the metric facts ([`Entry`]): the sizes of
+//! what it adds to the context, by source; per tool call and result, sizes, hashes and
+//! salient tokens; the features of a typed prompt.
+//!
+//! In: one transcript line (valid UTF-8 JSON) and its [`Entry`]. Out: [`LineFeatures`].
+//! No text is kept: sizes are bytes of the line's JSON text (escapes included), and what
+//! could identify content is hashed ([`TokenSet`], input and path hashes). Prompt
+//! features are counts and flags.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::tokens::{Builder, TokenSet};
+use crate::transcript::entry::{Entry, Kind};
+use crate::transcript::identity::fnv1a;
+use crate::transcript::{Text, unescape};
+
+/// Where context comes from (the parts of a composition, see [`super::tracker`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A tool's result (`tool_result` blocks), attributed to its tool.
+    ToolResult,
+    /// What the person typed (user text that is not meta and not a summary).
+    UserText,
+    /// The model's own output: text, thinking and tool calls, read back at the next call.
+    AssistantOutput,
+    /// `attachment` lines: hook output, reminders, skill and tool listings.
+    Attachment,
+    /// Harness-injected user text (`isMeta`: command output, caveats, skill bodies) and
+    /// a compaction's summary.
+    Meta,
+}
+
+/// A tool call's features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UseFeatures {
+    /// The call's id (`toolu_…`).
+    pub id: Box<str>,
+    /// The tool's name.
+    pub name: Box<str>,
+    /// Size of its input's JSON.
+    pub input_bytes: u64,
+    /// Hash of its input's JSON: equal calls have equal hashes.
+    pub input_hash: u64,
+    /// Hash of the file it reads or writes (`file_path`, `notebook_path`, `path`).
+    pub path_hash: Option<u64>,
+    /// A `Bash` command that runs tests (see [`is_test_command`]).
+    pub test_command: bool,
+    /// Salient tokens of its input.
+    pub tokens: TokenSet,
+}
+
+/// A tool result's features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultFeatures {
+    /// The call it answers.
+    pub tool_use_id: Box<str>,
+    /// Size of its content's JSON.
+    pub bytes: u64,
+    /// `is_error: true`.
+    pub is_error: bool,
+    /// Salient tokens of its content.
+    pub tokens: TokenSet,
+    /// Its text reports tests passing (see [`says_pass`]).
+    pub says_pass: bool,
+    /// Its text reports tests failing (see [`says_fail`]).
+    pub says_fail: bool,
+}
+
+/// Features of a prompt's text (the rules are in `docs/research.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PromptFeatures {
+    /// Characters.
+    pub chars: u64,
+    /// Lines.
+    pub lines: u64,
+    /// Words (runs of non-whitespace).
+    pub words: u64,
+    /// A slash command (`/review …`, or Claude Code's `<command-name>` echo).
+    pub slash_command: bool,
+    /// File mentions: `@path` words and paths (as [`super::tokens`] finds them).
+    pub file_mentions: u64,
+    /// A question: ends with `?`, or starts with a question word.
+    pub question: bool,
+    /// Pasted error output: an error line ([`super::tokens`]'s rule) or a stack frame.
+    pub pasted_error: bool,
+    /// A fenced code block (```).
+    pub code_block: bool,
+}
+
+/// What research reads from one line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LineFeatures {
+    /// Bytes the line adds to the context, by source (tool results are in `tool_results`).
+    pub added: Vec<(Source, u64)>,
+    /// Its tool calls.
+    pub tool_uses: Vec<UseFeatures>,
+    /// Its tool results.
+    pub tool_results: Vec<ResultFeatures>,
+    /// Salient tokens of its assistant text (not thinking: the reply the person sees).
+    pub reply: TokenSet,
+    /// Its text as a prompt (user lines with text; a consumer checks [`Entry::prompt`]).
+    pub prompt: Option<PromptFeatures>,
+    /// The Claude Code version written on a compaction boundary.
+    pub version: Option<Box<str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Line<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Text<'a>>,
+    #[serde(default)]
+    is_meta: bool,
+    #[serde(default)]
+    is_compact_summary: bool,
+    #[serde(borrow)]
+    message: Option<Message<'a>>,
+    #[serde(borrow)]
+    attachment: Option<&'a RawValue>,
+    #[serde(borrow)]
+    version: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    content: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Block<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    text: Option<&'a RawValue>,
+    #[serde(borrow)]
+    thinking: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<Text<'a>>,
+    #[serde(borrow)]
+    name: Option<Text<'a>>,
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tool_use_id: Option<Text<'a>>,
+    #[serde(default)]
+    is_error: Option<bool>,
+    #[serde(borrow)]
+    content: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Input<'a> {
+    #[serde(borrow)]
+    command: Option<Text<'a>>,
+    #[serde(borrow)]
+    file_path: Option<Text<'a>>,
+    #[serde(borrow)]
+    notebook_path: Option<Text<'a>>,
+    #[serde(borrow)]
+    path: Option<Text<'a>>,
+}
+
+impl LineFeatures {
+    /// The features of `line`, whose facts are `entry`. Lines that add nothing to a
+    /// context (progress, system, summaries, unreadable ones) give the empty value.
+    pub fn read(line: &str, entry: &Entry) -> LineFeatures {
+        let mut f = LineFeatures::default();
+        if entry.kind == Kind::Progress || (entry.kind == Kind::System && entry.compaction.is_none()) {
+            return f;
+        }
+        let Ok(l) = serde_json::from_str::<Line<'_>>(line) else { return f };
+        if entry.compaction.is_some() {
+            f.version = l.version.as_deref().map(Into::into);
+            return f;
+        }
+        match l.kind.as_deref() {
+            Some("attachment") => {
+                if let Some(a) = l.attachment {
+                    f.added.push((Source::Attachment, a.get().len() as u64));
+                }
+            }
+            Some("user") => f.read_user(&l),
+            Some("assistant") => f.read_assistant(&l),
+            _ => {}
+        }
+        f
+    }
+
+    /// Bytes added by `source` (tool results not included).
+    pub fn added(&self, source: Source) -> u64 {
+        self.added.iter().filter(|(s, _)| *s == source).map(|(_, n)| n).sum()
+    }
+
+    fn add(&mut self, source: Source, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        match self.added.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, n)) => *n += bytes,
+            None => self.added.push((source, bytes)),
+        }
+    }
+
+    fn read_user(&mut self, l: &Line<'_>) {
+        let Some(content) = l.message.as_ref().and_then(|m| m.content) else { return };
+        let text_source = if l.is_meta || l.is_compact_summary { Source::Meta } else { Source::UserText };
+        let raw = content.get();
+        if raw.starts_with('"') {
+            self.add(text_source, raw.len() as u64);
+            if text_source == Source::UserText {
+                self.prompt = prompt_features(&[raw]);
+            }
+            return;
+        }
+        let Ok(blocks) = serde_json::from_str::<Vec<Block<'_>>>(raw) else { return };
+        let mut texts = Vec::new();
+        for b in &blocks {
+            match b.kind.as_deref() {
+                Some("tool_result") => {
+                    let Some(id) = &b.tool_use_id else { continue };
+                    let content = b.content.map_or("", |c| c.get());
+                    let mut tokens = Builder::default();
+                    let mut marks = Marks::default();
+                    each_text(content, &mut |piece| {
+                        tokens.push(piece);
+                        marks.push(piece);
+                    });
+                    let (says_pass, says_fail) = marks.finish();
+                    self.tool_results.push(ResultFeatures {
+                        tool_use_id: (**id).into(),
+                        bytes: content.len() as u64,
+                        is_error: b.is_error.unwrap_or(false),
+                        tokens: tokens.finish(),
+                        says_pass,
+                        says_fail,
+                    });
+                }
+                Some("text") => {
+                    if let Some(t) = b.text {
+                        self.add(text_source, t.get().len() as u64);
+                        texts.push(t.get());
+                    }
+                }
+                _ => {
+                    // Images and documents: their JSON (base64) stands for their size.
+                    let n = [b.text, b.content, b.input].iter().flatten().map(|r| r.get().len() as u64).sum::<u64>();
+                    self.add(text_source, n);
+                }
+            }
+        }
+        if text_source == Source::UserText && self.tool_results.is_empty() && !texts.is_empty() {
+            self.prompt = prompt_features(&texts);
+        }
+    }
+
+    fn read_assistant(&mut self, l: &Line<'_>) {
+        let Some(content) = l.message.as_ref().and_then(|m| m.content) else { return };
+        let raw = content.get();
+        if raw.starts_with('"') {
+            self.add(Source::AssistantOutput, raw.len() as u64);
+            self.reply = tokens_of(raw);
+            return;
+        }
+        let Ok(blocks) = serde_json::from_str::<Vec<Block<'_>>>(raw) else { return };
+        let mut reply = Builder::default();
+        for b in &blocks {
+            let n = [b.text, b.thinking, b.input].iter().flatten().map(|r| r.get().len() as u64).sum::<u64>();
+            self.add(Source::AssistantOutput, n);
+            match b.kind.as_deref() {
+                Some("text") => {
+                    if let Some(t) = b.text {
+                        unescape(t.get(), &mut |p| reply.push(p));
+                    }
+                }
+                Some("tool_use") => {
+                    let (Some(id), Some(name)) = (&b.id, &b.name) else { continue };
+                    let input = b.input.map_or("{}", |i| i.get());
+                    self.tool_uses.push(use_features(id, name, input));
+                }
+                _ => {}
+            }
+        }
+        self.reply = reply.finish();
+    }
+}
+
+fn use_features(id: &str, name: &str, input: &str) -> UseFeatures {
+    let fields = serde_json::from_str::<Input<'_>>(input).ok();
+    let path = fields.as_ref().and_then(|f| f.file_path.as_ref().or(f.notebook_path.as_ref()).or(f.path.as_ref()));
+    let command = fields.as_ref().and_then(|f| f.command.as_deref());
+    let mut tokens = Builder::default();
+    // The input's strings, unescaped: the command, the path, the pattern, the new text.
+    each_string(input, &mut |s| {
+        tokens.push(s);
+        tokens.push("\n");
+    });
+    UseFeatures {
+        id: id.into(),
+        name: name.into(),
+        input_bytes: input.len() as u64,
+        input_hash: fnv1a(&[name.as_bytes(), b"\0", input.as_bytes()]),
+        path_hash: path.map(|p| fnv1a(&[p.as_bytes()])),
+        test_command: name == "Bash" && command.is_some_and(is_test_command),
+        tokens: tokens.finish(),
+    }
+}
+
+/// Salient tokens of one raw JSON string.
+fn tokens_of(raw: &str) -> TokenSet {
+    let mut b = Builder::default();
+    unescape(raw, &mut |p| b.push(p));
+    b.finish()
+}
+
+/// Hand on the text of a tool result's raw `content`: a string, or the `text` of its
+/// blocks (one per line).
+fn each_text(raw: &str, out: &mut dyn FnMut(&str)) {
+    if raw.starts_with('"') {
+        unescape(raw, out);
+        return;
+    }
+    if let Ok(blocks) = serde_json::from_str::<Vec<Block<'_>>>(raw) {
+        for b in blocks {
+            if let Some(t) = b.text {
+                unescape(t.get(), out);
+                out("\n");
+            }
+        }
+    }
+}
+
+/// Hand on every string value in a raw JSON value, unescaped (keys are skipped).
+fn each_string(raw: &str, out: &mut dyn FnMut(&str)) {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(raw) else { return };
+    fn walk(v: &serde_json::Value, out: &mut dyn FnMut(&str)) {
+        match v {
+            serde_json::Value::String(s) => out(s),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(&v, out);
+}
+
+/// Words that make a `Bash` command a test run: a test runner, or a build tool's test
+/// step (`cargo test`, `pytest`, `npm test`, `go test`, `jest`, …).
+pub fn is_test_command(command: &str) -> bool {
+    const RUNNERS: [&str; 12] = [
+        "pytest",
+        "jest",
+        "vitest",
+        "mocha",
+        "rspec",
+        "phpunit",
+        "ctest",
+        "tox",
+        "nextest",
+        "unittest",
+        "playwright",
+        "cypress",
+    ];
+    const STEPS: [&str; 11] = ["cargo", "npm", "pnpm", "yarn", "bun", "deno", "go", "make", "mvn", "gradle", "dotnet"];
+    let words: Vec<&str> =
+        command.split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')')).collect();
+    words.iter().enumerate().any(|(i, w)| {
+        let base = w.rsplit('/').next().unwrap_or(w);
+        RUNNERS.contains(&base)
+            || (STEPS.contains(&base)
+                && words[i + 1..].iter().filter(|x| !x.is_empty()).take(2).any(|x| *x == "test" || *x == "tests"))
+    })
+}
+
+/// Pass and fail markers in a result's text, read in pieces.
+#[derive(Default)]
+struct Marks {
+    tail: String,
+    pass: bool,
+    fail: bool,
+}
+
+impl Marks {
+    fn push(&mut self, piece: &str) {
+        // Markers are short: look at each piece with the end of the one before.
+        let mut s = std::mem::take(&mut self.tail);
+        s.push_str(piece);
+        self.pass |= says_pass(&s);
+        self.fail |= says_fail(&s);
+        let mut cut = s.len().saturating_sub(32);
+        while !s.is_char_boundary(cut) {
+            cut += 1;
+        }
+        self.tail = s[cut..].to_owned();
+    }
+
+    fn finish(self) -> (bool, bool) {
+        (self.pass, self.fail)
+    }
+}
+
+/// Whether a text reports tests passing: `test result: ok`, `N passed`, `PASSED`,
+/// `OK (`, `Tests: … passed`, `All tests passed`.
+pub fn says_pass(text: &str) -> bool {
+    ["test result: ok", " passed", "PASSED", "OK (", "All tests passed", "tests passed"]
+        .iter()
+        .any(|m| text.contains(m))
+}
+
+/// Whether a text reports tests failing: `test result: FAILED`, `N failed`, `FAILED`,
+/// `FAIL `, `failures:`, `AssertionError`.
+pub fn says_fail(text: &str) -> bool {
+    ["test result: FAILED", " failed", "FAILED", "FAIL ", "failures:", "AssertionError", "Tests failed"]
+        .iter()
+        .any(|m| text.contains(m))
+}
+
+/// Features of a prompt made of the raw JSON strings `raws`.
+fn prompt_features(raws: &[&str]) -> Option<PromptFeatures> {
+    let mut text = String::new();
+    for r in raws {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        unescape(r, &mut |p| {
+            if text.len() < 256 << 10 {
+                text.push_str(p);
+            }
+        })?;
+    }
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    const QUESTION_WORDS: [&str; 15] = [
+        "what", "why", "how", "when", "where", "which", "who", "can", "could", "should", "is", "are", "does", "do",
+        "would",
+    ];
+    let first = t.split_whitespace().next().unwrap_or("").trim_end_matches([',', ':']).to_ascii_lowercase();
+    let mentions = t.split_whitespace().filter(|w| w.starts_with('@') && w.len() > 1).count() as u64;
+    let paths = TokenSet::of(t)
+        .as_slice()
+        .iter()
+        .filter(|h| super::tokens::TokenKind::of(**h) == super::tokens::TokenKind::Path)
+        .count() as u64;
+    let frames = t
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            l.starts_with("at ") || l.starts_with("File \"") || l.starts_with("--> ") || l.starts_with("Traceback")
+        })
+        .count();
+    let errors = TokenSet::of(t)
+        .as_slice()
+        .iter()
+        .any(|h| super::tokens::TokenKind::of(*h) == super::tokens::TokenKind::ErrorLine);
+    Some(PromptFeatures {
+        chars: t.chars().count() as u64,
+        lines: t.lines().count() as u64,
+        words: t.split_whitespace().count() as u64,
+        slash_command: t.starts_with('/') || t.starts_with("<command-name>") || t.starts_with("<command-message>"),
+        file_mentions: mentions.max(paths),
+        question: t.ends_with('?') || QUESTION_WORDS.contains(&first.as_str()),
+        pasted_error: errors || frames > 0,
+        code_block: t.contains("```"),
+    })
+}
+
+#[cfg(test)]
+mod tests;
