@@ -1,6 +1,6 @@
 use clap::Parser;
 
-use claude_sessions::cli::{Cli, Command, backfill, control, hook, hooks, scan, serve, sessions, watch};
+use claude_sessions::cli::{Cli, Command, analyze, backfill, control, hook, hooks, scan, serve, sessions, watch};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -14,6 +14,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(a) => serve::run(a),
         Command::Scan(a) => scan::run(a),
+        Command::Analyze(a) => analyze::run(a),
         Command::Backfill(a) => backfill::run(a),
         Command::Watch(a) => watch::run(a),
         Command::Sessions(a) => sessions::run(a),

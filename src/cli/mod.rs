@@ -9,6 +9,7 @@ use crate::engine::Settings;
 use crate::state::live::{self, ProjectLabel};
 use crate::state::pricing;
 
+pub mod analyze;
 pub mod backfill;
 pub mod control;
 pub mod daemon;
@@ -39,6 +40,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Read all history once, print a report, and exit.
     Scan(scan::ScanArgs),
+    /// Study how context accumulates: JSON and an HTML report of every session's context.
+    Analyze(analyze::AnalyzeArgs),
     /// Write history as timestamped OpenMetrics for `promtool tsdb create-blocks-from openmetrics`.
     Backfill(backfill::BackfillArgs),
     /// Follow sessions live in the terminal: one line per event (or JSON with --json).
@@ -148,6 +151,16 @@ impl SourceArgs {
 }
 
 pub use crate::state::duration::parse as parse_duration;
+
+/// Write `out` on standard output; a closed pipe (`| head`) is not an error.
+pub fn print_stdout(out: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
 
 #[cfg(test)]
 mod tests {

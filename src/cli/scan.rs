@@ -80,10 +80,5 @@ pub fn run(args: ScanArgs) -> anyhow::Result<()> {
         Format::Prometheus => crate::server::Exposition::new(agg).render(false),
         Format::Openmetrics => crate::server::Exposition::new(agg).render(true),
     };
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => Ok(r?),
-    }
+    super::print_stdout(&out)
 }

@@ -23,6 +23,7 @@ use crate::transcript;
 use crate::transcript::entry::{Entry, Millis};
 use checkpoint::{Checkpoint, CheckpointRef, FileState};
 
+pub mod analyze;
 pub mod capture;
 pub mod checkpoint;
 mod journaled;

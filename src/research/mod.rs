@@ -7,9 +7,11 @@
 //! the analyses read ([`SessionRecord`]). The rules are documented in `docs/research.md`.
 
 pub mod features;
+pub mod summary;
 pub mod tokens;
 pub mod tracker;
 
 pub use features::{LineFeatures, PromptFeatures, Source};
+pub use summary::SessionSummary;
 pub use tokens::{TokenKind, TokenSet};
 pub use tracker::{Compaction, ContextTracker, Part, SessionRecord, Snapshot, Step};

@@ -85,6 +85,13 @@ pub struct Snapshot {
     pub cache_read_tokens: u64,
     /// Its cache writes.
     pub cache_creation_tokens: u64,
+    /// Of those, written to the 1-hour cache (priced apart).
+    pub cache_creation_1h_tokens: u64,
+    /// Its output tokens: in a snapshot from [`ContextTracker::push`], as its first line
+    /// says; in [`SessionRecord::calls`], the largest count of all its lines.
+    pub output_tokens: u64,
+    /// Priced as a fast response.
+    pub fast: bool,
     /// Uncached input tokens of the main chain so far, this call included.
     pub input_total: u64,
     /// Output tokens of the main chain so far (each response at its largest count seen
@@ -191,6 +198,10 @@ pub struct SessionRecord {
     pub cwd: Option<String>,
     /// The git branch of its first line with one.
     pub git_branch: Option<String>,
+    /// Uncached input tokens of all its main-chain calls.
+    pub input_total: u64,
+    /// Output tokens of all its main-chain calls (each at its largest count).
+    pub output_total: u64,
 }
 
 /// Follows one session's main chain; see the module doc.
@@ -198,8 +209,8 @@ pub struct SessionRecord {
 pub struct ContextTracker {
     record: SessionRecord,
     window: u64,
-    /// Responses seen (identity key) → the largest output count seen.
-    responses: HashMap<u64, u64>,
+    /// Responses seen (identity key) → the largest output count seen, and the call's index.
+    responses: HashMap<u64, (u64, usize)>,
     input_total: u64,
     output_total: u64,
     /// What was added since the previous call, by source key, in bytes.
@@ -257,14 +268,15 @@ impl ContextTracker {
         let mut snapshot = None;
         if let Some(r) = &e.response {
             match self.responses.get_mut(&r.key) {
-                Some(out) => {
+                Some((out, i)) => {
                     if r.tokens.output > *out {
                         self.output_total += r.tokens.output - *out;
                         *out = r.tokens.output;
+                        self.record.calls[*i].output_tokens = *out;
                     }
                 }
                 None => {
-                    self.responses.insert(r.key, r.tokens.output);
+                    self.responses.insert(r.key, (r.tokens.output, self.record.calls.len()));
                     self.input_total += r.tokens.input;
                     self.output_total += r.tokens.output;
                     snapshot = Some(self.call(e, r));
@@ -304,7 +316,9 @@ impl ContextTracker {
     }
 
     /// The record of everything pushed.
-    pub fn finish(self) -> SessionRecord {
+    pub fn finish(mut self) -> SessionRecord {
+        self.record.input_total = self.input_total;
+        self.record.output_total = self.output_total;
         self.record
     }
 
@@ -353,6 +367,9 @@ impl ContextTracker {
             input_tokens: r.tokens.input,
             cache_read_tokens: r.tokens.cache_read,
             cache_creation_tokens: r.tokens.cache_creation,
+            cache_creation_1h_tokens: r.tokens.cache_creation_1h,
+            output_tokens: r.tokens.output,
+            fast: r.fast,
             input_total: self.input_total,
             output_total: self.output_total,
             window: self.window,

@@ -24,8 +24,8 @@ mod apply;
 mod emit;
 mod lifecycle;
 mod session;
-use session::{Pending, Projects};
-pub use session::{Session, SessionSnapshot, State, tool_label};
+use session::Pending;
+pub use session::{Projects, Session, SessionSnapshot, State, tool_label};
 
 /// How sessions become projects on the `project` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]

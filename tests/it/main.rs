@@ -1,6 +1,7 @@
 //! One integration-test binary; each module is a scenario or a shared helper.
 
 mod accuracy;
+mod analyze;
 mod api;
 mod approvals_e2e;
 mod attribution;

@@ -150,6 +150,7 @@ fn pending_calls_and_subagents_are_counted_at_each_call() {
     let names: Vec<&str> = s.composition.iter().map(|p| p.source.as_str()).collect();
     assert_eq!(names, ["assistant_output", "tool_result:Read", "other"]);
     assert_eq!(s.output_total, 7, "the second line's 9 comes after the snapshot");
+    assert_eq!((snaps[1].output_tokens, s.output_tokens, r.output_total), (7, 9, 9), "the record has the largest");
     let tool_results = r.steps.iter().filter(|s| matches!(s, Step::ToolResult { tool, .. } if tool == "Read")).count();
     assert_eq!(tool_results, 1);
 }

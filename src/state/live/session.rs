@@ -195,15 +195,17 @@ pub(super) struct Pending {
     pub(super) name: String,
 }
 
-/// `cwd` → unique project label.
+/// `cwd` → unique project label: the shortest suffix of the working directory (a
+/// worktree's repository) that no other directory has taken.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(super) struct Projects {
+pub struct Projects {
     by_key: HashMap<String, String>,
     taken: HashSet<String>,
 }
 
 impl Projects {
-    pub(super) fn label(&mut self, mode: ProjectLabel, cwd: Option<&str>, slug: &str) -> String {
+    /// The label of a session in `cwd` (`slug`: its project folder's name), as `mode` says.
+    pub fn label(&mut self, mode: ProjectLabel, cwd: Option<&str>, slug: &str) -> String {
         match mode {
             ProjectLabel::None => return String::new(),
             ProjectLabel::Slug => return metrics::label_value(slug),

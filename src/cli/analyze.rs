@@ -1,0 +1,282 @@
+//! `analyze`: the context research over history, as JSON (and a static HTML report).
+//!
+//! In: the transcript folders ([`SourceArgs`]), filters choosing sessions, an output
+//! folder. Out: `analyze.json` (every chosen session's summary and the analyses, in the
+//! documented schema `docs/analyze.schema.json`), `sessions/<id>.json` (each session's
+//! context trajectory: a snapshot per main-chain call), and `report.html`. No transcript
+//! text is written: the research features are sizes, counts and hashes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+
+use super::SourceArgs;
+use crate::engine::analyze::{self, Found, Read};
+use crate::research::summary::SessionSummary;
+use crate::research::tracker::{Compaction, SessionRecord, Snapshot};
+use crate::state::live::Projects;
+use crate::transcript::entry::{Millis, Tokens};
+
+/// The schema name written in `analyze.json` (bumped when a field changes meaning).
+pub const SCHEMA: &str = "claude-sessions/analyze/1";
+
+/// The flags of `analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Where transcripts are.
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// The folder to write `analyze.json`, `report.html` and `sessions/` into (created).
+    #[arg(long, value_name = "DIR", default_value = "claude-sessions-analysis")]
+    pub out: PathBuf,
+
+    /// Print `analyze.json` on standard output instead of writing files.
+    #[arg(long)]
+    pub stdout: bool,
+
+    /// Only these sessions (repeatable; an id or its first characters).
+    #[arg(long = "session", value_name = "ID")]
+    pub sessions: Vec<String>,
+
+    /// Only sessions matching this filter: comma-separated `key=value` with keys
+    /// `project`, `branch`, `model`, `since`, `until` (dates `YYYY-MM-DD`, UTC), `session`.
+    #[arg(long, value_name = "FILTER")]
+    pub only: Option<String>,
+
+    /// Threads that read and analyze files.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub threads: u64,
+}
+
+/// Which sessions a filter keeps; every given part must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Project label.
+    pub project: Option<String>,
+    /// Git branch.
+    pub branch: Option<String>,
+    /// A model the session used (exact, or a prefix such as `claude-opus`).
+    pub model: Option<String>,
+    /// Started at or after (ms).
+    pub since: Option<Millis>,
+    /// Started before (ms).
+    pub until: Option<Millis>,
+    /// Session id prefixes (any).
+    pub sessions: Vec<String>,
+}
+
+impl std::str::FromStr for Filter {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Filter> {
+        let mut f = Filter::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').with_context(|| format!("filter part {part:?}: expected key=value"))?;
+            let v = v.trim().to_owned();
+            match k.trim() {
+                "project" => f.project = Some(v),
+                "branch" => f.branch = Some(v),
+                "model" => f.model = Some(v),
+                "since" => f.since = Some(day(&v)?),
+                "until" => f.until = Some(day(&v)?),
+                "session" => f.sessions.push(v),
+                other => {
+                    anyhow::bail!("filter key {other:?}: expected one of project, branch, model, since, until, session")
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// `YYYY-MM-DD` → ms at 00:00 UTC.
+fn day(s: &str) -> anyhow::Result<Millis> {
+    crate::transcript::entry::parse_timestamp(&format!("{s}T00:00:00Z"))
+        .with_context(|| format!("date {s:?}: expected YYYY-MM-DD"))
+}
+
+impl Filter {
+    /// Whether `s` passes.
+    pub fn keeps(&self, s: &SessionSummary) -> bool {
+        self.project.as_ref().is_none_or(|p| *p == s.project)
+            && self.branch.as_ref().is_none_or(|b| s.branch.as_ref() == Some(b))
+            && self.model.as_ref().is_none_or(|m| s.models.iter().any(|x| x.starts_with(m.as_str())))
+            && self.since.is_none_or(|t| s.first_ts.is_some_and(|f| f >= t))
+            && self.until.is_none_or(|t| s.first_ts.is_some_and(|f| f < t))
+            && (self.sessions.is_empty() || self.sessions.iter().any(|p| s.id.starts_with(p.as_str())))
+    }
+}
+
+/// One session in `analyze.json`.
+#[derive(Debug, Serialize)]
+pub struct SessionOut {
+    /// Its numbers.
+    #[serde(flatten)]
+    pub summary: SessionSummary,
+    /// Its compactions.
+    pub compaction_list: Vec<Compaction>,
+}
+
+/// Everything over the chosen sessions.
+#[derive(Debug, Default, Serialize)]
+pub struct Totals {
+    /// Sessions.
+    pub sessions: usize,
+    /// Main-chain calls.
+    pub calls: usize,
+    /// Compactions.
+    pub compactions: usize,
+    /// Tokens added to contexts, by source.
+    pub composition: BTreeMap<String, i64>,
+    /// Share of the added tokens from tool results.
+    pub tool_result_share: f64,
+}
+
+/// `analyze.json`.
+#[derive(Debug, Serialize)]
+pub struct Output {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// `claude-sessions <version>`.
+    pub generated_by: String,
+    /// What was read.
+    pub read: Read,
+    /// Over all chosen sessions.
+    pub totals: Totals,
+    /// The chosen sessions, in path order.
+    pub sessions: Vec<SessionOut>,
+}
+
+/// What a worker keeps of a session.
+struct Kept {
+    summary: SessionSummary,
+    cwd: Option<String>,
+    slug: String,
+    calls: Vec<Snapshot>,
+    compactions: Vec<Compaction>,
+}
+
+/// Run the analysis and write its files (or print the JSON). Errors: bad flags or
+/// source settings, an output folder that cannot be written.
+pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
+    let settings = args.source.settings()?;
+    let mut filter: Filter = args.only.as_deref().unwrap_or("").parse()?;
+    filter.sessions.extend(args.sessions.iter().cloned());
+    let pricing = &settings.aggregator.pricing;
+    let price = |c: &Snapshot| {
+        let t = Tokens {
+            input: c.input_tokens,
+            output: c.output_tokens,
+            cache_creation: c.cache_creation_tokens,
+            cache_creation_1h: c.cache_creation_1h_tokens,
+            cache_read: c.cache_read_tokens,
+        };
+        pricing.cost(&c.model, &t, c.fast)
+    };
+    let summarize = |f: Found<'_>| -> Option<Kept> {
+        let r: SessionRecord = f.record;
+        if r.calls.is_empty() && r.steps.is_empty() {
+            return None;
+        }
+        Some(Kept {
+            summary: SessionSummary::of(&r, String::new(), &price),
+            cwd: r.cwd.clone(),
+            slug: f.info.slug.clone(),
+            calls: r.calls,
+            compactions: r.compactions,
+        })
+    };
+    let (kept, read) = analyze::analyze(&settings, args.threads as usize, &summarize);
+    // Project labels in path order, as the metrics give them.
+    let mut projects = Projects::default();
+    let mut chosen = Vec::new();
+    for mut k in kept {
+        k.summary.project = projects.label(settings.aggregator.project_label, k.cwd.as_deref(), &k.slug);
+        if filter.keeps(&k.summary) {
+            chosen.push(k);
+        }
+    }
+    let mut totals = Totals { sessions: chosen.len(), ..Totals::default() };
+    for k in &chosen {
+        totals.calls += k.summary.calls;
+        totals.compactions += k.summary.compactions;
+        for (src, n) in &k.summary.composition {
+            *totals.composition.entry(src.clone()).or_default() += n;
+        }
+    }
+    let added: i64 = totals.composition.values().sum();
+    let tools: i64 = totals.composition.iter().filter(|(k, _)| k.starts_with("tool_result:")).map(|(_, v)| v).sum();
+    totals.tool_result_share = if added > 0 { tools as f64 / added as f64 } else { 0.0 };
+
+    let mut trajectories = Vec::new();
+    let sessions = chosen
+        .into_iter()
+        .map(|k| {
+            trajectories.push((k.summary.id.clone(), k.calls));
+            SessionOut { summary: k.summary, compaction_list: k.compactions }
+        })
+        .collect();
+    let out =
+        Output { schema: SCHEMA, generated_by: format!("claude-sessions {}", crate::VERSION), read, totals, sessions };
+    if args.stdout {
+        let mut s = serde_json::to_string_pretty(&out)?;
+        s.push('\n');
+        return super::print_stdout(&s);
+    }
+    write_all(&args.out, &out, &trajectories)?;
+    eprintln!(
+        "analyze: {} sessions, {} calls, {} compactions from {} files ({:.1} MB) → {}",
+        out.totals.sessions,
+        out.totals.calls,
+        out.totals.compactions,
+        out.read.files,
+        out.read.bytes as f64 / 1e6,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// A session's trajectory file.
+#[derive(Serialize)]
+struct TrajectoryFile<'a> {
+    schema: &'static str,
+    session_id: &'a str,
+    calls: &'a [Snapshot],
+}
+
+fn write_all(dir: &Path, out: &Output, trajectories: &[(String, Vec<Snapshot>)]) -> anyhow::Result<()> {
+    let sessions = dir.join("sessions");
+    std::fs::create_dir_all(&sessions).with_context(|| format!("cannot create {}", sessions.display()))?;
+    write(&dir.join("analyze.json"), &serde_json::to_vec_pretty(out)?)?;
+    for (id, calls) in trajectories {
+        let name = format!("{}.json", id.replace(['/', '\\', '.'], "_"));
+        let file = TrajectoryFile { schema: "claude-sessions/trajectory/1", session_id: id, calls };
+        write(&sessions.join(name), &serde_json::to_vec(&file)?)?;
+    }
+    Ok(())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_and_refuse_unknown_keys() {
+        let f: Filter = "project=app, branch=main,model=claude-opus,since=2026-01-02,session=4d56".parse().unwrap();
+        assert_eq!(f.project.as_deref(), Some("app"));
+        assert_eq!(f.since, Some(1_767_312_000_000));
+        assert_eq!(f.sessions, ["4d56"]);
+        assert!("colour=red".parse::<Filter>().is_err());
+        assert!("since=yesterday".parse::<Filter>().is_err());
+        assert!("project".parse::<Filter>().is_err());
+        assert_eq!("".parse::<Filter>().unwrap(), Filter::default());
+    }
+}
