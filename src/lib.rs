@@ -21,6 +21,7 @@ pub mod control;
 pub mod engine;
 pub mod events;
 pub mod report;
+pub mod research;
 pub mod rules;
 pub mod server;
 pub mod sinks;
