@@ -4,9 +4,13 @@
 //! plus the research features of each line ([`LineFeatures`]: sizes, hashes, salient
 //! tokens; never text). Out: per session, the context after each main-chain call and
 //! what filled it ([`ContextTracker`], [`Snapshot`]), its compactions, and the steps
-//! the analyses read ([`SessionRecord`]). The rules are documented in `docs/research.md`.
+//! the analyses read ([`SessionRecord`]); statistics for comparing groups of sessions
+//! ([`stats`]) and inline SVG charts for the static HTML report ([`charts`]). The rules
+//! are documented in `docs/research.md`.
 
+pub mod charts;
 pub mod features;
+pub mod stats;
 pub mod summary;
 pub mod tokens;
 pub mod tracker;
