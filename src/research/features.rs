@@ -403,18 +403,29 @@ impl Marks {
 
 /// Whether a text reports tests passing: `test result: ok`, `N passed`, `PASSED`,
 /// `OK (`, `Tests: … passed`, `All tests passed`.
+/// `0 passed` does not count.
 pub fn says_pass(text: &str) -> bool {
-    ["test result: ok", " passed", "PASSED", "OK (", "All tests passed", "tests passed"]
-        .iter()
-        .any(|m| text.contains(m))
+    ["test result: ok", "PASSED", "OK (", "All tests passed", "tests passed"].iter().any(|m| text.contains(m))
+        || counted(text, " passed")
 }
 
 /// Whether a text reports tests failing: `test result: FAILED`, `N failed`, `FAILED`,
 /// `FAIL `, `failures:`, `AssertionError`.
+/// `0 failed` (cargo's and pytest's summary of a passing run) does not count.
 pub fn says_fail(text: &str) -> bool {
-    ["test result: FAILED", " failed", "FAILED", "FAIL ", "failures:", "AssertionError", "Tests failed"]
+    ["test result: FAILED", "FAILED", "FAIL ", "failures:", "AssertionError", "Tests failed"]
         .iter()
         .any(|m| text.contains(m))
+        || counted(text, " failed")
+}
+
+/// Whether `marker` occurs in `text` other than right after a count of zero (`0 failed`).
+fn counted(text: &str, marker: &str) -> bool {
+    text.match_indices(marker).any(|(i, _)| {
+        let before = text[..i].trim_end_matches(|c: char| c.is_ascii_digit());
+        let digits = &text[before.len()..i];
+        digits.is_empty() || digits.bytes().any(|b| b != b'0')
+    })
 }
 
 /// Features of a prompt made of the raw JSON strings `raws`.

@@ -76,3 +76,14 @@ fn other_lines_add_what_they_are() {
     );
     assert_eq!(f.version.as_deref(), Some("2.1.39"));
 }
+
+#[test]
+fn a_count_of_zero_is_not_a_pass_or_a_failure() {
+    assert!(says_pass("test result: ok. 5 passed; 0 failed; 0 ignored"));
+    assert!(!says_fail("test result: ok. 5 passed; 0 failed; 0 ignored"));
+    assert!(!says_fail("===== 12 passed, 0 failed in 0.3s ====="));
+    assert!(
+        says_fail("4 passed; 10 failed") && says_fail("build failed") && says_fail("test result: FAILED. 0 passed")
+    );
+    assert!(!says_pass("0 passed; 3 failed") && says_pass("10 passed"));
+}

@@ -1,37 +1,9 @@
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
+use crate::research::testing::{fixture, real_files, records as track};
 use crate::transcript::parse_line;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real")
-}
-
-fn jsonl_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            jsonl_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "jsonl") {
-            out.push(p);
-        }
-    }
-}
-
-/// Every session of one file through its own tracker: (session id → snapshots, record).
-fn track(path: &Path) -> BTreeMap<String, SessionRecord> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut trackers: BTreeMap<String, ContextTracker> = BTreeMap::new();
-    for l in text.lines() {
-        let Ok(line) = parse_line(l.as_bytes()) else { continue };
-        let e = Entry::from_line(&line);
-        let Some(s) = e.session_id.as_deref() else { continue };
-        let f = LineFeatures::read(l, &e);
-        trackers.entry(s.to_owned()).or_insert_with(|| ContextTracker::new(s)).push(&e, &f);
-    }
-    trackers.into_iter().map(|(k, t)| (k, t.finish())).collect()
-}
 
 /// The main chain's calls, counted here from the JSON: the first line of each
 /// (message.id, requestId), not a sidechain, not synthetic, with usage; its prompt tokens.
@@ -59,7 +31,7 @@ fn independent_series(path: &Path, session: &str) -> Vec<u64> {
 
 #[test]
 fn the_compacted_session_matches_its_boundary_and_its_usage() {
-    let path = fixtures().join("spotter/transcripts/4d5611e5-241a-462a-8d15-5122611a9569.jsonl");
+    let path = fixture("real/spotter/transcripts/4d5611e5-241a-462a-8d15-5122611a9569.jsonl");
     let id = "4d5611e5-241a-462a-8d15-5122611a9569";
     let records = track(&path);
     let r = &records[id];
@@ -86,8 +58,7 @@ fn the_compacted_session_matches_its_boundary_and_its_usage() {
 
 #[test]
 fn every_calls_composition_sums_to_its_growth_over_all_fixtures() {
-    let mut files = Vec::new();
-    jsonl_files(&fixtures(), &mut files);
+    let files = real_files();
     assert!(files.len() >= 20, "{} fixture files", files.len());
     let (mut calls, mut with_tool_results) = (0, 0);
     for f in &files {
