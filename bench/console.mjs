@@ -173,10 +173,22 @@ async function open(s, want, withProfile) {
     }
   }
   const marks = await p.page.evaluate(() => ({ ...window.__bench }));
+  // What the timeline holds once all is shown: rows in event order, each kept call once.
+  const check = await p.page.evaluate(() => {
+    const rows = [...document.querySelectorAll('#timeline > li')];
+    const ids = rows.map(r => Number(r.dataset.event));
+    return {
+      in_order: ids.every((x, i) => i === 0 || ids[i - 1] < x),
+      calls_shown: rows.filter(r => r.dataset.kind === 'tool_use').length,
+      running: rows.filter(r => r.classList.contains('running')).length,
+      results_alone: rows.filter(r => r.dataset.kind === 'tool_result').length,
+    };
+  });
   const after = await metrics(p.cdp);
   const d = k => Math.round((after[k] - before[k]) * 1000);
   return {
     page: p, open_ms: opened.open, rows_at_open: opened.rowsAtOpen, all_ms: marks.all, presses,
+    ...check,
     script_ms: d('ScriptDuration'), layout_ms: d('LayoutDuration'), style_ms: d('RecalcStyleDuration'), task_ms: d('TaskDuration'),
     top,
   };
@@ -283,6 +295,8 @@ const FIELDS = [
   ['all_ms', 'open: all kept calls shown (ms)'],
   ['rows_at_open', 'rows at open'],
   ['presses', '"Load earlier" presses'],
+  ['calls_shown', 'calls shown after all (= calls kept)'],
+  ['results_alone', 'results shown without their call'],
   ['script_ms', 'open+all: script (ms)'],
   ['layout_ms', 'open+all: layout (ms)'],
   ['style_ms', 'open+all: style (ms)'],
