@@ -85,7 +85,7 @@ async function api(path) {
   for (let i = 0; i < 5; i++) runs.push(await timedGet(path));
   const last = JSON.parse(runs.at(-1).body);
   return {
-    path, status: runs[0].status, bytes: runs[0].bytes, events: last.events?.length ?? null, truncated: last.truncated ?? null,
+    path, status: runs[0].status, bytes: runs[0].bytes, events: last.events?.length ?? null, truncated: last.truncated ?? null, more: last.more ?? null,
     headers_ms: median(runs.map(r => r.headersMs)), total_ms: median(runs.map(r => r.totalMs)),
   };
 }
@@ -266,7 +266,8 @@ try {
     results[s.label] = {
       calls: s.calls, kept_events: s.want.events, kept_calls: s.want.calls,
       api_all: await api(`/api/sessions/${s.id}/events`),
-      api_page: page.status === 200 && page.events <= 1000 ? page : null,
+      // A daemon that pages says `more`; an older one answers everything.
+      api_page: page.status === 200 && page.more != null ? page : null,
       runs: [],
     };
   }
@@ -341,8 +342,10 @@ for (const [label, r] of Object.entries(results)) {
     for (const f of r.profile) console.log(`  ${String(f.self_ms).padStart(6)} ms  ${f.fn}`);
   }
 }
+const disorder = Object.entries(results).flatMap(([l, r]) => r.runs.filter(x => !x.in_order).map(() => l));
+console.log(`\ntimeline rows in event order: ${disorder.length ? `NO (${disorder.join(', ')})` : 'yes, every run'}`);
 const problems = messages.filter(m => m.type === 'error' || m.type === 'pageerror' || m.type === 'warning');
 console.log(`\nbrowser console: ${messages.length} messages, ${problems.length} errors/warnings`);
 for (const m of problems.slice(0, 10)) console.log(`  [${m.page}] ${m.type}: ${m.text}`);
 console.log(JSON.stringify({ bench: 'console', reps, live_calls: liveCalls, summary, results, console: messages }));
-if (problems.length) process.exitCode = 1;
+if (problems.length || disorder.length) process.exitCode = 1;
