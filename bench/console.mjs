@@ -17,10 +17,11 @@
 //   the open from the DevTools Performance domain (script, layout, style).
 // * keys: per-key latency of k (the first jumps to the last row) and j: keydown to the
 //   task after the next frame, in-page;
-// * live: M more calls appended to the transcript with the page at the tail: time until
+// * live (after all opens, `--reps` times in a row on the last page opened): M more calls
+//   appended to the transcript with the page at the tail: time until
 //   the stream (a separate `/api/events` client) has the last call ("server") and until its
 //   row is on the page ("shown");
-// * heap: JS heap after a forced GC, and DOM nodes, after the live append.
+// * heap: JS heap after a forced GC, and DOM nodes, after the live appends.
 //
 // Prints a table (median of --reps; ratios to the first session) and one JSON line.
 
@@ -164,7 +165,7 @@ async function open(s, want, withProfile) {
     const more = await p.page.$('#load-earlier:not([hidden]):not([disabled])');
     if (more) {
       const rows = await p.page.evaluate(() => document.getElementById('timeline').childElementCount);
-      await more.click();
+      await more.evaluate(b => b.click()); // not a scroll to it: scrolling up to it loads by itself
       presses++;
       await p.page.waitForFunction(n => document.getElementById('timeline').childElementCount > n || window.__bench.all != null,
         rows, { timeout: 30000, polling: 'raf' });
@@ -261,28 +262,38 @@ try {
   for (const s of sessions) {
     await waitCalls(s.id, s.calls);
     s.next = s.calls + 10; // live calls get numbers after the generated ones
-    s.want = await keptCalls(s.id);
     const page = (await api(`/api/sessions/${s.id}/events?limit=1000`));
     results[s.label] = {
-      calls: s.calls, kept_events: s.want.events, kept_calls: s.want.calls,
+      calls: s.calls, ...await keptCalls(s.id).then(w => ({ kept_events: w.events, kept_calls: w.calls })),
       api_all: await api(`/api/sessions/${s.id}/events`),
       // A daemon that pages says `more`; an older one answers everything.
       api_page: page.status === 200 && page.more != null ? page : null,
       runs: [],
     };
   }
+  // Opens and keys first (the sessions as written), then the live appends, `reps` in a
+  // row on the last open page of each session (each run adds `liveCalls` calls).
+  const last = {};
   for (let r = 0; r < reps; r++) {
     for (const s of sessions) {
-      const o = await open(s, s.want, profile && r === 0 && s === sessions.at(-1));
+      const want = await keptCalls(s.id);
+      const o = await open(s, want, profile && r === 0 && s === sessions.at(-1));
       const k = await keys(o.page.page);
-      const l = await live(s, o.page.page, s.next);
-      s.next += liveCalls;
-      const h = await heap(o.page);
-      await o.page.ctx.close();
       const { page: _, top, ...rest } = o;
       if (top) results[s.label].profile = top;
-      results[s.label].runs.push({ ...rest, ...k, ...l, ...h });
+      results[s.label].runs.push({ ...rest, ...k });
+      if (r === reps - 1) last[s.label] = o.page;
+      else await o.page.ctx.close();
     }
+  }
+  for (const s of sessions) {
+    const p = last[s.label];
+    for (let r = 0; r < reps; r++) {
+      Object.assign(results[s.label].runs[r], await live(s, p.page, s.next));
+      s.next += liveCalls;
+    }
+    Object.assign(results[s.label].runs[reps - 1], await heap(p));
+    await p.ctx.close();
   }
 } catch (e) {
   console.error(String(e && e.stack || e));
