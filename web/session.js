@@ -5,7 +5,11 @@
 // Past events come from the server's per-session history joined with the page's own
 // stream; new ones are appended as they arrive. Rendering is incremental: an event adds
 // (or updates) its own row, batched once per frame, so thousands of events never redraw
-// the list; rows off screen cost no layout (`content-visibility` in style.css).
+// the list; rows off screen cost no layout (`content-visibility` in style.css). A long
+// session opens with its latest PAGE events (what costs is building and laying out rows,
+// see bench/console.sh); earlier pages are put above them by "Load earlier" (a button,
+// scrolling up to it, or k on the first row). The numbers come from the server's session
+// snapshot and the chart from all kept context events, so neither depends on the pages.
 
 import { decisionButtons } from './control.js';
 import { el, fmtCost, fmtDuration, fmtNum, fmtTime, perFrame } from './util.js';
@@ -13,6 +17,8 @@ import { el, fmtCost, fmtDuration, fmtNum, fmtTime, perFrame } from './util.js';
 const LANES = 6;
 const CHART_W = 600;
 const CHART_H = 120;
+/** Events per page of history: the latest page opens the view, earlier ones on demand. */
+const PAGE = 1000;
 
 export class SessionView {
   constructor(store, approvals, controls) {
@@ -26,6 +32,17 @@ export class SessionView {
     this.notice = document.getElementById('s-notice');
     this.chart = document.getElementById('chart');
     this.chartLabel = document.getElementById('chart-label');
+    this.earlier = document.getElementById('load-earlier');
+    this.earlier.addEventListener('click', () => this.loadEarlier());
+    // Scrolling up to the button loads the page before (a scroll down never does).
+    let lastY = window.scrollY;
+    window.addEventListener('scroll', () => {
+      const up = window.scrollY < lastY;
+      lastY = window.scrollY;
+      if (!up || !this.more || this.earlier.hidden) return;
+      const r = this.earlier.getBoundingClientRect();
+      if (r.bottom > 0 && r.top < window.innerHeight) this.loadEarlier();
+    }, { passive: true });
     this.id = null;
     this.queue = [];
     this.flushSoon = perFrame(() => this.flush());
@@ -58,8 +75,17 @@ export class SessionView {
     this.toolRows = new Map();
     this.approvalRows = new Map();
     this.lanes = new Map();
-    this.points = [];
-    this.compactions = [];
+    /** Context sizes (event id → [ts, tokens]) and compactions (id → ts) of all kept events. */
+    this.growth = new Map();
+    this.compactions = new Map();
+    /** Results shown alone (their call is older than the loaded pages): tool_use_id → {row, e}. */
+    this.orphans = new Map();
+    /** The oldest event loaded from the history; earlier ones are kept when `more`. */
+    this.oldest = null;
+    this.more = false;
+    this.earlier.hidden = true;
+    /** Prompts are numbered once the timeline starts where the session did. */
+    this.numbered = true;
     this.cost = 0;
     this.counts = { tools: 0, errors: 0, prompts: 0, spawns: 0 };
     this.content = false;
@@ -76,13 +102,79 @@ export class SessionView {
     this.title.textContent = id;
     this.drawStats();
     this.drawChart();
-    const { events, truncated } = await this.store.history(id);
+    const [latest, context] = await Promise.all([
+      this.store.history(id, { limit: PAGE }),
+      this.store.history(id, { type: 'context_growth,compaction' }),
+    ]);
     if (this.id !== id) return;
+    for (const e of context.events) this.contextPoint(e);
+    const { events, truncated, more } = latest;
     this.loading = false;
+    this.more = more;
+    this.oldest = events.length ? events[0].id : null;
+    this.numbered = !more;
     // Live events that arrived meanwhile join the history, once each, in order.
     this.queue = [...events, ...this.queue];
-    if (truncated) this.say('Earlier events of this session are no longer kept; the timeline starts later.');
+    if (truncated && !more) this.say(TRUNCATED);
     this.flush();
+    this.earlier.hidden = !more;
+  }
+
+  /** Put the page before the oldest loaded event above the timeline, where the reader was. */
+  async loadEarlier() {
+    const id = this.id;
+    if (!id || this.loading || this.loadingEarlier || !this.more) return;
+    this.loadingEarlier = true;
+    this.earlier.disabled = true;
+    try {
+      const { events, truncated, more } = await this.store.history(id, { limit: PAGE, before: this.oldest });
+      if (id !== this.id) return;
+      this.more = more && events.length > 0;
+      if (events.length) this.oldest = events[0].id;
+      const rows = this.list.children;
+      const selected = rows[this.selected];
+      // Replies of this page must not take the place of the latest ones (live tokens go there).
+      const lastReply = this.lastReply;
+      this.lastReply = new Map();
+      const frag = document.createDocumentFragment();
+      for (const e of events) {
+        if (this.seen.has(e.id)) continue;
+        this.seen.add(e.id);
+        const row = this.add(e);
+        if (row) frag.append(row);
+      }
+      this.lastReply = lastReply;
+      const first = this.list.firstElementChild;
+      const top = first?.getBoundingClientRect().top;
+      this.list.prepend(frag);
+      if (first) window.scrollBy(0, first.getBoundingClientRect().top - top);
+      if (selected) this.selected = Array.prototype.indexOf.call(rows, selected);
+      if (!this.more) {
+        this.renumber();
+        if (truncated) this.say(TRUNCATED);
+      }
+      this.drawSoon();
+    } finally {
+      this.loadingEarlier = false;
+      this.earlier.disabled = false;
+      if (id === this.id) this.earlier.hidden = !this.more;
+    }
+  }
+
+  /** Number the prompts (once the timeline starts with the session's first). */
+  renumber() {
+    let n = 0;
+    for (const r of this.list.querySelectorAll('li[data-kind="prompt"]')) {
+      n++;
+      if (!r.dataset.agent) r.querySelector('.what b').textContent = `Prompt ${n}`;
+    }
+    this.counts.prompts = n;
+    this.numbered = true;
+  }
+
+  contextPoint(e) {
+    if (e.type === 'context_growth' && !e.agent_id) this.growth.set(e.id, [e.ts_ms, e.cumulative]);
+    if (e.type === 'compaction') this.compactions.set(e.id, e.ts_ms);
   }
 
   say(text) {
@@ -100,7 +192,8 @@ export class SessionView {
     const batch = this.queue.splice(0, 1500);
     const frag = document.createDocumentFragment();
     for (const e of batch) {
-      if (this.seen.has(e.id)) continue;
+      // Older than the loaded pages (a re-read after a lag): "Load earlier" brings those.
+      if (this.seen.has(e.id) || (this.oldest != null && e.id < this.oldest)) continue;
       this.seen.add(e.id);
       const row = this.add(e);
       if (row) frag.append(row);
@@ -138,7 +231,7 @@ export class SessionView {
       case 'message': {
         if (e.role === 'user') {
           this.counts.prompts++;
-          return row('prompt', 'prompt', el('b', { text: e.agent_id ? 'Task prompt' : `Prompt ${this.counts.prompts}` }),
+          return row('prompt', 'prompt', el('b', { text: e.agent_id ? 'Task prompt' : this.numbered ? `Prompt ${this.counts.prompts}` : 'Prompt' }),
             e.text ? el('span', { class: 'text', text: e.text }) : null);
         }
         const u = e.usage || {};
@@ -166,29 +259,26 @@ export class SessionView {
         r.dataset.tool = e.name;
         r.dataset.since = e.ts_ms;
         this.toolRows.set(e.tool_use_id, r);
+        // Its result came with a later page: it joins its call.
+        const orphan = this.orphans.get(e.tool_use_id);
+        if (orphan) {
+          this.orphans.delete(e.tool_use_id);
+          orphan.row.remove();
+          this.finish(r, orphan.e);
+        }
         return r;
       }
       case 'tool_result': {
         const r = this.toolRows.get(e.tool_use_id);
-        const detail = [e.duration_ms != null ? fmtDuration(e.duration_ms) : '', e.content_bytes != null ? `${fmtNum(e.content_bytes)} B` : '']
-          .filter(Boolean).join(' · ');
         if (!r) {
-          // Its call is older than what is kept: the result alone.
-          return row('tool_result', e.is_error ? 'result error' : 'result',
-            el('b', { text: `${e.name} result` }), el('span', { class: 'muted', text: detail }),
+          // Its call is older than what is loaded (or kept): the result alone.
+          const alone = row('tool_result', e.is_error ? 'result error' : 'result',
+            el('b', { text: `${e.name} result` }), el('span', { class: 'muted', text: resultDetail(e) }),
             e.is_error ? el('span', { class: 'errtag', text: 'error' }) : null);
+          this.orphans.set(e.tool_use_id, { row: alone, e });
+          return alone;
         }
-        r.classList.remove('running');
-        delete r.dataset.since;
-        if (e.is_error) {
-          this.counts.errors++;
-          r.classList.add('error');
-          r.querySelector('.what').append(el('span', { class: 'errtag', text: 'error' }));
-        }
-        const bar = r.querySelector('.durbar');
-        if (e.duration_ms != null) bar.style.width = `${barWidth(e.duration_ms)}%`;
-        r.querySelector('.durtext').textContent = detail || 'done';
-        if (e.output) r.append(el('pre', { class: 'output', text: e.output }));
+        this.finish(r, e);
         return null;
       }
       case 'agent_spawn':
@@ -196,11 +286,11 @@ export class SessionView {
         return row('agent_spawn', 'spawn', el('b', { text: `Sub-agent: ${e.agent_type}` }),
           e.description ? el('span', { class: 'text', text: e.description }) : null);
       case 'compaction':
-        this.compactions.push(e.ts_ms);
+        this.contextPoint(e);
         return row('compaction', 'compaction', el('b', { text: `Compaction (${e.trigger})` }),
           el('span', { class: 'muted', text: e.tokens_before != null ? `${fmtNum(e.tokens_before)} → ${e.tokens_after != null ? fmtNum(e.tokens_after) : '?'} tokens` : '' }));
       case 'context_growth':
-        if (!e.agent_id) this.points.push([e.ts_ms, e.cumulative]);
+        this.contextPoint(e);
         return null;
       case 'api_error':
         return row('api_error', 'error', el('b', { text: 'API error' }), el('span', { text: e.kind }));
@@ -244,6 +334,21 @@ export class SessionView {
     }
   }
 
+  /** A call's row takes its result. */
+  finish(r, e) {
+    r.classList.remove('running');
+    delete r.dataset.since;
+    if (e.is_error) {
+      this.counts.errors++;
+      r.classList.add('error');
+      r.querySelector('.what').append(el('span', { class: 'errtag', text: 'error' }));
+    }
+    const bar = r.querySelector('.durbar');
+    if (e.duration_ms != null) bar.style.width = `${barWidth(e.duration_ms)}%`;
+    r.querySelector('.durtext').textContent = resultDetail(e) || 'done';
+    if (e.output) r.append(el('pre', { class: 'output', text: e.output }));
+  }
+
   /** Running calls show their age. */
   tickPending() {
     if (!this.id) return;
@@ -279,7 +384,9 @@ export class SessionView {
   /** The main conversation's context size over time, with the window and compactions. */
   drawChart() {
     const s = this.store.sessions.get(this.id);
-    const pts = this.points;
+    // By event id: pages and live events may add points out of order.
+    const pts = [...this.growth].sort((a, b) => a[0] - b[0]).map(p => p[1]);
+    const compactions = [...this.compactions.values()];
     const window = s?.context_window || 200000;
     const max = Math.max(window, ...pts.map(p => p[1]));
     const t0 = pts.length ? pts[0][0] : 0;
@@ -287,7 +394,7 @@ export class SessionView {
     const x = t => ((t - t0) / (t1 - t0)) * CHART_W;
     const y = v => CHART_H - (v / max) * (CHART_H - 4);
     const kids = [el('line', { x1: 0, x2: CHART_W, y1: y(window), y2: y(window), class: 'limit' })];
-    for (const c of this.compactions) {
+    for (const c of compactions) {
       if (pts.length && c >= t0) kids.push(el('line', { x1: x(c), x2: x(c), y1: 0, y2: CHART_H, class: 'compact' }));
     }
     if (pts.length) {
@@ -301,7 +408,7 @@ export class SessionView {
     }
     this.chart.replaceChildren(...kids);
     this.chartLabel.textContent = pts.length
-      ? `${fmtNum(pts.at(-1)[1])} of ${fmtNum(window)} tokens · ${this.compactions.length} compaction${this.compactions.length === 1 ? '' : 's'} · timeline cost ${fmtCost(this.cost)}`
+      ? `${fmtNum(pts.at(-1)[1])} of ${fmtNum(window)} tokens · ${compactions.length} compaction${compactions.length === 1 ? '' : 's'} · timeline cost ${fmtCost(this.cost)}`
       : 'no context data yet';
   }
 
@@ -309,6 +416,7 @@ export class SessionView {
   move(d) {
     const rows = this.list.children;
     if (!rows.length) return;
+    if (d < 0 && this.selected === 0 && this.more) { this.loadEarlier(); return; }
     rows[this.selected]?.classList.remove('selected');
     this.selected = Math.max(0, Math.min(rows.length - 1, this.selected < 0 ? (d > 0 ? 0 : rows.length - 1) : this.selected + d));
     rows[this.selected].classList.add('selected');
@@ -317,8 +425,17 @@ export class SessionView {
 
   close() {
     this.id = null;
+    this.more = false;
+    this.earlier.hidden = true;
     this.list.replaceChildren();
   }
+}
+
+const TRUNCATED = 'Earlier events of this session are no longer kept; the timeline starts later.';
+
+function resultDetail(e) {
+  return [e.duration_ms != null ? fmtDuration(e.duration_ms) : '', e.content_bytes != null ? `${fmtNum(e.content_bytes)} B` : '']
+    .filter(Boolean).join(' · ');
 }
 
 function replyDetail(r) {

@@ -188,18 +188,22 @@ export class Store extends EventTarget {
   /**
    * A session's past events: the server's history (`/api/sessions/{id}/events`) joined
    * with what this page received, by id, oldest first. `truncated`: older ones are gone.
+   * `query` asks for a page (`limit`, `before`: the latest `limit` before that id; `type`):
+   * `more` then says whether earlier ones are kept. The page's own events join only the
+   * latest page of all types (they are newer than anything before it).
    */
-  async history(id) {
+  async history(id, query = {}) {
     let server = { events: [], truncated: false };
+    const q = new URLSearchParams(Object.entries(query).filter(([, v]) => v != null)).toString();
     try {
-      const r = await fetch(`/api/sessions/${encodeURIComponent(id)}/events`, { credentials: 'same-origin' });
+      const r = await fetch(`/api/sessions/${encodeURIComponent(id)}/events${q ? `?${q}` : ''}`, { credentials: 'same-origin' });
       if (r.ok) server = await r.json();
     } catch (_) { /* the page's own buffer is all there is */ }
     const byId = new Map();
     for (const e of server.events) byId.set(e.id, e);
-    for (const e of this.buffers.get(id) || []) byId.set(e.id, e);
+    if (query.before == null && query.type == null) for (const e of this.buffers.get(id) || []) byId.set(e.id, e);
     const events = [...byId.values()].sort((a, b) => a.id - b.id);
-    return { events, truncated: !!server.truncated && events.length > 0 };
+    return { events, truncated: !!server.truncated && events.length > 0, more: !!server.more };
   }
 
   emit(type, detail) {

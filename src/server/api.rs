@@ -5,7 +5,9 @@
 //! * `GET /api/sessions/{id}`: one snapshot, or a 404 JSON error.
 //! * `GET /api/sessions/{id}/events`: the session's recent events, oldest first
 //!   ([`crate::server::history`]: the latest 5,000 of each of the 64 sessions with the latest
-//!   events), and `last_event_id` to resume `/api/events` after.
+//!   events), and `last_event_id` to resume `/api/events` after. A page of them with
+//!   `?limit=N&before=ID` (the latest N with a smaller id; `more` says whether earlier ones
+//!   are kept) and `type=`, `tool=`, `agent=` as below ([`crate::server::history::Select`]).
 //! * `GET /api/events` (`?project=&session=&type=&tool=&agent=`, as [`Filter::from_pairs`]):
 //!   first a `snapshot` event (the live sessions), then one SSE event per bus event
 //!   (`id:` its sequence number, `event:` its type, `data:` its JSON). A client that
@@ -84,7 +86,11 @@ pub(crate) fn handle<B>(api: &Api, req: &Request<B>) -> Response<HttpBody> {
         "/api/events" => events(api, req, &pairs),
         _ => match path.strip_prefix("/api/sessions/").map(percent_decode) {
             Some(id) if id.strip_suffix("/events").is_some_and(|s| !s.is_empty() && !s.contains('/')) => {
-                json(StatusCode::OK, &api.history.page(id.strip_suffix("/events").unwrap_or_default()))
+                let session = id.strip_suffix("/events").unwrap_or_default();
+                match crate::server::history::Select::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+                    Ok(sel) => json(StatusCode::OK, &api.history.select(session, sel.as_ref())),
+                    Err(e) => error(StatusCode::BAD_REQUEST, &e),
+                }
             }
             Some(id) if !id.is_empty() && !id.contains('/') => match api.sessions.get(&id) {
                 Some(s) => json(StatusCode::OK, &s),

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::events::{Bus, Event};
+use crate::events::{Bus, Event, Filter};
 
 /// Events kept per session (the latest).
 pub const PER_SESSION: usize = 5000;
@@ -63,6 +63,48 @@ pub struct Page {
     pub last_event_id: u64,
     /// Earlier events of the session are missing (over [`PER_SESSION`], or lost before they were kept).
     pub truncated: bool,
+    /// Only for a [`Select`]ed page: kept events that match it precede its first event (ask
+    /// again with `before` = that event's id). Absent from the plain answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub more: Option<bool>,
+}
+
+/// A page of a session's kept events: `GET /api/sessions/{id}/events?limit=N&before=ID&type=…`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Select {
+    /// At most this many (the latest that match).
+    pub limit: Option<usize>,
+    /// Only events with a smaller id.
+    pub before: Option<u64>,
+    /// Only events of these types, tools or lanes (`type`, `tool`, `agent` as in `/api/events`).
+    pub filter: Filter,
+}
+
+impl Select {
+    /// From query pairs: `None` when none of `limit`, `before`, `type`/`kind`, `tool`, `agent`
+    /// is given (the plain answer); an error for a bad value (`limit` must be at least 1,
+    /// `before` an event id, `type` a known event type).
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Result<Option<Select>, String> {
+        let mut sel = Select::default();
+        let mut any = false;
+        for (k, v) in pairs.clone() {
+            match k {
+                "limit" => {
+                    sel.limit =
+                        Some(v.parse().ok().filter(|n| *n > 0).ok_or(format!("limit={v:?}: a whole number >= 1"))?);
+                }
+                "before" => sel.before = Some(v.parse().map_err(|_| format!("before={v:?}: an event id"))?),
+                "type" | "kind" | "tool" | "agent" => {}
+                _ => continue,
+            }
+            any = true;
+        }
+        let only = pairs.into_iter().filter(|(k, _)| matches!(*k, "type" | "kind" | "tool" | "agent"));
+        sel.filter = Filter::from_pairs(only)?;
+        Ok(any.then_some(sel))
+    }
 }
 
 impl History {
@@ -140,13 +182,34 @@ impl History {
 
     /// The kept events of `session` (an empty page, marked truncated, for a session not kept).
     pub fn page(&self, session: &str) -> Page {
+        self.select(session, None)
+    }
+
+    /// The kept events of `session` that `sel` picks, oldest first (all of them for `None`,
+    /// as [`History::page`]): those before `sel.before` that match its filter, the latest
+    /// `sel.limit` of them; `more` says whether earlier ones match too.
+    pub fn select(&self, session: &str, sel: Option<&Select>) -> Page {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let kept = inner.sessions.get(session);
+        let all = kept.map(|k| &k.events);
+        let (events, more) = match (all, sel) {
+            (None, s) => (Vec::new(), s.map(|_| false)),
+            (Some(all), None) => (all.iter().cloned().collect(), None),
+            (Some(all), Some(s)) => {
+                // Kept in id order: the events before `before` are a prefix.
+                let end = s.before.map_or(all.len(), |b| all.partition_point(|e| e.id < b));
+                let mut older = all.range(..end).rev().filter(|e| s.filter.matches(e));
+                let mut events: Vec<Arc<Event>> = older.by_ref().take(s.limit.unwrap_or(usize::MAX)).cloned().collect();
+                events.reverse();
+                (events, Some(older.next().is_some()))
+            }
+        };
         Page {
             session_id: session.to_owned(),
-            events: kept.map(|k| k.events.iter().cloned().collect()).unwrap_or_default(),
+            events,
             last_event_id: inner.last_id,
             truncated: kept.is_none_or(|k| k.truncated),
+            more,
         }
     }
 }

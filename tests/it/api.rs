@@ -668,3 +668,116 @@ fn malformed_lines_and_unreadable_files_give_error_events_without_content() {
     assert!(!message.contains("SECRET"), "content in an error event: {message}");
     d.stop();
 }
+
+/// `GET /api/sessions/{id}/events?limit=N&before=ID&type=…`: pages of the kept events, in
+/// order, `more` while earlier ones match; the plain answer unchanged; bad values → 400.
+#[test]
+fn session_history_pages_with_limit_and_before() {
+    let root = daemon::empty_root();
+    let state = tempfile::tempdir().unwrap();
+    let d = start(root.path(), state.path());
+    let (sse, _) = events(&d, "", &[]);
+    let file = root.path().join("projects/-w-pages/s-pages.jsonl");
+    for n in 0..5 {
+        daemon::append(&file, turn("s-pages", "pages", n, "ls").as_bytes());
+    }
+    sse.until(Duration::from_secs(5), "the last result", |e| is_result_of(e, "toolu_s-pages_4"));
+    let get = |query: &str| {
+        let (status, _, body) = d.get(&format!("/api/sessions/s-pages/events{query}"), &[]);
+        (status, serde_json::from_slice::<Value>(&body).unwrap_or_else(|e| panic!("{query}: not JSON ({e})")))
+    };
+    let ids = |v: &Value| v["events"].as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect::<Vec<_>>();
+    // The history reads the bus on its own task: wait until it has the last result.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let plain = loop {
+        let (status, v) = get("");
+        assert_eq!(status, 200);
+        if v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["tool_use_id"] == "toolu_s-pages_4" && e["type"] == "tool_result")
+        {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "the history never got the last result: {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let all = ids(&plain);
+    let n = all.len();
+    assert!(n >= 15, "three events a turn at least: {n}");
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "oldest first: {all:?}");
+    // The plain answer is as before the parameters: no `more`.
+    let keys: Vec<&str> = plain.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["events", "last_event_id", "session_id", "truncated"]);
+    assert_eq!(plain["truncated"], false);
+
+    let page = |query: &str, want: &[u64], more: bool| {
+        let (status, v) = get(query);
+        assert_eq!(status, 200, "{query}: {v}");
+        assert_eq!(ids(&v), want, "{query}");
+        assert_eq!(v["more"], more, "{query}: more");
+        assert_eq!(v["truncated"], false, "{query}: truncated");
+        assert_eq!(v["session_id"], "s-pages");
+        assert_eq!(v["last_event_id"], plain["last_event_id"], "{query}");
+    };
+    page("?limit=4", &all[n - 4..], true);
+    page(&format!("?limit=4&before={}", all[n - 4]), &all[n - 8..n - 4], true);
+    page(&format!("?before={}", all[3]), &all[..3], false);
+    page(&format!("?limit=3&before={}", all[2]), &all[..2], false);
+    page(&format!("?limit=2&before={}", all[2]), &all[..2], false);
+    page("?limit=100000", &all, false);
+    page("?before=0", &[], false);
+    page(&format!("?before={}", all[n - 1] + 1000), &all, false);
+    // Paging the pages back from the latest gives every event once, in order.
+    let (mut got, mut before) = (Vec::new(), None::<u64>);
+    loop {
+        let (_, v) = get(&format!("?limit=4{}", before.map(|b| format!("&before={b}")).unwrap_or_default()));
+        let mut p = ids(&v);
+        before = p.first().copied();
+        p.extend(got);
+        got = p;
+        if v["more"] == false {
+            break;
+        }
+    }
+    assert_eq!(got, all);
+    // Filters as in /api/events, before the limit.
+    let calls: Vec<u64> = plain["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "tool_use")
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(calls.len(), 5);
+    page("?type=tool_use", &calls, false);
+    page("?type=tool_use&limit=2", &calls[3..], true);
+    page(&format!("?type=tool_use&tool=shell&before={}", calls[1]), &calls[..1], false);
+    page("?type=tool_use&tool=Edit", &[], false);
+
+    // A session not kept: empty, truncated, nothing more.
+    let (status, _, body) = d.get("/api/sessions/nobody/events?limit=5", &[]);
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (&v["events"], &v["truncated"], &v["more"]),
+        (&serde_json::json!([]), &Value::Bool(true), &Value::Bool(false))
+    );
+
+    for (query, what) in [
+        ("?limit=0", "limit"),
+        ("?limit=-1", "limit"),
+        ("?limit=abc", "limit"),
+        ("?limit=", "limit"),
+        ("?before=x", "before"),
+        ("?before=-3", "before"),
+        ("?limit=2&type=nope", "nope"),
+    ] {
+        let (status, headers, body) = d.get(&format!("/api/sessions/s-pages/events{query}"), &[]);
+        assert_eq!(status, 400, "{query}");
+        assert!(headers.iter().any(|(k, v)| k == "content-type" && v == "application/json"), "{query}");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["error"].as_str().is_some_and(|e| e.contains(what)), "{query}: {v}");
+    }
+}
