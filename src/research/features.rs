@@ -87,6 +87,8 @@ pub struct PromptFeatures {
     pub pasted_error: bool,
     /// A fenced code block (```).
     pub code_block: bool,
+    /// It corrects the turn before (see [`is_correction`]).
+    pub correction: bool,
 }
 
 /// What research reads from one line.
@@ -451,7 +453,9 @@ fn prompt_features(raws: &[&str]) -> Option<PromptFeatures> {
     ];
     let first = t.split_whitespace().next().unwrap_or("").trim_end_matches([',', ':']).to_ascii_lowercase();
     let mentions = t.split_whitespace().filter(|w| w.starts_with('@') && w.len() > 1).count() as u64;
-    let paths = TokenSet::of(t)
+    // A slash command's own name (`/review`) is not a file.
+    let body = if t.starts_with('/') { t.split_once(char::is_whitespace).map_or("", |(_, rest)| rest) } else { t };
+    let paths = TokenSet::of(body)
         .as_slice()
         .iter()
         .filter(|h| super::tokens::TokenKind::of(**h) == super::tokens::TokenKind::Path)
@@ -476,7 +480,36 @@ fn prompt_features(raws: &[&str]) -> Option<PromptFeatures> {
         question: t.ends_with('?') || QUESTION_WORDS.contains(&first.as_str()),
         pasted_error: errors || frames > 0,
         code_block: t.contains("```"),
+        correction: is_correction(t),
     })
+}
+
+/// Whether a prompt reads as a correction of the turn before: its first word (lowercase,
+/// `’` read as `'`, trailing `, . ! : ;` dropped) is `no`, `nope`, `not`, `actually`,
+/// `wait`, `stop`, `instead`, `revert`, `undo`, `don't`, `dont` or `wrong`, or it starts
+/// with `that's wrong`, `that is wrong`, `that's not`, `that is not`, `this is wrong`,
+/// `this is not`, `it still` or `still`.
+pub fn is_correction(prompt: &str) -> bool {
+    const WORDS: [&str; 12] =
+        ["no", "nope", "not", "actually", "wait", "stop", "instead", "revert", "undo", "don't", "dont", "wrong"];
+    const PHRASES: [&str; 8] = [
+        "that's wrong",
+        "that is wrong",
+        "that's not",
+        "that is not",
+        "this is wrong",
+        "this is not",
+        "it still",
+        "still",
+    ];
+    let start: String = prompt.trim_start().chars().take(40).collect::<String>().to_lowercase().replace('’', "'");
+    let first = start.split_whitespace().next().unwrap_or("").trim_end_matches([',', '.', '!', ':', ';']);
+    WORDS.contains(&first)
+        || PHRASES.iter().any(|p| {
+            start
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.chars().next().is_none_or(|c| !(c.is_alphanumeric() || c == '_')))
+        })
 }
 
 #[cfg(test)]

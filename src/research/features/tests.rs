@@ -19,6 +19,9 @@ fn a_prompt_is_user_text_with_its_features() {
     assert_eq!((p.lines, p.file_mentions), (2, 1));
     let f = read(r#"{"type":"user","message":{"role":"user","content":"/review the diff"}}"#);
     assert!(f.prompt.unwrap().slash_command);
+    assert_eq!(f.prompt.unwrap().file_mentions, 0, "the command's name is not a file");
+    let f = read(r#"{"type":"user","message":{"role":"user","content":"/review src/main.rs"}}"#);
+    assert_eq!(f.prompt.unwrap().file_mentions, 1);
     let f =
         read(r#"{"type":"user","isMeta":true,"message":{"role":"user","content":[{"type":"text","text":"caveat"}]}}"#);
     assert_eq!((f.added.clone(), f.prompt), (vec![(Source::Meta, 8)], None));
@@ -86,4 +89,31 @@ fn a_count_of_zero_is_not_a_pass_or_a_failure() {
         says_fail("4 passed; 10 failed") && says_fail("build failed") && says_fail("test result: FAILED. 0 passed")
     );
     assert!(!says_pass("0 passed; 3 failed") && says_pass("10 passed"));
+}
+
+#[test]
+fn a_correction_starts_with_a_word_or_phrase_that_undoes() {
+    for yes in [
+        "No, use the other file",
+        "no.",
+        "Actually, keep the old name",
+        "Wait! that breaks the build",
+        "Don’t touch the tests",
+        "dont",
+        "That's wrong: it should be 4096",
+        "that is not what I asked",
+        "It still fails",
+        "Revert that",
+        "undo the last edit",
+        "Instead, write a test first",
+    ] {
+        assert!(is_correction(yes), "{yes}");
+    }
+    for no in ["Now run the tests", "Notice the header", "Stopwatch is a crate", "still_ok is a name", "Fix it", ""] {
+        assert!(!is_correction(no), "{no}");
+    }
+    let f = read(r#"{"type":"user","message":{"role":"user","content":"No, the other test"}}"#);
+    assert!(f.prompt.unwrap().correction);
+    let f = read(r#"{"type":"user","message":{"role":"user","content":"Run the other test"}}"#);
+    assert!(!f.prompt.unwrap().correction);
 }
