@@ -5,13 +5,17 @@
 //! tokens; never text). Out: per session, the context after each main-chain call and
 //! what filled it ([`ContextTracker`], [`Snapshot`]), its compactions, and the steps
 //! the analyses read ([`SessionRecord`]); from a record, each compaction and what it
-//! summarised ([`CompactionReport`]) and the session's trajectory ([`Trajectory`]);
-//! statistics for comparing groups of sessions ([`stats`]) and inline SVG charts for the
-//! static HTML report ([`charts`]). The rules are documented in `docs/research.md`.
+//! summarised ([`CompactionReport`]), the session's trajectory ([`Trajectory`]), which
+//! tool results the model used ([`SessionInfluence`]) and its prompts against their
+//! turns ([`PromptRecord`]); statistics for comparing groups of sessions ([`stats`]) and
+//! inline SVG charts for the static HTML report ([`charts`]). The rules are documented in
+//! `docs/research.md`.
 
 pub mod charts;
 pub mod compaction;
 pub mod features;
+pub mod influence;
+pub mod prompts;
 pub mod stats;
 pub mod summary;
 pub mod tokens;
@@ -20,6 +24,8 @@ pub mod trajectory;
 
 pub use compaction::{CompactionReport, CompactionStats};
 pub use features::{LineFeatures, PromptFeatures, Source};
+pub use influence::{Matched, ResultInfluence, SessionInfluence, ToolInfluence};
+pub use prompts::{Outcome, Patterns, PromptRecord};
 pub use summary::SessionSummary;
 pub use tokens::{TokenKind, TokenSet};
 pub use tracker::{Compaction, ContextTracker, Part, SessionRecord, Snapshot, Step};
