@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::features::PromptFeatures;
+use super::stats;
 use super::summary::PriceFn;
 use super::tracker::{SessionRecord, Snapshot, Step};
 use crate::transcript::entry::Millis;
@@ -226,9 +227,9 @@ pub fn outcome_value(o: &Outcome, name: &str) -> Option<f64> {
     }
 }
 
-/// Count, mean and median of some values.
+/// Count, mean and median of one group's values (those that are finite).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
+pub struct Group {
     /// Values.
     pub n: usize,
     /// Their mean (`None` when there are none).
@@ -238,18 +239,14 @@ pub struct Summary {
     pub median: Option<f64>,
 }
 
-impl Summary {
-    /// The summary of `values`.
-    pub fn of(mut values: Vec<f64>) -> Summary {
-        values.sort_by(f64::total_cmp);
-        let n = values.len();
-        let mean = (n > 0).then(|| values.iter().sum::<f64>() / n as f64);
-        let median = match n {
-            0 => None,
-            _ if n % 2 == 1 => Some(values[n / 2]),
-            _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
-        };
-        Summary { n, mean, median }
+impl Group {
+    /// The figures of `values`.
+    pub fn of(values: &[f64]) -> Group {
+        Group {
+            n: values.iter().filter(|v| v.is_finite()).count(),
+            mean: stats::mean(values),
+            median: stats::median(values),
+        }
     }
 }
 
@@ -261,9 +258,9 @@ pub struct Comparison {
     /// The outcome (one of [`OUTCOMES`] or [`CORRECTED`]).
     pub outcome: &'static str,
     /// The outcome over the prompts with the feature (those where it has a value).
-    pub with: Summary,
+    pub with: Group,
     /// The outcome over the prompts without it.
-    pub without: Summary,
+    pub without: Group,
 }
 
 /// Spearman's rank correlation of prompt length (characters) with one outcome.
@@ -311,14 +308,14 @@ pub fn patterns(prompts: &[PromptRecord]) -> Patterns {
         let with = prompts.iter().filter(|p| has(p)).count();
         features.push(FeatureCount { feature, with, without: prompts.len() - with });
         for &outcome in &outcomes {
-            let values = |want: bool| {
+            let values = |want: bool| -> Vec<f64> {
                 prompts.iter().filter(|p| has(p) == want).filter_map(|p| outcome_value(&p.outcome, outcome)).collect()
             };
             comparisons.push(Comparison {
                 feature,
                 outcome,
-                with: Summary::of(values(true)),
-                without: Summary::of(values(false)),
+                with: Group::of(&values(true)),
+                without: Group::of(&values(false)),
             });
         }
     }

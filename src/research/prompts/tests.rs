@@ -107,17 +107,17 @@ fn features_are_related_to_outcomes_over_the_prompts() {
         pat.comparisons.iter().find(|c| c.feature == feature && c.outcome == outcome).unwrap().clone()
     };
     let q = c("question", "duration_ms");
-    assert_eq!(q.with, Summary { n: 1, mean: Some(12_000.0), median: Some(12_000.0) });
-    assert_eq!(q.without, Summary { n: 3, mean: Some(46_000.0 / 3.0), median: Some(11_000.0) });
+    assert_eq!(q.with, Group { n: 1, mean: Some(12_000.0), median: Some(12_000.0) });
+    assert_eq!(q.without, Group { n: 3, mean: Some(46_000.0 / 3.0), median: Some(11_000.0) });
     // The unpriced turn has no cost: it is left out, not counted as 0.
     let cost = c("question", "cost_usd");
-    assert_eq!(cost.without, Summary { n: 2, mean: Some(460.0), median: Some(460.0) });
+    assert_eq!(cost.without, Group { n: 2, mean: Some(460.0), median: Some(460.0) });
     let e = c("pasted_error", "tool_errors");
     assert_eq!((e.with.mean, e.without.mean, e.without.median), (Some(0.0), Some(2.0 / 3.0), Some(1.0)));
     // The pasted error was followed by a correction; the last prompt has no follow-up.
     let k = c("pasted_error", CORRECTED);
     assert_eq!((k.with.n, k.with.mean, k.without.n, k.without.mean), (1, Some(1.0), 2, Some(0.0)));
-    assert_eq!(c("long", "calls").with, Summary { n: 0, mean: None, median: None });
+    assert_eq!(c("long", "calls").with, Group { n: 0, mean: None, median: None });
     // Length against duration: ranks (2,1,4,3) and (3,1,4,2), Σd² = 2, ρ = 1 − 12/60.
     let d = pat.length.iter().find(|x| x.outcome == "duration_ms").unwrap();
     assert_eq!(d.n, 4);
@@ -132,7 +132,7 @@ fn spearman_ranks_ties_and_refuses_what_it_cannot_say() {
     assert_eq!(spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
     assert_eq!(spearman(&[1.0, 2.0], &[1.0, 2.0]), None, "too few");
     assert_eq!(spearman(&[1.0, 2.0, 3.0], &[7.0, 7.0, 7.0]), None, "constant");
-    assert_eq!(Summary::of(vec![3.0, 1.0, 2.0, 10.0]), Summary { n: 4, mean: Some(4.0), median: Some(2.5) });
+    assert_eq!(Group::of(&[3.0, 1.0, 2.0, 10.0]), Group { n: 4, mean: Some(4.0), median: Some(2.5) });
 }
 
 #[test]
