@@ -224,18 +224,14 @@ impl LineFeatures {
                 Some("tool_result") => {
                     let Some(id) = &b.tool_use_id else { continue };
                     let content = b.content.map_or("", |c| c.get());
-                    let mut tokens = Builder::default();
-                    let mut marks = Marks::default();
-                    each_text(content, &mut |piece| {
-                        tokens.push(piece);
-                        marks.push(piece);
-                    });
-                    let (says_pass, says_fail) = marks.finish();
+                    let mut text = String::new();
+                    each_text(content, &mut |piece| text.push_str(piece));
+                    let (says_pass, says_fail) = test_marks(&text);
                     self.tool_results.push(ResultFeatures {
                         tool_use_id: (**id).into(),
                         bytes: content.len() as u64,
                         is_error: b.is_error.unwrap_or(false),
-                        tokens: tokens.finish(),
+                        tokens: TokenSet::of(&text),
                         says_pass,
                         says_fail,
                     });
@@ -334,18 +330,54 @@ fn each_text(raw: &str, out: &mut dyn FnMut(&str)) {
     }
 }
 
-/// Hand on every string value in a raw JSON value, unescaped (keys are skipped).
+/// Hand on every string value in a raw JSON value, unescaped (keys are skipped), as the
+/// parser reads them: no tree is built.
 fn each_string(raw: &str, out: &mut dyn FnMut(&str)) {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(raw) else { return };
-    fn walk(v: &serde_json::Value, out: &mut dyn FnMut(&str)) {
-        match v {
-            serde_json::Value::String(s) => out(s),
-            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            serde_json::Value::Object(o) => o.values().for_each(|x| walk(x, out)),
-            _ => {}
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    struct Strings<'f>(&'f mut dyn FnMut(&str));
+    impl<'de> DeserializeSeed<'de> for Strings<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
         }
     }
-    walk(&v, out);
+    impl<'de> Visitor<'de> for Strings<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_str<E>(self, s: &str) -> Result<(), E> {
+            (self.0)(s);
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Strings(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while map.next_key::<IgnoredAny>()?.is_some() {
+                map.next_value_seed(Strings(&mut *self.0))?;
+            }
+            Ok(())
+        }
+    }
+    let mut d = serde_json::Deserializer::from_str(raw);
+    let _ = Strings(out).deserialize(&mut d);
 }
 
 /// Words that make a `Bash` command a test run: a test runner, or a build tool's test
@@ -376,58 +408,52 @@ pub fn is_test_command(command: &str) -> bool {
     })
 }
 
-/// Pass and fail markers in a result's text, read in pieces.
-#[derive(Default)]
-struct Marks {
-    tail: String,
-    pass: bool,
-    fail: bool,
-}
-
-impl Marks {
-    fn push(&mut self, piece: &str) {
-        // Markers are short: look at each piece with the end of the one before.
-        let mut s = std::mem::take(&mut self.tail);
-        s.push_str(piece);
-        self.pass |= says_pass(&s);
-        self.fail |= says_fail(&s);
-        let mut cut = s.len().saturating_sub(32);
-        while !s.is_char_boundary(cut) {
-            cut += 1;
-        }
-        self.tail = s[cut..].to_owned();
-    }
-
-    fn finish(self) -> (bool, bool) {
-        (self.pass, self.fail)
-    }
-}
-
 /// Whether a text reports tests passing: `test result: ok`, `N passed`, `PASSED`,
 /// `OK (`, `Tests: … passed`, `All tests passed`.
 /// `0 passed` does not count.
 pub fn says_pass(text: &str) -> bool {
-    ["test result: ok", "PASSED", "OK (", "All tests passed", "tests passed"].iter().any(|m| text.contains(m))
-        || counted(text, " passed")
+    test_marks(text).0
 }
 
 /// Whether a text reports tests failing: `test result: FAILED`, `N failed`, `FAILED`,
 /// `FAIL `, `failures:`, `AssertionError`.
 /// `0 failed` (cargo's and pytest's summary of a passing run) does not count.
 pub fn says_fail(text: &str) -> bool {
-    ["test result: FAILED", "FAILED", "FAIL ", "failures:", "AssertionError", "Tests failed"]
-        .iter()
-        .any(|m| text.contains(m))
-        || counted(text, " failed")
+    test_marks(text).1
 }
 
-/// Whether `marker` occurs in `text` other than right after a count of zero (`0 failed`).
-fn counted(text: &str, marker: &str) -> bool {
-    text.match_indices(marker).any(|(i, _)| {
-        let before = text[..i].trim_end_matches(|c: char| c.is_ascii_digit());
-        let digits = &text[before.len()..i];
-        digits.is_empty() || digits.bytes().any(|b| b != b'0')
-    })
+/// ([`says_pass`], [`says_fail`]) of `text`, in one pass over it.
+pub fn test_marks(text: &str) -> (bool, bool) {
+    const PASS: [&str; 6] = ["test result: ok", "PASSED", "OK (", "All tests passed", "tests passed", " passed"];
+    const FAIL: [&str; 7] = ["test result: FAILED", "FAILED", "FAIL ", "failures:", "AssertionError", "Tests failed", " failed"];
+    static MARKS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::new(PASS.iter().chain(FAIL.iter())).expect("fixed patterns")
+    });
+    let (mut pass, mut fail) = (false, false);
+    for m in MARKS.find_overlapping_iter(text) {
+        let id = m.pattern().as_usize();
+        let marker = if id < PASS.len() { PASS[id] } else { FAIL[id - PASS.len()] };
+        // ` passed` / ` failed` count only after a count that is not zero (or no count).
+        if (marker == " passed" || marker == " failed") && !counted(text, m.start()) {
+            continue;
+        }
+        if id < PASS.len() {
+            pass = true;
+        } else {
+            fail = true;
+        }
+        if pass && fail {
+            break;
+        }
+    }
+    (pass, fail)
+}
+
+/// Whether the marker at `at` is not right after a count of zero (`0 failed`).
+fn counted(text: &str, at: usize) -> bool {
+    let before = text[..at].trim_end_matches(|c: char| c.is_ascii_digit());
+    let digits = &text[before.len()..at];
+    digits.is_empty() || digits.bytes().any(|b| b != b'0')
 }
 
 /// Features of a prompt made of the raw JSON strings `raws`.

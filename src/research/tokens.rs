@@ -111,47 +111,46 @@ impl TokenSet {
 }
 
 /// Builds a [`TokenSet`] from text given in pieces (as JSON unescaping hands it on).
+///
+/// Text is read a line at a time (no word or error line spans a line end), straight
+/// from the pieces; only a line cut by a piece boundary is copied, to join it.
 #[derive(Debug, Default)]
 pub struct Builder {
     tokens: Vec<u64>,
-    /// The current word and the current line, carried over piece boundaries.
-    word: String,
-    line: String,
-    line_long: bool,
+    /// The start of a line whose end is in a later piece.
+    pending: String,
 }
 
 const LINE_MAX: usize = 200;
+const WORD_MAX: usize = 512;
 
 impl Builder {
     /// Read the next piece of the text.
     pub fn push(&mut self, piece: &str) {
-        for c in piece.chars() {
-            if c == '\n' {
-                self.end_word();
-                self.end_line();
-                continue;
-            }
-            if !self.line_long {
-                if self.line.len() + c.len_utf8() > LINE_MAX {
-                    self.line_long = true;
-                } else {
-                    self.line.push(c);
-                }
-            }
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-' | ':') {
-                if self.word.len() < 512 {
-                    self.word.push(c);
-                }
-            } else {
-                self.end_word();
-            }
+        let mut rest = piece;
+        if !self.pending.is_empty() {
+            let Some(i) = memchr::memchr(b'\n', rest.as_bytes()) else {
+                self.pending.push_str(rest);
+                return;
+            };
+            let mut line = std::mem::take(&mut self.pending);
+            line.push_str(&rest[..i]);
+            self.line(&line);
+            line.clear();
+            self.pending = line;
+            rest = &rest[i + 1..];
         }
+        while let Some(i) = memchr::memchr(b'\n', rest.as_bytes()) {
+            self.line(&rest[..i]);
+            rest = &rest[i + 1..];
+        }
+        self.pending.push_str(rest);
     }
 
     /// The set of everything pushed.
     pub fn finish(mut self) -> TokenSet {
-        self.end_word();
-        self.end_line();
+        let last = std::mem::take(&mut self.pending);
+        self.line(&last);
         self.shrink();
         TokenSet(self.tokens)
     }
@@ -171,52 +170,66 @@ impl Builder {
         self.tokens.push(h | (kind.tag() << 62));
     }
 
-    fn end_word(&mut self) {
-        if self.word.is_empty() {
-            return;
-        }
-        let word = std::mem::take(&mut self.word);
-        let w = word.trim_matches(|c| matches!(c, '.' | ':' | '-'));
-        if !w.is_empty() {
-            if is_path(w) {
-                self.add(TokenKind::Path, w);
-            } else {
-                for part in w.split(['.', '/', ':', '-']) {
-                    if is_identifier(part) {
-                        self.add(TokenKind::Identifier, part);
-                    }
-                }
+    /// The words of one line, and the line itself when it reports an error.
+    fn line(&mut self, line: &str) {
+        let b = line.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if !is_word_byte(b[i]) {
+                i += 1;
+                continue;
             }
-            let bytes = w.as_bytes();
-            let mut i = 0;
-            while i < bytes.len() {
-                if bytes[i].is_ascii_digit() {
-                    let start = i;
-                    while i < bytes.len() && bytes[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                    if i - start >= 3 {
-                        self.add(TokenKind::Number, &w[start..i]);
-                    }
-                } else {
-                    i += 1;
-                }
+            let start = i;
+            while i < b.len() && is_word_byte(b[i]) {
+                i += 1;
             }
+            // Word bytes are ASCII: any cut is a character boundary.
+            self.word(&line[start..i.min(start + WORD_MAX)]);
         }
-        self.word = word;
-        self.word.clear();
-    }
-
-    fn end_line(&mut self) {
-        let line = std::mem::take(&mut self.line);
-        let t = line.trim();
+        let mut end = line.len().min(LINE_MAX);
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        let t = line[..end].trim();
         if !t.is_empty() && says_error(t) {
             self.add(TokenKind::ErrorLine, t);
         }
-        self.line = line;
-        self.line.clear();
-        self.line_long = false;
     }
+
+    fn word(&mut self, word: &str) {
+        let w = word.trim_matches(|c| matches!(c, '.' | ':' | '-'));
+        if w.is_empty() {
+            return;
+        }
+        if is_path(w) {
+            self.add(TokenKind::Path, w);
+        } else {
+            for part in w.split(['.', '/', ':', '-']) {
+                if is_identifier(part) {
+                    self.add(TokenKind::Identifier, part);
+                }
+            }
+        }
+        let bytes = w.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i].is_ascii_digit() {
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                if i - start >= 3 {
+                    self.add(TokenKind::Number, &w[start..i]);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-' | b':')
 }
 
 fn is_path(w: &str) -> bool {
@@ -248,9 +261,13 @@ fn is_identifier(p: &str) -> bool {
 }
 
 fn says_error(line: &str) -> bool {
-    const WORDS: [&str; 5] = ["error", "failed", "panicked", "exception", "traceback"];
-    let lower = line.to_ascii_lowercase();
-    WORDS.iter().any(|w| lower.contains(w))
+    static WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(["error", "failed", "panicked", "exception", "traceback"])
+            .expect("fixed patterns")
+    });
+    WORDS.is_match(line)
 }
 
 #[cfg(test)]
