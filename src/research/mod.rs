@@ -5,10 +5,12 @@
 //! tokens; never text). Out: per session, the context after each main-chain call and
 //! what filled it ([`ContextTracker`], [`Snapshot`]), its compactions, and the steps
 //! the analyses read ([`SessionRecord`]); statistics for comparing groups of sessions
-//! ([`stats`]) and inline SVG charts for the static HTML report ([`charts`]). The rules
+//! ([`stats`]), what a context holds by source call by call ([`composition`]), and inline
+//! SVG charts for the static HTML report ([`charts`]). The rules
 //! are documented in `docs/research.md`.
 
 pub mod charts;
+pub mod composition;
 pub mod features;
 pub mod stats;
 pub mod summary;

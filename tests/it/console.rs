@@ -41,8 +41,13 @@ pub fn browser_tools(script: &str) -> Option<(PathBuf, PathBuf)> {
     if !chromium.is_file() {
         missing.push(format!("chromium at {}", chromium.display()));
     }
-    if !root.join("tests/browser/node_modules/playwright-core/package.json").is_file() {
-        missing.push("playwright-core in tests/browser/node_modules".to_owned());
+    // Every package tests/browser/package.json names (playwright-core, ajv, ...).
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("tests/browser/package.json")).unwrap()).unwrap();
+    for name in manifest["dependencies"].as_object().unwrap().keys() {
+        if !root.join("tests/browser/node_modules").join(name).join("package.json").is_file() {
+            missing.push(format!("{name} in tests/browser/node_modules"));
+        }
     }
     if missing.is_empty() {
         return Some((PathBuf::from("node"), script));
