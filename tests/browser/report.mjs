@@ -53,7 +53,8 @@ await run(async result => {
     await page.goto(url, { waitUntil: 'load' });
     result[scheme] = await inspect(page);
     if (shots) {
-      await page.screenshot({ path: `${shots}/analyze-${scheme}.png`, fullPage: true });
+      // The top of the page (overview, composition): the whole page is ~5,000 px tall.
+      await page.screenshot({ path: `${shots}/analyze-${scheme}.png`, fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1600 } });
     }
   }
   // A phone: nothing wider than the screen either.
