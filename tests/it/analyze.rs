@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::console::browser_tools;
+use super::console::{browser_tools, screenshots_dir};
 use super::support;
 
 fn main_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -175,12 +175,7 @@ fn analyze_report_renders_in_chromium() {
     let out = tempfile::tempdir().unwrap();
     analyze_with_groups(root.path(), out.path());
     let html = out.path().join("report.html");
-    let shots = if std::env::var_os("CS_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
-    } else {
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
-    };
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots_dir();
     for scheme in ["light", "dark"] {
         let _ = std::fs::remove_file(shots.join(format!("analyze-{scheme}.png")));
     }

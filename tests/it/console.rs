@@ -161,6 +161,19 @@ impl Drop for Driver {
     }
 }
 
+/// Where browser tests write screenshots (created): docs/screenshots/ with
+/// `CS_UPDATE_SCREENSHOTS=1`, else under the target folder (so that a test run does not
+/// leave the checkout changed).
+pub fn screenshots_dir() -> PathBuf {
+    let shots = if std::env::var_os("CS_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+    } else {
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+    };
+    std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
 /// `(width, height)` of a PNG file.
 fn png_size(path: &Path) -> (u32, u32) {
     let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -208,12 +221,7 @@ fn console_shows_a_live_session_with_its_tool_calls_errors_and_subagents() {
     assert!(header("content-type").starts_with("text/html"));
     assert!(header("content-security-policy").contains("default-src 'self'"));
 
-    let shots = if std::env::var_os("CS_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
-    } else {
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
-    };
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots_dir();
     for view in ["sessions", "session"] {
         for scheme in ["light", "dark"] {
             let _ = std::fs::remove_file(shots.join(format!("{view}-{scheme}.png")));

@@ -93,10 +93,10 @@ pub fn render(report: &Report<'_>) -> String {
     for s in &sections {
         let _ = write!(page, r#"<section id="{}"><h2>{}</h2>{}</section>"#, s.id, escape(s.title), s.body);
     }
-    let _ = write!(
+    let _ = writeln!(
         page,
         "</main><footer>Written by {}. Ids, names and numbers only: no transcript text. \
-         The rules behind every figure: docs/research.md.</footer></body></html>\n",
+         The rules behind every figure: docs/research.md.</footer></body></html>",
         escape(&out.generated_by)
     );
     page
@@ -176,7 +176,7 @@ fn overview(r: &Report<'_>) -> Option<Section> {
 /// Up to [`CHARTED`] sessions with calls, the largest by `key` first.
 fn top<'a, K: Ord>(r: &'a Report<'a>, key: impl Fn(&super::SessionOut) -> K) -> Vec<(&'a str, &'a [Snapshot])> {
     let mut s: Vec<&super::SessionOut> = r.out.sessions.iter().filter(|s| s.summary.calls > 0).collect();
-    s.sort_by(|a, b| key(b).cmp(&key(a)));
+    s.sort_by_key(|s| std::cmp::Reverse(key(s)));
     s.iter()
         .filter_map(|s| r.trajectories.get(s.summary.id.as_str()).map(|t| (s.summary.id.as_str(), *t)))
         .take(CHARTED)
@@ -380,7 +380,7 @@ fn sessions(r: &Report<'_>) -> Option<Section> {
     if s.is_empty() {
         return None;
     }
-    s.sort_by(|a, b| b.summary.calls.cmp(&a.summary.calls));
+    s.sort_by_key(|s| std::cmp::Reverse(s.summary.calls));
     let rows: Vec<Vec<String>> = s
         .iter()
         .take(SESSION_ROWS)
