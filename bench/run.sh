@@ -24,30 +24,10 @@ ROOT=$(dirname "$HERE")
 OUT="$HERE/out"
 mkdir -p "$OUT"
 
-if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
-  MB=${BENCH_MB:-20}
-  REPS=${BENCH_REPS:-1}
-else
-  MB=${BENCH_MB:-300}
-  REPS=${BENCH_REPS:-3}
-fi
+# shellcheck source=bench/env.sh
+source "$HERE/env.sh"
 SMALL_MB=$(python3 -c "import sys; print(f'{float(sys.argv[1])/4:g}')" "$MB")
 BIN=${CS_BIN:-$ROOT/target/release/claude-sessions}
-
-if [[ -n "${FIXTURES:-}" ]]; then
-  SRC=$FIXTURES
-elif [[ -d "$ROOT/tests/fixtures/real" ]]; then
-  SRC="$ROOT/tests/fixtures/real"
-else
-  SRC="$ROOT/../shared/fixtures/real"
-fi
-
-TIME=/usr/bin/time
-if ! [[ -x $TIME ]] || ! $TIME -f '%e %M' true >/dev/null 2>&1; then
-  echo "error: GNU time not found at /usr/bin/time (needed for peak RSS)." >&2
-  echo "       install it with: sudo apt-get install -y time   (Debian/Ubuntu)" >&2
-  exit 1
-fi
 
 say() { printf '\n== %s\n' "$*"; }
 

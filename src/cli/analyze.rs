@@ -15,13 +15,20 @@ use serde::Serialize;
 
 use super::SourceArgs;
 use crate::engine::analyze::{self, Found, Read};
+use crate::research::stats::Bootstrap;
 use crate::research::summary::SessionSummary;
 use crate::research::tracker::{Compaction, SessionRecord, Snapshot};
 use crate::state::live::Projects;
 use crate::transcript::entry::{Millis, Tokens};
 
-/// The schema name written in `analyze.json` (bumped when a field changes meaning).
+pub mod ab;
+pub mod html;
+
+/// The schema name written in `analyze.json` (bumped when a field changes meaning);
+/// the schema itself is `docs/analyze.schema.json`.
 pub const SCHEMA: &str = "claude-sessions/analyze/1";
+/// The schema name written in each `sessions/<id>.json` (`docs/trajectory.schema.json`).
+pub const TRAJECTORY_SCHEMA: &str = "claude-sessions/trajectory/1";
 
 /// The flags of `analyze`.
 #[derive(Debug, Args)]
@@ -50,6 +57,31 @@ pub struct AnalyzeArgs {
     /// Threads that read and analyze files.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub threads: u64,
+
+    /// A/B mode: group A, a filter in the syntax of `--only`, drawn from the chosen
+    /// sessions. Needs `--b`; the groups must not share a session.
+    #[arg(long = "a", value_name = "FILTER", requires = "b")]
+    pub a: Option<String>,
+
+    /// A/B mode: group B (see `--a`). Differences read B − A.
+    #[arg(long = "b", value_name = "FILTER", requires = "a")]
+    pub b: Option<String>,
+
+    /// Group A's name in the report (default: its filter).
+    #[arg(long, value_name = "NAME", requires = "a")]
+    pub a_label: Option<String>,
+
+    /// Group B's name in the report (default: its filter).
+    #[arg(long, value_name = "NAME", requires = "b")]
+    pub b_label: Option<String>,
+
+    /// Seed of the A/B bootstrap (the same seed gives the same intervals).
+    #[arg(long, default_value_t = Bootstrap::default().seed)]
+    pub seed: u64,
+
+    /// Bootstrap resamples of the A/B intervals (0: no intervals).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub resamples: u64,
 }
 
 /// Which sessions a filter keeps; every given part must hold.
@@ -149,6 +181,9 @@ pub struct Output {
     pub totals: Totals,
     /// The chosen sessions, in path order.
     pub sessions: Vec<SessionOut>,
+    /// The A/B comparison, when `--a` and `--b` are given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ab: Option<ab::Ab>,
 }
 
 /// What a worker keeps of a session.
@@ -212,6 +247,18 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     let tools: i64 = totals.composition.iter().filter(|(k, _)| k.starts_with("tool_result:")).map(|(_, v)| v).sum();
     totals.tool_result_share = if added > 0 { tools as f64 / added as f64 } else { 0.0 };
 
+    let ab = match (&args.a, &args.b) {
+        (Some(a), Some(b)) => {
+            let spec = |filter: &String, label: &Option<String>| ab::GroupSpec {
+                label: label.clone().unwrap_or_else(|| filter.clone()),
+                filter: filter.clone(),
+            };
+            let bootstrap = Bootstrap { resamples: args.resamples as usize, seed: args.seed, ..Bootstrap::default() };
+            let summaries: Vec<&SessionSummary> = chosen.iter().map(|k| &k.summary).collect();
+            Some(ab::compare(&summaries, &spec(a, &args.a_label), &spec(b, &args.b_label), &bootstrap)?)
+        }
+        _ => None,
+    };
     let mut trajectories = Vec::new();
     let sessions = chosen
         .into_iter()
@@ -220,8 +267,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
             SessionOut { summary: k.summary, compaction_list: k.compactions }
         })
         .collect();
-    let out =
-        Output { schema: SCHEMA, generated_by: format!("claude-sessions {}", crate::VERSION), read, totals, sessions };
+    let generated_by = format!("claude-sessions {}", crate::VERSION);
+    let out = Output { schema: SCHEMA, generated_by, read, totals, sessions, ab };
     if args.stdout {
         let mut s = serde_json::to_string_pretty(&out)?;
         s.push('\n');
@@ -254,10 +301,14 @@ fn write_all(dir: &Path, out: &Output, trajectories: &[(String, Vec<Snapshot>)])
     write(&dir.join("analyze.json"), &serde_json::to_vec_pretty(out)?)?;
     for (id, calls) in trajectories {
         let name = format!("{}.json", id.replace(['/', '\\', '.'], "_"));
-        let file = TrajectoryFile { schema: "claude-sessions/trajectory/1", session_id: id, calls };
+        let file = TrajectoryFile { schema: TRAJECTORY_SCHEMA, session_id: id, calls };
         write(&sessions.join(name), &serde_json::to_vec(&file)?)?;
     }
-    Ok(())
+    let report = html::Report {
+        out,
+        trajectories: trajectories.iter().map(|(id, calls)| (id.as_str(), calls.as_slice())).collect(),
+    };
+    write(&dir.join("report.html"), html::render(&report).as_bytes())
 }
 
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

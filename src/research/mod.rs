@@ -7,12 +7,14 @@
 //! the analyses read ([`SessionRecord`]); from a record, each compaction and what it
 //! summarised ([`CompactionReport`]), the session's trajectory ([`Trajectory`]), which
 //! tool results the model used ([`SessionInfluence`]) and its prompts against their
-//! turns ([`PromptRecord`]); statistics for comparing groups of sessions ([`stats`]) and
-//! inline SVG charts for the static HTML report ([`charts`]). The rules are documented in
+//! turns ([`PromptRecord`]); what a context holds by source call by call
+//! ([`composition`]); statistics for comparing groups of sessions ([`stats`]) and inline
+//! SVG charts for the static HTML report ([`charts`]). The rules are documented in
 //! `docs/research.md`.
 
 pub mod charts;
 pub mod compaction;
+pub mod composition;
 pub mod features;
 pub mod influence;
 pub mod prompts;

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use super::console::{browser_tools, screenshots_dir};
 use super::support;
 
 fn main_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -104,4 +105,199 @@ fn analyze_keeps_the_sessions_a_filter_names() {
     let o = Command::new(support::bin()).args(["analyze", "--only", "colour=red", "--stdout"]).output().unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("colour"));
+}
+
+/// `analyze` over the real fixtures with an A/B comparison of two disjoint pairs of
+/// sessions (so that every section of the JSON and the page is there).
+fn analyze_with_groups(root: &Path, out: &Path) -> Value {
+    let a = "session=4d5611e5,session=a7da6a22";
+    let b = "session=cb2e607c,session=12a546d1";
+    analyze(root, out, &["--a", a, "--b", b, "--a-label", "first pair", "--b-label", "second pair"])
+}
+
+/// What `tests/browser/validate.mjs` says of `files` against `schema` (docs/<schema>).
+fn validate(node: &Path, script: &Path, schema: &str, files: &[PathBuf]) -> Value {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(schema);
+    let o = Command::new(node).arg(script).arg(&schema).args(files).output().unwrap();
+    assert!(o.status.success(), "validate.mjs: {}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["result"]["files"].clone()
+}
+
+/// analyze.json and every sessions/<id>.json validate against the documented schemas
+/// (docs/analyze.schema.json, docs/trajectory.schema.json) with a real validator (Ajv,
+/// draft 2020-12, strict); copies with one field of the wrong type do not.
+#[test]
+fn analyze_output_validates_against_its_json_schema() {
+    let Some((node, script)) = browser_tools("validate.mjs") else { return };
+    let root = support::real_config_root();
+    let out = tempfile::tempdir().unwrap();
+    let a = analyze_with_groups(root.path(), out.path());
+    assert!(a["ab"]["metrics"].as_array().is_some_and(|m| !m.is_empty()), "the A/B section is there");
+    assert!(a["sessions"].as_array().unwrap().iter().any(|s| !s["compaction_list"].as_array().unwrap().is_empty()));
+    let json = out.path().join("analyze.json");
+    let mut broken = a.clone();
+    broken["sessions"][0]["calls"] = Value::from("many");
+    let broken_file = out.path().join("broken.json");
+    std::fs::write(&broken_file, serde_json::to_vec(&broken).unwrap()).unwrap();
+    let r = validate(&node, &script, "analyze.schema.json", &[json.clone(), broken_file.clone()]);
+    let key = |p: &Path| p.to_str().unwrap().to_owned();
+    assert_eq!(r[key(&json)]["valid"], true, "analyze.json: {}", r[key(&json)]["errors"]);
+    assert_eq!(r[key(&broken_file)]["valid"], false, "a string for a count must not validate");
+    assert!(r[key(&broken_file)]["errors"].to_string().contains("/sessions/0/calls"), "{}", r[key(&broken_file)]);
+
+    let mut trajectories: Vec<PathBuf> =
+        std::fs::read_dir(out.path().join("sessions")).unwrap().map(|e| e.unwrap().path()).collect();
+    trajectories.sort();
+    assert_eq!(trajectories.len(), a["sessions"].as_array().unwrap().len());
+    let mut t: Value = serde_json::from_slice(&std::fs::read(&trajectories[0]).unwrap()).unwrap();
+    t["calls"][0]["growth"] = Value::from(1.5);
+    let broken_t = out.path().join("broken-trajectory.json");
+    std::fs::write(&broken_t, serde_json::to_vec(&t).unwrap()).unwrap();
+    let mut files = trajectories.clone();
+    files.push(broken_t.clone());
+    let r = validate(&node, &script, "trajectory.schema.json", &files);
+    for f in &trajectories {
+        assert_eq!(r[key(f)]["valid"], true, "{}: {}", f.display(), r[key(f)]["errors"]);
+    }
+    assert_eq!(r[key(&broken_t)]["valid"], false, "a fraction of a token must not validate");
+}
+
+/// report.html of the fixtures in headless Chromium, light and dark at 1280×800 and on a
+/// 390-pixel phone: no console message, every section with its charts, nothing wider than
+/// the viewport, no script. The screenshots in docs/screenshots/analyze-*.png are the
+/// ones this test takes (written there with `CS_UPDATE_SCREENSHOTS=1`, else under the
+/// target folder).
+#[test]
+fn analyze_report_renders_in_chromium() {
+    let Some((node, script)) = browser_tools("report.mjs") else { return };
+    let root = support::real_config_root();
+    let out = tempfile::tempdir().unwrap();
+    analyze_with_groups(root.path(), out.path());
+    let html = out.path().join("report.html");
+    let shots = screenshots_dir();
+    for scheme in ["light", "dark"] {
+        let _ = std::fs::remove_file(shots.join(format!("analyze-{scheme}.png")));
+    }
+    let o = Command::new(node)
+        .arg(&script)
+        .arg(&html)
+        .arg("--screenshots")
+        .arg(&shots)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).expect("the driver's result");
+    let r = &v["result"];
+    assert!(r.get("failure").is_none(), "driver failed: {}", r["failure"]);
+    assert_eq!(r["console"], Value::Array(vec![]), "console messages");
+    let want = [
+        ("overview", 0),
+        ("composition", 2), // a session's composition over time, the totals by source
+        ("context", 1),     // a session's context per call
+        ("compactions", 0),
+        ("ab", 1),
+        ("sessions", 0),
+    ];
+    for view in ["light", "dark", "phone"] {
+        let page = &r[view];
+        let sections = page["sections"].as_array().unwrap();
+        let ids: Vec<&str> = sections.iter().map(|s| s["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, want.map(|(id, _)| id), "{view}: sections");
+        for ((id, svgs), s) in want.iter().zip(sections) {
+            assert!(s["svgs"].as_u64().unwrap() >= *svgs, "{view}: {id} has {} charts", s["svgs"]);
+        }
+        let tables = |id: &str| sections.iter().find(|s| s["id"] == id).unwrap()["tables"].as_u64().unwrap();
+        assert_eq!((tables("compactions"), tables("ab"), tables("sessions")), (1, 1, 1), "{view}");
+        assert_eq!(page["wide"], Value::Array(vec![]), "{view}: wider than the viewport");
+        assert!(page["scroll_width"].as_u64() <= page["viewport_width"].as_u64(), "{view}: {page}");
+        assert_eq!(page["scripts"], 0);
+    }
+    assert_ne!(r["light"]["background"], r["dark"]["background"], "prefers-color-scheme changes the page");
+    for scheme in ["light", "dark"] {
+        let png = std::fs::read(shots.join(format!("analyze-{scheme}.png"))).unwrap();
+        let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        assert_eq!(width, 1280, "{scheme} screenshot width");
+    }
+}
+
+/// A hand-made session of `calls` main-chain calls in project `project` (its working
+/// directory's basename): a prompt, then one response per call, a second apart.
+fn synthetic_session(projects: &Path, project: &str, n: usize, calls: usize) {
+    let id = format!("{:08x}-0000-4000-8000-{n:012x}", project.bytes().map(u32::from).sum::<u32>());
+    let cwd = format!("/work/{project}");
+    let dir = projects.join(format!("-work-{project}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ts = |s: usize| format!("2026-01-01T{:02}:{:02}:{:02}Z", n % 24, s / 60 % 60, s % 60);
+    let mut lines = vec![serde_json::json!({
+        "type": "user", "sessionId": id, "uuid": format!("{id}-u"), "cwd": cwd, "timestamp": ts(0),
+        "message": {"role": "user", "content": "please do the thing"}
+    })];
+    for k in 0..calls {
+        lines.push(serde_json::json!({
+            "type": "assistant", "sessionId": id, "uuid": format!("{id}-a{k}"), "cwd": cwd,
+            "requestId": format!("req_{n}_{k}"), "timestamp": ts(k + 1),
+            "message": {"id": format!("msg_{project}_{n}_{k}"), "model": "claude-sonnet-4-5", "role": "assistant",
+                "content": [{"type": "text", "text": "working"}],
+                "usage": {"input_tokens": 10, "cache_creation_input_tokens": 100,
+                          "cache_read_input_tokens": 1000 * k, "output_tokens": 5}}
+        }));
+    }
+    let text: String = lines.iter().map(|l| l.to_string() + "\n").collect();
+    std::fs::write(dir.join(format!("{id}.jsonl")), text).unwrap();
+}
+
+/// The A/B mode's intervals against a known difference (acceptance 5): group `beta`'s
+/// sessions have exactly 6 calls more than group `alpha`'s, one for one, so the true
+/// difference of means is 6; group `gamma` is `alpha` again, so the true difference is 0.
+/// The 95% interval must hold 6 and not 0 in the first case, and hold 0 in the second.
+#[test]
+fn ab_intervals_hold_a_known_difference() {
+    let root = tempfile::tempdir().unwrap();
+    let projects = root.path().join("projects");
+    let counts: Vec<usize> = (0..12).map(|i| 3 + i * 7 % 11).collect();
+    for (n, &c) in counts.iter().enumerate() {
+        synthetic_session(&projects, "alpha", n, c);
+        synthetic_session(&projects, "beta", n, c + 6);
+        synthetic_session(&projects, "gamma", n, c);
+    }
+    let metric = |a: &Value, name: &str| {
+        a["ab"]["metrics"].as_array().unwrap().iter().find(|m| m["metric"] == name).unwrap().clone()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let a = analyze(root.path(), out.path(), &["--a", "project=alpha", "--b", "project=beta", "--seed", "7"]);
+    assert_eq!((&a["ab"]["a"]["sessions"], &a["ab"]["b"]["sessions"]), (&Value::from(12), &Value::from(12)));
+    assert_eq!(a["ab"]["bootstrap"]["resamples"], 2000);
+    let calls = metric(&a, "calls");
+    let d = &calls["diff_means"];
+    assert!((d["value"].as_f64().unwrap() - 6.0).abs() < 1e-9, "{calls}");
+    let (lo, hi) = (d["lo"].as_f64().unwrap(), d["hi"].as_f64().unwrap());
+    assert!(lo < 6.0 && 6.0 < hi, "the interval [{lo}, {hi}] holds the true difference 6");
+    assert!(lo > 0.0, "the interval [{lo}, {hi}] excludes 0");
+    assert!(calls["cliffs_delta"]["value"].as_f64().unwrap() > 0.5);
+    // Durations follow the calls (a second each): 6 calls more is 0.1 minute more.
+    assert!((metric(&a, "duration_minutes")["diff_means"]["value"].as_f64().unwrap() - 0.1).abs() < 1e-9);
+
+    let same = analyze(root.path(), out.path(), &["--a", "project=alpha", "--b", "project=gamma", "--seed", "7"]);
+    let d = &metric(&same, "calls")["diff_means"];
+    assert!(d["value"].as_f64().unwrap().abs() < 1e-9, "{d}");
+    let (lo, hi) = (d["lo"].as_f64().unwrap(), d["hi"].as_f64().unwrap());
+    assert!(lo < 0.0 && 0.0 < hi, "no difference: the interval [{lo}, {hi}] holds 0");
+    // The same seed gives the same intervals; the HTML has the comparison.
+    let again = analyze(root.path(), out.path(), &["--a", "project=alpha", "--b", "project=gamma", "--seed", "7"]);
+    assert_eq!(again["ab"], same["ab"]);
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains(r#"<section id="ab">"#) && html.contains("project=gamma"));
+
+    // A session in both groups is refused, and so is a group with none.
+    for (b, says) in [("since=2025-01-01", "match both"), ("project=delta", "matches none")] {
+        let o = Command::new(support::bin())
+            .args(["analyze", "--stdout", "--projects-dir"])
+            .arg(&projects)
+            .args(["--a", "project=alpha", "--b", b])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "--b {b}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains(says), "{}", String::from_utf8_lossy(&o.stderr));
+    }
 }

@@ -41,8 +41,13 @@ pub fn browser_tools(script: &str) -> Option<(PathBuf, PathBuf)> {
     if !chromium.is_file() {
         missing.push(format!("chromium at {}", chromium.display()));
     }
-    if !root.join("tests/browser/node_modules/playwright-core/package.json").is_file() {
-        missing.push("playwright-core in tests/browser/node_modules".to_owned());
+    // Every package tests/browser/package.json names (playwright-core, ajv, ...).
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("tests/browser/package.json")).unwrap()).unwrap();
+    for name in manifest["dependencies"].as_object().unwrap().keys() {
+        if !root.join("tests/browser/node_modules").join(name).join("package.json").is_file() {
+            missing.push(format!("{name} in tests/browser/node_modules"));
+        }
     }
     if missing.is_empty() {
         return Some((PathBuf::from("node"), script));
@@ -156,6 +161,19 @@ impl Drop for Driver {
     }
 }
 
+/// Where browser tests write screenshots (created): docs/screenshots/ with
+/// `CS_UPDATE_SCREENSHOTS=1`, else under the target folder (so that a test run does not
+/// leave the checkout changed).
+pub fn screenshots_dir() -> PathBuf {
+    let shots = if std::env::var_os("CS_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+    } else {
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+    };
+    std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
 /// `(width, height)` of a PNG file.
 fn png_size(path: &Path) -> (u32, u32) {
     let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -203,12 +221,7 @@ fn console_shows_a_live_session_with_its_tool_calls_errors_and_subagents() {
     assert!(header("content-type").starts_with("text/html"));
     assert!(header("content-security-policy").contains("default-src 'self'"));
 
-    let shots = if std::env::var_os("CS_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
-    } else {
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
-    };
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots_dir();
     for view in ["sessions", "session"] {
         for scheme in ["light", "dark"] {
             let _ = std::fs::remove_file(shots.join(format!("{view}-{scheme}.png")));
