@@ -425,7 +425,8 @@ pub fn says_fail(text: &str) -> bool {
 /// ([`says_pass`], [`says_fail`]) of `text`, in one pass over it.
 pub fn test_marks(text: &str) -> (bool, bool) {
     const PASS: [&str; 6] = ["test result: ok", "PASSED", "OK (", "All tests passed", "tests passed", " passed"];
-    const FAIL: [&str; 7] = ["test result: FAILED", "FAILED", "FAIL ", "failures:", "AssertionError", "Tests failed", " failed"];
+    const FAIL: [&str; 7] =
+        ["test result: FAILED", "FAILED", "FAIL ", "failures:", "AssertionError", "Tests failed", " failed"];
     static MARKS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
         aho_corasick::AhoCorasick::new(PASS.iter().chain(FAIL.iter())).expect("fixed patterns")
     });
