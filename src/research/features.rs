@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::tokens::{Builder, TokenSet};
+use super::tokens::TokenSet;
 use crate::transcript::entry::{Entry, Kind};
 use crate::transcript::identity::fnv1a;
 use crate::transcript::{Text, unescape};
@@ -127,8 +127,91 @@ struct Line<'a> {
 
 #[derive(Deserialize)]
 struct Message<'a> {
-    #[serde(borrow)]
-    content: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    content: Content<'a>,
+}
+
+/// `message.content`, read in one pass: a string, or blocks.
+#[derive(Default)]
+enum Content<'a> {
+    #[default]
+    None,
+    Text(Str<'a>),
+    Blocks(Vec<Block<'a>>),
+}
+
+/// A JSON string as text, and its length as JSON text.
+struct Str<'a> {
+    text: std::borrow::Cow<'a, str>,
+    json_len: u64,
+}
+
+/// The length of `s` written as a JSON string the way Claude Code writes it
+/// (JavaScript's `JSON.stringify`: `\"`, `\\`, the short escapes of control characters,
+/// `\u00XX` for the others; everything else as it is), quotes included.
+fn json_len(s: &str) -> u64 {
+    let escapes: u64 = s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | 8 | 9 | 10 | 12 | 13 => 1,
+            0..=31 => 5,
+            _ => 0,
+        })
+        .sum();
+    s.len() as u64 + escapes + 2
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Str<'a>, E> {
+                Ok(Str { json_len: s.len() as u64 + 2, text: std::borrow::Cow::Borrowed(s) })
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Str<'a>, E> {
+                Ok(Str { json_len: json_len(s), text: std::borrow::Cow::Owned(s.to_owned()) })
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess};
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Content<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of blocks")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Content<'a>, E> {
+                Ok(Content::Text(Str { json_len: s.len() as u64 + 2, text: std::borrow::Cow::Borrowed(s) }))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Content<'a>, E> {
+                Ok(Content::Text(Str { json_len: json_len(s), text: std::borrow::Cow::Owned(s.to_owned()) }))
+            }
+            fn visit_unit<E>(self) -> Result<Content<'a>, E> {
+                Ok(Content::None)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'a>, A::Error> {
+                let mut blocks = Vec::new();
+                while let Some(b) = seq.next_element::<Block<'a>>()? {
+                    blocks.push(b);
+                }
+                Ok(Content::Blocks(blocks))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Content<'a>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Content::None)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -136,7 +219,7 @@ struct Block<'a> {
     #[serde(rename = "type", borrow)]
     kind: Option<Text<'a>>,
     #[serde(borrow)]
-    text: Option<&'a RawValue>,
+    text: Option<Str<'a>>,
     #[serde(borrow)]
     thinking: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -151,6 +234,8 @@ struct Block<'a> {
     is_error: Option<bool>,
     #[serde(borrow)]
     content: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -207,19 +292,21 @@ impl LineFeatures {
     }
 
     fn read_user(&mut self, l: &Line<'_>) {
-        let Some(content) = l.message.as_ref().and_then(|m| m.content) else { return };
+        let Some(m) = l.message.as_ref() else { return };
         let text_source = if l.is_meta || l.is_compact_summary { Source::Meta } else { Source::UserText };
-        let raw = content.get();
-        if raw.starts_with('"') {
-            self.add(text_source, raw.len() as u64);
-            if text_source == Source::UserText {
-                self.prompt = prompt_features(&[raw]);
+        let blocks = match &m.content {
+            Content::None => return,
+            Content::Text(t) => {
+                self.add(text_source, t.json_len);
+                if text_source == Source::UserText {
+                    self.prompt = prompt_features(&[&t.text]);
+                }
+                return;
             }
-            return;
-        }
-        let Ok(blocks) = serde_json::from_str::<Vec<Block<'_>>>(raw) else { return };
-        let mut texts = Vec::new();
-        for b in &blocks {
+            Content::Blocks(b) => b,
+        };
+        let mut texts: Vec<&str> = Vec::new();
+        for b in blocks {
             match b.kind.as_deref() {
                 Some("tool_result") => {
                     let Some(id) = &b.tool_use_id else { continue };
@@ -231,21 +318,21 @@ impl LineFeatures {
                         tool_use_id: (**id).into(),
                         bytes: content.len() as u64,
                         is_error: b.is_error.unwrap_or(false),
-                        tokens: TokenSet::of(&text),
+                        tokens: TokenSet::of_ends(&text),
                         says_pass,
                         says_fail,
                     });
                 }
                 Some("text") => {
-                    if let Some(t) = b.text {
-                        self.add(text_source, t.get().len() as u64);
-                        texts.push(t.get());
+                    if let Some(t) = &b.text {
+                        self.add(text_source, t.json_len);
+                        texts.push(&t.text);
                     }
                 }
                 _ => {
                     // Images and documents: their JSON (base64) stands for their size.
-                    let n = [b.text, b.content, b.input].iter().flatten().map(|r| r.get().len() as u64).sum::<u64>();
-                    self.add(text_source, n);
+                    let n = [b.content, b.input, b.source].iter().flatten().map(|r| r.get().len() as u64).sum::<u64>();
+                    self.add(text_source, n + b.text.as_ref().map_or(0, |t| t.json_len));
                 }
             }
         }
@@ -255,22 +342,27 @@ impl LineFeatures {
     }
 
     fn read_assistant(&mut self, l: &Line<'_>) {
-        let Some(content) = l.message.as_ref().and_then(|m| m.content) else { return };
-        let raw = content.get();
-        if raw.starts_with('"') {
-            self.add(Source::AssistantOutput, raw.len() as u64);
-            self.reply = tokens_of(raw);
-            return;
-        }
-        let Ok(blocks) = serde_json::from_str::<Vec<Block<'_>>>(raw) else { return };
-        let mut reply = Builder::default();
-        for b in &blocks {
-            let n = [b.text, b.thinking, b.input].iter().flatten().map(|r| r.get().len() as u64).sum::<u64>();
-            self.add(Source::AssistantOutput, n);
+        let Some(m) = l.message.as_ref() else { return };
+        let blocks = match &m.content {
+            Content::None => return,
+            Content::Text(t) => {
+                self.add(Source::AssistantOutput, t.json_len);
+                self.reply = TokenSet::of(&t.text);
+                return;
+            }
+            Content::Blocks(b) => b,
+        };
+        let mut reply = String::new();
+        for b in blocks {
+            let n = [b.thinking, b.input].iter().flatten().map(|r| r.get().len() as u64).sum::<u64>();
+            self.add(Source::AssistantOutput, n + b.text.as_ref().map_or(0, |t| t.json_len));
             match b.kind.as_deref() {
                 Some("text") => {
-                    if let Some(t) = b.text {
-                        unescape(t.get(), &mut |p| reply.push(p));
+                    if let Some(t) = &b.text {
+                        if !reply.is_empty() {
+                            reply.push('\n');
+                        }
+                        reply.push_str(&t.text);
                     }
                 }
                 Some("tool_use") => {
@@ -281,7 +373,7 @@ impl LineFeatures {
                 _ => {}
             }
         }
-        self.reply = reply.finish();
+        self.reply = TokenSet::of(&reply);
     }
 }
 
@@ -289,11 +381,11 @@ fn use_features(id: &str, name: &str, input: &str) -> UseFeatures {
     let fields = serde_json::from_str::<Input<'_>>(input).ok();
     let path = fields.as_ref().and_then(|f| f.file_path.as_ref().or(f.notebook_path.as_ref()).or(f.path.as_ref()));
     let command = fields.as_ref().and_then(|f| f.command.as_deref());
-    let mut tokens = Builder::default();
     // The input's strings, unescaped: the command, the path, the pattern, the new text.
+    let mut text = String::new();
     each_string(input, &mut |s| {
-        tokens.push(s);
-        tokens.push("\n");
+        text.push_str(s);
+        text.push('\n');
     });
     UseFeatures {
         id: id.into(),
@@ -302,15 +394,8 @@ fn use_features(id: &str, name: &str, input: &str) -> UseFeatures {
         input_hash: fnv1a(&[name.as_bytes(), b"\0", input.as_bytes()]),
         path_hash: path.map(|p| fnv1a(&[p.as_bytes()])),
         test_command: name == "Bash" && command.is_some_and(is_test_command),
-        tokens: tokens.finish(),
+        tokens: TokenSet::of_ends(&text),
     }
-}
-
-/// Salient tokens of one raw JSON string.
-fn tokens_of(raw: &str) -> TokenSet {
-    let mut b = Builder::default();
-    unescape(raw, &mut |p| b.push(p));
-    b.finish()
 }
 
 /// Hand on the text of a tool result's raw `content`: a string, or the `text` of its
@@ -323,7 +408,7 @@ fn each_text(raw: &str, out: &mut dyn FnMut(&str)) {
     if let Ok(blocks) = serde_json::from_str::<Vec<Block<'_>>>(raw) {
         for b in blocks {
             if let Some(t) = b.text {
-                unescape(t.get(), out);
+                out(&t.text);
                 out("\n");
             }
         }
@@ -424,9 +509,9 @@ pub fn says_fail(text: &str) -> bool {
 
 /// ([`says_pass`], [`says_fail`]) of `text`, in one pass over it.
 pub fn test_marks(text: &str) -> (bool, bool) {
-    const PASS: [&str; 6] = ["test result: ok", "PASSED", "OK (", "All tests passed", "tests passed", " passed"];
-    const FAIL: [&str; 7] =
-        ["test result: FAILED", "FAILED", "FAIL ", "failures:", "AssertionError", "Tests failed", " failed"];
+    // `tests passed` and `Tests failed` are ` passed` and ` failed` after a word.
+    const PASS: [&str; 5] = ["test result: ok", "PASSED", "OK (", "All tests passed", "passed"];
+    const FAIL: [&str; 6] = ["test result: FAILED", "FAILED", "FAIL ", "failures:", "AssertionError", "failed"];
     static MARKS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
         aho_corasick::AhoCorasick::new(PASS.iter().chain(FAIL.iter())).expect("fixed patterns")
     });
@@ -434,9 +519,14 @@ pub fn test_marks(text: &str) -> (bool, bool) {
     for m in MARKS.find_overlapping_iter(text) {
         let id = m.pattern().as_usize();
         let marker = if id < PASS.len() { PASS[id] } else { FAIL[id - PASS.len()] };
-        // ` passed` / ` failed` count only after a count that is not zero (or no count).
-        if (marker == " passed" || marker == " failed") && !counted(text, m.start()) {
-            continue;
+        // ` passed` / ` failed` (after a space) count only after a count that is not zero
+        // (or no count). Searched without the space: a pattern that starts with a common
+        // byte defeats the search's prefilter.
+        if marker == "passed" || marker == "failed" {
+            let at = m.start();
+            if at == 0 || text.as_bytes()[at - 1] != b' ' || !counted(text, at - 1) {
+                continue;
+            }
         }
         if id < PASS.len() {
             pass = true;
@@ -457,18 +547,16 @@ fn counted(text: &str, at: usize) -> bool {
     digits.is_empty() || digits.bytes().any(|b| b != b'0')
 }
 
-/// Features of a prompt made of the raw JSON strings `raws`.
-fn prompt_features(raws: &[&str]) -> Option<PromptFeatures> {
+/// Features of a prompt made of the texts `parts` (the first 256 KiB of them).
+fn prompt_features(parts: &[&str]) -> Option<PromptFeatures> {
     let mut text = String::new();
-    for r in raws {
+    for p in parts {
         if !text.is_empty() {
             text.push('\n');
         }
-        unescape(r, &mut |p| {
-            if text.len() < 256 << 10 {
-                text.push_str(p);
-            }
-        })?;
+        if text.len() < 256 << 10 {
+            text.push_str(p);
+        }
     }
     let t = text.trim();
     if t.is_empty() {

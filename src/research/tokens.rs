@@ -15,7 +15,12 @@
 //!   words (`the`, `Error`, `function`) are not, since any reply has them;
 //! - a run of at least 3 digits is a **number** (`4096`, `170251`), also inside words;
 //! - a line (up to 200 bytes, trimmed) that says `error`, `failed`, `panicked`,
-//!   `exception` or `traceback` (any case) is an **error line**.
+//!   `exception` or `traceback` (in lowercase, capitalized or uppercase) is an **error line**.
+//!
+//! Tool results and tool inputs are read at their ends only when long: the first and the
+//! last [`SPAN`] bytes (32 KiB, each cut at a line end), so that a large file read or
+//! written costs a bounded time; what a model picks out of the middle of a long output
+//! is not seen.
 //!
 //! At most [`MAX_TOKENS`] distinct tokens are kept per text, those with the smallest
 //! tagged hashes (paths first, then identifiers, numbers, error lines; within a kind, a
@@ -26,6 +31,8 @@ use crate::transcript::identity::fnv1a;
 
 /// Distinct tokens kept per text at most.
 pub const MAX_TOKENS: usize = 4096;
+/// [`TokenSet::of_ends`] reads this many bytes at each end of a long text.
+pub const SPAN: usize = 32 << 10;
 
 /// What a token is; its weight in the influence score is documented with the score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -68,6 +75,27 @@ impl TokenSet {
     pub fn of(text: &str) -> TokenSet {
         let mut b = Builder::default();
         b.push(text);
+        b.finish()
+    }
+
+    /// The salient tokens of the first and the last [`SPAN`] bytes of `text` (of all of
+    /// it when it is not longer than two spans), each part cut at a line end.
+    pub fn of_ends(text: &str) -> TokenSet {
+        if text.len() <= 2 * SPAN {
+            return TokenSet::of(text);
+        }
+        let head = &text[..cut(text, SPAN)];
+        let head = head.rfind('\n').map_or(head, |i| &head[..i]);
+        let mut from = text.len() - SPAN;
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        let tail = &text[from..];
+        let tail = tail.find('\n').map_or(tail, |i| &tail[i + 1..]);
+        let mut b = Builder::default();
+        b.push(head);
+        b.push("\n");
+        b.push(tail);
         b.finish()
     }
 
@@ -135,22 +163,42 @@ impl Builder {
             };
             let mut line = std::mem::take(&mut self.pending);
             line.push_str(&rest[..i]);
-            self.line(&line);
+            let error = says_error(&line[..cut(&line, LINE_MAX)]);
+            self.line(&line, error);
             line.clear();
             self.pending = line;
             rest = &rest[i + 1..];
         }
-        while let Some(i) = memchr::memchr(b'\n', rest.as_bytes()) {
-            self.line(&rest[..i]);
-            rest = &rest[i + 1..];
+        let Some(last) = memchr::memrchr(b'\n', rest.as_bytes()) else {
+            self.pending.push_str(rest);
+            return;
+        };
+        // The error words of all the complete lines in one pass; a line reports an error
+        // when one lies within its first LINE_MAX bytes.
+        let (whole, tail) = (&rest[..last], &rest[last + 1..]);
+        let mut hits = ERROR_WORDS.find_iter(whole).map(|m| (m.start(), m.end())).peekable();
+        let mut start = 0;
+        for line in whole.split('\n') {
+            let end = start + cut(line, LINE_MAX);
+            let mut error = false;
+            while let Some(&(a, b)) = hits.peek() {
+                if a >= start + line.len() {
+                    break;
+                }
+                error |= a >= start && b <= end;
+                hits.next();
+            }
+            self.line(line, error);
+            start += line.len() + 1;
         }
-        self.pending.push_str(rest);
+        self.pending.push_str(tail);
     }
 
     /// The set of everything pushed.
     pub fn finish(mut self) -> TokenSet {
         let last = std::mem::take(&mut self.pending);
-        self.line(&last);
+        let error = says_error(&last[..cut(&last, LINE_MAX)]);
+        self.line(&last, error);
         self.shrink();
         TokenSet(self.tokens)
     }
@@ -170,29 +218,31 @@ impl Builder {
         self.tokens.push(h | (kind.tag() << 62));
     }
 
-    /// The words of one line, and the line itself when it reports an error.
-    fn line(&mut self, line: &str) {
+    /// The words of one line, and the line itself when it reports an `error`.
+    fn line(&mut self, line: &str, error: bool) {
         let b = line.as_bytes();
         let mut i = 0;
         while i < b.len() {
-            if !is_word_byte(b[i]) {
+            if CLASS[usize::from(b[i])] & WORD == 0 {
                 i += 1;
                 continue;
             }
             let start = i;
-            while i < b.len() && is_word_byte(b[i]) {
+            // A word of letters only, lowercase after the first (`the`, `Error`), is none
+            // of the kinds: most words of a text, passed over here.
+            let mut plain = CLASS[usize::from(b[i])] & LETTER != 0;
+            i += 1;
+            while i < b.len() && CLASS[usize::from(b[i])] & WORD != 0 {
+                plain &= CLASS[usize::from(b[i])] & LOWER != 0;
                 i += 1;
             }
-            // Word bytes are ASCII: any cut is a character boundary.
-            self.word(&line[start..i.min(start + WORD_MAX)]);
+            if !plain {
+                // Word bytes are ASCII: any cut is a character boundary.
+                self.word(&line[start..i.min(start + WORD_MAX)]);
+            }
         }
-        let mut end = line.len().min(LINE_MAX);
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        let t = line[..end].trim();
-        if !t.is_empty() && says_error(t) {
-            self.add(TokenKind::ErrorLine, t);
+        if error {
+            self.add(TokenKind::ErrorLine, line[..cut(line, LINE_MAX)].trim());
         }
     }
 
@@ -228,9 +278,51 @@ impl Builder {
     }
 }
 
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-' | b':')
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn cut(s: &str, max: usize) -> usize {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
 }
+
+const WORD: u8 = 1;
+const LETTER: u8 = 2;
+const LOWER: u8 = 4;
+
+/// Byte classes: word bytes (`A–Z a–z 0–9 _ . / - :`), letters, lowercase letters.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'/' | b'-' | b':') {
+            t[b] |= WORD;
+        }
+        if c.is_ascii_alphabetic() {
+            t[b] |= LETTER;
+        }
+        if c.is_ascii_lowercase() {
+            t[b] |= LOWER;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// The error words in lowercase, capitalized and uppercase (matched exactly: a
+/// case-sensitive search can use a SIMD prefilter, an insensitive one cannot).
+static ERROR_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    let words = ["error", "failed", "panicked", "exception", "traceback"];
+    let mut all = Vec::new();
+    for w in words {
+        all.push(w.to_owned());
+        all.push(w[..1].to_ascii_uppercase() + &w[1..]);
+        all.push(w.to_ascii_uppercase());
+    }
+    aho_corasick::AhoCorasick::new(all).expect("fixed patterns")
+});
 
 fn is_path(w: &str) -> bool {
     if w.len() < 3 {
@@ -261,13 +353,7 @@ fn is_identifier(p: &str) -> bool {
 }
 
 fn says_error(line: &str) -> bool {
-    static WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
-        aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(["error", "failed", "panicked", "exception", "traceback"])
-            .expect("fixed patterns")
-    });
-    WORDS.is_match(line)
+    ERROR_WORDS.is_match(line)
 }
 
 #[cfg(test)]
@@ -326,5 +412,14 @@ mod tests {
         assert_eq!(a.union(&b).len(), 3);
         let big: String = (0..20_000).map(|i| format!("id_{i} ")).collect();
         assert_eq!(TokenSet::of(&big).len(), MAX_TOKENS);
+        // A long text is read at its ends: the middle's tokens are not there.
+        let filler = "just plain words here\n".repeat(4000);
+        let long = format!("line_0\n{filler}line_5000\n{filler}line_9999\n");
+        assert!(long.len() > 2 * SPAN);
+        let ends = TokenSet::of_ends(&long);
+        assert!(ends.contains(*TokenSet::of("line_0").as_slice().first().unwrap()));
+        assert!(ends.contains(*TokenSet::of("line_9999").as_slice().first().unwrap()));
+        assert!(!ends.contains(*TokenSet::of("line_5000").as_slice().first().unwrap()));
+        assert_eq!(TokenSet::of_ends("a_b c_d"), TokenSet::of("a_b c_d"));
     }
 }
