@@ -15,14 +15,19 @@ use serde::Serialize;
 
 use super::SourceArgs;
 use crate::engine::analyze::{self, Found, Read};
+use crate::research::compaction::{self, CompactionReport, CompactionStats};
+use crate::research::influence::{self, SessionInfluence, ToolInfluence};
+use crate::research::prompts::{self, Patterns, PromptRecord};
 use crate::research::stats::Bootstrap;
 use crate::research::summary::SessionSummary;
 use crate::research::tracker::{Compaction, SessionRecord, Snapshot};
+use crate::research::trajectory::{self, Trajectory};
 use crate::state::live::Projects;
 use crate::transcript::entry::{Millis, Tokens};
 
 pub mod ab;
 pub mod html;
+mod html_research;
 
 /// The schema name written in `analyze.json` (bumped when a field changes meaning);
 /// the schema itself is `docs/analyze.schema.json`.
@@ -151,6 +156,23 @@ pub struct SessionOut {
     pub summary: SessionSummary,
     /// Its compactions.
     pub compaction_list: Vec<Compaction>,
+    /// Each compaction analysed: what it summarised, files read again after it.
+    pub compaction_reports: Vec<CompactionReport>,
+    /// Its trajectory class, with the rules that fired, pivots and progress.
+    pub trajectory: Trajectory,
+    /// Its tool results' influence, per tool and in all (tool `*`).
+    pub influence: InfluenceOut,
+    /// Its typed prompts: features and their turn's outcome.
+    pub prompt_list: Vec<PromptRecord>,
+}
+
+/// A session's tool influence without its per-result list.
+#[derive(Debug, Serialize)]
+pub struct InfluenceOut {
+    /// Per tool.
+    pub tools: Vec<ToolInfluence>,
+    /// Over all its results.
+    pub total: ToolInfluence,
 }
 
 /// Everything over the chosen sessions.
@@ -184,6 +206,15 @@ pub struct Output {
     /// The A/B comparison, when `--a` and `--b` are given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ab: Option<ab::Ab>,
+    /// The compactions of all chosen sessions, in all, by model and by version.
+    pub compaction_stats: CompactionStats,
+    /// Sessions per trajectory class.
+    pub trajectory_classes: BTreeMap<String, usize>,
+    /// Tool influence over all chosen sessions, per tool (tool results nobody used are
+    /// `unused`).
+    pub influence: Vec<ToolInfluence>,
+    /// Prompt features against their turns' outcomes, over all chosen sessions.
+    pub prompt_patterns: Patterns,
 }
 
 /// What a worker keeps of a session.
@@ -193,6 +224,10 @@ struct Kept {
     slug: String,
     calls: Vec<Snapshot>,
     compactions: Vec<Compaction>,
+    compaction_reports: Vec<CompactionReport>,
+    trajectory: Trajectory,
+    influence: SessionInfluence,
+    prompts: Vec<PromptRecord>,
 }
 
 /// Run the analysis and write its files (or print the JSON). Errors: bad flags or
@@ -221,6 +256,10 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
             summary: SessionSummary::of(&r, String::new(), &price),
             cwd: r.cwd.clone(),
             slug: f.info.slug.clone(),
+            compaction_reports: compaction::analyze(&r),
+            trajectory: trajectory::classify(&r),
+            influence: influence::influence(&r),
+            prompts: prompts::prompts(&r, &price),
             calls: r.calls,
             compactions: r.compactions,
         })
@@ -259,16 +298,42 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let compaction_stats = compaction::stats(chosen.iter().flat_map(|k| &k.compaction_reports));
+    let mut trajectory_classes: BTreeMap<String, usize> = BTreeMap::new();
+    for k in &chosen {
+        *trajectory_classes.entry(k.trajectory.class.name().to_owned()).or_default() += 1;
+    }
+    let tool_influence = influence::by_tool(chosen.iter().flat_map(|k| &k.influence.results));
+    let all_prompts: Vec<PromptRecord> = chosen.iter().flat_map(|k| k.prompts.iter().cloned()).collect();
+    let prompt_patterns = prompts::patterns(&all_prompts);
     let mut trajectories = Vec::new();
     let sessions = chosen
         .into_iter()
         .map(|k| {
             trajectories.push((k.summary.id.clone(), k.calls));
-            SessionOut { summary: k.summary, compaction_list: k.compactions }
+            SessionOut {
+                summary: k.summary,
+                compaction_list: k.compactions,
+                compaction_reports: k.compaction_reports,
+                trajectory: k.trajectory,
+                influence: InfluenceOut { tools: k.influence.tools, total: k.influence.total },
+                prompt_list: k.prompts,
+            }
         })
         .collect();
     let generated_by = format!("claude-sessions {}", crate::VERSION);
-    let out = Output { schema: SCHEMA, generated_by, read, totals, sessions, ab };
+    let out = Output {
+        schema: SCHEMA,
+        generated_by,
+        read,
+        totals,
+        sessions,
+        ab,
+        compaction_stats,
+        trajectory_classes,
+        influence: tool_influence,
+        prompt_patterns,
+    };
     if args.stdout {
         let mut s = serde_json::to_string_pretty(&out)?;
         s.push('\n');

@@ -196,6 +196,9 @@ fn analyze_report_renders_in_chromium() {
         ("composition", 2), // a session's composition over time, the totals by source
         ("context", 1),     // a session's context per call
         ("compactions", 0),
+        ("influence", 1),    // share of results used, by tool
+        ("trajectories", 1), // sessions by class
+        ("prompts", 1),      // length against duration
         ("ab", 1),
         ("sessions", 0),
     ];
@@ -209,6 +212,7 @@ fn analyze_report_renders_in_chromium() {
         }
         let tables = |id: &str| sections.iter().find(|s| s["id"] == id).unwrap()["tables"].as_u64().unwrap();
         assert_eq!((tables("compactions"), tables("ab"), tables("sessions")), (1, 1, 1), "{view}");
+        assert_eq!((tables("influence"), tables("trajectories"), tables("prompts")), (1, 1, 1), "{view}");
         assert_eq!(page["wide"], Value::Array(vec![]), "{view}: wider than the viewport");
         assert!(page["scroll_width"].as_u64() <= page["viewport_width"].as_u64(), "{view}: {page}");
         assert_eq!(page["scripts"], 0);

@@ -40,8 +40,17 @@ pub struct Section {
 }
 
 /// The sections, in page order.
-pub const SECTIONS: [fn(&Report<'_>) -> Option<Section>; 6] =
-    [overview, composition_section, context_size, compactions, ab, sessions];
+pub const SECTIONS: [fn(&Report<'_>) -> Option<Section>; 9] = [
+    overview,
+    composition_section,
+    context_size,
+    compactions,
+    super::html_research::influence,
+    super::html_research::trajectories,
+    super::html_research::prompts,
+    ab,
+    sessions,
+];
 
 /// Sessions drawn per chart kind (the ones with the most calls, or the largest contexts).
 const CHARTED: usize = 3;
@@ -106,7 +115,7 @@ fn card(out: &mut String, value: &str, label: &str) {
     let _ = write!(out, r#"<div class="card"><b>{}</b>{}</div>"#, escape(value), escape(label));
 }
 
-fn percent(f: f64) -> String {
+pub(super) fn percent(f: f64) -> String {
     if f.is_finite() { format!("{:.1}%", f * 100.0) } else { "–".into() }
 }
 
@@ -114,13 +123,13 @@ fn usd(f: Option<f64>) -> String {
     f.map_or_else(|| "–".into(), |c| format!("${c:.2}"))
 }
 
-fn figure(svg: &str, caption: &str) -> String {
+pub(super) fn figure(svg: &str, caption: &str) -> String {
     format!("<figure>{svg}<figcaption>{}</figcaption></figure>", escape(caption))
 }
 
 /// A table whose cells are already escaped; a header starting with `#` is a number
 /// column (right-aligned; the `#` is not shown).
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let class = |h: &str| if h.starts_with('#') { r#" class="n""# } else { "" };
     let mut t = String::from(r#"<div class="table"><table><thead><tr>"#);
     for h in headers {
@@ -144,7 +153,7 @@ fn name_cell(name: &str) -> String {
 }
 
 /// A session's short id, its full id as a tooltip.
-fn id_cell(id: &str) -> String {
+pub(super) fn id_cell(id: &str) -> String {
     format!(r#"<span title="{}">{}</span>"#, escape(id), escape(short_id(id)))
 }
 

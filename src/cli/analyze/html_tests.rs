@@ -83,8 +83,22 @@ fn output(project: &str, compacted: bool) -> (Output, Vec<(String, Vec<Snapshot>
         generated_by: "claude-sessions test".into(),
         read: Read::default(),
         totals,
-        sessions: vec![SessionOut { summary, compaction_list }],
+        sessions: vec![SessionOut {
+            summary,
+            compaction_list,
+            compaction_reports: Vec::new(),
+            trajectory: crate::research::trajectory::classify(&Default::default()),
+            influence: super::super::InfluenceOut {
+                tools: Vec::new(),
+                total: crate::research::influence::ToolInfluence::of("*", []),
+            },
+            prompt_list: Vec::new(),
+        }],
         ab: None,
+        compaction_stats: crate::research::compaction::stats([]),
+        trajectory_classes: Default::default(),
+        influence: Vec::new(),
+        prompt_patterns: crate::research::prompts::patterns(&[]),
     };
     (out, vec![("0123456789-abcdef".into(), calls)])
 }
