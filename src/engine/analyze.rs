@@ -116,7 +116,8 @@ pub fn read_file(path: &Path, max_line: usize, buf: &mut Vec<u8>) -> (BTreeMap<S
         let Some(session) = e.session_id.as_deref() else { return };
         // `parse` accepted the line, so it is UTF-8 JSON.
         let Ok(text) = std::str::from_utf8(line) else { return };
-        let f = LineFeatures::read(text, &e);
+        let tracker = trackers.get(session);
+        let f = LineFeatures::read_for(text, &e, &|id| tracker.is_some_and(|t| t.is_test_call(id)));
         match trackers.get_mut(session) {
             Some(t) => {
                 t.push(&e, &f);

@@ -62,9 +62,10 @@ pub struct ResultFeatures {
     pub is_error: bool,
     /// Salient tokens of its content.
     pub tokens: TokenSet,
-    /// Its text reports tests passing (see [`says_pass`]).
+    /// Its text reports tests passing (see [`says_pass`]; read only for a test call,
+    /// see [`LineFeatures::read_for`]).
     pub says_pass: bool,
-    /// Its text reports tests failing (see [`says_fail`]).
+    /// Its text reports tests failing (see [`says_fail`]; likewise).
     pub says_fail: bool,
 }
 
@@ -254,6 +255,14 @@ impl LineFeatures {
     /// The features of `line`, whose facts are `entry`. Lines that add nothing to a
     /// context (progress, system, summaries, unreadable ones) give the empty value.
     pub fn read(line: &str, entry: &Entry) -> LineFeatures {
+        LineFeatures::read_for(line, entry, &|_| true)
+    }
+
+    /// [`LineFeatures::read`], reading a tool result for test markers ([`test_marks`])
+    /// only when `test_call` says its call ran tests (the others get `false`, `false`):
+    /// what a [`ContextTracker`](super::ContextTracker) knows with
+    /// [`is_test_call`](super::ContextTracker::is_test_call).
+    pub fn read_for(line: &str, entry: &Entry, test_call: &dyn Fn(&str) -> bool) -> LineFeatures {
         let mut f = LineFeatures::default();
         if entry.kind == Kind::Progress || (entry.kind == Kind::System && entry.compaction.is_none()) {
             return f;
@@ -269,7 +278,7 @@ impl LineFeatures {
                     f.added.push((Source::Attachment, a.get().len() as u64));
                 }
             }
-            Some("user") => f.read_user(&l),
+            Some("user") => f.read_user(&l, test_call),
             Some("assistant") => f.read_assistant(&l),
             _ => {}
         }
@@ -291,7 +300,7 @@ impl LineFeatures {
         }
     }
 
-    fn read_user(&mut self, l: &Line<'_>) {
+    fn read_user(&mut self, l: &Line<'_>, test_call: &dyn Fn(&str) -> bool) {
         let Some(m) = l.message.as_ref() else { return };
         let text_source = if l.is_meta || l.is_compact_summary { Source::Meta } else { Source::UserText };
         let blocks = match &m.content {
@@ -313,7 +322,7 @@ impl LineFeatures {
                     let content = b.content.map_or("", |c| c.get());
                     let mut text = String::new();
                     each_text(content, &mut |piece| text.push_str(piece));
-                    let (says_pass, says_fail) = test_marks(&text);
+                    let (says_pass, says_fail) = if test_call(id) { test_marks(&text) } else { (false, false) };
                     self.tool_results.push(ResultFeatures {
                         tool_use_id: (**id).into(),
                         bytes: content.len() as u64,

@@ -74,7 +74,8 @@ pub(crate) mod testing {
             let Ok(line) = parse_line(l.as_bytes()) else { continue };
             let e = Entry::from_line(&line);
             let Some(s) = e.session_id.as_deref() else { continue };
-            let f = LineFeatures::read(l, &e);
+            let tracker = trackers.get(s);
+            let f = LineFeatures::read_for(l, &e, &|id| tracker.is_some_and(|t| t.is_test_call(id)));
             trackers.entry(s.to_owned()).or_insert_with(|| ContextTracker::new(s)).push(&e, &f);
         }
         trackers.into_iter().map(|(k, t)| (k, t.finish())).collect()

@@ -27,8 +27,6 @@
 //! sample that is the same for every text, so two capped sets still meet on the tokens
 //! they share), so that a megabyte of output costs a bounded set.
 
-use crate::transcript::identity::fnv1a;
-
 /// Distinct tokens kept per text at most.
 pub const MAX_TOKENS: usize = 4096;
 /// [`TokenSet::of_ends`] reads this many bytes at each end of a long text.
@@ -214,7 +212,7 @@ impl Builder {
         if self.tokens.len() >= MAX_TOKENS * 2 {
             self.shrink();
         }
-        let h = fnv1a(&[text.as_bytes()]) >> 2;
+        let h = hash(text) >> 2;
         self.tokens.push(h | (kind.tag() << 62));
     }
 
@@ -276,6 +274,20 @@ impl Builder {
             }
         }
     }
+}
+
+/// A token's hash: eight bytes a step, then mixed (murmur3's finalizer) so that the
+/// smallest hashes are an even sample. In memory only, never persisted.
+fn hash(text: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = crate::transcript::identity::FastHasher::default();
+    h.write(text.as_bytes());
+    let mut x = h.finish();
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.

@@ -221,6 +221,8 @@ pub struct ContextTracker {
     tools: HashMap<Box<str>, Box<str>>,
     prompts_seen: HashSet<u64>,
     compaction_pending: Option<usize>,
+    /// Calls that run tests and have no result yet.
+    test_calls: HashSet<Box<str>>,
 }
 
 impl ContextTracker {
@@ -237,7 +239,14 @@ impl ContextTracker {
             tools: HashMap::new(),
             prompts_seen: HashSet::new(),
             compaction_pending: None,
+            test_calls: HashSet::new(),
         }
+    }
+
+    /// Whether the tool call `id`, still without a result, runs tests (a result's test
+    /// markers matter only then: [`LineFeatures::read_for`]).
+    pub fn is_test_call(&self, id: &str) -> bool {
+        self.test_calls.contains(id)
     }
 
     /// The calls seen so far.
@@ -289,6 +298,9 @@ impl ContextTracker {
             *self.added.entry(source_key(*source)).or_default() += bytes;
         }
         for u in &f.tool_uses {
+            if u.test_command {
+                self.test_calls.insert(u.id.clone());
+            }
             self.pending.insert(u.id.clone(), (u.name.clone(), matches!(&*u.name, "Task" | "Agent")));
             self.tools.insert(u.id.clone(), u.name.clone());
             self.record.steps.push(Step::ToolUse { ts_ms: e.timestamp, call, features: u.clone() });
@@ -298,6 +310,7 @@ impl ContextTracker {
         }
         for r in &f.tool_results {
             self.pending.remove(&r.tool_use_id);
+            self.test_calls.remove(&r.tool_use_id);
             let tool = self.tools.get(&r.tool_use_id).map_or("?", |t| t);
             *self.added.entry(format!("tool_result:{tool}")).or_default() += r.bytes;
             self.record.steps.push(Step::ToolResult { ts_ms: e.timestamp, tool: tool.to_owned(), features: r.clone() });
