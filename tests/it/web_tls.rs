@@ -355,17 +355,22 @@ fn config_changes_take_effect_without_restart() {
 
     // A broken change keeps what works, says so in the log and in /metrics.
     write_config(&config, "basic_auth_users:\n  alice: [not, a, hash\n");
-    std::thread::sleep(Duration::from_millis(1300));
+    // The file settles for a second before it is read; on a loaded machine that can take
+    // longer, so wait for the warning (10 s at most) rather than a fixed time.
+    let warned = |log: &str| {
+        log.lines().filter(|l| l.contains("Web config changed but cannot be used; keeping the previous one.")).count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while warned(&d.log_text()) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     for _ in 0..3 {
         assert_eq!(status(&a), 200);
         assert_eq!(status(&b), 200);
     }
     let log = d.log_text();
-    assert_eq!(
-        log.lines().filter(|l| l.contains("Web config changed but cannot be used; keeping the previous one.")).count(),
-        1,
-        "warned once per change:\n{log}"
-    );
+    assert_eq!(warned(&log), 1, "warned once per change:\n{log}");
     let (_, _, body) = d.get("/metrics", &[("Authorization", &a)]);
     let m = super::daemon::Metrics::parse(&String::from_utf8(body).unwrap());
     assert_eq!(m.sum("claude_sessions_exporter_web_config_last_reload_successful", &[]), 0.0);
