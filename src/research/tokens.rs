@@ -139,7 +139,9 @@ impl TokenSet {
 /// Builds a [`TokenSet`] from text given in pieces (as JSON unescaping hands it on).
 ///
 /// Text is read a line at a time (no word or error line spans a line end), straight
-/// from the pieces; only a line cut by a piece boundary is copied, to join it.
+/// from the pieces; only a line cut by a piece boundary is copied, to join it. The
+/// complete lines of a piece are read in one pass over their bytes: words, line ends
+/// and error words together (an error word is letters only, so it lies within a word).
 #[derive(Debug, Default)]
 pub struct Builder {
     tokens: Vec<u64>,
@@ -161,8 +163,7 @@ impl Builder {
             };
             let mut line = std::mem::take(&mut self.pending);
             line.push_str(&rest[..i]);
-            let error = says_error(&line[..cut(&line, LINE_MAX)]);
-            self.line(&line, error);
+            self.lines(&line);
             line.clear();
             self.pending = line;
             rest = &rest[i + 1..];
@@ -171,32 +172,14 @@ impl Builder {
             self.pending.push_str(rest);
             return;
         };
-        // The error words of all the complete lines in one pass; a line reports an error
-        // when one lies within its first LINE_MAX bytes.
-        let (whole, tail) = (&rest[..last], &rest[last + 1..]);
-        let mut hits = ERROR_WORDS.find_iter(whole).map(|m| (m.start(), m.end())).peekable();
-        let mut start = 0;
-        for line in whole.split('\n') {
-            let end = start + cut(line, LINE_MAX);
-            let mut error = false;
-            while let Some(&(a, b)) = hits.peek() {
-                if a >= start + line.len() {
-                    break;
-                }
-                error |= a >= start && b <= end;
-                hits.next();
-            }
-            self.line(line, error);
-            start += line.len() + 1;
-        }
-        self.pending.push_str(tail);
+        self.lines(&rest[..last]);
+        self.pending.push_str(&rest[last + 1..]);
     }
 
     /// The set of everything pushed.
     pub fn finish(mut self) -> TokenSet {
         let last = std::mem::take(&mut self.pending);
-        let error = says_error(&last[..cut(&last, LINE_MAX)]);
-        self.line(&last, error);
+        self.lines(&last);
         self.shrink();
         TokenSet(self.tokens)
     }
@@ -216,40 +199,76 @@ impl Builder {
         self.tokens.push(h | (kind.tag() << 62));
     }
 
-    /// The words of one line, and the line itself when it reports an `error`.
-    fn line(&mut self, line: &str, error: bool) {
-        let b = line.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            if CLASS[usize::from(b[i])] & WORD == 0 {
+    /// Whole lines (`text` ends where a line ends): their words, and each line itself
+    /// when it reports an error, in one pass.
+    fn lines(&mut self, text: &str) {
+        let b = text.as_bytes();
+        let n = b.len();
+        let (mut i, mut line_start, mut error) = (0, 0, false);
+        loop {
+            // Between words: bytes of no class, and line ends.
+            while i < n {
+                let c = CLASS[usize::from(b[i])];
+                if c & WORD != 0 {
+                    break;
+                }
+                if c & NEWLINE != 0 {
+                    self.end_line(&text[line_start..i], error);
+                    (line_start, error) = (i + 1, false);
+                }
                 i += 1;
-                continue;
+            }
+            if i >= n {
+                break;
             }
             let start = i;
+            let first = CLASS[usize::from(b[i])];
             // A word of letters only, lowercase after the first (`the`, `Error`), is none
-            // of the kinds: most words of a text, passed over here.
-            let mut plain = CLASS[usize::from(b[i])] & LETTER != 0;
+            // of the kinds: most words of a text, passed over here. So is one with no
+            // digit, `_`, `.`, `/` or lowercase-to-uppercase step (`ERROR`, `a-b`): it
+            // can be no path, identifier or number.
+            let mut plain = first & (LOWER | UPPER) != 0;
+            let (mut all, mut camel, mut prev) = (first, false, first);
             i += 1;
-            while i < b.len() && CLASS[usize::from(b[i])] & WORD != 0 {
-                plain &= CLASS[usize::from(b[i])] & LOWER != 0;
+            while i < n {
+                let c = CLASS[usize::from(b[i])];
+                if c & WORD == 0 {
+                    break;
+                }
+                plain &= c & LOWER != 0;
+                camel |= prev & LOWER != 0 && c & UPPER != 0;
+                all |= c;
+                prev = c;
                 i += 1;
             }
-            if !plain {
+            // Error words within the line's first LINE_MAX bytes (word bytes are ASCII,
+            // so that is the line's first LINE_MAX bytes cut at a character boundary).
+            let limit = line_start + LINE_MAX;
+            if !error && start < limit && i - start >= SHORTEST_ERROR_WORD {
+                error = has_error_word(&b[start..i.min(limit)]);
+            }
+            if !plain && (camel || all & (DIGIT | UNDERSCORE | PATH_SEP) != 0) {
                 // Word bytes are ASCII: any cut is a character boundary.
-                self.word(&line[start..i.min(start + WORD_MAX)]);
+                self.word(&text[start..i.min(start + WORD_MAX)], all);
             }
         }
+        self.end_line(&text[line_start..], error);
+    }
+
+    /// A line's end: the line is a token when it reports an `error`.
+    fn end_line(&mut self, line: &str, error: bool) {
         if error {
             self.add(TokenKind::ErrorLine, line[..cut(line, LINE_MAX)].trim());
         }
     }
 
-    fn word(&mut self, word: &str) {
+    /// A word's tokens; `all` has the class bits of its bytes.
+    fn word(&mut self, word: &str, all: u8) {
         let w = word.trim_matches(|c| matches!(c, '.' | ':' | '-'));
         if w.is_empty() {
             return;
         }
-        if is_path(w) {
+        if all & PATH_SEP != 0 && is_path(w) {
             self.add(TokenKind::Path, w);
         } else {
             for part in w.split(['.', '/', ':', '-']) {
@@ -257,6 +276,9 @@ impl Builder {
                     self.add(TokenKind::Identifier, part);
                 }
             }
+        }
+        if all & DIGIT == 0 {
+            return;
         }
         let bytes = w.as_bytes();
         let mut i = 0;
@@ -300,10 +322,15 @@ fn cut(s: &str, max: usize) -> usize {
 }
 
 const WORD: u8 = 1;
-const LETTER: u8 = 2;
-const LOWER: u8 = 4;
+const LOWER: u8 = 2;
+const UPPER: u8 = 4;
+const DIGIT: u8 = 8;
+const UNDERSCORE: u8 = 16;
+const PATH_SEP: u8 = 32;
+const NEWLINE: u8 = 64;
 
-/// Byte classes: word bytes (`A–Z a–z 0–9 _ . / - :`), letters, lowercase letters.
+/// Byte classes: word bytes (`A–Z a–z 0–9 _ . / - :`), lowercase and uppercase letters,
+/// digits, `_`, the path separators `.` and `/`, and the line end.
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
@@ -312,29 +339,63 @@ static CLASS: [u8; 256] = {
         if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'/' | b'-' | b':') {
             t[b] |= WORD;
         }
-        if c.is_ascii_alphabetic() {
-            t[b] |= LETTER;
-        }
         if c.is_ascii_lowercase() {
             t[b] |= LOWER;
+        }
+        if c.is_ascii_uppercase() {
+            t[b] |= UPPER;
+        }
+        if c.is_ascii_digit() {
+            t[b] |= DIGIT;
+        }
+        if c == b'_' {
+            t[b] |= UNDERSCORE;
+        }
+        if c == b'.' || c == b'/' {
+            t[b] |= PATH_SEP;
+        }
+        if c == b'\n' {
+            t[b] |= NEWLINE;
         }
         b += 1;
     }
     t
 };
 
-/// The error words in lowercase, capitalized and uppercase (matched exactly: a
-/// case-sensitive search can use a SIMD prefilter, an insensitive one cannot).
-static ERROR_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
-    let words = ["error", "failed", "panicked", "exception", "traceback"];
-    let mut all = Vec::new();
-    for w in words {
-        all.push(w.to_owned());
-        all.push(w[..1].to_ascii_uppercase() + &w[1..]);
-        all.push(w.to_ascii_uppercase());
+/// The error words in lowercase, capitalized and uppercase (matched exactly, as
+/// parts of a word: `TypeError`, `errors`, `FAILED`).
+const ERROR_WORDS: [&str; 5] = ["error", "failed", "panicked", "exception", "traceback"];
+const SHORTEST_ERROR_WORD: usize = 5;
+
+/// Whether `w` (ASCII word bytes) holds an error word, in one of its three cases.
+fn has_error_word(w: &[u8]) -> bool {
+    if w.len() < SHORTEST_ERROR_WORD {
+        return false;
     }
-    aho_corasick::AhoCorasick::new(all).expect("fixed patterns")
-});
+    for k in 0..=w.len() - SHORTEST_ERROR_WORD {
+        let first = w[k].to_ascii_lowercase();
+        if !matches!(first, b'e' | b'f' | b'p' | b't') {
+            continue;
+        }
+        let rest = &w[k..];
+        for word in ERROR_WORDS {
+            let p = word.as_bytes();
+            // The second byte rules out nearly every candidate (`e` and `t` are common).
+            if p[0] != first || rest.len() < p.len() || rest[1].to_ascii_lowercase() != p[1] {
+                continue;
+            }
+            let cand = &rest[..p.len()];
+            let lower = cand.iter().zip(p).all(|(c, l)| c == l);
+            let upper = cand.iter().zip(p).all(|(c, l)| *c == l.to_ascii_uppercase());
+            let capitalized =
+                cand[0] == p[0].to_ascii_uppercase() && cand[1..].iter().zip(&p[1..]).all(|(c, l)| c == l);
+            if lower || upper || capitalized {
+                return true;
+            }
+        }
+    }
+    false
+}
 
 fn is_path(w: &str) -> bool {
     if w.len() < 3 {
@@ -362,10 +423,6 @@ fn is_identifier(p: &str) -> bool {
     }
     let mixed = b.windows(2).any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase());
     b.iter().any(|c| *c == b'_' || c.is_ascii_digit()) || mixed
-}
-
-fn says_error(line: &str) -> bool {
-    ERROR_WORDS.is_match(line)
 }
 
 #[cfg(test)]
@@ -412,6 +469,88 @@ mod tests {
             b.push(&text[..cut]);
             b.push(&text[cut..]);
             assert_eq!(b.finish(), whole, "cut at {cut}");
+        }
+    }
+
+    /// The rules read the obvious way (line by line, word by word, `str::contains`):
+    /// the one-pass scanner must make the same set.
+    fn reference(text: &str) -> TokenSet {
+        let mut b = Builder::default();
+        for line in text.split('\n') {
+            let head = &line[..cut(line, LINE_MAX)];
+            let error = ERROR_WORDS.iter().any(|w| {
+                let cap = w[..1].to_ascii_uppercase() + &w[1..];
+                head.contains(w) || head.contains(&cap) || head.contains(&w.to_ascii_uppercase())
+            });
+            for word in line.split(|c: char| !(c.is_ascii_alphanumeric() || "_./-:".contains(c))) {
+                let plain = word.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    && word.chars().skip(1).all(|c| c.is_ascii_lowercase());
+                if !word.is_empty() && !plain {
+                    let w = &word[..word.len().min(WORD_MAX)];
+                    let all = w.bytes().fold(0, |a, c| a | CLASS[usize::from(c)]);
+                    b.word(w, all);
+                }
+            }
+            b.end_line(line, error);
+        }
+        b.shrink();
+        TokenSet(b.tokens)
+    }
+
+    #[test]
+    fn the_scanner_follows_the_rules_on_real_and_random_text() {
+        let mut texts: Vec<String> = Vec::new();
+        for path in crate::research::testing::real_files() {
+            let raw = std::fs::read_to_string(&path).unwrap();
+            // Each line's JSON text stands for a text: code, paths, errors, prose.
+            texts.extend(raw.lines().map(|l| l.replace("\\n", "\n")));
+        }
+        // Random text from pieces that meet the rules' edges.
+        let pieces = [
+            "a",
+            "Z",
+            "_",
+            ".",
+            "/",
+            "-",
+            ":",
+            "0",
+            "42",
+            "1234",
+            "error",
+            "Error",
+            "ERROR",
+            "eRROR",
+            "Failed",
+            "FAILED",
+            "panicked",
+            "Exception",
+            "traceback",
+            "TypeError",
+            " ",
+            "\n",
+            "é",
+            "src/lib.rs",
+            "fooBar",
+            "x".repeat(190).leak(),
+            "(",
+            "\"",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..3000 {
+            let mut t = String::new();
+            for _ in 0..(seed % 40) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                t.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            seed = seed.wrapping_add(1);
+            texts.push(t);
+        }
+        assert!(texts.len() > 5_000, "{} texts", texts.len());
+        for t in &texts {
+            assert_eq!(TokenSet::of(t), reference(t), "text: {t:?}");
         }
     }
 
