@@ -360,20 +360,30 @@ struct TrajectoryFile<'a> {
     calls: &'a [Snapshot],
 }
 
+/// Write `analyze.json`, the sessions' files and the report, the three at once.
 fn write_all(dir: &Path, out: &Output, trajectories: &[(String, Vec<Snapshot>)]) -> anyhow::Result<()> {
     let sessions = dir.join("sessions");
     std::fs::create_dir_all(&sessions).with_context(|| format!("cannot create {}", sessions.display()))?;
-    write(&dir.join("analyze.json"), &serde_json::to_vec_pretty(out)?)?;
-    for (id, calls) in trajectories {
-        let name = format!("{}.json", id.replace(['/', '\\', '.'], "_"));
-        let file = TrajectoryFile { schema: TRAJECTORY_SCHEMA, session_id: id, calls };
-        write(&sessions.join(name), &serde_json::to_vec(&file)?)?;
-    }
-    let report = html::Report {
-        out,
-        trajectories: trajectories.iter().map(|(id, calls)| (id.as_str(), calls.as_slice())).collect(),
-    };
-    write(&dir.join("report.html"), html::render(&report).as_bytes())
+    std::thread::scope(|scope| {
+        let json = scope.spawn(|| write(&dir.join("analyze.json"), &serde_json::to_vec_pretty(out)?));
+        let files = scope.spawn(|| {
+            for (id, calls) in trajectories {
+                let name = format!("{}.json", id.replace(['/', '\\', '.'], "_"));
+                let file = TrajectoryFile { schema: TRAJECTORY_SCHEMA, session_id: id, calls };
+                write(&sessions.join(name), &serde_json::to_vec(&file)?)?;
+            }
+            anyhow::Ok(())
+        });
+        let report = html::Report {
+            out,
+            trajectories: trajectories.iter().map(|(id, calls)| (id.as_str(), calls.as_slice())).collect(),
+        };
+        let html = write(&dir.join("report.html"), html::render(&report).as_bytes());
+        for r in [json.join(), files.join()] {
+            r.map_err(|_| anyhow::anyhow!("a writer thread panicked"))??;
+        }
+        html
+    })
 }
 
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

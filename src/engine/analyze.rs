@@ -1,6 +1,6 @@
 //! The research pass over history (`analyze`): each main session file is read, parsed
-//! into the same facts as the metrics ([`parse`]) plus its research features
-//! ([`LineFeatures`]), and followed by a [`ContextTracker`] per session, on several
+//! once into the same facts as the metrics ([`parse_with_line`]) and its research
+//! features ([`LineFeatures::from_line`]), and followed by a [`ContextTracker`] per session, on several
 //! threads; what the caller makes of each finished [`SessionRecord`] comes back in
 //! path order.
 //!
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{KEEP_BUF, LineCounts, Settings, parse};
+use super::{KEEP_BUF, LineCounts, Settings, parse_with_line};
 use crate::research::{ContextTracker, LineFeatures, SessionRecord};
 use crate::source::discover::{self, FileInfo, Role};
 use crate::source::tail::Tail;
@@ -109,15 +109,16 @@ pub fn read_file(path: &Path, max_line: usize, buf: &mut Vec<u8>) -> (BTreeMap<S
     let mut counts = LineCounts::default();
     let mut tail = Tail::default();
     let result = tail.read(path, max_line, false, buf, &mut |line| {
-        let Some(e) = parse(line, &mut counts, path, None) else { return };
+        let Some((e, l)) = parse_with_line(line, &mut counts, path) else { return };
         if e.sidechain {
             return;
         }
         let Some(session) = e.session_id.as_deref() else { return };
-        // `parse` accepted the line, so it is UTF-8 JSON.
-        let Ok(text) = std::str::from_utf8(line) else { return };
         let tracker = trackers.get(session);
-        let f = LineFeatures::read_for(text, &e, &|id| tracker.is_some_and(|t| t.is_test_call(id)));
+        let f = match &l {
+            Some(l) => LineFeatures::from_line(l, line, &e, &|id| tracker.is_some_and(|t| t.is_test_call(id))),
+            None => LineFeatures::default(),
+        };
         match trackers.get_mut(session) {
             Some(t) => {
                 t.push(&e, &f);

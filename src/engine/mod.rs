@@ -510,18 +510,29 @@ fn parse_inspecting(
     capture: Option<usize>,
     inspect: &crate::engine::capture::Inspect,
 ) -> Option<Entry> {
+    let (mut e, _) = parse_with_line(line, counts, path)?;
+    if let Some(cap) = capture {
+        e.content = crate::engine::capture::read(line, cap, inspect);
+    }
+    Some(e)
+}
+
+/// [`parse`] without capture, handing on the parsed [`transcript::Line`] too (`None`
+/// for a `progress` line, which is read by its head only): what research reads its
+/// features from, with no second parse.
+pub fn parse_with_line<'a>(
+    line: &'a [u8],
+    counts: &mut LineCounts,
+    path: &Path,
+) -> Option<(Entry, Option<transcript::Line<'a>>)> {
     if let Some(head) = transcript::progress_head(line) {
         counts.ok += 1;
-        return Some(Entry::progress(&head));
+        return Some((Entry::progress(&head), None));
     }
     match transcript::parse_line(line) {
         Ok(l) if l.is_known_type() => {
             counts.ok += 1;
-            let mut e = Entry::from_line(&l);
-            if let Some(cap) = capture {
-                e.content = crate::engine::capture::read(line, cap, inspect);
-            }
-            Some(e)
+            Some((Entry::from_line(&l), Some(l)))
         }
         Ok(_) => {
             counts.unknown_type += 1;

@@ -7,15 +7,16 @@
 //! could identify content is hashed ([`TokenSet`], input and path hashes). Prompt
 //! features are counts and flags.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::tokens::TokenSet;
 
 mod text;
 use crate::transcript::entry::{Entry, Kind};
 use crate::transcript::identity::fnv1a;
-use crate::transcript::{Text, unescape};
+use crate::transcript::{Block, Content, Line, StrContent, unescape};
 use text::prompt_features;
 pub use text::{is_correction, is_test_command, says_fail, says_pass, test_marks};
 
@@ -113,148 +114,6 @@ pub struct LineFeatures {
     pub version: Option<Box<str>>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Line<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Text<'a>>,
-    #[serde(default)]
-    is_meta: bool,
-    #[serde(default)]
-    is_compact_summary: bool,
-    #[serde(borrow)]
-    message: Option<Message<'a>>,
-    #[serde(borrow)]
-    attachment: Option<&'a RawValue>,
-    #[serde(borrow)]
-    version: Option<Text<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(default, borrow)]
-    content: Content<'a>,
-}
-
-/// `message.content`, read in one pass: a string, or blocks.
-#[derive(Default)]
-enum Content<'a> {
-    #[default]
-    None,
-    Text(Str<'a>),
-    Blocks(Vec<Block<'a>>),
-}
-
-/// A JSON string as text, and its length as JSON text.
-struct Str<'a> {
-    text: std::borrow::Cow<'a, str>,
-    json_len: u64,
-}
-
-/// The length of `s` written as a JSON string the way Claude Code writes it
-/// (JavaScript's `JSON.stringify`: `\"`, `\\`, the short escapes of control characters,
-/// `\u00XX` for the others; everything else as it is), quotes included.
-fn json_len(s: &str) -> u64 {
-    let escapes: u64 = s
-        .bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | 8 | 9 | 10 | 12 | 13 => 1,
-            0..=31 => 5,
-            _ => 0,
-        })
-        .sum();
-    s.len() as u64 + escapes + 2
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = Str<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Str<'a>, E> {
-                Ok(Str { json_len: s.len() as u64 + 2, text: std::borrow::Cow::Borrowed(s) })
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Str<'a>, E> {
-                Ok(Str { json_len: json_len(s), text: std::borrow::Cow::Owned(s.to_owned()) })
-            }
-        }
-        d.deserialize_str(V(std::marker::PhantomData))
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::{IgnoredAny, MapAccess, SeqAccess};
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = Content<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string or a list of blocks")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Content<'a>, E> {
-                Ok(Content::Text(Str { json_len: s.len() as u64 + 2, text: std::borrow::Cow::Borrowed(s) }))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Content<'a>, E> {
-                Ok(Content::Text(Str { json_len: json_len(s), text: std::borrow::Cow::Owned(s.to_owned()) }))
-            }
-            fn visit_unit<E>(self) -> Result<Content<'a>, E> {
-                Ok(Content::None)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'a>, A::Error> {
-                let mut blocks = Vec::new();
-                while let Some(b) = seq.next_element::<Block<'a>>()? {
-                    blocks.push(b);
-                }
-                Ok(Content::Blocks(blocks))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Content<'a>, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Content::None)
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
-#[derive(Deserialize)]
-struct Block<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Text<'a>>,
-    #[serde(borrow)]
-    text: Option<Str<'a>>,
-    #[serde(borrow)]
-    thinking: Option<&'a RawValue>,
-    #[serde(borrow)]
-    id: Option<Text<'a>>,
-    #[serde(borrow)]
-    name: Option<Text<'a>>,
-    #[serde(borrow)]
-    input: Option<&'a RawValue>,
-    #[serde(borrow)]
-    tool_use_id: Option<Text<'a>>,
-    #[serde(default)]
-    is_error: Option<bool>,
-    #[serde(borrow)]
-    content: Option<&'a RawValue>,
-    #[serde(borrow)]
-    source: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct Input<'a> {
-    #[serde(borrow)]
-    command: Option<Text<'a>>,
-    #[serde(borrow)]
-    file_path: Option<Text<'a>>,
-    #[serde(borrow)]
-    notebook_path: Option<Text<'a>>,
-    #[serde(borrow)]
-    path: Option<Text<'a>>,
-}
-
 impl LineFeatures {
     /// The features of `line`, whose facts are `entry`. Lines that add nothing to a
     /// context (progress, system, summaries, unreadable ones) give the empty value.
@@ -267,11 +126,22 @@ impl LineFeatures {
     /// what a [`ContextTracker`](super::ContextTracker) knows with
     /// [`is_test_call`](super::ContextTracker::is_test_call).
     pub fn read_for(line: &str, entry: &Entry, test_call: &dyn Fn(&str) -> bool) -> LineFeatures {
+        match crate::transcript::parse_line(line.as_bytes()) {
+            Ok(l) => LineFeatures::from_line(&l, line.as_bytes(), entry, test_call),
+            Err(_) => LineFeatures::default(),
+        }
+    }
+
+    /// [`LineFeatures::read_for`] from the line as the facts were parsed from it (one
+    /// parse for both: the [`Line`] borrows the raw JSON of what research reads).
+    /// `bytes` is the line itself: a string content with escapes is read from it again
+    /// when its text is needed (a typed prompt, a reply), since the parse hands on only
+    /// its head.
+    pub fn from_line(l: &Line<'_>, bytes: &[u8], entry: &Entry, test_call: &dyn Fn(&str) -> bool) -> LineFeatures {
         let mut f = LineFeatures::default();
         if entry.kind == Kind::Progress || (entry.kind == Kind::System && entry.compaction.is_none()) {
             return f;
         }
-        let Ok(l) = serde_json::from_str::<Line<'_>>(line) else { return f };
         if entry.compaction.is_some() {
             f.version = l.version.as_deref().map(Into::into);
             return f;
@@ -279,11 +149,11 @@ impl LineFeatures {
         match l.kind.as_deref() {
             Some("attachment") => {
                 if let Some(a) = l.attachment {
-                    f.added.push((Source::Attachment, a.get().len() as u64));
+                    f.add(Source::Attachment, a.0.len() as u64);
                 }
             }
-            Some("user") => f.read_user(&l, test_call),
-            Some("assistant") => f.read_assistant(&l),
+            Some("user") => f.read_user(l, bytes, test_call),
+            Some("assistant") => f.read_assistant(l, bytes),
             _ => {}
         }
         f
@@ -304,7 +174,7 @@ impl LineFeatures {
         }
     }
 
-    fn read_user(&mut self, l: &Line<'_>, test_call: &dyn Fn(&str) -> bool) {
+    fn read_user(&mut self, l: &Line<'_>, bytes: &[u8], test_call: &dyn Fn(&str) -> bool) {
         let Some(m) = l.message.as_ref() else { return };
         let text_source = if l.is_meta || l.is_compact_summary { Source::Meta } else { Source::UserText };
         let blocks = match &m.content {
@@ -312,19 +182,20 @@ impl LineFeatures {
             Content::Text(t) => {
                 self.add(text_source, t.json_len);
                 if text_source == Source::UserText {
-                    self.prompt = prompt_features(&[&t.text]);
+                    self.prompt = prompt_features(&[&string_content(t, bytes)]);
                 }
                 return;
             }
             Content::Blocks(b) => b,
         };
-        let mut texts: Vec<&str> = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        let mut text = String::new();
         for b in blocks {
             match b.kind.as_deref() {
                 Some("tool_result") => {
                     let Some(id) = &b.tool_use_id else { continue };
-                    let content = b.content.map_or("", |c| c.get());
-                    let mut text = String::new();
+                    let content = b.content.map_or("", |c| c.0);
+                    text.clear();
                     each_text(content, &mut |piece| text.push_str(piece));
                     let (says_pass, says_fail) = if test_call(id) { test_marks(&text) } else { (false, false) };
                     self.tool_results.push(ResultFeatures {
@@ -338,49 +209,54 @@ impl LineFeatures {
                 }
                 Some("text") => {
                     if let Some(t) = &b.text {
-                        self.add(text_source, t.json_len);
-                        texts.push(&t.text);
+                        self.add(text_source, t.raw.len() as u64);
+                        if text_source == Source::UserText {
+                            let mut s = String::new();
+                            unescape(t.raw, &mut |piece| s.push_str(piece));
+                            texts.push(s);
+                        }
                     }
                 }
                 _ => {
                     // Images and documents: their JSON (base64) stands for their size.
-                    let n = [b.content, b.input, b.source].iter().flatten().map(|r| r.get().len() as u64).sum::<u64>();
-                    self.add(text_source, n + b.text.as_ref().map_or(0, |t| t.json_len));
+                    let n = [b.content, b.input, b.source].iter().flatten().map(|r| r.0.len() as u64).sum::<u64>();
+                    self.add(text_source, n + b.text.as_ref().map_or(0, |t| t.raw.len() as u64));
                 }
             }
         }
         if text_source == Source::UserText && self.tool_results.is_empty() && !texts.is_empty() {
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             self.prompt = prompt_features(&texts);
         }
     }
 
-    fn read_assistant(&mut self, l: &Line<'_>) {
+    fn read_assistant(&mut self, l: &Line<'_>, bytes: &[u8]) {
         let Some(m) = l.message.as_ref() else { return };
         let blocks = match &m.content {
             Content::None => return,
             Content::Text(t) => {
                 self.add(Source::AssistantOutput, t.json_len);
-                self.reply = TokenSet::of(&t.text);
+                self.reply = TokenSet::of(&string_content(t, bytes));
                 return;
             }
             Content::Blocks(b) => b,
         };
         let mut reply = String::new();
         for b in blocks {
-            let n = [b.thinking, b.input].iter().flatten().map(|r| r.get().len() as u64).sum::<u64>();
-            self.add(Source::AssistantOutput, n + b.text.as_ref().map_or(0, |t| t.json_len));
+            let n = [b.thinking, b.input].iter().flatten().map(|r| r.0.len() as u64).sum::<u64>();
+            self.add(Source::AssistantOutput, n + b.text.as_ref().map_or(0, |t| t.raw.len() as u64));
             match b.kind.as_deref() {
                 Some("text") => {
                     if let Some(t) = &b.text {
                         if !reply.is_empty() {
                             reply.push('\n');
                         }
-                        reply.push_str(&t.text);
+                        unescape(t.raw, &mut |piece| reply.push_str(piece));
                     }
                 }
                 Some("tool_use") => {
                     let (Some(id), Some(name)) = (&b.id, &b.name) else { continue };
-                    let input = b.input.map_or("{}", |i| i.get());
+                    let input = b.input.map_or("{}", |i| i.0);
                     self.tool_uses.push(use_features(id, name, input));
                 }
                 _ => {}
@@ -390,25 +266,57 @@ impl LineFeatures {
     }
 }
 
+/// The text of a string `message.content`: borrowed when it has no escapes, else
+/// unescaped from its raw JSON (long lines) or read again from the line.
+fn string_content<'a>(t: &StrContent<'a>, bytes: &'a [u8]) -> Cow<'a, str> {
+    if let Some(text) = t.text {
+        return Cow::Borrowed(text);
+    }
+    if let Some(raw) = t.raw {
+        let mut s = String::new();
+        unescape(raw, &mut |piece| s.push_str(piece));
+        return Cow::Owned(s);
+    }
+    #[derive(Deserialize)]
+    struct Only {
+        message: Option<OnlyMessage>,
+    }
+    #[derive(Deserialize)]
+    struct OnlyMessage {
+        content: Option<String>,
+    }
+    let again = serde_json::from_slice::<Only>(bytes).ok().and_then(|l| l.message?.content);
+    Cow::Owned(again.unwrap_or_default())
+}
+
 fn use_features(id: &str, name: &str, input: &str) -> UseFeatures {
-    let fields = serde_json::from_str::<Input<'_>>(input).ok();
-    let path = fields.as_ref().and_then(|f| f.file_path.as_ref().or(f.notebook_path.as_ref()).or(f.path.as_ref()));
-    let command = fields.as_ref().and_then(|f| f.command.as_deref());
-    // The input's strings, unescaped: the command, the path, the pattern, the new text.
+    // The input's strings, unescaped (the command, the path, the pattern, the new
+    // text), and its top-level `command` and path, in one pass.
     let mut text = String::new();
-    each_string(input, &mut |s| {
+    let mut fields = InputFields::default();
+    each_string(input, &mut fields, &mut |s| {
         text.push_str(s);
         text.push('\n');
     });
+    let path = fields.file_path.or(fields.notebook_path).or(fields.path);
     UseFeatures {
         id: id.into(),
         name: name.into(),
         input_bytes: input.len() as u64,
         input_hash: fnv1a(&[name.as_bytes(), b"\0", input.as_bytes()]),
         path_hash: path.map(|p| fnv1a(&[p.as_bytes()])),
-        test_command: name == "Bash" && command.is_some_and(is_test_command),
+        test_command: name == "Bash" && fields.command.as_deref().is_some_and(is_test_command),
         tokens: TokenSet::of_ends(&text),
     }
+}
+
+/// The top-level fields of a tool input that research reads.
+#[derive(Default)]
+struct InputFields {
+    command: Option<String>,
+    file_path: Option<String>,
+    notebook_path: Option<String>,
+    path: Option<String>,
 }
 
 /// Hand on the text of a tool result's raw `content`: a string, or the `text` of its
@@ -421,7 +329,7 @@ fn each_text(raw: &str, out: &mut dyn FnMut(&str)) {
     if let Ok(blocks) = serde_json::from_str::<Vec<Block<'_>>>(raw) {
         for b in blocks {
             if let Some(t) = b.text {
-                out(&t.text);
+                unescape(t.raw, out);
                 out("\n");
             }
         }
@@ -429,23 +337,32 @@ fn each_text(raw: &str, out: &mut dyn FnMut(&str)) {
 }
 
 /// Hand on every string value in a raw JSON value, unescaped (keys are skipped), as the
-/// parser reads them: no tree is built.
-fn each_string(raw: &str, out: &mut dyn FnMut(&str)) {
-    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-    struct Strings<'f>(&'f mut dyn FnMut(&str));
-    impl<'de> DeserializeSeed<'de> for Strings<'_> {
+/// parser reads them: no tree is built. The top-level string fields of [`InputFields`]
+/// are kept as they pass.
+fn each_string(raw: &str, fields: &mut InputFields, out: &mut dyn FnMut(&str)) {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    /// `keep`: where the value's string goes too (a top-level field of interest).
+    struct Strings<'f, 'k> {
+        out: &'f mut dyn FnMut(&str),
+        fields: Option<&'k mut InputFields>,
+        keep: Option<&'k mut Option<String>>,
+    }
+    impl<'de> DeserializeSeed<'de> for Strings<'_, '_> {
         type Value = ();
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_any(self)
         }
     }
-    impl<'de> Visitor<'de> for Strings<'_> {
+    impl<'de> Visitor<'de> for Strings<'_, '_> {
         type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("any JSON value")
         }
         fn visit_str<E>(self, s: &str) -> Result<(), E> {
-            (self.0)(s);
+            (self.out)(s);
+            if let Some(k) = self.keep {
+                *k = Some(s.to_owned());
+            }
             Ok(())
         }
         fn visit_bool<E>(self, _: bool) -> Result<(), E> {
@@ -464,18 +381,26 @@ fn each_string(raw: &str, out: &mut dyn FnMut(&str)) {
             Ok(())
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            while seq.next_element_seed(Strings(&mut *self.0))?.is_some() {}
+            while seq.next_element_seed(Strings { out: &mut *self.out, fields: None, keep: None })?.is_some() {}
             Ok(())
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while map.next_key::<IgnoredAny>()?.is_some() {
-                map.next_value_seed(Strings(&mut *self.0))?;
+            let mut fields = self.fields;
+            while let Some(key) = map.next_key::<crate::transcript::Text<'de>>()? {
+                let keep = match (fields.as_deref_mut(), &*key) {
+                    (Some(f), "command") => Some(&mut f.command),
+                    (Some(f), "file_path") => Some(&mut f.file_path),
+                    (Some(f), "notebook_path") => Some(&mut f.notebook_path),
+                    (Some(f), "path") => Some(&mut f.path),
+                    _ => None,
+                };
+                map.next_value_seed(Strings { out: &mut *self.out, fields: None, keep })?;
             }
             Ok(())
         }
     }
     let mut d = serde_json::Deserializer::from_str(raw);
-    let _ = Strings(out).deserialize(&mut d);
+    let _ = Strings { out, fields: Some(fields), keep: None }.deserialize(&mut d);
 }
 
 #[cfg(test)]

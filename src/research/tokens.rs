@@ -225,29 +225,29 @@ impl Builder {
             let first = CLASS[usize::from(b[i])];
             // A word of letters only, lowercase after the first (`the`, `Error`), is none
             // of the kinds: most words of a text, passed over here. So is one with no
-            // digit, `_`, `.`, `/` or lowercase-to-uppercase step (`ERROR`, `a-b`): it
-            // can be no path, identifier or number.
-            let mut plain = first & (LOWER | UPPER) != 0;
-            let (mut all, mut camel, mut prev) = (first, false, first);
+            // digit, `_`, `.`, `/` and not both cases (`ERROR`, `a-b`): it can be no
+            // path, identifier or number.
             i += 1;
+            let mut rest = 0;
             while i < n {
                 let c = CLASS[usize::from(b[i])];
                 if c & WORD == 0 {
                     break;
                 }
-                plain &= c & LOWER != 0;
-                camel |= prev & LOWER != 0 && c & UPPER != 0;
-                all |= c;
-                prev = c;
+                rest |= c;
                 i += 1;
             }
+            let all = first | rest;
+            let plain = first & (LOWER | UPPER) != 0 && rest & !(WORD | LOWER) == 0;
+            // A lowercase-to-uppercase step needs both cases; `word` looks for it.
+            let mixed = all & LOWER != 0 && all & UPPER != 0;
             // Error words within the line's first LINE_MAX bytes (word bytes are ASCII,
             // so that is the line's first LINE_MAX bytes cut at a character boundary).
             let limit = line_start + LINE_MAX;
             if !error && start < limit && i - start >= SHORTEST_ERROR_WORD {
                 error = has_error_word(&b[start..i.min(limit)]);
             }
-            if !plain && (camel || all & (DIGIT | UNDERSCORE | PATH_SEP) != 0) {
+            if !plain && (mixed || all & (DIGIT | UNDERSCORE | PATH_SEP) != 0) {
                 // Word bytes are ASCII: any cut is a character boundary.
                 self.word(&text[start..i.min(start + WORD_MAX)], all);
             }
@@ -264,16 +264,30 @@ impl Builder {
 
     /// A word's tokens; `all` has the class bits of its bytes.
     fn word(&mut self, word: &str, all: u8) {
-        let w = word.trim_matches(|c| matches!(c, '.' | ':' | '-'));
-        if w.is_empty() {
+        let b = word.as_bytes();
+        let (mut s, mut e) = (0, b.len());
+        while s < e && matches!(b[s], b'.' | b':' | b'-') {
+            s += 1;
+        }
+        while e > s && matches!(b[e - 1], b'.' | b':' | b'-') {
+            e -= 1;
+        }
+        if s == e {
             return;
         }
+        let w = &word[s..e];
         if all & PATH_SEP != 0 && is_path(w) {
             self.add(TokenKind::Path, w);
-        } else {
-            for part in w.split(['.', '/', ':', '-']) {
-                if is_identifier(part) {
-                    self.add(TokenKind::Identifier, part);
+        } else if all & (UNDERSCORE | DIGIT | UPPER) != 0 {
+            // An identifier needs a `_`, a digit or an uppercase letter.
+            let wb = w.as_bytes();
+            let mut from = 0;
+            for k in 0..=wb.len() {
+                if k == wb.len() || matches!(wb[k], b'.' | b'/' | b':' | b'-') {
+                    if is_identifier(&w[from..k]) {
+                        self.add(TokenKind::Identifier, &w[from..k]);
+                    }
+                    from = k + 1;
                 }
             }
         }
@@ -328,9 +342,11 @@ const DIGIT: u8 = 8;
 const UNDERSCORE: u8 = 16;
 const PATH_SEP: u8 = 32;
 const NEWLINE: u8 = 64;
+const ERROR_START: u8 = 128;
 
 /// Byte classes: word bytes (`A–Z a–z 0–9 _ . / - :`), lowercase and uppercase letters,
-/// digits, `_`, the path separators `.` and `/`, and the line end.
+/// digits, `_`, the path separators `.` and `/`, the line end, and the first letters of
+/// the error words.
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
@@ -357,6 +373,9 @@ static CLASS: [u8; 256] = {
         if c == b'\n' {
             t[b] |= NEWLINE;
         }
+        if matches!(c.to_ascii_lowercase(), b'e' | b'f' | b'p' | b't') {
+            t[b] |= ERROR_START;
+        }
         b += 1;
     }
     t
@@ -373,10 +392,10 @@ fn has_error_word(w: &[u8]) -> bool {
         return false;
     }
     for k in 0..=w.len() - SHORTEST_ERROR_WORD {
-        let first = w[k].to_ascii_lowercase();
-        if !matches!(first, b'e' | b'f' | b'p' | b't') {
+        if CLASS[usize::from(w[k])] & ERROR_START == 0 {
             continue;
         }
+        let first = w[k].to_ascii_lowercase();
         let rest = &w[k..];
         for word in ERROR_WORDS {
             let p = word.as_bytes();
@@ -398,19 +417,21 @@ fn has_error_word(w: &[u8]) -> bool {
 }
 
 fn is_path(w: &str) -> bool {
-    if w.len() < 3 {
+    let b = w.as_bytes();
+    if b.len() < 3 {
         return false;
     }
-    if w.contains('/') {
-        return w.bytes().any(|b| b.is_ascii_alphanumeric());
+    if memchr::memchr(b'/', b).is_some() {
+        return b.iter().any(|c| c.is_ascii_alphanumeric());
     }
-    match w.rsplit_once('.') {
-        Some((stem, ext)) => {
+    match memchr::memrchr(b'.', b) {
+        Some(dot) => {
+            let (stem, ext) = (&b[..dot], &b[dot + 1..]);
             !stem.is_empty()
                 && (1..=5).contains(&ext.len())
-                && ext.bytes().all(|b| b.is_ascii_alphanumeric())
-                && ext.bytes().any(|b| b.is_ascii_alphabetic())
-                && stem.bytes().any(|b| b.is_ascii_alphabetic())
+                && ext.iter().all(|c| c.is_ascii_alphanumeric())
+                && ext.iter().any(|c| c.is_ascii_alphabetic())
+                && stem.iter().any(|c| c.is_ascii_alphabetic())
         }
         None => false,
     }

@@ -345,8 +345,8 @@ impl Entry {
         let model = msg.model.as_deref().unwrap_or("unknown");
         if line.is_api_error_message || model == "<synthetic>" {
             let head = match &msg.content {
-                Content::Blocks(b) => b.iter().find_map(|b| b.text.as_ref()).map(|h| h.as_str()),
-                Content::Text(h) => Some(h.as_str()),
+                Content::Blocks(b) => b.iter().find_map(|b| b.text.as_ref()).map(|t| t.head.as_str()),
+                Content::Text(t) => Some(t.head.as_str()),
                 Content::None => None,
             };
             // "No response requested." is a fabricated reply, not a failure.
@@ -380,7 +380,7 @@ impl Entry {
                     self.tool_uses.push(ToolUse {
                         id: (**id).into(),
                         name: (**name).into(),
-                        subagent_type: b.input.as_ref().and_then(|i| i.subagent_type.as_deref()).map(Into::into),
+                        subagent_type: b.subagent_type().as_deref().map(Into::into),
                     });
                 }
             }
@@ -397,9 +397,9 @@ impl Entry {
         let mut has_text = false;
         let mut text_head: Option<&str> = None;
         match &msg.content {
-            Content::Text(h) => {
+            Content::Text(t) => {
                 has_text = true;
-                text_head = Some(h.as_str());
+                text_head = Some(t.head.as_str());
             }
             Content::Blocks(blocks) => {
                 for b in blocks {
@@ -414,7 +414,7 @@ impl Entry {
                         }
                         Some("text") if !has_text => {
                             has_text = true;
-                            text_head = b.text.as_ref().map(|h| h.as_str());
+                            text_head = b.text.as_ref().map(|t| t.head.as_str());
                         }
                         Some("image") => has_text = true,
                         _ => {}

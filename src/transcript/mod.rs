@@ -66,19 +66,22 @@ const KNOWN_TYPES: &[&str] = &[
 /// field and key again, which cost more than the whole-line check (about 6% of
 /// `scan`'s instructions); an invalid one is parsed as bytes, as before.
 pub fn parse_line(bytes: &[u8]) -> Result<Line<'_>, ParseError> {
-    if bytes.len() <= LONG_LINE {
-        if let Ok(s) = simdutf8::basic::from_utf8(bytes) {
-            return serde_json::from_str(s).map_err(|e| ParseError::Json { column: e.column() });
-        }
-        return serde_json::from_slice(bytes).map_err(|e| ParseError::Json { column: e.column() });
+    let valid = simdutf8::basic::from_utf8(bytes);
+    if bytes.len() <= LONG_LINE
+        && let Ok(s) = valid
+    {
+        return serde_json::from_str(s).map_err(|e| ParseError::Json { column: e.column() });
     }
+    let valid = valid.is_ok();
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
             RAW_STRINGS.set(false);
+            NOT_UTF8.set(false);
         }
     }
-    RAW_STRINGS.set(true);
+    RAW_STRINGS.set(bytes.len() > LONG_LINE);
+    NOT_UTF8.set(!valid);
     let _reset = Reset;
     serde_json::from_slice(bytes).map_err(|e| ParseError::Json { column: e.column() })
 }
@@ -92,6 +95,41 @@ thread_local! {
     /// twice; read raw, only its head is unescaped. That scans the content
     /// twice, which short lines (nearly all) are spared.
     static RAW_STRINGS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set while a line that is not valid UTF-8 is parsed: its [`Raw`] fields are
+    /// skipped unread, so invalid bytes in content we do not interpret do not fail it.
+    static NOT_UTF8: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The raw JSON text of a value, as written (escapes and all), borrowed from the line:
+/// what research reads sizes and text from, at no cost to the parse (the parser skips
+/// the value either way). Empty when the line is not valid UTF-8 (see [`parse_line`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Raw<'a>(pub &'a str);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if NOT_UTF8.get() {
+            de::IgnoredAny::deserialize(d)?;
+            return Ok(Raw(""));
+        }
+        Ok(Raw(<&'de RawValue>::deserialize(d)?.get()))
+    }
+}
+
+/// A text block's `text`: its head, to classify it, and its raw JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct TextField<'a> {
+    /// The first bytes, escapes still escaped (see [`Head`]).
+    pub head: Head,
+    /// The raw JSON string, quotes included.
+    pub raw: &'a str,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for TextField<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <&'de RawValue>::deserialize(d)?.get();
+        Ok(TextField { head: Head::from_raw(raw), raw })
+    }
 }
 
 /// What `progress` lines need from us: the session and the time, for activity.
@@ -223,6 +261,12 @@ pub struct Line<'a> {
     pub tool_use_result: Option<PatchStats>,
     /// `compactMetadata` of a `compact_boundary` line.
     pub compact_metadata: Option<CompactMetadata<'a>>,
+    /// An `attachment` line's attachment (hook output, reminders, listings), raw.
+    #[serde(borrow)]
+    pub attachment: Option<Raw<'a>>,
+    /// The Claude Code version that wrote the line.
+    #[serde(borrow)]
+    pub version: Option<Text<'a>>,
 }
 
 /// `message`: what was sent to or came from the API.
@@ -338,13 +382,49 @@ pub enum Content<'a> {
     /// Absent or `null`.
     #[default]
     None,
-    /// The first characters of a string content, enough to classify it.
-    Text(Head),
+    /// A string content (a typed prompt, harness text): its head, enough to classify
+    /// it, and what research needs of it.
+    Text(StrContent<'a>),
     /// A list of blocks (text, thinking, tool calls and results), in order.
     Blocks(Vec<Block<'a>>),
 }
 
-/// One content block; the big fields (text, input, content) are skipped.
+/// A string `message.content`.
+#[derive(Debug, Clone, Copy)]
+pub struct StrContent<'a> {
+    /// Its first characters (unescaped; see [`Head`]).
+    pub head: Head,
+    /// Its length as JSON text, quotes included.
+    pub json_len: u64,
+    /// The text itself when it could be borrowed: it has no escapes.
+    pub text: Option<&'a str>,
+    /// Its raw JSON (lines over 1 MiB only, which are read raw).
+    pub raw: Option<&'a str>,
+}
+
+impl<'a> StrContent<'a> {
+    fn of(s: &str, text: Option<&'a str>) -> Self {
+        StrContent { head: Head::from_str(s), json_len: json_len(s), text, raw: None }
+    }
+}
+
+/// The length of `s` written as a JSON string the way Claude Code writes it
+/// (JavaScript's `JSON.stringify`: `\"`, `\\`, the short escapes of control characters,
+/// `\u00XX` for the others; everything else as it is), quotes included.
+pub fn json_len(s: &str) -> u64 {
+    let escapes: u64 = s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | 8 | 9 | 10 | 12 | 13 => 1,
+            0..=31 => 5,
+            _ => 0,
+        })
+        .sum();
+    s.len() as u64 + escapes + 2
+}
+
+/// One content block; the big fields (text, input, content) are not parsed, only
+/// borrowed raw ([`Raw`]).
 #[derive(Debug, Default, Deserialize)]
 pub struct Block<'a> {
     /// `text`, `thinking`, `tool_use`, `tool_result`, `image`, …
@@ -356,22 +436,41 @@ pub struct Block<'a> {
     /// A `tool_use` block's tool name (`Bash`, `Edit`, `mcp__server__tool`, …).
     #[serde(borrow)]
     pub name: Option<Text<'a>>,
-    /// The few fields of a `tool_use` input that are kept.
+    /// A `tool_use` block's input, raw (see [`Block::subagent_type`]).
     #[serde(borrow)]
-    pub input: Option<ToolInput<'a>>,
+    pub input: Option<Raw<'a>>,
     /// A `tool_result` block's `tool_use_id`: the call it answers.
     #[serde(borrow)]
     pub tool_use_id: Option<Text<'a>>,
     /// A `tool_result` block's `is_error`.
     #[serde(default)]
     pub is_error: Option<bool>,
-    /// The head of a `text` block's text.
-    pub text: Option<Head>,
+    /// A `text` block's text.
+    #[serde(borrow)]
+    pub text: Option<TextField<'a>>,
+    /// A `thinking` block's thinking, raw.
+    #[serde(borrow)]
+    pub thinking: Option<Raw<'a>>,
+    /// A `tool_result` block's content (a string or blocks), raw.
+    #[serde(borrow)]
+    pub content: Option<Raw<'a>>,
+    /// An image's or document's `source` (base64 data), raw.
+    #[serde(borrow)]
+    pub source: Option<Raw<'a>>,
+}
+
+impl<'a> Block<'a> {
+    /// The sub-agent a `Task`/`Agent` call starts (`general-purpose`, `Explore`, …),
+    /// read from the raw input.
+    pub fn subagent_type(&self) -> Option<Text<'a>> {
+        let raw = self.input?.0;
+        serde_json::from_str::<ToolInput<'a>>(raw).ok()?.subagent_type
+    }
 }
 
 /// The few tool-input fields that become labels or links (`Task`/`Agent`).
 #[derive(Debug, Default, Deserialize)]
-pub struct ToolInput<'a> {
+struct ToolInput<'a> {
     /// The sub-agent a `Task`/`Agent` call starts (`general-purpose`, `Explore`, …).
     #[serde(borrow)]
     pub subagent_type: Option<Text<'a>>,
@@ -450,7 +549,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
         let raw = <&'de RawValue>::deserialize(d)?.get();
         if raw.starts_with('"') {
             let mut head = String::new();
+            // The length as Claude Code writes it, as for a short line ([`json_len`]).
+            let mut len = 2;
             unescape(raw, &mut |piece| {
+                len += json_len(piece) - 2;
                 if head.len() < Head::LEN {
                     let mut end = (Head::LEN - head.len()).min(piece.len());
                     while !piece.is_char_boundary(end) {
@@ -460,7 +562,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
                 }
             })
             .ok_or_else(|| de::Error::custom("invalid escape in string"))?;
-            return Ok(Content::Text(Head::from_str(&head)));
+            let body = &raw[1..raw.len() - 1];
+            return Ok(Content::Text(StrContent {
+                head: Head::from_str(&head),
+                json_len: len,
+                text: memchr::memchr(b'\\', body.as_bytes()).is_none().then_some(body),
+                raw: Some(raw),
+            }));
         }
         let mut inner = serde_json::Deserializer::from_str(raw);
         inner.deserialize_any(ContentVisitor(std::marker::PhantomData)).map_err(de::Error::custom)
@@ -474,8 +582,11 @@ impl<'de: 'a, 'a> Visitor<'de> for ContentVisitor<'a> {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string or a list of content blocks")
     }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Content<'a>, E> {
+        Ok(Content::Text(StrContent::of(s, Some(s))))
+    }
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Content<'a>, E> {
-        Ok(Content::Text(Head::from_str(s)))
+        Ok(Content::Text(StrContent::of(s, None)))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Content<'a>, E> {
         Ok(Content::None)
