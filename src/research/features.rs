@@ -126,7 +126,7 @@ impl LineFeatures {
     /// what a [`ContextTracker`](super::ContextTracker) knows with
     /// [`is_test_call`](super::ContextTracker::is_test_call).
     pub fn read_for(line: &str, entry: &Entry, test_call: &dyn Fn(&str) -> bool) -> LineFeatures {
-        match crate::transcript::parse_line(line.as_bytes()) {
+        match crate::transcript::parse_line_raw(line.as_bytes()) {
             Ok(l) => LineFeatures::from_line(&l, line.as_bytes(), entry, test_call),
             Err(_) => LineFeatures::default(),
         }
@@ -219,7 +219,11 @@ impl LineFeatures {
                 }
                 _ => {
                     // Images and documents: their JSON (base64) stands for their size.
-                    let n = [b.content, b.input, b.source].iter().flatten().map(|r| r.0.len() as u64).sum::<u64>();
+                    let n = [b.content.map(|r| r.0), b.input.map(|r| r.0), b.source.map(|r| r.0)]
+                        .iter()
+                        .flatten()
+                        .map(|r| r.len() as u64)
+                        .sum::<u64>();
                     self.add(text_source, n + b.text.as_ref().map_or(0, |t| t.raw.len() as u64));
                 }
             }
@@ -243,7 +247,8 @@ impl LineFeatures {
         };
         let mut reply = String::new();
         for b in blocks {
-            let n = [b.thinking, b.input].iter().flatten().map(|r| r.0.len() as u64).sum::<u64>();
+            let n =
+                [b.thinking.map(|r| r.0), b.input.map(|r| r.0)].iter().flatten().map(|r| r.len() as u64).sum::<u64>();
             self.add(Source::AssistantOutput, n + b.text.as_ref().map_or(0, |t| t.raw.len() as u64));
             match b.kind.as_deref() {
                 Some("text") => {

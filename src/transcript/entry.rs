@@ -6,7 +6,7 @@
 //! easy to test and can run on a worker thread while the aggregator applies
 //! entries in file order.
 
-use crate::transcript::{Content, Line};
+use crate::transcript::{Content, Head, Line};
 
 /// Milliseconds since the Unix epoch (UTC).
 pub type Millis = i64;
@@ -345,10 +345,11 @@ impl Entry {
         let model = msg.model.as_deref().unwrap_or("unknown");
         if line.is_api_error_message || model == "<synthetic>" {
             let head = match &msg.content {
-                Content::Blocks(b) => b.iter().find_map(|b| b.text.as_ref()).map(|t| t.head.as_str()),
-                Content::Text(t) => Some(t.head.as_str()),
+                Content::Blocks(b) => b.iter().find_map(|b| b.text.as_ref()).map(|t| t.head()),
+                Content::Text(t) => Some(t.head),
                 Content::None => None,
             };
+            let head = head.as_ref().map(Head::as_str);
             // "No response requested." is a fabricated reply, not a failure.
             if line.is_api_error_message || head.is_some_and(|h| h.starts_with("API Error")) {
                 self.api_error = Some(ApiError::classify(head.unwrap_or("")));
@@ -395,11 +396,11 @@ impl Entry {
         }
         let Some(msg) = &line.message else { return };
         let mut has_text = false;
-        let mut text_head: Option<&str> = None;
+        let mut text_head: Option<Head> = None;
         match &msg.content {
             Content::Text(t) => {
                 has_text = true;
-                text_head = Some(t.head.as_str());
+                text_head = Some(t.head);
             }
             Content::Blocks(blocks) => {
                 for b in blocks {
@@ -414,7 +415,7 @@ impl Entry {
                         }
                         Some("text") if !has_text => {
                             has_text = true;
-                            text_head = b.text.as_ref().map(|t| t.head.as_str());
+                            text_head = b.text.as_ref().map(|t| t.head());
                         }
                         Some("image") => has_text = true,
                         _ => {}
@@ -423,7 +424,7 @@ impl Entry {
             }
             Content::None => {}
         }
-        self.warmup_prompt = text_head == Some("Warmup");
+        self.warmup_prompt = text_head.as_ref().map(Head::as_str) == Some("Warmup");
         self.prompt = has_text
             && self.tool_results.is_empty()
             && !line.is_sidechain

@@ -84,7 +84,7 @@ fn long_lines_read_string_content_raw_with_the_same_result() {
     ] {
         let short = format!(r#"{{"type":"user","message":{{"content":{content}}}}}"#);
         let long = format!(r#"{{"type":"user","pad":"{pad}","message":{{"content":{content}}}}}"#);
-        let (a, b) = (parse_line(short.as_bytes()).unwrap(), parse_line(long.as_bytes()).unwrap());
+        let (a, b) = (parse_line_raw(short.as_bytes()).unwrap(), parse_line_raw(long.as_bytes()).unwrap());
         // The same message; a long line's string content also has its raw JSON.
         let view = |m: Option<Message<'_>>| match m.map(|m| m.content) {
             Some(Content::Text(t)) => format!("{:?} {} {:?}", t.head, t.json_len, t.text),
@@ -108,7 +108,7 @@ fn string_content_keeps_only_its_head() {
     assert!(t.head.as_str().len() <= Head::LEN && t.head.starts_with("é"));
     let block = parse_line(br#"{"type":"user","message":{"content":[{"type":"text","text":"Warmup"}]}}"#).unwrap();
     let Content::Blocks(b) = block.message.unwrap().content else { panic!("blocks") };
-    assert_eq!(b[0].text.unwrap().head.as_str(), "Warmup");
+    assert_eq!(b[0].text.unwrap().head().as_str(), "Warmup");
 }
 
 #[test]
