@@ -84,6 +84,12 @@ pub struct AnalyzeArgs {
     #[arg(long, default_value_t = Bootstrap::default().seed)]
     pub seed: u64,
 
+    /// Put the text of typed prompts (up to 2,000 bytes each) into `analyze.json` and the
+    /// report. Off by default: transcripts hold prompts, code and secrets, and nothing of
+    /// their text is written unless asked for.
+    #[arg(long)]
+    pub include_content: bool,
+
     /// Bootstrap resamples of the A/B intervals (0: no intervals).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub resamples: u64,
@@ -264,7 +270,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
             compactions: r.compactions,
         })
     };
-    let (kept, read) = analyze::analyze(&settings, args.threads as usize, &summarize);
+    let content = if args.include_content { analyze::Content::Prompts } else { analyze::Content::None };
+    let (kept, read) = analyze::analyze(&settings, args.threads as usize, content, &summarize);
     // Project labels in path order, as the metrics give them.
     let mut projects = Projects::default();
     let mut chosen = Vec::new();

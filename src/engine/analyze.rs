@@ -20,6 +20,17 @@ use crate::research::{ContextTracker, LineFeatures, SessionRecord};
 use crate::source::discover::{self, FileInfo, Role};
 use crate::source::tail::Tail;
 
+/// What transcript content the records keep: none by default; typed prompts' text
+/// with `analyze --include-content`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// Counts, sizes and hashes only.
+    #[default]
+    None,
+    /// Also each typed prompt's text (see [`LineFeatures::keep_prompt_text`]).
+    Prompts,
+}
+
 /// What the pass read.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Read {
@@ -55,6 +66,7 @@ pub struct Found<'a> {
 pub fn analyze<T: Send>(
     settings: &Settings,
     threads: usize,
+    content: Content,
     summarize: &(dyn Fn(Found<'_>) -> Option<T> + Sync),
 ) -> (Vec<T>, Read) {
     let mut errors = Vec::new();
@@ -79,7 +91,7 @@ pub fn analyze<T: Send>(
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some((path, info)) = files.get(i) else { break };
-                    let (records, r) = read_file(path, settings.max_line_bytes, &mut buf);
+                    let (records, r) = read_file(path, settings.max_line_bytes, content, &mut buf);
                     if buf.capacity() > KEEP_BUF {
                         buf = Vec::new();
                     }
@@ -104,7 +116,12 @@ pub fn analyze<T: Send>(
 }
 
 /// One file's sessions (usually one), each followed from its first line to its last.
-pub fn read_file(path: &Path, max_line: usize, buf: &mut Vec<u8>) -> (BTreeMap<String, SessionRecord>, Read) {
+pub fn read_file(
+    path: &Path,
+    max_line: usize,
+    content: Content,
+    buf: &mut Vec<u8>,
+) -> (BTreeMap<String, SessionRecord>, Read) {
     let mut trackers: BTreeMap<String, ContextTracker> = BTreeMap::new();
     let mut counts = LineCounts::default();
     let mut tail = Tail::default();
@@ -116,7 +133,13 @@ pub fn read_file(path: &Path, max_line: usize, buf: &mut Vec<u8>) -> (BTreeMap<S
         let Some(session) = e.session_id.as_deref() else { return };
         let tracker = trackers.get(session);
         let f = match &l {
-            Some(l) => LineFeatures::from_line(l, line, &e, &|id| tracker.is_some_and(|t| t.is_test_call(id))),
+            Some(l) => {
+                let mut f = LineFeatures::from_line(l, line, &e, &|id| tracker.is_some_and(|t| t.is_test_call(id)));
+                if content == Content::Prompts {
+                    f.keep_prompt_text(l, line);
+                }
+                f
+            }
             None => LineFeatures::default(),
         };
         match trackers.get_mut(session) {

@@ -112,7 +112,14 @@ pub struct LineFeatures {
     pub prompt: Option<PromptFeatures>,
     /// The Claude Code version written on a compaction boundary.
     pub version: Option<Box<str>>,
+    /// A typed prompt's text, at most [`PROMPT_TEXT_MAX`] bytes: only when asked for
+    /// ([`LineFeatures::keep_prompt_text`], `analyze --include-content`), never by default.
+    pub prompt_text: Option<Box<str>>,
 }
+
+/// The most bytes of a prompt's text kept with `--include-content` (cut at a character
+/// boundary).
+pub const PROMPT_TEXT_MAX: usize = 2000;
 
 impl LineFeatures {
     /// The features of `line`, whose facts are `entry`. Lines that add nothing to a
@@ -157,6 +164,35 @@ impl LineFeatures {
             _ => {}
         }
         f
+    }
+
+    /// Keep the text of this line's prompt, if it has one (see [`LineFeatures::prompt_text`]);
+    /// `l` and `bytes` as for [`LineFeatures::from_line`].
+    pub fn keep_prompt_text(&mut self, l: &Line<'_>, bytes: &[u8]) {
+        if self.prompt.is_none() {
+            return;
+        }
+        let Some(m) = l.message.as_ref() else { return };
+        let mut text = match &m.content {
+            Content::Text(t) => string_content(t, bytes).into_owned(),
+            Content::Blocks(blocks) => {
+                let mut s = String::new();
+                for t in blocks.iter().filter(|b| b.kind.as_deref() == Some("text")).filter_map(|b| b.text) {
+                    if !s.is_empty() {
+                        s.push('\n');
+                    }
+                    unescape(t.raw, &mut |piece| s.push_str(piece));
+                }
+                s
+            }
+            Content::None => return,
+        };
+        let mut end = text.len().min(PROMPT_TEXT_MAX);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        self.prompt_text = Some(text.into());
     }
 
     /// Bytes added by `source` (tool results not included).

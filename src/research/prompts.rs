@@ -100,6 +100,10 @@ pub struct PromptRecord {
     pub features: PromptFeatures,
     /// Its turn's outcome.
     pub outcome: Outcome,
+    /// Its text (at most [`PROMPT_TEXT_MAX`](super::features::PROMPT_TEXT_MAX) bytes),
+    /// only with `analyze --include-content`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<Box<str>>,
 }
 
 /// The prompts of one session with their outcomes (see the module doc).
@@ -115,7 +119,7 @@ pub fn prompts(record: &SessionRecord, price: PriceFn<'_>) -> Vec<PromptRecord> 
         .collect();
     let mut out = Vec::with_capacity(starts.len());
     for (k, &(step, first_call)) in starts.iter().enumerate() {
-        let Step::Prompt { ts_ms, features, .. } = &record.steps[step] else { continue };
+        let Step::Prompt { ts_ms, features, text, .. } = &record.steps[step] else { continue };
         let (end_step, end_call) = starts.get(k + 1).copied().unwrap_or((record.steps.len(), record.calls.len()));
         let steps = &record.steps[step + 1..end_step];
         let calls = record.calls.get(first_call..end_call.max(first_call)).unwrap_or(&[]);
@@ -130,6 +134,7 @@ pub fn prompts(record: &SessionRecord, price: PriceFn<'_>) -> Vec<PromptRecord> 
             ts_ms: *ts_ms,
             features: *features,
             outcome: outcome(record, *ts_ms, steps, calls, price, corrected),
+            text: text.clone(),
         });
     }
     out

@@ -147,6 +147,8 @@ pub enum Step {
         features: PromptFeatures,
         /// Calls made before it.
         calls_before: usize,
+        /// Its text, when asked for ([`LineFeatures::keep_prompt_text`]).
+        text: Option<Box<str>>,
     },
     /// A response's text (one per line of text).
     Reply {
@@ -323,6 +325,7 @@ impl ContextTracker {
                 ts_ms: e.timestamp,
                 features: p,
                 calls_before: self.record.calls.len(),
+                text: f.prompt_text.clone(),
             });
         }
         snapshot

@@ -305,3 +305,78 @@ fn ab_intervals_hold_a_known_difference() {
         assert!(String::from_utf8_lossy(&o.stderr).contains(says), "{}", String::from_utf8_lossy(&o.stderr));
     }
 }
+
+/// A typed prompt of the fixtures, found here from the JSONL: a main-chain user line
+/// whose content is a string of plain text (no markup, nothing escaped in JSON or HTML).
+fn a_typed_prompt(root: &Path) -> String {
+    let mut files = Vec::new();
+    main_files(&root.join("projects"), &mut files);
+    files.sort();
+    for f in files {
+        for l in std::fs::read_to_string(&f).unwrap().lines() {
+            let Ok(v) = serde_json::from_str::<Value>(l) else { continue };
+            let Some(text) = v["message"]["content"].as_str() else { continue };
+            let plain = text.chars().take(60).all(|c| c.is_ascii_alphanumeric() || " ,.".contains(c));
+            if v["type"] == "user" && v["isMeta"] != true && v["isSidechain"] != true && plain && text.len() >= 60 {
+                return text.chars().take(60).collect();
+            }
+        }
+    }
+    panic!("no plain typed prompt in the fixtures");
+}
+
+#[test]
+fn prompt_text_is_written_only_with_include_content() {
+    let root = support::real_config_root();
+    let needle = a_typed_prompt(root.path());
+    let all_output = |dir: &Path| {
+        let mut s = std::fs::read_to_string(dir.join("analyze.json")).unwrap();
+        s.push_str(&std::fs::read_to_string(dir.join("report.html")).unwrap());
+        for e in std::fs::read_dir(dir.join("sessions")).unwrap() {
+            s.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
+        }
+        s
+    };
+    let out = tempfile::tempdir().unwrap();
+    let a = analyze(root.path(), out.path(), &[]);
+    let prompts: Vec<&Value> =
+        a["sessions"].as_array().unwrap().iter().flat_map(|s| s["prompt_list"].as_array().unwrap()).collect();
+    assert!(!prompts.is_empty());
+    assert!(prompts.iter().all(|p| p.get("text").is_none()), "no text by default");
+    assert!(!all_output(out.path()).contains(&needle), "a prompt's text in the default output");
+
+    let with = tempfile::tempdir().unwrap();
+    let a = analyze(root.path(), with.path(), &["--include-content"]);
+    let texts: Vec<&str> = a["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["prompt_list"].as_array().unwrap())
+        .map(|p| p["text"].as_str().expect("every prompt has its text"))
+        .collect();
+    assert_eq!(texts.len(), prompts.len(), "the same prompts");
+    assert!(texts.iter().all(|t| t.len() <= 2000), "cut to 2,000 bytes");
+    assert!(texts.iter().any(|t| t.starts_with(&needle)), "{needle:?} is in analyze.json");
+    // The report lists the longest turns' prompts, escaped.
+    let longest = a["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["prompt_list"].as_array().unwrap())
+        .max_by_key(|p| p["outcome"]["duration_ms"].as_u64().unwrap_or(0))
+        .unwrap();
+    let shown: String = longest["text"].as_str().unwrap().chars().take(40).collect();
+    let escaped = shown
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;");
+    let html = std::fs::read_to_string(with.path().join("report.html")).unwrap();
+    assert!(html.contains("--include-content") && html.contains(&escaped), "{escaped:?} in report.html");
+    if let Some((node, script)) = browser_tools("validate.mjs") {
+        let json = with.path().join("analyze.json");
+        let r = validate(&node, &script, "analyze.schema.json", std::slice::from_ref(&json));
+        assert_eq!(r[json.to_str().unwrap()]["valid"], true, "{}", r[json.to_str().unwrap()]["errors"]);
+    }
+}

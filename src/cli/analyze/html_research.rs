@@ -108,11 +108,50 @@ pub(super) fn prompts(r: &Report<'_>) -> Option<Section> {
         })
         .collect();
     let headers = ["feature", "outcome", "#with", "#mean with", "#without", "#mean without"];
-    let body = format!(
+    let mut body = format!(
         "<p>{} prompts. Features and outcomes are defined in docs/research.md (Prompt patterns).</p>{}{}",
         p.prompts,
         figure(&svg, "Each point is a prompt (log scales)"),
         table(&headers, &rows)
     );
+    body.push_str(&prompt_texts(r));
     Some(Section { id: "prompts", title: "Prompt patterns", body })
 }
+
+/// With `--include-content`: the prompts of the longest turns, with their text (cut to
+/// [`SHOWN_TEXT`] characters here; `analyze.json` has up to 2,000 bytes).
+fn prompt_texts(r: &Report<'_>) -> String {
+    let mut with_text: Vec<&crate::research::prompts::PromptRecord> =
+        r.out.sessions.iter().flat_map(|s| &s.prompt_list).filter(|p| p.text.is_some()).collect();
+    if with_text.is_empty() {
+        return String::new();
+    }
+    with_text.sort_by_key(|p| std::cmp::Reverse(p.outcome.duration_ms.unwrap_or(0)));
+    let rows: Vec<Vec<String>> = with_text
+        .iter()
+        .take(LONGEST_TURNS)
+        .map(|p| {
+            let text: String = p.text.as_deref().unwrap_or("").chars().take(SHOWN_TEXT).collect();
+            vec![
+                escape(&p.session_id.chars().take(8).collect::<String>()),
+                p.outcome.duration_ms.map_or_else(|| "–".into(), |d| charts::format_number(d as f64 / 1000.0)),
+                p.outcome.tool_errors.to_string(),
+                match p.outcome.corrected {
+                    Some(true) => "yes".into(),
+                    Some(false) => "no".into(),
+                    None => "–".into(),
+                },
+                escape(&text),
+            ]
+        })
+        .collect();
+    format!(
+        "<h3>The longest turns' prompts</h3><p class=\"muted\">Included because the report was made with --include-content.</p>{}",
+        table(&["session", "#seconds", "#tool errors", "corrected", "prompt"], &rows)
+    )
+}
+
+/// Prompts listed by [`prompt_texts`].
+const LONGEST_TURNS: usize = 20;
+/// Characters of a prompt shown in the report.
+const SHOWN_TEXT: usize = 300;
