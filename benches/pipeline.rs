@@ -9,7 +9,10 @@
 //! - `render`: `/metrics` text for the whole fixture corpus, and the same store
 //!   as an OTLP metrics request (built and protobuf-encoded);
 //! - `scan`: the end-to-end one-shot scan over a copy of the fixtures, with one
-//!   and two threads, next to reading the same files (`read`).
+//!   and two threads, next to reading the same files (`read`);
+//! - `research`: a line's facts and its research features (`analyze`'s one parse,
+//!   salient tokens included) vs the facts alone (what `scan` parses), in bytes per
+//!   second.
 
 use std::path::{Path, PathBuf};
 
@@ -67,6 +70,40 @@ fn parse(c: &mut Criterion) {
                     None => transcript::parse_line(l).ok().map(|line| Entry::from_line(&line)),
                 })
                 .count()
+        })
+    });
+    g.finish();
+}
+
+fn research(c: &mut Criterion) {
+    use claude_sessions::research::LineFeatures;
+    let (lines, bytes) = all_lines();
+    let mut g = c.benchmark_group("research");
+    g.throughput(Throughput::Bytes(bytes));
+    g.bench_function("facts_baseline", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter_map(|l| match transcript::progress_head(l) {
+                    Some(h) => Some(Entry::progress(&h)),
+                    None => transcript::parse_line(l).ok().map(|line| Entry::from_line(&line)),
+                })
+                .count()
+        })
+    });
+    g.bench_function("facts_and_features", |b| {
+        b.iter(|| {
+            let mut tokens = 0;
+            for l in &lines {
+                if transcript::progress_head(l).is_some() {
+                    continue;
+                }
+                let Ok(line) = transcript::parse_line_raw(l) else { continue };
+                let e = Entry::from_line(&line);
+                let f = LineFeatures::from_line(&line, l, &e, &|_| false);
+                tokens += f.reply.len() + f.tool_results.iter().map(|r| r.tokens.len()).sum::<usize>();
+            }
+            tokens
         })
     });
     g.finish();
@@ -208,5 +245,5 @@ fn scan(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, apply, render, scan);
+criterion_group!(benches, parse, research, apply, render, scan);
 criterion_main!(benches);
