@@ -98,7 +98,7 @@ fn research(c: &mut Criterion) {
                 if transcript::progress_head(l).is_some() {
                     continue;
                 }
-                let Ok(line) = transcript::parse_line_raw(l) else { continue };
+                let Ok(line) = transcript::parse_line(l) else { continue };
                 let e = Entry::from_line(&line);
                 let f = LineFeatures::from_line(&line, l, &e, &|_| false);
                 tokens += f.reply.len() + f.tool_results.iter().map(|r| r.tokens.len()).sum::<usize>();

@@ -375,7 +375,7 @@ fn describe(k: &Kind, color: bool) -> (String, bool) {
             (d, false)
         }
         Kind::ApiError { kind } => (paint(RED, &format!("✗ {}", clean(kind, 64))), true),
-        Kind::ContextGrowth { tokens_added, source, cumulative } => {
+        Kind::ContextGrowth { tokens_added, source, cumulative, .. } => {
             let sign = if *tokens_added >= 0 { "+" } else { "-" };
             (
                 format!(

@@ -510,7 +510,7 @@ fn parse_inspecting(
     capture: Option<usize>,
     inspect: &crate::engine::capture::Inspect,
 ) -> Option<Entry> {
-    let (mut e, _) = parse_inner(line, counts, path, false)?;
+    let (mut e, _) = parse_with_line(line, counts, path)?;
     if let Some(cap) = capture {
         e.content = crate::engine::capture::read(line, cap, inspect);
     }
@@ -525,20 +525,11 @@ pub fn parse_with_line<'a>(
     counts: &mut LineCounts,
     path: &Path,
 ) -> Option<(Entry, Option<transcript::Line<'a>>)> {
-    parse_inner(line, counts, path, true)
-}
-
-fn parse_inner<'a>(
-    line: &'a [u8],
-    counts: &mut LineCounts,
-    path: &Path,
-    keep_raw: bool,
-) -> Option<(Entry, Option<transcript::Line<'a>>)> {
     if let Some(head) = transcript::progress_head(line) {
         counts.ok += 1;
         return Some((Entry::progress(&head), None));
     }
-    let parsed = if keep_raw { transcript::parse_line_raw(line) } else { transcript::parse_line(line) };
+    let parsed = transcript::parse_line(line);
     match parsed {
         Ok(l) if l.is_known_type() => {
             counts.ok += 1;

@@ -141,6 +141,13 @@ pub enum Kind {
         source: String,
         /// Context size after the change, in tokens.
         cumulative: u64,
+        /// For a `response`: the change split by what was added since the previous call
+        /// (`tool_result:<tool>`, `user_text`, `assistant_output`, `attachment`, `meta`,
+        /// `other`, or `dropped` when the context did not grow); the parts sum to
+        /// `tokens_added`, and `claude_sessions_context_added_tokens_total` counts the
+        /// positive ones (docs/research.md, Context tracker).
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        parts: std::collections::BTreeMap<String, i64>,
     },
     /// A tool call tripped a rule (see `rules/`); one event per rule.
     RuleMatch {

@@ -133,7 +133,7 @@ impl LineFeatures {
     /// what a [`ContextTracker`](super::ContextTracker) knows with
     /// [`is_test_call`](super::ContextTracker::is_test_call).
     pub fn read_for(line: &str, entry: &Entry, test_call: &dyn Fn(&str) -> bool) -> LineFeatures {
-        match crate::transcript::parse_line_raw(line.as_bytes()) {
+        match crate::transcript::parse_line(line.as_bytes()) {
             Ok(l) => LineFeatures::from_line(&l, line.as_bytes(), entry, test_call),
             Err(_) => LineFeatures::default(),
         }
@@ -153,12 +153,17 @@ impl LineFeatures {
             f.version = l.version.as_deref().map(Into::into);
             return f;
         }
+        // The sizes are the facts' own (one definition for `analyze` and the live state).
+        let c = &entry.context_bytes;
+        for (source, n) in [
+            (Source::UserText, c.user_text),
+            (Source::AssistantOutput, c.assistant_output),
+            (Source::Attachment, c.attachment),
+            (Source::Meta, c.meta),
+        ] {
+            f.add(source, n);
+        }
         match l.kind.as_deref() {
-            Some("attachment") => {
-                if let Some(a) = l.attachment {
-                    f.add(Source::Attachment, a.0.len() as u64);
-                }
-            }
             Some("user") => f.read_user(l, bytes, test_call),
             Some("assistant") => f.read_assistant(l, bytes),
             _ => {}
@@ -216,7 +221,6 @@ impl LineFeatures {
         let blocks = match &m.content {
             Content::None => return,
             Content::Text(t) => {
-                self.add(text_source, t.json_len);
                 if text_source == Source::UserText {
                     self.prompt = prompt_features(&[&string_content(t, bytes)]);
                 }
@@ -236,7 +240,7 @@ impl LineFeatures {
                     let (says_pass, says_fail) = if test_call(id) { test_marks(&text) } else { (false, false) };
                     self.tool_results.push(ResultFeatures {
                         tool_use_id: (**id).into(),
-                        bytes: content.len() as u64,
+                        bytes: content.len() as u64, // as the facts' `ToolResult::bytes`
                         is_error: b.is_error.unwrap_or(false),
                         tokens: TokenSet::of_ends(&text),
                         says_pass,
@@ -244,24 +248,15 @@ impl LineFeatures {
                     });
                 }
                 Some("text") => {
-                    if let Some(t) = &b.text {
-                        self.add(text_source, t.raw.len() as u64);
-                        if text_source == Source::UserText {
-                            let mut s = String::new();
-                            unescape(t.raw, &mut |piece| s.push_str(piece));
-                            texts.push(s);
-                        }
+                    if let Some(t) = &b.text
+                        && text_source == Source::UserText
+                    {
+                        let mut s = String::new();
+                        unescape(t.raw, &mut |piece| s.push_str(piece));
+                        texts.push(s);
                     }
                 }
-                _ => {
-                    // Images and documents: their JSON (base64) stands for their size.
-                    let n = [b.content.map(|r| r.0), b.input.map(|r| r.0), b.source.map(|r| r.0)]
-                        .iter()
-                        .flatten()
-                        .map(|r| r.len() as u64)
-                        .sum::<u64>();
-                    self.add(text_source, n + b.text.as_ref().map_or(0, |t| t.raw.len() as u64));
-                }
+                _ => {}
             }
         }
         if text_source == Source::UserText && self.tool_results.is_empty() && !texts.is_empty() {
@@ -275,7 +270,6 @@ impl LineFeatures {
         let blocks = match &m.content {
             Content::None => return,
             Content::Text(t) => {
-                self.add(Source::AssistantOutput, t.json_len);
                 self.reply = TokenSet::of(&string_content(t, bytes));
                 return;
             }
@@ -283,9 +277,6 @@ impl LineFeatures {
         };
         let mut reply = String::new();
         for b in blocks {
-            let n =
-                [b.thinking.map(|r| r.0), b.input.map(|r| r.0)].iter().flatten().map(|r| r.len() as u64).sum::<u64>();
-            self.add(Source::AssistantOutput, n + b.text.as_ref().map_or(0, |t| t.raw.len() as u64));
             match b.kind.as_deref() {
                 Some("text") => {
                     if let Some(t) = &b.text {

@@ -171,6 +171,80 @@ pub struct ToolResult {
     pub tool_use_id: Box<str>,
     /// The tool reported a failure (`is_error: true`).
     pub is_error: bool,
+    /// Size of its content's JSON text: what it adds to the context.
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+/// What a line adds to a conversation's context, in bytes of JSON text, by source
+/// (tool results: [`ToolResult::bytes`]). The rules are in `docs/research.md`
+/// (Context tracker): the sizes a context's growth is split by, live and in `analyze`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContextBytes {
+    /// What the person typed (user text that is not meta and not a summary).
+    pub user_text: u64,
+    /// The model's output: text, thinking and tool calls.
+    pub assistant_output: u64,
+    /// `attachment` lines.
+    pub attachment: u64,
+    /// Harness-injected user text (`isMeta`) and a compaction's summary.
+    pub meta: u64,
+}
+
+impl ContextBytes {
+    /// The sizes of `line` (of `kind`).
+    fn of(line: &Line<'_>, kind: Kind) -> ContextBytes {
+        let mut c = ContextBytes::default();
+        let raw_len = |r: Option<&str>| r.map_or(0, |r| r.len() as u64);
+        match kind {
+            Kind::User => {
+                let Some(m) = &line.message else { return c };
+                let n: u64 = match &m.content {
+                    Content::None => 0,
+                    Content::Text(t) => t.json_len,
+                    Content::Blocks(blocks) => blocks
+                        .iter()
+                        .map(|b| match b.kind.as_deref() {
+                            Some("tool_result") => 0,
+                            Some("text") => raw_len(b.text.map(|t| t.raw)),
+                            // Images and documents: their JSON (base64) stands for their size.
+                            _ => {
+                                raw_len(b.content.map(|r| r.0))
+                                    + raw_len(b.input.map(|r| r.0))
+                                    + raw_len(b.source.map(|r| r.0))
+                                    + raw_len(b.text.map(|t| t.raw))
+                            }
+                        })
+                        .sum(),
+                };
+                if line.is_meta || line.is_compact_summary {
+                    c.meta = n;
+                } else {
+                    c.user_text = n;
+                }
+            }
+            Kind::Assistant => {
+                let Some(m) = &line.message else { return c };
+                c.assistant_output = match &m.content {
+                    Content::None => 0,
+                    Content::Text(t) => t.json_len,
+                    Content::Blocks(blocks) => blocks
+                        .iter()
+                        .map(|b| {
+                            raw_len(b.thinking.map(|r| r.0))
+                                + raw_len(b.input.map(|r| r.0))
+                                + raw_len(b.text.map(|t| t.raw))
+                        })
+                        .sum(),
+                };
+            }
+            Kind::Other if line.kind.as_deref() == Some("attachment") => {
+                c.attachment = raw_len(line.attachment.map(|a| a.0));
+            }
+            _ => {}
+        }
+        c
+    }
 }
 
 /// A compaction boundary: the conversation was summarised to free the context.
@@ -228,6 +302,8 @@ pub struct Entry {
     pub content: Option<Box<Captured>>,
     /// The prompt is exactly `Warmup` (2.0.x cache-warming sub-agents).
     pub warmup_prompt: bool,
+    /// What the line adds to a context ([`ContextBytes`]).
+    pub context_bytes: ContextBytes,
 }
 
 /// Content kept for traces when the user opts in, each item cut to a size cap.
@@ -310,6 +386,7 @@ impl Entry {
             result_agent_id: None,
             content: None,
             warmup_prompt: false,
+            context_bytes: ContextBytes::default(),
         }
     }
 
@@ -337,6 +414,7 @@ impl Entry {
             Kind::System => e.read_system(line),
             Kind::Progress | Kind::Other => {}
         }
+        e.context_bytes = ContextBytes::of(line, kind);
         e
     }
 
@@ -410,6 +488,7 @@ impl Entry {
                                 self.tool_results.push(ToolResult {
                                     tool_use_id: (**id).into(),
                                     is_error: b.is_error == Some(true),
+                                    bytes: b.content.map_or(0, |c| c.0.len() as u64),
                                 });
                             }
                         }

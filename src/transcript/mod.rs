@@ -99,22 +99,6 @@ thread_local! {
     /// Set while a line that is not valid UTF-8 is parsed: its [`Raw`] fields are
     /// skipped unread, so invalid bytes in content we do not interpret do not fail it.
     static NOT_UTF8: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// Set by [`parse_line_raw`]: [`Bulk`] fields are borrowed, not skipped.
-    static KEEP_RAW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// [`parse_line`], keeping the raw JSON of the [`Bulk`] fields (research reads them;
-/// the metrics do not, and skipping them is a little cheaper).
-pub fn parse_line_raw(bytes: &[u8]) -> Result<Line<'_>, ParseError> {
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            KEEP_RAW.set(false);
-        }
-    }
-    KEEP_RAW.set(true);
-    let _reset = Reset;
-    parse_line(bytes)
 }
 
 /// The raw JSON text of a value, as written (escapes and all), borrowed from the line
@@ -133,18 +117,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
     }
 }
 
-/// [`Raw`] for the bulk that only research reads (thinking, tool results, images,
-/// attachments): kept by [`parse_line_raw`]; empty from [`parse_line`], which skips it
-/// (a little cheaper; the metrics do not need it).
+/// [`Raw`] for the bulk whose size is all the facts take (thinking, tool results,
+/// images, attachments: [`entry::ContextBytes`]); research reads its text.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bulk<'a>(pub &'a str);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Bulk<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        if !KEEP_RAW.get() {
-            de::IgnoredAny::deserialize(d)?;
-            return Ok(Bulk(""));
-        }
         Ok(Bulk(Raw::deserialize(d)?.0))
     }
 }
@@ -431,8 +410,7 @@ pub enum Content<'a> {
 pub struct StrContent<'a> {
     /// Its first characters (unescaped; see [`Head`]).
     pub head: Head,
-    /// Its length as JSON text, quotes included (from [`parse_line_raw`]; lines over
-    /// 1 MiB and strings without escapes have it from [`parse_line`] too).
+    /// Its length as JSON text, quotes included.
     pub json_len: u64,
     /// The text itself when it could be borrowed: it has no escapes.
     pub text: Option<&'a str>,
@@ -446,11 +424,9 @@ impl<'a> StrContent<'a> {
         StrContent { head: Head::from_str(s), json_len: s.len() as u64 + 2, text: Some(s), raw: None }
     }
 
-    /// A string unescaped into a copy; its JSON length is counted only for research
-    /// ([`parse_line_raw`]), 0 otherwise.
+    /// A string unescaped into a copy.
     fn unescaped(s: &str) -> Self {
-        let json_len = if KEEP_RAW.get() { json_len(s) } else { 0 };
-        StrContent { head: Head::from_str(s), json_len, text: None, raw: None }
+        StrContent { head: Head::from_str(s), json_len: json_len(s), text: None, raw: None }
     }
 }
 

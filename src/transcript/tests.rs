@@ -84,7 +84,7 @@ fn long_lines_read_string_content_raw_with_the_same_result() {
     ] {
         let short = format!(r#"{{"type":"user","message":{{"content":{content}}}}}"#);
         let long = format!(r#"{{"type":"user","pad":"{pad}","message":{{"content":{content}}}}}"#);
-        let (a, b) = (parse_line_raw(short.as_bytes()).unwrap(), parse_line_raw(long.as_bytes()).unwrap());
+        let (a, b) = (parse_line(short.as_bytes()).unwrap(), parse_line(long.as_bytes()).unwrap());
         // The same message; a long line's string content also has its raw JSON.
         let view = |m: Option<Message<'_>>| match m.map(|m| m.content) {
             Some(Content::Text(t)) => format!("{:?} {} {:?}", t.head, t.json_len, t.text),

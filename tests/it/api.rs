@@ -302,6 +302,13 @@ fn events_arrive_within_a_second_and_resume_without_gap_or_duplicate() {
             assert_eq!(e.id, Some(ev.id));
             assert_eq!(e.event, ev.kind.name());
             assert_eq!((ev.session_id.as_str(), ev.project.as_str()), ("s-live", "app"));
+            // A call's growth comes with its parts, which sum to it (these turns' usage
+            // does not grow after the first: their growth is 0, all `dropped`).
+            if let claude_sessions::events::Kind::ContextGrowth { tokens_added, parts, source, .. } = &ev.kind {
+                assert_eq!(source, "response");
+                assert!(!parts.is_empty(), "turn {n}: no parts");
+                assert_eq!(parts.values().sum::<i64>(), *tokens_added, "{parts:?}");
+            }
         }
         seen.extend(got);
     }

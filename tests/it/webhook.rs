@@ -218,7 +218,12 @@ fn mixed(i: u64) -> Event {
         },
         2 => Kind::SessionIdle {},
         3 => Kind::SessionEnd { reason: EndReason::IdleTimeout },
-        _ => Kind::ContextGrowth { tokens_added: 1500, source: "response".into(), cumulative: 42_000 },
+        _ => Kind::ContextGrowth {
+            tokens_added: 1500,
+            source: "response".into(),
+            cumulative: 42_000,
+            parts: Default::default(),
+        },
     };
     event(&format!("session-{}", i % 3), "app", None, kind)
 }

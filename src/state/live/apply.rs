@@ -115,6 +115,25 @@ impl Aggregator {
             // The context before the boundary no longer exists.
             s.context_tokens = c.post_tokens.unwrap_or(0);
         }
+        if line.main_chain() {
+            let c = &e.context_bytes;
+            let s = self.sessions.get_mut(id).expect("session exists");
+            for (source, n) in [
+                ("user_text", c.user_text),
+                ("assistant_output", c.assistant_output),
+                ("attachment", c.attachment),
+                ("meta", c.meta),
+            ] {
+                if n > 0 {
+                    match s.context_added.get_mut(source) {
+                        Some(v) => *v += n,
+                        None => {
+                            s.context_added.insert(source.to_owned(), n);
+                        }
+                    }
+                }
+            }
+        }
         // One lookup for the session's working folder (kept from its first line) and branch.
         if line.main_chain() && (e.cwd.is_some() || e.git_branch.is_some()) {
             let s = self.sessions.get_mut(id).expect("session exists");
@@ -260,6 +279,19 @@ impl Aggregator {
                     .map(|(trace_id, span_id)| Exemplar { trace_id, span_id, at_ms: end, value: 0.0 });
                 self.store.observe_with(Histogram::ToolDuration, &[tool], (end - start).max(0) as f64, exemplar);
             }
+            if line.main_chain()
+                && r.bytes > 0
+                && let Some(s) = self.sessions.get_mut(line.id)
+            {
+                // As research names it: `?` for a call not seen.
+                let key = format!("tool_result:{}", call.as_ref().map_or("?", |c| c.tool.as_str()));
+                match s.context_added.get_mut(&key) {
+                    Some(v) => *v += r.bytes,
+                    None => {
+                        s.context_added.insert(key, r.bytes);
+                    }
+                }
+            }
             let out = e.content.as_ref().and_then(|c| c.tool_outputs.iter().find(|(i, _)| *i == *r.tool_use_id));
             let out = out.map(|(_, o)| o.as_str());
             if let (Some(tr), Some(a)) = (&mut self.tracer, at) {
@@ -341,6 +373,7 @@ impl Aggregator {
                 lines_removed: 0,
                 turn_start_ms: None,
                 turn_last_ms: ts,
+                context_added: Default::default(),
             }),
         );
     }
@@ -387,9 +420,24 @@ impl Aggregator {
         if let (Some(tr), Some(a)) = (&mut self.tracer, at.filter(|a| a.session == id)) {
             tr.response(a, r, seen.after, cost / 1e9);
         }
+        // A main-chain call's growth, split by what was added since the previous call:
+        // the counter and the `context_growth` event get the same parts.
+        let parts = match self.sessions.get_mut(id) {
+            Some(s) if main_chain && seen.first => {
+                let growth = seen.after.prompt() as i64 - s.context_tokens as i64;
+                let parts = crate::research::tracker::split(growth, &s.context_added);
+                // Zeroed, not cleared: a session's sources recur, and `split` skips zeros.
+                s.context_added.values_mut().for_each(|v| *v = 0);
+                for p in parts.iter().filter(|p| growth > 0 && p.tokens > 0) {
+                    self.store.inc(Counter::ContextAdded, &[project, &p.source], p.tokens as f64);
+                }
+                parts
+            }
+            _ => Vec::new(),
+        };
         if let Some(ts) = line.ev_ts {
             let cost_usd = cost_after.map(|_| cost / 1e9);
-            self.emit_response(&origin, line.agent.as_deref(), ts, &seen, cost_usd);
+            self.emit_response(&origin, line.agent.as_deref(), ts, &seen, cost_usd, &parts);
         }
         // The origin's session may have been forgotten (`--session-retention`): counters only.
         let Some(s) = self.sessions.get_mut(id) else { return };

@@ -132,6 +132,7 @@ impl Aggregator {
             tokens_added: after as i64 - before as i64,
             source: "compaction".into(),
             cumulative: after,
+            parts: Default::default(),
         };
         self.emit_at(line, ts, kind);
     }
@@ -147,6 +148,7 @@ impl Aggregator {
         ts: Millis,
         seen: &Seen,
         cost_usd: Option<f64>,
+        parts: &[crate::research::tracker::Part],
     ) {
         let delta = seen.delta();
         let usage = crate::events::Usage {
@@ -171,6 +173,7 @@ impl Aggregator {
                 tokens_added: now as i64 - before as i64,
                 source: "response".into(),
                 cumulative: now,
+                parts: parts.iter().map(|p| (p.source.clone(), p.tokens)).collect(),
             };
             self.emit(&origin.session, &origin.project, agent, ts, kind);
         }

@@ -86,6 +86,10 @@ pub struct Session {
     pub(super) turn_start_ms: Option<Millis>,
     /// The open turn's latest activity: a user, assistant or system line of any chain.
     pub(super) turn_last_ms: Millis,
+    /// What its main chain added since its latest call, in bytes by source (the sizes
+    /// the next call's growth is split by: `research::tracker::split`).
+    #[serde(default)]
+    pub(super) context_added: std::collections::BTreeMap<String, u64>,
 }
 
 impl Session {

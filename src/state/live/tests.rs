@@ -198,3 +198,90 @@ fn a_tool_error_counts_with_its_call_wherever_its_result_is_read() {
     assert_eq!((errors("app"), errors("other")), (1.0, 0.0));
     assert_eq!((a.session("s1").unwrap().tool_errors, a.session("s2").unwrap().tool_errors), (1, 0));
 }
+
+/// The context-added counter, over every real main file: its sources sum to the
+/// positive growth of main-chain calls, counted here from the JSONL (prompt tokens of
+/// each first-seen response less the context before it, which a compaction resets to
+/// its `postTokens`); the same file read twice adds nothing.
+#[test]
+fn context_added_sums_to_the_positive_growth_of_main_chain_calls() {
+    use serde_json::Value;
+    let mut a = Aggregator::new(Config::default());
+    let mut want = 0i64;
+    let files: Vec<_> = crate::research::testing::real_files()
+        .into_iter()
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "subagents"))
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("agent-"))
+        .collect();
+    assert!(files.len() >= 5);
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let i = FileInfo { role: Role::Main, slug: "-w-app".into(), session: Some(stem), agent: None };
+        let (mut prev, mut seen, mut compactions) =
+            (HashMap::new(), std::collections::HashSet::new(), std::collections::HashSet::new());
+        for l in text.lines() {
+            if let Ok(line) = parse_line(l.as_bytes()) {
+                a.apply(&Entry::from_line(&line), &Source { info: &i, warmup: false });
+            }
+            let Ok(v) = serde_json::from_str::<Value>(l) else { continue };
+            let session = v["sessionId"].as_str().unwrap_or("").to_owned();
+            if v["isSidechain"] == true {
+                continue;
+            }
+            if v["subtype"] == "compact_boundary" && compactions.insert(v["uuid"].to_string()) {
+                prev.insert(session.clone(), v["compactMetadata"]["postTokens"].as_i64().unwrap_or(0));
+            }
+            let m = &v["message"];
+            let u = &m["usage"];
+            if v["type"] != "assistant"
+                || !u.is_object()
+                || m["model"] == "<synthetic>"
+                || v["isApiErrorMessage"] == true
+            {
+                continue;
+            }
+            if !seen.insert((m["id"].to_string(), v["requestId"].to_string())) {
+                continue;
+            }
+            let n = |k: &str| u[k].as_i64().unwrap_or(0);
+            let prompt = n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens");
+            let before = prev.insert(session, prompt).unwrap_or(0);
+            want += (prompt - before).max(0);
+        }
+    }
+    let total = |a: &Aggregator| a.store.counter_series(Counter::ContextAdded).iter().map(|(_, v)| v).sum::<f64>();
+    let got = total(&a);
+    assert!(want > 100_000, "{want}");
+    assert_eq!(got, want as f64, "context_added_tokens_total against the JSONL");
+    let series = a.store.counter_series(Counter::ContextAdded);
+    assert!(series.iter().any(|(l, _)| l.iter().any(|(_, v)| v.starts_with("tool_result:"))), "{series:?}");
+    // Read again: every response is known, so nothing is added.
+    for path in &files {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let i = FileInfo { role: Role::Main, slug: "-w-app".into(), session: Some(stem), agent: None };
+        for l in std::fs::read_to_string(path).unwrap().lines() {
+            if let Ok(line) = parse_line(l.as_bytes()) {
+                a.apply(&Entry::from_line(&line), &Source { info: &i, warmup: false });
+            }
+        }
+    }
+    assert_eq!(total(&a), got, "a second read adds nothing");
+}
+
+#[test]
+fn context_added_gives_a_tool_result_its_share_of_the_next_call() {
+    let big = "y".repeat(3998); // 4,000 bytes of JSON: about 1,000 tokens
+    let result = format!(
+        r#"{{"type":"user","sessionId":"s1","cwd":"/w/app","timestamp":"2025-01-01T00:00:05Z","message":{{"content":[{{"type":"tool_result","tool_use_id":"t1","content":"{big}"}}]}}}}"#
+    );
+    let next = r#"{"type":"assistant","sessionId":"s1","cwd":"/w/app","timestamp":"2025-01-01T00:00:06Z","requestId":"r2","message":{"id":"m2","model":"claude-opus-4-6","usage":{"input_tokens":10,"output_tokens":1,"cache_read_input_tokens":2500},"content":[{"type":"text","text":"done"}]}}"#;
+    let mut a = Aggregator::new(Config::default());
+    feed(&mut a, Role::Main, &[PROMPT, A1, A2, &result, next]);
+    let added = |source: &str| a.store.counter(Counter::ContextAdded, &["app", source]);
+    // The first call's whole context (1,010) is its growth; the second grew by 1,500.
+    let total: f64 = a.store.counter_series(Counter::ContextAdded).iter().map(|(_, v)| v).sum();
+    assert_eq!(total, 2510.0);
+    assert!((990.0..=1010.0).contains(&added("tool_result:Bash")), "{}", added("tool_result:Bash"));
+    assert!(added("other") > 0.0 && added("user_text") > 0.0);
+}

@@ -123,6 +123,7 @@ families!(
     ApiErrors => ("claude_sessions_api_errors", None, &["project", "model", "kind"], &[], "API errors recorded in transcripts (synthetic error replies, system api_error lines)."),
     SubagentsStarted => ("claude_sessions_subagents_started", None, &["project", "agent_type"], &[], "Sub-agents started through the Task/Agent tool."),
     Compactions => ("claude_sessions_compactions", None, &["project", "trigger"], &[], "Context compactions (compact_boundary records)."),
+    ContextAdded => ("claude_sessions_context_added", Some("tokens"), &["project", "source"], &[], "Growth of main-chain contexts in tokens, split by what was added since the previous call (tool_result:<tool>, user_text, assistant_output, attachment, meta, other); see docs/research.md."),
     LinesOfCode => ("claude_sessions_lines_of_code", None, &["project", "type"], &[], "Lines added and removed by edit tools (from structured patches)."),
     UnpricedRequests => ("claude_sessions_unpriced_requests", None, &["model"], &[], "API responses whose model has no price (their cost counts as 0)."),
     BytesRead => ("claude_sessions_exporter_bytes_read", None, &[], &[], "Bytes read from transcript files."),

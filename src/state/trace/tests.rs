@@ -53,7 +53,11 @@ fn a_turn_becomes_a_tree_with_transcript_times() {
     let ar = streaming(8, 2);
     tr.touch(&at(&agent, 4000, 1));
     tr.response(&at(&agent, 6000, 1), &ar, ar.tokens, 0.0);
-    tr.tool_result(&at(&main, 9000, 1), &ToolResult { tool_use_id: "toolu_1".into(), is_error: true }, Some("a1"));
+    tr.tool_result(
+        &at(&main, 9000, 1),
+        &ToolResult { tool_use_id: "toolu_1".into(), is_error: true, bytes: 0 },
+        Some("a1"),
+    );
     tr.touch(&at(&main, 9000, 1));
     let (trace, root_id) = tr.current("s1").unwrap();
     assert_eq!(got.lock().unwrap().len(), 4, "all but the root left as they ended: {:?}", names(&got));
@@ -90,7 +94,7 @@ fn spans_leave_as_they_end_and_never_twice() {
     tr.response(&at(&main, 2000, 1), &r, r.tokens, 0.0);
     tr.tool_use(&at(&main, 2000, 1), &ToolUse { id: "t1".into(), name: "Bash".into(), subagent_type: None });
     assert!(got.lock().unwrap().is_empty(), "a call running, a response streaming");
-    tr.tool_result(&at(&main, 2500, 1), &ToolResult { tool_use_id: "t1".into(), is_error: false }, None);
+    tr.tool_result(&at(&main, 2500, 1), &ToolResult { tool_use_id: "t1".into(), is_error: false, bytes: 0 }, None);
     assert_eq!(names(&got), ["execute_tool Bash"], "the tool call left at its result");
     // Claude Code runs tools while a response streams: its later line grows.
     let r = streaming(7, 30);
@@ -135,8 +139,12 @@ fn a_sub_agent_leaves_with_its_task_result() {
     let r = streaming(8, 2);
     tr.response(&at(&agent, 30, 1), &r, r.tokens, 0.0);
     tr.tool_use(&at(&agent, 30, 1), &ToolUse { id: "read".into(), name: "Read".into(), subagent_type: None });
-    tr.tool_result(&at(&agent, 40, 1), &ToolResult { tool_use_id: "read".into(), is_error: false }, None);
-    tr.tool_result(&at(&main, 50, 1), &ToolResult { tool_use_id: "task".into(), is_error: false }, Some("a1"));
+    tr.tool_result(&at(&agent, 40, 1), &ToolResult { tool_use_id: "read".into(), is_error: false, bytes: 0 }, None);
+    tr.tool_result(
+        &at(&main, 50, 1),
+        &ToolResult { tool_use_id: "task".into(), is_error: false, bytes: 0 },
+        Some("a1"),
+    );
     let spans = got.lock().unwrap().clone();
     let by = |name: &str| spans.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name}: {spans:#?}"));
     let (task, agent_span) = (by("execute_tool Task"), by("invoke_agent Explore"));
@@ -157,7 +165,7 @@ fn the_per_turn_cap_drops_and_counts_what_is_over() {
     for i in 0..MAX_SPANS_PER_TURN + 3 {
         let id: Box<str> = format!("t{i}").into();
         tr.tool_use(&at(&main, 1, 1), &ToolUse { id: id.clone(), name: "Bash".into(), subagent_type: None });
-        tr.tool_result(&at(&main, 2, 1), &ToolResult { tool_use_id: id, is_error: false }, None);
+        tr.tool_result(&at(&main, 2, 1), &ToolResult { tool_use_id: id, is_error: false, bytes: 0 }, None);
     }
     assert_eq!(tr.dropped, 3);
     tr.end_turn("s1", 0, 2);

@@ -33,7 +33,11 @@ fn prompts_exclude_tool_results_meta_and_command_output() {
         r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,"content":"boom"}]}}"#,
     );
     assert!(!r.prompt);
-    assert_eq!(r.tool_results, vec![ToolResult { tool_use_id: "t1".into(), is_error: true }]);
+    assert_eq!(
+        r.tool_results,
+        vec![ToolResult { tool_use_id: "t1".into(), is_error: true, bytes: 6 }],
+        "\"boom\" is 6 bytes"
+    );
 }
 
 #[test]
