@@ -52,6 +52,17 @@ fn all_lines() -> (Vec<Vec<u8>>, u64) {
     (lines, bytes)
 }
 
+/// The facts of every line, as `scan` reads them.
+fn facts(lines: &[Vec<u8>]) -> usize {
+    lines
+        .iter()
+        .filter_map(|l| match transcript::progress_head(l) {
+            Some(h) => Some(Entry::progress(&h)),
+            None => transcript::parse_line(l).ok().map(|line| Entry::from_line(&line)),
+        })
+        .count()
+}
+
 fn parse(c: &mut Criterion) {
     let (lines, bytes) = all_lines();
     let joined: Vec<u8> = lines.join(&b'\n');
@@ -61,17 +72,7 @@ fn parse(c: &mut Criterion) {
     g.bench_function("serde_json_value_baseline", |b| {
         b.iter(|| lines.iter().filter(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok()).count())
     });
-    g.bench_function("transcript_entry", |b| {
-        b.iter(|| {
-            lines
-                .iter()
-                .filter_map(|l| match transcript::progress_head(l) {
-                    Some(h) => Some(Entry::progress(&h)),
-                    None => transcript::parse_line(l).ok().map(|line| Entry::from_line(&line)),
-                })
-                .count()
-        })
-    });
+    g.bench_function("transcript_entry", |b| b.iter(|| facts(&lines)));
     g.finish();
 }
 
@@ -80,17 +81,7 @@ fn research(c: &mut Criterion) {
     let (lines, bytes) = all_lines();
     let mut g = c.benchmark_group("research");
     g.throughput(Throughput::Bytes(bytes));
-    g.bench_function("facts_baseline", |b| {
-        b.iter(|| {
-            lines
-                .iter()
-                .filter_map(|l| match transcript::progress_head(l) {
-                    Some(h) => Some(Entry::progress(&h)),
-                    None => transcript::parse_line(l).ok().map(|line| Entry::from_line(&line)),
-                })
-                .count()
-        })
-    });
+    g.bench_function("facts_baseline", |b| b.iter(|| facts(&lines)));
     g.bench_function("facts_and_features", |b| {
         b.iter(|| {
             let mut tokens = 0;
