@@ -420,9 +420,10 @@ pub fn split(growth: i64, added: &BTreeMap<String, u64>) -> Vec<Part> {
     }
     let g = growth as u64;
     let parts: Vec<(&String, u64)> = added.iter().filter(|(_, b)| **b > 0).map(|(k, b)| (k, *b)).collect();
-    let bytes: u64 = parts.iter().map(|(_, b)| b).sum();
-    let estimate: u64 = parts.iter().map(|(_, b)| b.div_ceil(BYTES_PER_TOKEN)).sum();
-    let mut out: Vec<Part> = if estimate <= g {
+    // In u128: sizes restored from a checkpoint can be anything.
+    let bytes: u128 = parts.iter().map(|(_, b)| u128::from(*b)).sum();
+    let estimate: u128 = parts.iter().map(|(_, b)| u128::from(b.div_ceil(BYTES_PER_TOKEN))).sum();
+    let mut out: Vec<Part> = if estimate <= u128::from(g) {
         parts.iter().map(|(k, b)| part(k, *b, b.div_ceil(BYTES_PER_TOKEN) as i64)).collect()
     } else {
         // In proportion to bytes, by largest remainder.
@@ -431,7 +432,7 @@ pub fn split(growth: i64, added: &BTreeMap<String, u64>) -> Vec<Part> {
             .enumerate()
             .map(|(i, (_, b))| {
                 let exact = u128::from(g) * u128::from(*b);
-                (i, (exact / u128::from(bytes)) as u64, exact % u128::from(bytes))
+                (i, (exact / bytes) as u64, exact % bytes)
             })
             .collect();
         let mut left = g - shares.iter().map(|s| s.1).sum::<u64>();

@@ -125,3 +125,12 @@ fn pending_calls_and_subagents_are_counted_at_each_call() {
     let tool_results = r.steps.iter().filter(|s| matches!(s, Step::ToolResult { tool, .. } if tool == "Read")).count();
     assert_eq!(tool_results, 1);
 }
+
+#[test]
+fn split_takes_any_sizes_without_overflow() {
+    // Sizes restored from a damaged checkpoint: the parts still sum to the growth.
+    let added: BTreeMap<String, u64> = [("a".to_owned(), u64::MAX), ("b".to_owned(), u64::MAX - 1)].into();
+    let parts = split(10, &added);
+    assert_eq!(parts.iter().map(|p| p.tokens).sum::<i64>(), 10);
+    assert!(parts.iter().all(|p| p.tokens >= 0), "{parts:?}");
+}

@@ -125,8 +125,9 @@ impl Aggregator {
                 ("meta", c.meta),
             ] {
                 if n > 0 {
+                    // Saturating: a restored checkpoint can hold any number.
                     match s.context_added.get_mut(source) {
-                        Some(v) => *v += n,
+                        Some(v) => *v = v.saturating_add(n),
                         None => {
                             s.context_added.insert(source.to_owned(), n);
                         }
@@ -286,7 +287,7 @@ impl Aggregator {
                 // As research names it: `?` for a call not seen.
                 let key = format!("tool_result:{}", call.as_ref().map_or("?", |c| c.tool.as_str()));
                 match s.context_added.get_mut(&key) {
-                    Some(v) => *v += r.bytes,
+                    Some(v) => *v = v.saturating_add(r.bytes),
                     None => {
                         s.context_added.insert(key, r.bytes);
                     }
@@ -424,7 +425,7 @@ impl Aggregator {
         // the counter and the `context_growth` event get the same parts.
         let parts = match self.sessions.get_mut(id) {
             Some(s) if main_chain && seen.first => {
-                let growth = seen.after.prompt() as i64 - s.context_tokens as i64;
+                let growth = (seen.after.prompt() as i64).saturating_sub(s.context_tokens.min(i64::MAX as u64) as i64);
                 let parts = crate::research::tracker::split(growth, &s.context_added);
                 // Zeroed, not cleared: a session's sources recur, and `split` skips zeros.
                 s.context_added.values_mut().for_each(|v| *v = 0);
