@@ -1,6 +1,7 @@
 // The session view: a timeline of one session's events (prompts, replies, tool calls with
 // their results and durations, sub-agent lanes, compactions, rule matches, approvals,
-// pauses and notes), its numbers, a context-growth chart and the controls.
+// pauses and notes), its numbers, a context-growth chart, a chart of what each main-chain
+// call added to the context (by source), and the controls.
 //
 // Past events come from the server's per-session history joined with the page's own
 // stream; new ones are appended as they arrive. Rendering is incremental: an event adds
@@ -9,7 +10,7 @@
 // session opens with its latest PAGE events (what costs is building and laying out rows,
 // see bench/console.sh); earlier pages are put above them by "Load earlier" (a button,
 // scrolling up to it, or k on the first row). The numbers come from the server's session
-// snapshot and the chart from all kept context events, so neither depends on the pages.
+// snapshot and the charts from all kept context events, so neither depends on the pages.
 
 import { decisionButtons } from './control.js';
 import { el, fmtCost, fmtDuration, fmtNum, fmtTime, perFrame } from './util.js';
@@ -32,6 +33,10 @@ export class SessionView {
     this.notice = document.getElementById('s-notice');
     this.chart = document.getElementById('chart');
     this.chartLabel = document.getElementById('chart-label');
+    this.comp = document.getElementById('composition');
+    this.compChart = document.getElementById('comp-chart');
+    this.compLegend = document.getElementById('comp-legend');
+    this.compLabel = document.getElementById('comp-label');
     this.earlier = document.getElementById('load-earlier');
     this.earlier.addEventListener('click', () => this.loadEarlier());
     // Scrolling up to the button loads the page before (a scroll down never does).
@@ -78,6 +83,8 @@ export class SessionView {
     /** Context sizes (event id → [ts, tokens]) and compactions (id → ts) of all kept events. */
     this.growth = new Map();
     this.compactions = new Map();
+    /** What each main-chain call's growth was made of (event id → {source: tokens}). */
+    this.parts = new Map();
     /** Results shown alone (their call is older than the loaded pages): tool_use_id → {row, e}. */
     this.orphans = new Map();
     /** The oldest event loaded from the history; earlier ones are kept when `more`. */
@@ -173,7 +180,10 @@ export class SessionView {
   }
 
   contextPoint(e) {
-    if (e.type === 'context_growth' && !e.agent_id) this.growth.set(e.id, [e.ts_ms, e.cumulative]);
+    if (e.type === 'context_growth' && !e.agent_id) {
+      this.growth.set(e.id, [e.ts_ms, e.cumulative]);
+      if (e.parts) this.parts.set(e.id, e.parts);
+    }
     if (e.type === 'compaction') this.compactions.set(e.id, e.ts_ms);
   }
 
@@ -410,6 +420,65 @@ export class SessionView {
     this.chartLabel.textContent = pts.length
       ? `${fmtNum(pts.at(-1)[1])} of ${fmtNum(window)} tokens · ${compactions.length} compaction${compactions.length === 1 ? '' : 's'} · timeline cost ${fmtCost(this.cost)}`
       : 'no context data yet';
+    this.drawComposition();
+  }
+
+  /**
+   * What each main-chain call added to the context, by source, as stacked columns in call
+   * order (the server's split of the call's growth: `context_growth.parts`), and the
+   * session's totals by source in the legend. Shrinking calls (compactions, dropped
+   * context) add nothing. The three tools whose results added most have their own colour.
+   */
+  drawComposition() {
+    const calls = [...this.parts].sort((a, b) => a[0] - b[0]).map(p => p[1]);
+    const totals = new Map();
+    for (const parts of calls) {
+      for (const [k, v] of Object.entries(parts)) if (v > 0) totals.set(k, (totals.get(k) || 0) + v);
+    }
+    const tools = [...totals].filter(([k]) => k.startsWith('tool_result:')).sort((a, b) => b[1] - a[1]).map(([k]) => k);
+    const group = k => {
+      const t = tools.indexOf(k);
+      if (t >= 0) return t < 3 ? `tool${t}` : 'tools';
+      return SOURCE_GROUP[k] || 'other';
+    };
+    const label = g => g.startsWith('tool') && g !== 'tools' ? `${tools[Number(g.slice(4))].slice(12)} results` : GROUP_LABEL[g];
+    const groups = new Map();
+    for (const [k, v] of totals) groups.set(group(k), (groups.get(group(k)) || 0) + v);
+    const order = GROUPS.filter(g => groups.has(g));
+    // At most COMP_COLUMNS columns: a long session's calls are summed in equal runs.
+    const per = Math.max(1, Math.ceil(calls.length / COMP_COLUMNS));
+    const columns = [];
+    for (let i = 0; i < calls.length; i += per) {
+      const c = new Map();
+      for (const parts of calls.slice(i, i + per)) {
+        for (const [k, v] of Object.entries(parts)) if (v > 0) c.set(group(k), (c.get(group(k)) || 0) + v);
+      }
+      columns.push(c);
+    }
+    const max = Math.max(1, ...columns.map(c => [...c.values()].reduce((a, b) => a + b, 0)));
+    const w = CHART_W / Math.max(columns.length, 1);
+    const rects = [];
+    columns.forEach((c, i) => {
+      let top = COMP_H;
+      for (const g of order) {
+        const v = c.get(g);
+        if (!v) continue;
+        const h = (v / max) * (COMP_H - 2);
+        top -= h;
+        rects.push(el('rect', { x: (i * w).toFixed(2), y: top.toFixed(2), width: Math.max(w - (w > 3 ? 1 : 0), 0.5).toFixed(2), height: h.toFixed(2), class: `src-${g}` }));
+      }
+    });
+    this.compChart.replaceChildren(...rects);
+    const sum = [...totals.values()].reduce((a, b) => a + b, 0);
+    const fromTools = tools.reduce((a, k) => a + totals.get(k), 0);
+    const pct = v => `${Math.round((v / (sum || 1)) * 100)}%`;
+    this.compLegend.replaceChildren(...order.map(g => el('li', { 'data-group': g, 'data-tokens': groups.get(g) },
+      el('span', { class: `swatch src-${g}` }), el('span', { text: `${label(g)} ${fmtNum(groups.get(g))} (${pct(groups.get(g))})` }))));
+    this.compLabel.textContent = calls.length
+      ? `${calls.length} call${calls.length === 1 ? '' : 's'} · ${fmtNum(sum)} tokens added · ${pct(fromTools)} from tool results`
+      : 'no calls yet';
+    this.comp.dataset.calls = calls.length;
+    this.comp.dataset.sources = JSON.stringify(Object.fromEntries(totals));
   }
 
   /** Move the highlighted row (j/k in the session view). */
@@ -430,6 +499,17 @@ export class SessionView {
     this.list.replaceChildren();
   }
 }
+
+/** Columns of the composition chart at most; its height in SVG units. */
+const COMP_COLUMNS = 300;
+const COMP_H = 80;
+/** The composition's groups, in stacking order (bottom first), and their names. */
+const GROUPS = ['tool0', 'tool1', 'tool2', 'tools', 'user', 'assistant', 'attachment', 'meta', 'other'];
+const SOURCE_GROUP = { user_text: 'user', assistant_output: 'assistant', attachment: 'attachment', meta: 'meta' };
+const GROUP_LABEL = {
+  tools: 'Other tool results', user: 'Typed text', assistant: 'Replies', attachment: 'Attachments',
+  meta: 'Meta lines', other: 'Not in the lines (system prompt, tools)',
+};
 
 const TRUNCATED = 'Earlier events of this session are no longer kept; the timeline starts later.';
 

@@ -9,7 +9,7 @@
 // for "done" (every line written), then opens the session with the keyboard, reads its
 // timeline, takes the screenshots (1280×800, light and dark, both views), opens the
 // session again in a fresh page (its past from /api/sessions/{id}/events), and prints
-// {"result": {...}}. Every console message and page error is reported; the test decides.
+// {"result": {...}}, with what the context composition chart shows in each page. Every console message and page error is reported; the test decides.
 
 import { newPage, run, say } from './driver.mjs';
 import { createInterface } from 'node:readline';
@@ -60,6 +60,20 @@ async function readTimeline(page) {
       spawns: rows.filter(r => r.dataset.kind === 'agent_spawn').length,
       lanes: [...new Set(rows.map(r => r.dataset.agent).filter(Boolean))].sort(),
       prompts: rows.filter(r => r.dataset.kind === 'prompt').length,
+    };
+  });
+}
+
+/** The context composition chart: calls, totals by source, legend and columns drawn. */
+async function readComposition(page) {
+  return page.evaluate(() => {
+    const f = document.getElementById('composition');
+    return {
+      calls: Number(f.dataset.calls),
+      sources: JSON.parse(f.dataset.sources || '{}'),
+      legend: [...f.querySelectorAll('#comp-legend li')].map(li => [li.dataset.group, Number(li.dataset.tokens)]),
+      rects: f.querySelectorAll('#comp-chart rect').length,
+      label: document.getElementById('comp-label').textContent,
     };
   });
 }
@@ -116,6 +130,7 @@ await run(async result => {
   result.hash = await page.evaluate(() => location.hash);
   await waitTools(page);
   result.live = await readTimeline(page);
+  result.live_composition = await readComposition(page);
   result.server_history = await page.evaluate(async id => {
     const h = await (await fetch(`/api/sessions/${encodeURIComponent(id)}/events`)).json();
     return { events: h.events.length, tool_use: h.events.filter(e => e.type === 'tool_use').length, truncated: h.truncated, first: h.events[0]?.id, last: h.last_event_id };
@@ -139,6 +154,7 @@ await run(async result => {
   await fresh.waitForSelector('#timeline[data-loaded="true"]', { timeout: 10000 });
   await waitTools(fresh);
   result.history = await readTimeline(fresh);
+  result.history_composition = await readComposition(fresh);
   // A small screen: nothing wider than the viewport but the table's own scroller.
   await fresh.setViewportSize({ width: 390, height: 844 });
   await fresh.waitForTimeout(100);

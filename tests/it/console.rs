@@ -102,6 +102,37 @@ fn count(files: &[PathBuf]) -> Expected {
     Expected { tools, errors: failed.len(), spawns, agents }
 }
 
+/// A main file's main-chain calls (first-seen responses with usage), how many of them
+/// grew the context, and the sum of their positive growth: prompt tokens less the context before, which a compaction sets to its
+/// `postTokens`. Counted here from the JSON, not by the daemon.
+fn main_chain_growth(file: &Path) -> (usize, usize, i64) {
+    let (mut calls, mut grew, mut growth, mut before) = (0, 0, 0, 0);
+    let mut seen = BTreeSet::new();
+    for raw in std::fs::read_to_string(file).unwrap().lines() {
+        let Ok(v) = serde_json::from_str::<Value>(raw) else { continue };
+        if v["isSidechain"] == true {
+            continue;
+        }
+        if v["subtype"] == "compact_boundary" {
+            before = v["compactMetadata"]["postTokens"].as_i64().unwrap_or(0);
+        }
+        let (m, u) = (&v["message"], &v["message"]["usage"]);
+        if v["type"] != "assistant" || !u.is_object() || m["model"] == "<synthetic>" || v["isApiErrorMessage"] == true {
+            continue;
+        }
+        if !seen.insert((m["id"].to_string(), v["requestId"].to_string())) {
+            continue;
+        }
+        let n = |k: &str| u[k].as_i64().unwrap_or(0);
+        let prompt = n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens");
+        calls += 1;
+        grew += usize::from(prompt > before);
+        growth += (prompt - before).max(0);
+        before = prompt;
+    }
+    (calls, grew, growth)
+}
+
 /// The lines of `files` (paths relative to `dir`), each `timestamp` replaced by
 /// `at(first, last, ts)` (first and last: the files' earliest and latest times).
 fn restamped(dir: &Path, files: &[PathBuf], at: impl Fn(i64, i64, i64) -> i64) -> Vec<(PathBuf, String)> {
@@ -288,6 +319,37 @@ fn console_shows_a_live_session_with_its_tool_calls_errors_and_subagents() {
     }
     assert!(r["table_overflow"].as_i64().unwrap() <= 0, "the table is wider than 1280: {}", r["table_overflow"]);
     assert!(r["phone_overflow"].as_i64().unwrap() <= 0, "wider than a phone: {}", r["phone_overflow"]);
+
+    // The context composition chart: one column per main-chain call, its totals by source
+    // summing to the positive growth counted from the JSONL, and equal to the
+    // `context_added_tokens_total` counter of the session's project.
+    let (calls, grew, growth) = main_chain_growth(&main_file);
+    assert!(calls > 10 && growth > 10_000, "{calls} calls, {growth} tokens");
+    let (status, _, body) = d.get(&format!("/api/sessions/{SESSION}"), &[]);
+    assert_eq!(status, 200);
+    let project = serde_json::from_slice::<Value>(&body).unwrap()["project"].as_str().unwrap().to_owned();
+    let metrics = d.metrics();
+    for (name, c) in [("live", &r["live_composition"]), ("from history", &r["history_composition"])] {
+        eprintln!(
+            "composition ({name}): {} calls, {} columns, {}; legend {}",
+            c["calls"], c["rects"], c["label"], c["legend"]
+        );
+        assert_eq!(c["calls"], calls, "main-chain calls in the {name} composition chart");
+        let sources = c["sources"].as_object().unwrap();
+        let sum: i64 = sources.values().map(|v| v.as_i64().unwrap()).sum();
+        assert_eq!(sum, growth, "the {name} composition against the JSONL's growth");
+        assert!(sources.keys().any(|k| k.starts_with("tool_result:")), "{sources:?}");
+        for (source, tokens) in sources {
+            let counted =
+                metrics.sum("claude_sessions_context_added_tokens_total", &[("project", &project), ("source", source)]);
+            assert_eq!(tokens.as_f64().unwrap(), counted, "{name}: {source} against /metrics");
+        }
+        let legend: i64 = c["legend"].as_array().unwrap().iter().map(|g| g[1].as_i64().unwrap()).sum();
+        assert_eq!(legend, growth, "the {name} legend's groups cover every source once");
+        // Every call that grew the context has a column (of one box or more); one each when
+        // the session has fewer calls than the chart has columns.
+        assert!(calls <= 300 && c["rects"].as_u64().unwrap() >= grew as u64, "{grew} calls grew: {}", c["rects"]);
+    }
 
     let messages = r["console"].as_array().unwrap();
     assert!(messages.is_empty(), "browser console: {messages:#?}");
