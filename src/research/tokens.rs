@@ -140,8 +140,8 @@ impl TokenSet {
 ///
 /// Text is read a line at a time (no word or error line spans a line end), straight
 /// from the pieces; only a line cut by a piece boundary is copied, to join it. The
-/// complete lines of a piece are read in one pass over their bytes: words, line ends
-/// and error words together (an error word is letters only, so it lies within a word).
+/// complete lines of a piece are read twice, quickly: once for the few words that can be
+/// tokens, once for the error words.
 #[derive(Debug, Default)]
 pub struct Builder {
     tokens: Vec<u64>,
@@ -199,60 +199,99 @@ impl Builder {
         self.tokens.push(h | (kind.tag() << 62));
     }
 
-    /// Whole lines (`text` ends where a line ends): their words, and each line itself
-    /// when it reports an error, in one pass.
+    /// Whole lines (`text` starts and ends where a line does): their words, and each
+    /// line itself when it reports an error.
     fn lines(&mut self, text: &str) {
+        self.words(text);
+        self.error_lines(text);
+    }
+
+    /// The words that can be tokens. Most words of a text are letters only, lowercase
+    /// after the first (`the`, `Error`), and none of the kinds: a word can be a token only
+    /// when it holds a digit, `_`, `.`, `/` or an uppercase letter. So the text is read
+    /// eight bytes at a time for those bytes alone ([`special`]), and only the word
+    /// around each one found is read byte by byte.
+    fn words(&mut self, text: &str) {
         let b = text.as_bytes();
         let n = b.len();
-        let (mut i, mut line_start, mut error) = (0, 0, false);
-        loop {
-            // Between words: bytes of no class, and line ends.
-            while i < n {
-                let c = CLASS[usize::from(b[i])];
-                if c & WORD != 0 {
-                    break;
-                }
-                if c & NEWLINE != 0 {
-                    self.end_line(&text[line_start..i], error);
-                    (line_start, error) = (i + 1, false);
-                }
-                i += 1;
+        let mut i = 0;
+        while i < n {
+            let mut block = [0u8; 8];
+            let m = if i + 8 <= n {
+                special(u64::from_le_bytes(b[i..i + 8].try_into().expect("eight bytes")))
+            } else {
+                // The last bytes, padded with zeros (no word byte).
+                block[..n - i].copy_from_slice(&b[i..]);
+                special(u64::from_le_bytes(block))
+            };
+            if m == 0 {
+                i += 8;
+                continue;
             }
-            if i >= n {
-                break;
-            }
-            let start = i;
-            let first = CLASS[usize::from(b[i])];
-            // A word of letters only, lowercase after the first (`the`, `Error`), is none
-            // of the kinds: most words of a text, passed over here. So is one with no
-            // digit, `_`, `.`, `/` and not both cases (`ERROR`, `a-b`): it can be no
-            // path, identifier or number.
-            i += 1;
-            let mut rest = 0;
-            while i < n {
-                let c = CLASS[usize::from(b[i])];
+            // The word around the byte found: back to its start (the bytes before it were
+            // passed over, and no earlier word reaches it), then on to its end, with the
+            // classes of its first byte and of the rest.
+            let p = i + (m.trailing_zeros() / 8) as usize;
+            let (mut start, mut first, mut rest) = (p, CLASS[usize::from(b[p])], 0);
+            while start > 0 {
+                let c = CLASS[usize::from(b[start - 1])];
                 if c & WORD == 0 {
                     break;
                 }
-                rest |= c;
-                i += 1;
+                (start, first, rest) = (start - 1, c, rest | first);
             }
-            let all = first | rest;
-            let plain = first & (LOWER | UPPER) != 0 && rest & !(WORD | LOWER) == 0;
-            // A lowercase-to-uppercase step needs both cases; `word` looks for it.
-            let mixed = all & LOWER != 0 && all & UPPER != 0;
-            // Error words within the line's first LINE_MAX bytes (word bytes are ASCII,
-            // so that is the line's first LINE_MAX bytes cut at a character boundary).
-            let limit = line_start + LINE_MAX;
-            if !error && start < limit && i - start >= SHORTEST_ERROR_WORD {
-                error = has_error_word(&b[start..i.min(limit)]);
+            let mut end = p + 1;
+            while end < n {
+                let c = CLASS[usize::from(b[end])];
+                if c & WORD == 0 {
+                    break;
+                }
+                (end, rest) = (end + 1, rest | c);
             }
-            if !plain && (mixed || all & (DIGIT | UNDERSCORE | PATH_SEP) != 0) {
-                // Word bytes are ASCII: any cut is a character boundary.
-                self.word(&text[start..i.min(start + WORD_MAX)], all);
-            }
+            self.scan_word(&text[start..end], first, rest);
+            i = end;
         }
-        self.end_line(&text[line_start..], error);
+    }
+
+    /// A whole word (a maximal run of word bytes) with the classes of its first byte and
+    /// of the others: its tokens, if it can have any. A word of letters only, lowercase
+    /// after the first, is none of the kinds; nor is one with no digit, `_`, `.`, `/` and
+    /// not both cases (`ERROR`, `a-b`).
+    fn scan_word(&mut self, word: &str, first: u8, rest: u8) {
+        let all = first | rest;
+        let plain = first & (LOWER | UPPER) != 0 && rest & !(WORD | LOWER) == 0;
+        // A lowercase-to-uppercase step needs both cases; `word` looks for it.
+        let mixed = all & LOWER != 0 && all & UPPER != 0;
+        if !plain && (mixed || all & (DIGIT | UNDERSCORE | PATH_SEP) != 0) {
+            // Word bytes are ASCII: any cut is a character boundary.
+            self.word(&word[..word.len().min(WORD_MAX)], all);
+        }
+    }
+
+    /// The lines whose first [`LINE_MAX`] bytes hold an error word, found by a search for
+    /// the words themselves (they are rare). Error words never overlap one another, so
+    /// the leftmost match is also the one that ends first: when it ends beyond the
+    /// line's first `LINE_MAX` bytes, no other in that line can qualify.
+    fn error_lines(&mut self, text: &str) {
+        let b = text.as_bytes();
+        let n = b.len();
+        let mut from = 0;
+        while let Some(m) = ERRORS.find(aho_corasick::Input::new(b).span(from..n)) {
+            let low = m.start().saturating_sub(LINE_MAX);
+            let line_start = match memchr::memrchr(b'\n', &b[low..m.start()]) {
+                Some(q) => Some(low + q + 1),
+                None if low == 0 => Some(0),
+                None => None,
+            };
+            let line_end = memchr::memchr(b'\n', &b[m.end()..]).map_or(n, |q| m.end() + q);
+            if let Some(ls) = line_start.filter(|ls| m.end() <= ls + LINE_MAX) {
+                self.end_line(&text[ls..line_end], true);
+            }
+            if line_end >= n {
+                break;
+            }
+            from = line_end + 1;
+        }
     }
 
     /// A line's end: the line is a token when it reports an `error`.
@@ -341,12 +380,9 @@ const UPPER: u8 = 4;
 const DIGIT: u8 = 8;
 const UNDERSCORE: u8 = 16;
 const PATH_SEP: u8 = 32;
-const NEWLINE: u8 = 64;
-const ERROR_START: u8 = 128;
 
 /// Byte classes: word bytes (`A–Z a–z 0–9 _ . / - :`), lowercase and uppercase letters,
-/// digits, `_`, the path separators `.` and `/`, the line end, and the first letters of
-/// the error words.
+/// digits, `_`, and the path separators `.` and `/`.
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
@@ -370,12 +406,6 @@ static CLASS: [u8; 256] = {
         if c == b'.' || c == b'/' {
             t[b] |= PATH_SEP;
         }
-        if c == b'\n' {
-            t[b] |= NEWLINE;
-        }
-        if matches!(c.to_ascii_lowercase(), b'e' | b'f' | b'p' | b't') {
-            t[b] |= ERROR_START;
-        }
         b += 1;
     }
     t
@@ -384,36 +414,29 @@ static CLASS: [u8; 256] = {
 /// The error words in lowercase, capitalized and uppercase (matched exactly, as
 /// parts of a word: `TypeError`, `errors`, `FAILED`).
 const ERROR_WORDS: [&str; 5] = ["error", "failed", "panicked", "exception", "traceback"];
-const SHORTEST_ERROR_WORD: usize = 5;
 
-/// Whether `w` (ASCII word bytes) holds an error word, in one of its three cases.
-fn has_error_word(w: &[u8]) -> bool {
-    if w.len() < SHORTEST_ERROR_WORD {
-        return false;
-    }
-    for k in 0..=w.len() - SHORTEST_ERROR_WORD {
-        if CLASS[usize::from(w[k])] & ERROR_START == 0 {
-            continue;
-        }
-        let first = w[k].to_ascii_lowercase();
-        let rest = &w[k..];
-        for word in ERROR_WORDS {
-            let p = word.as_bytes();
-            // The second byte rules out nearly every candidate (`e` and `t` are common).
-            if p[0] != first || rest.len() < p.len() || rest[1].to_ascii_lowercase() != p[1] {
-                continue;
-            }
-            let cand = &rest[..p.len()];
-            let lower = cand.iter().zip(p).all(|(c, l)| c == l);
-            let upper = cand.iter().zip(p).all(|(c, l)| *c == l.to_ascii_uppercase());
-            let capitalized =
-                cand[0] == p[0].to_ascii_uppercase() && cand[1..].iter().zip(&p[1..]).all(|(c, l)| c == l);
-            if lower || upper || capitalized {
-                return true;
-            }
-        }
-    }
-    false
+/// A search for the error words in their three cases.
+static ERRORS: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    let cased =
+        ERROR_WORDS.iter().flat_map(|w| [w.to_string(), w[..1].to_ascii_uppercase() + &w[1..], w.to_ascii_uppercase()]);
+    aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(cased)
+        .expect("fixed patterns")
+});
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` that is a digit, `_`, `.`, `/` or an uppercase
+/// letter: the bytes without which a word is no token (see [`Builder::words`]).
+fn special(x: u64) -> u64 {
+    // Each byte's low seven bits; sums below cannot carry into the next byte.
+    let y = x & !HIGH;
+    // The high bit of `y + (0x80 - lo)` says `byte >= lo`, that of `y + (0x7f - hi)` says `byte > hi`.
+    let range = |lo: u8, hi: u8| (y + ONES * u64::from(0x80 - lo)) & !(y + ONES * u64::from(0x7f - hi));
+    // `.` `/` and the digits are one range (0x2e–0x39); bytes of 0x80 and more are none.
+    (range(b'.', b'9') | range(b'A', b'Z') | range(b'_', b'_')) & !x & HIGH
 }
 
 fn is_path(w: &str) -> bool {
@@ -572,6 +595,26 @@ mod tests {
         assert!(texts.len() > 5_000, "{} texts", texts.len());
         for t in &texts {
             assert_eq!(TokenSet::of(t), reference(t), "text: {t:?}");
+        }
+    }
+
+    /// Every byte value in every lane, among neighbours of every kind (high bytes
+    /// included: no carry may cross a lane).
+    #[test]
+    fn special_finds_exactly_the_bytes_a_token_needs() {
+        let want = |c: u8| CLASS[usize::from(c)] & (DIGIT | UNDERSCORE | PATH_SEP | UPPER) != 0;
+        for c in 0..=255u8 {
+            for lane in 0..8 {
+                for fill in [0u8, b'a', b'Z', b'9', 0x7f, 0x80, 0xff, b'.', b'_'] {
+                    let mut bytes = [fill; 8];
+                    bytes[lane] = c;
+                    let m = special(u64::from_le_bytes(bytes));
+                    for (k, byte) in bytes.iter().enumerate() {
+                        assert_eq!(m >> (8 * k + 7) & 1 == 1, want(*byte), "byte {byte:#x} in lane {k} of {bytes:x?}");
+                    }
+                    assert_eq!(m & !HIGH, 0);
+                }
+            }
         }
     }
 
