@@ -9,7 +9,8 @@
 // for "done" (every line written), then opens the session with the keyboard, reads its
 // timeline, takes the screenshots (1280×800, light and dark, both views), opens the
 // session again in a fresh page (its past from /api/sessions/{id}/events), and prints
-// {"result": {...}}, with what the context composition chart shows in each page. Every console message and page error is reported; the test decides.
+// {"result": {...}}, with what the context composition chart shows in each page. Every
+// console message and page error is reported; the test decides.
 
 import { newPage, run, say } from './driver.mjs';
 import { createInterface } from 'node:readline';

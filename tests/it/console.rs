@@ -7,10 +7,12 @@
 //! sessions view within a second of its first line, and its timeline must show exactly
 //! its tool calls (names and count equal to a count made here from the JSONL, not by the
 //! daemon), its errors and its sub-agents, both live and when opened later (from
-//! `/api/sessions/{id}/events`). Any message in the browser console fails the test. The
-//! screenshots in docs/screenshots/ are the ones this test takes: it writes them under
-//! the target folder, and over docs/screenshots/ with `CS_UPDATE_SCREENSHOTS=1` (so that
-//! a test run does not leave the checkout changed).
+//! `/api/sessions/{id}/events`). Its context composition chart must sum, by source, to
+//! the context growth counted here and to the `context_added_tokens_total` counter.
+//! Any message in the browser console fails the test. The screenshots in
+//! docs/screenshots/ are the ones this test takes: it writes them under the target
+//! folder, and over docs/screenshots/ with `CS_UPDATE_SCREENSHOTS=1` (so that a test run
+//! does not leave the checkout changed).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -103,8 +105,9 @@ fn count(files: &[PathBuf]) -> Expected {
 }
 
 /// A main file's main-chain calls (first-seen responses with usage), how many of them
-/// grew the context, and the sum of their positive growth: prompt tokens less the context before, which a compaction sets to its
-/// `postTokens`. Counted here from the JSON, not by the daemon.
+/// grew the context, and the sum of their positive growth: prompt tokens less the
+/// context before, which a compaction sets to its `postTokens`. Counted here from the
+/// JSON, not by the daemon.
 fn main_chain_growth(file: &Path) -> (usize, usize, i64) {
     let (mut calls, mut grew, mut growth, mut before) = (0, 0, 0, 0);
     let mut seen = BTreeSet::new();
