@@ -73,6 +73,22 @@ fn parse(c: &mut Criterion) {
         b.iter(|| lines.iter().filter(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok()).count())
     });
     g.bench_function("transcript_entry", |b| b.iter(|| facts(&lines)));
+    // Before the line reader (src/transcript/json.rs): the same facts with the
+    // lines parsed by `serde_json`, which accepts and refuses the same lines.
+    g.bench_function("transcript_entry_serde_json_before", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter_map(|l| match transcript::progress_head(l) {
+                    Some(h) => Some(Entry::progress(&h)),
+                    None => std::str::from_utf8(l)
+                        .ok()
+                        .and_then(|s| serde_json::from_str::<transcript::Line>(s).ok())
+                        .map(|line| Entry::from_line(&line)),
+                })
+                .count()
+        })
+    });
     g.finish();
 }
 

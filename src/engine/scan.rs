@@ -59,6 +59,8 @@ impl Engine {
         struct Order {
             applied: usize,
             waiting: BTreeMap<usize, Parsed>,
+            /// A thread is applying (outside the lock) the files from `applied` on.
+            applying: bool,
             files: Vec<(FileInfo, bool)>,
             tails: Vec<Option<Tail>>,
         }
@@ -67,7 +69,7 @@ impl Engine {
             .map(|p| self.files.get(p).map(|t| (t.info.clone(), t.warmup)).expect("scan paths are tracked"))
             .collect();
         let tails = paths.iter().map(|p| self.files.get_mut(p).map(|t| std::mem::take(&mut t.tail))).collect();
-        let order = Mutex::new(Order { applied: 0, waiting: BTreeMap::new(), files, tails });
+        let order = Mutex::new(Order { applied: 0, waiting: BTreeMap::new(), applying: false, files, tails });
         let ready = std::sync::Condvar::new();
         let next = AtomicUsize::new(0);
         let (max_line, agg, now) = (self.settings.max_line_bytes, &self.agg, now_ms());
@@ -99,31 +101,45 @@ impl Engine {
                         if buf.capacity() > KEEP_BUF {
                             buf = Vec::new();
                         }
-                        let mut guard = order.lock().unwrap_or_else(|p| p.into_inner());
-                        let o = &mut *guard;
+                        let mut o = order.lock().unwrap_or_else(|p| p.into_inner());
                         o.waiting.insert(i, Parsed { tail, entries, counts, result });
-                        let start = o.applied;
-                        loop {
-                            let k = o.applied;
-                            let Some(mut done) = o.waiting.remove(&k) else { break };
-                            let (info, warmup) = &mut o.files[k];
-                            apply_batch(agg, info, warmup, &mut done.entries);
-                            match done.result {
-                                Ok(report) => record(agg, &report, done.counts, now, false),
-                                Err(e) => {
-                                    agg.lock().unwrap_or_else(|p| p.into_inner()).store.inc(
-                                        Counter::ReadErrors,
-                                        &["file"],
-                                        1.0,
-                                    );
-                                    tracing::warn!(path = %paths[k].display(), error = %e, "Cannot read transcript.");
+                        // One thread applies at a time, outside the order lock, so
+                        // the other can hand in its file and go on parsing meanwhile.
+                        while !o.applying && o.waiting.contains_key(&o.applied) {
+                            o.applying = true;
+                            let first = o.applied;
+                            let mut run = Vec::new();
+                            while let Some(done) = o.waiting.remove(&(first + run.len())) {
+                                run.push(done);
+                            }
+                            let mut files: Vec<(FileInfo, bool)> =
+                                (first..first + run.len()).map(|k| o.files[k].clone()).collect();
+                            drop(o);
+                            for (k, (done, (info, warmup))) in run.iter_mut().zip(&mut files).enumerate() {
+                                apply_batch(agg, info, warmup, &mut done.entries);
+                                let report = std::mem::replace(&mut done.result, Ok(Report::default()));
+                                match report {
+                                    Ok(report) => record(agg, &report, done.counts, now, false),
+                                    Err(e) => {
+                                        agg.lock().unwrap_or_else(|p| p.into_inner()).store.inc(
+                                            Counter::ReadErrors,
+                                            &["file"],
+                                            1.0,
+                                        );
+                                        let path = &paths[first + k];
+                                        tracing::warn!(path = %path.display(), error = %e, "Cannot read transcript.");
+                                    }
                                 }
                             }
-                            o.tails[k] = Some(done.tail);
-                            o.applied += 1;
+                            o = order.lock().unwrap_or_else(|p| p.into_inner());
+                            let n = run.len();
+                            for (k, (done, file)) in run.into_iter().zip(files).enumerate() {
+                                o.files[first + k] = file;
+                                o.tails[first + k] = Some(done.tail);
+                            }
+                            o.applied = first + n;
+                            o.applying = false;
                             progress(o.applied, paths.len());
-                        }
-                        if o.applied > start {
                             ready.notify_all();
                         }
                     }

@@ -6,12 +6,13 @@
 //! `Write`, and the `agentId` of a sub-agent's result. Nothing else of the value
 //! is copied: patch lines and file contents are skipped on their raw JSON text.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+
+use super::Text;
 
 /// Lines added and removed by an edit, read from `toolUseResult`.
 ///
@@ -65,10 +66,12 @@ impl<'de> Visitor<'de> for ResultVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PatchStats, A::Error> {
         let mut stats = PatchStats::default();
-        let mut created_lines = None;
+        // The content of a created file: its lines are counted once we know it was one.
+        let mut content: Option<&'de RawValue> = None;
         let mut is_create = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match key.as_ref() {
+        // Keys are borrowed (`Cow` would copy each one).
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match &*key {
                 "structuredPatch" => {
                     let hunks: Option<Vec<Hunk>> = map.next_value()?;
                     for h in hunks.unwrap_or_default() {
@@ -77,8 +80,8 @@ impl<'de> Visitor<'de> for ResultVisitor {
                     }
                 }
                 "type" => is_create = map.next_value::<&RawValue>()?.get() == "\"create\"",
-                "content" => created_lines = Some(map.next_value::<LineCount>()?.0),
-                "agentId" => stats.agent_id = map.next_value::<Option<Cow<'de, str>>>()?.map(Into::into),
+                "content" => content = Some(map.next_value()?),
+                "agentId" => stats.agent_id = map.next_value::<Option<Text<'de>>>()?.map(|t| t.0.into()),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -86,7 +89,7 @@ impl<'de> Visitor<'de> for ResultVisitor {
         }
         // A new file has an empty patch; its whole content is added lines.
         if is_create && stats.added == 0 {
-            stats.added = created_lines.unwrap_or(0);
+            stats.added = content.map_or(0, |raw| line_count(raw.get()));
         }
         Ok(stats)
     }
@@ -108,8 +111,8 @@ impl<'de> Deserialize<'de> for Hunk {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Hunk, A::Error> {
                 let mut h = Hunk { added: 0, removed: 0 };
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    if key == "lines" {
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    if &*key == "lines" {
                         let lines: Vec<Sign> = map.next_value()?;
                         for s in lines {
                             match s {
@@ -148,29 +151,25 @@ impl<'de> Deserialize<'de> for Sign {
 }
 
 /// Number of lines in a string value (a last line without `\n` counts),
-/// counted on its raw JSON text: each `\n` escape is one line break.
-struct LineCount(u64);
-
-impl<'de> Deserialize<'de> for LineCount {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = <&'de RawValue>::deserialize(d)?.get();
-        let Some(body) = raw.strip_prefix('"').and_then(|b| b.strip_suffix('"')) else { return Ok(LineCount(0)) };
-        let (mut n, mut i, b) = (0u64, 0usize, body.as_bytes());
-        let mut ends_with_newline = false;
-        while let Some(j) = memchr::memchr(b'\\', &b[i..]) {
-            let at = i + j;
-            ends_with_newline = false;
-            if b.get(at + 1) == Some(&b'n') {
-                n += 1;
-                ends_with_newline = at + 2 == b.len();
-            }
-            i = at + 2;
-            if i >= b.len() {
-                break;
-            }
+/// counted on its raw JSON text: each `\n` escape is one line break. 0 for a
+/// value that is not a string.
+fn line_count(raw: &str) -> u64 {
+    let Some(body) = raw.strip_prefix('"').and_then(|b| b.strip_suffix('"')) else { return 0 };
+    let (mut n, mut i, b) = (0u64, 0usize, body.as_bytes());
+    let mut ends_with_newline = false;
+    while let Some(j) = memchr::memchr(b'\\', &b[i..]) {
+        let at = i + j;
+        ends_with_newline = false;
+        if b.get(at + 1) == Some(&b'n') {
+            n += 1;
+            ends_with_newline = at + 2 == b.len();
         }
-        Ok(LineCount(n + u64::from(!body.is_empty() && !ends_with_newline)))
+        i = at + 2;
+        if i >= b.len() {
+            break;
+        }
     }
+    n + u64::from(!body.is_empty() && !ends_with_newline)
 }
 
 #[cfg(test)]
