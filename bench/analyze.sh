@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # `analyze` against `scan` on the same corpus: the issue's bar is analyze under 2× scan.
 #
-#   bench/analyze.sh                  # 300 MB corpus, 3 interleaved pairs (median)
-#   BENCH_MB=1000 bench/analyze.sh    # 1 GB
+#   bench/analyze.sh                  # 1,000 MB corpus, 7 interleaved pairs (median)
+#   BENCH_MB=300 bench/analyze.sh     # 300 MB
 #   BENCH_QUICK=1 bench/analyze.sh    # 20 MB, 1 pair (smoke test)
 #
 # Environment (as bench/run.sh):
-#   BENCH_MB         corpus size in MB (10^6 bytes), default 300 (20 with BENCH_QUICK=1)
-#   BENCH_REPS       pairs (scan, analyze) timed one after the other, default 3 (1 quick)
+#   BENCH_MB         corpus size in MB (10^6 bytes), default 1000 (20 with BENCH_QUICK=1)
+#   BENCH_REPS       pairs (scan, analyze) timed one after the other, default 7 (1 quick)
 #   BENCH_THREADS    analyze --threads, default 2 (scan reads on its own threads)
 #   BENCH_SKIP_BUILD 1 = do not run `cargo build --release`
 #   CS_BIN           binary to benchmark (default target/release/claude-sessions)

@@ -6,8 +6,8 @@ if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   MB=${BENCH_MB:-20}
   REPS=${BENCH_REPS:-1}
 else
-  MB=${BENCH_MB:-300}
-  REPS=${BENCH_REPS:-3}
+  MB=${BENCH_MB:-1000}
+  REPS=${BENCH_REPS:-7}
 fi
 if [[ -n "${FIXTURES:-}" ]]; then
   SRC=$FIXTURES

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end throughput benchmark: cat vs `claude-sessions scan` vs ccusage.
 #
-#   bench/run.sh                 # 300 MB corpus, 3 repetitions (median)
-#   BENCH_MB=1000 bench/run.sh   # other size
+#   bench/run.sh                 # 1,000 MB and 250 MB corpora, 7 repetitions (medians)
+#   BENCH_MB=300 bench/run.sh    # other sizes (the small corpus is a quarter)
 #   BENCH_QUICK=1 bench/run.sh   # 20 MB, 1 repetition (smoke test)
 #
 # Environment:
-#   BENCH_MB        corpus size in MB (10^6 bytes), default 300 (20 with BENCH_QUICK=1)
-#   BENCH_REPS      repetitions per measurement, default 3 (1 with BENCH_QUICK=1)
+#   BENCH_MB        corpus size in MB (10^6 bytes), default 1000 (20 with BENCH_QUICK=1);
+#                   the small corpus is a quarter of it
+#   BENCH_REPS      repetitions, default 7 (1 with BENCH_QUICK=1); each runs every tool once
 #   BENCH_QUICK     1 = tiny corpus, 1 repetition
 #   BENCH_SKIP_BUILD 1 = do not run `cargo build --release`
 #   CS_BIN          binary to benchmark (default target/release/claude-sessions)
@@ -118,31 +119,28 @@ trap 'rm -rf "$RUN_DIR"' EXIT
 RESULTS="$RUN_DIR/results.tsv"   # label  rep  wall_s  rss_kib  rc
 : >"$RESULTS"
 
-# measure LABEL CMD...   runs CMD $REPS times; "@STATE@" in CMD becomes a fresh
-# temp dir per repetition. stdout of the last run is kept in $RUN_DIR/LABEL.out
-measure() {
-  local label=$1; shift
-  local r args a t0 t1 rc state
-  for ((r = 1; r <= REPS; r++)); do
-    state=$(mktemp -d "$RUN_DIR/state.XXXXXX")
-    args=()
-    for a in "$@"; do args+=("${a//@STATE@/$state}"); done
-    t0=$(date +%s%N)
-    set +e
-    "$TIME" -f '%e %M' -o "$RUN_DIR/time.txt" "${args[@]}" >"$RUN_DIR/$label.out" 2>"$RUN_DIR/$label.err"
-    rc=$?
-    set -e
-    t1=$(date +%s%N)
-    local rss
-    rss=$(tail -n1 "$RUN_DIR/time.txt" | awk '{print $2}')
-    printf '%s\t%d\t%s\t%s\t%d\n' "$label" "$r" "$(python3 -c "print(($t1-$t0)/1e9)")" "${rss:-0}" "$rc" >>"$RESULTS"
-    printf '  %-22s rep %d: %6.2fs  rss %s KiB  rc=%d\n' "$label" "$r" "$(python3 -c "print(($t1-$t0)/1e9)")" "${rss:-?}" "$rc"
-    if [[ $rc != 0 ]]; then
-      echo "  $label failed (rc=$rc); stderr tail:" >&2
-      tail -n5 "$RUN_DIR/$label.err" >&2 || true
-      break
-    fi
-  done
+# measure_once LABEL REP CMD...   runs CMD once; "@STATE@" in CMD becomes a fresh
+# temp dir. stdout of the last run is kept in $RUN_DIR/LABEL.out
+measure_once() {
+  local label=$1 r=$2; shift 2
+  local args a t0 t1 rc state rss
+  state=$(mktemp -d "$RUN_DIR/state.XXXXXX")
+  args=()
+  for a in "$@"; do args+=("${a//@STATE@/$state}"); done
+  t0=$(date +%s%N)
+  set +e
+  "$TIME" -f '%e %M' -o "$RUN_DIR/time.txt" "${args[@]}" >"$RUN_DIR/$label.out" 2>"$RUN_DIR/$label.err"
+  rc=$?
+  set -e
+  t1=$(date +%s%N)
+  rm -rf "$state"
+  rss=$(tail -n1 "$RUN_DIR/time.txt" | awk '{print $2}')
+  printf '%s\t%d\t%s\t%s\t%d\n' "$label" "$r" "$(python3 -c "print(($t1-$t0)/1e9)")" "${rss:-0}" "$rc" >>"$RESULTS"
+  printf '  %-24s rep %d: %6.3fs  rss %s KiB  rc=%d\n' "$label" "$r" "$(python3 -c "print(($t1-$t0)/1e9)")" "${rss:-?}" "$rc"
+  if [[ $rc != 0 ]]; then
+    echo "  $label failed (rc=$rc); stderr tail:" >&2
+    tail -n5 "$RUN_DIR/$label.err" >&2 || true
+  fi
 }
 
 CAT_CMD=(sh -c 'find "$1" -type f -name "*.jsonl" -print0 | xargs -0 cat >/dev/null' sh)
@@ -158,123 +156,36 @@ print(round(100 * (1 - (i1 - i0) / max(1, t1 - t0))))')
 if (( BUSY > 20 )); then
   echo "warning: CPUs ${BUSY}% busy just before timing (other processes); results will be noisy" >&2
 fi
-say "timing, $REPS repetition(s) each, corpus $BYTES_MB MB"
-measure cat "${CAT_CMD[@]}" "$CORPUS/projects"
+
+# One repetition runs every tool once on both corpora, in turn, so a busy spell
+# on the shared machine falls on all of them rather than on one.
+say "timing: $REPS repetition(s), each running every tool once on $BYTES_MB MB and on $SMALL_BYTES_MB MB"
+for ((r = 1; r <= REPS; r++)); do
+  for size in big small; do
+    if [[ $size == big ]]; then dir=$CORPUS; sfx=""; else dir=$CORPUS_SMALL; sfx="_small"; fi
+    measure_once "cat$sfx" "$r" "${CAT_CMD[@]}" "$dir/projects"
+    if [[ $HAVE_BIN == 1 ]]; then
+      measure_once "scan$sfx" "$r" env CLAUDE_CONFIG_DIR="$dir" "$BIN" scan --format json --state-dir @STATE@
+    fi
+    if [[ -n "$CCU" ]]; then
+      measure_once "ccusage_session$sfx" "$r" env CLAUDE_CONFIG_DIR="$dir" "$CCU" session --offline --json
+      measure_once "ccusage_daily$sfx" "$r" env CLAUDE_CONFIG_DIR="$dir" "$CCU" daily --offline --json
+    fi
+  done
+done
 if [[ $HAVE_BIN == 1 ]]; then
-  measure scan env CLAUDE_CONFIG_DIR="$CORPUS" "$BIN" scan --format json --state-dir @STATE@
-  # same, but the state dir left by a previous scan is reused (incremental path)
+  # the incremental path: a state dir left by a previous scan is reused
   WARM_STATE="$RUN_DIR/warm-state"; mkdir -p "$WARM_STATE"
   env CLAUDE_CONFIG_DIR="$CORPUS" "$BIN" scan --format json --state-dir "$WARM_STATE" >/dev/null 2>&1 || true
   if [[ -n "$(ls -A "$WARM_STATE")" ]]; then
-    measure scan_warm_state env CLAUDE_CONFIG_DIR="$CORPUS" "$BIN" scan --format json --state-dir "$WARM_STATE"
-  else
-    echo "  (scan left nothing in --state-dir: 'reused state-dir' row skipped)"
+    for ((r = 1; r <= REPS; r++)); do
+      measure_once scan_warm_state "$r" env CLAUDE_CONFIG_DIR="$CORPUS" "$BIN" scan --format json --state-dir "$WARM_STATE"
+    done
   fi
-fi
-if [[ -n "$CCU" ]]; then
-  measure ccusage env CLAUDE_CONFIG_DIR="$CORPUS" "$CCU" session --offline --json
-  if [[ -n "$CCU_NATIVE" ]]; then
-    measure ccusage_native env CLAUDE_CONFIG_DIR="$CORPUS" "$CCU_NATIVE" session --offline --json
-  fi
-fi
-if [[ $HAVE_BIN == 1 ]]; then
-  say "scan on the 1/4-size corpus ($SMALL_BYTES_MB MB) for RSS vs corpus size"
-  measure cat_small "${CAT_CMD[@]}" "$CORPUS_SMALL/projects"
-  measure scan_small env CLAUDE_CONFIG_DIR="$CORPUS_SMALL" "$BIN" scan --format json --state-dir @STATE@
 fi
 
 # ---------------------------------------------------------------- report
 say "results"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-BENCH_BUSY=$BUSY python3 - "$RESULTS" "$BYTES_MB" "$SMALL_BYTES_MB" "$RUN_DIR" "$REF_TOTAL" "$OUT/results-$STAMP.json" "$MB" "${CCU:-}" <<'EOF'
-import json, os, platform, statistics, sys
-res_path, mb, small_mb, run_dir, ref_total, out_json, target_mb, ccu = sys.argv[1:9]
-mb, small_mb, ref_total = float(mb), float(small_mb), int(ref_total)
-rows = {}
-for line in open(res_path):
-    label, rep, wall, rss, rc = line.rstrip("\n").split("\t")
-    rows.setdefault(label, []).append((float(wall), int(rss), int(rc)))
-
-def stat(label):
-    runs = rows.get(label)
-    if not runs or any(rc != 0 for *_, rc in runs):
-        return None
-    return {"median_s": statistics.median(w for w, _, _ in runs),
-            "runs_s": [round(w, 4) for w, _, _ in runs],
-            "peak_rss_mib": max(r for _, r, _ in runs) / 1024}
-
-size = {"cat": mb, "scan": mb, "scan_warm_state": mb, "ccusage": mb, "ccusage_native": mb, "cat_small": small_mb, "scan_small": small_mb}
-names = {"cat": "cat (all files)", "scan": "claude-sessions scan", "scan_warm_state": "scan, reused state-dir",
-         "ccusage": "ccusage session", "ccusage_native": "ccusage native binary", "cat_small": "cat (1/4 corpus)", "scan_small": "scan (1/4 corpus)"}
-stats = {l: stat(l) for l in size}
-base_ccu = stats["ccusage"]["median_s"] if stats["ccusage"] else None
-print(f"{'tool':<26} {'MB':>8} {'median s':>9} {'MB/s':>8} {'peak RSS MiB':>13} {'t/t_ccusage':>12} {'t/t_cat':>8}")
-for l in size:
-    s = stats[l]
-    if s is None:
-        if l in rows:
-            print(f"{names[l]:<26} {size[l]:>8.1f}   FAILED (see stderr above)")
-        continue
-    cat = stats["cat_small" if l.endswith("_small") else "cat"]
-    t = s["median_s"]
-    r_ccu = f"{t / base_ccu:.3f}" if base_ccu and not l.endswith("_small") else "-"
-    r_cat = f"{t / cat['median_s']:.2f}" if cat else "-"
-    print(f"{names[l]:<26} {size[l]:>8.1f} {t:>9.3f} {size[l] / t:>8.1f} {s['peak_rss_mib']:>13.1f} {r_ccu:>12} {r_cat:>8}")
-print("(t/t_X = median wall time divided by X's; < 1 means faster than X; t_ccusage = npm ccusage CLI)")
-
-if stats["scan"] and stats["scan_small"]:
-    a, b = stats["scan_small"]["peak_rss_mib"], stats["scan"]["peak_rss_mib"]
-    print(f"\nscan peak RSS: {small_mb:.1f} MB corpus -> {a:.1f} MiB; {mb:.1f} MB corpus -> {b:.1f} MiB "
-          f"(x{b / a:.2f} for x{mb / small_mb:.2f} data)")
-
-# ---- totals cross-check
-def load(label):
-    try:
-        with open(os.path.join(run_dir, label + ".out")) as f:
-            return json.load(f)
-    except Exception as e:
-        return e
-
-totals = {"reference (bench/check_corpus.py)": ref_total}
-scan = load("scan") if stats["scan"] else None
-if isinstance(scan, dict):
-    try:
-        totals["claude-sessions scan"] = sum(
-            int(m.get(k, 0)) for m in scan["models"].values()
-            for k in ("input", "output", "cache_creation", "cache_read"))
-    except Exception as e:
-        print(f"scan JSON has unexpected shape: {e!r}")
-elif scan is not None:
-    print(f"scan output is not JSON: {scan!r}")
-ccj = load("ccusage") if stats["ccusage"] else None
-if isinstance(ccj, dict):
-    totals["ccusage"] = sum(
-        m["inputTokens"] + m["outputTokens"] + m["cacheCreationTokens"] + m["cacheReadTokens"]
-        for s in ccj["session"] for m in s["modelBreakdowns"])
-print("\ntotal tokens (input+output+cache_creation+cache_read):")
-for k, v in totals.items():
-    print(f"  {k:<36} {v:>16,}")
-if "claude-sessions scan" in totals and "ccusage" in totals:
-    same = totals["claude-sessions scan"] == totals["ccusage"]
-    print(f"scan vs ccusage: {'OK' if same else 'MISMATCH'}"
-          + ("" if same else f" (diff {totals['claude-sessions scan'] - totals['ccusage']:+,})"))
-else:
-    print("scan vs ccusage: not compared (one side missing)")
-for k in ("claude-sessions scan", "ccusage"):
-    if k in totals:
-        print(f"{k} vs reference: {'OK' if totals[k] == ref_total else 'MISMATCH'}")
-
-env = {"nproc": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
-       "cpu_busy_pct_before": int(os.environ.get("BENCH_BUSY", "-1")),
-       "loadavg_after": open("/proc/loadavg").read().split()[:3]}
-try:
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            env["cpu"] = line.split(":", 1)[1].strip(); break
-except OSError:
-    pass
-with open(out_json, "w") as f:
-    json.dump({"target_mb": float(target_mb), "corpus_mb": mb, "small_corpus_mb": small_mb,
-               "stats": stats, "totals": totals, "env": env, "ccusage": ccu}, f, indent=1)
-print(f"\nenv: {env}\nsaved {out_json}")
-EOF
+BENCH_BUSY=$BUSY python3 "$HERE/report.py" "$RESULTS" "$BYTES_MB" "$SMALL_BYTES_MB" "$RUN_DIR" "$REF_TOTAL" \
+  "$OUT/results-$STAMP.json" "$MB" "${CCU:-}" "$REPS"

@@ -1,10 +1,11 @@
 //! The engine: discovered files → tails → parsed entries → the aggregator.
 //!
 //! One [`Engine`] owns every file position and is the only writer of the
-//! shared [`Aggregator`]. `scan` runs it once over the history (reading files
-//! on two threads and applying their entries in a fixed order); `serve` runs
-//! it forever, woken by the watcher and by a periodic reconcile. Both go
-//! through [`Engine::poll`], so what `scan` reports is what `/metrics` shows.
+//! shared [`Aggregator`]. `scan` runs it once over the history; `serve` reads
+//! the history the same way, then runs it forever, woken by the watcher and by a
+//! periodic reconcile. History is read on several threads and applied in a fixed
+//! order (`scan.rs`), each file as [`Engine::poll`] reads one, so what `scan`
+//! reports is what `/metrics` shows, and `serve` is ready as soon as `scan` is done.
 //!
 //! A file or folder that cannot be read is tried again on every reconcile until
 //! it can. Each failure episode (from the first failure to the next success)
@@ -52,6 +53,9 @@ pub struct Settings {
     pub keep_open: Duration,
     /// Keep message content for traces, each item cut to this many bytes (opt-in).
     pub capture_content: Option<usize>,
+    /// Threads that read and parse history before the engine has caught up (the
+    /// first reconcile of `serve`); entries are applied in the same order either way.
+    pub read_threads: usize,
 }
 
 impl Default for Settings {
@@ -62,6 +66,7 @@ impl Default for Settings {
             aggregator: live::Config::default(),
             keep_open: Duration::from_secs(300),
             capture_content: None,
+            read_threads: 2,
         }
     }
 }
@@ -323,52 +328,54 @@ impl Engine {
 
     /// Read what is new in one tracked file and apply it. Returns whether it had new data.
     pub fn poll(&mut self, path: &Path) -> bool {
-        let Some(mut t) = self.files.remove(path) else { return false };
-        let now = now_ms();
+        let Some(mut t) = self.take_for_read(path) else { return false };
+        let mut buf = std::mem::take(&mut self.buf);
+        let journaling = self.journaling();
+        // Without a journal, entries are applied as they come (bounded memory for a huge file).
+        let read = self.reader().read(path, &mut t, &mut buf, (!journaling).then_some(&*self.agg));
+        self.buf = buf;
+        if self.buf.capacity() > KEEP_BUF {
+            self.buf = Vec::new();
+        }
+        self.finish_read(path, t, read)
+    }
+
+    /// Take `path`'s state out to read it, with its size and identity as they are now.
+    fn take_for_read(&mut self, path: &Path) -> Option<Box<Tracked>> {
+        let mut t = self.files.remove(path)?;
         // Taken before reading: a change racing with the read shows up next time.
         t.stat = Stat::of(path);
         if let Some(s) = t.stat {
             t.id = Some(s.id);
         }
-        let keep_open = self.caught_up;
-        let mut counts = LineCounts::default();
-        let mut batch: Vec<Entry> = Vec::new();
-        let mut buf = std::mem::take(&mut self.buf);
+        Some(t)
+    }
+
+    /// What reading a file needs, owned, so other threads can read with it.
+    fn reader(&self) -> FileReader {
         // Content (for rules, summaries, opt-in content) is only needed for lines that get
         // events or spans: new ones, unless history was asked for. A second parse saved.
         let wanted = self.caught_up || self.capture_history || self.settings.aggregator.trace_content.is_some();
-        let (max_line, capture) = (self.settings.max_line_bytes, self.settings.capture_content.filter(|_| wanted));
-        let agg = Arc::clone(&self.agg);
-        let mut tail = std::mem::take(&mut t.tail);
-        let mut report = Report::default();
-        let inspect = &self.inspect;
-        let journaling = self.journaling();
-        let result = {
-            let (info, warmup) = (&t.info, &mut t.warmup);
-            let mut on_line = |line: &[u8]| {
-                if let Some(e) = parse_inspecting(line, &mut counts, path, capture, inspect) {
-                    batch.push(e);
-                }
-                // Journaled reads are applied whole after the journal is synced (their
-                // entries, without content, are far smaller than the lines).
-                if batch.len() >= BATCH && !journaling {
-                    apply_batch(&agg, info, warmup, &mut batch);
-                }
-            };
-            tail.read_into(path, max_line, keep_open, &mut buf, &mut on_line, &mut report)
-        };
-        t.tail = tail;
-        self.buf = buf;
-        if self.buf.capacity() > KEEP_BUF {
-            self.buf = Vec::new();
+        FileReader {
+            max_line: self.settings.max_line_bytes,
+            capture: self.settings.capture_content.filter(|_| wanted),
+            keep_open: self.caught_up,
+            inspect: self.inspect.clone(),
         }
+    }
+
+    /// What [`Engine::poll`] does once a file was read: apply (or journal) its entries,
+    /// count what was read, and keep the file's state, errors and all.
+    fn finish_read(&mut self, path: &Path, mut t: Box<Tracked>, read: FileRead) -> bool {
+        let now = now_ms();
+        let FileRead { counts, mut batch, report, result } = read;
         if self.caught_up && counts.malformed + report.oversized > 0 {
             let (bad, big) = (counts.malformed, report.oversized);
             let message = format!("{} skipped: {bad} malformed and {big} oversized lines", path.display());
             self.lock().report_error(message, now);
         }
         // What was read before an error counts too.
-        if journaling {
+        if self.journaling() {
             self.stage(path, t.tail.pos.clone(), batch, report.clone(), counts);
         } else {
             apply_batch(&self.agg, &t.info, &mut t.warmup, &mut batch);
@@ -545,6 +552,47 @@ pub fn parse_with_line<'a>(
             tracing::debug!(path = %path.display(), error = %e, "Skipped malformed line.");
             None
         }
+    }
+}
+
+/// How files are read (the engine's settings for it), on any thread.
+struct FileReader {
+    max_line: usize,
+    capture: Option<usize>,
+    keep_open: bool,
+    inspect: crate::engine::capture::Inspect,
+}
+
+/// One read of one file: its entries (those not applied yet), counts and report.
+struct FileRead {
+    counts: LineCounts,
+    batch: Vec<Entry>,
+    report: Report,
+    result: std::io::Result<()>,
+}
+
+impl FileReader {
+    /// Read what was appended to `path` since `t`'s position. With `agg`, entries are
+    /// applied every [`BATCH`] lines as they come; without, all are handed back.
+    fn read(&self, path: &Path, t: &mut Tracked, buf: &mut Vec<u8>, agg: Option<&Mutex<Aggregator>>) -> FileRead {
+        let (mut counts, mut batch, mut report) = (LineCounts::default(), Vec::new(), Report::default());
+        let mut tail = std::mem::take(&mut t.tail);
+        let result = {
+            let (info, warmup) = (&t.info, &mut t.warmup);
+            let mut on_line = |line: &[u8]| {
+                if let Some(e) = parse_inspecting(line, &mut counts, path, self.capture, &self.inspect) {
+                    batch.push(e);
+                }
+                if let Some(agg) = agg
+                    && batch.len() >= BATCH
+                {
+                    apply_batch(agg, info, warmup, &mut batch);
+                }
+            };
+            tail.read_into(path, self.max_line, self.keep_open, buf, &mut on_line, &mut report)
+        };
+        t.tail = tail;
+        FileRead { counts, batch, report, result }
     }
 }
 

@@ -1,15 +1,15 @@
-//! The one-shot pass over all history (`scan`, and `serve`'s reports): files are
-//! read and parsed on several threads and applied in path order on one.
+//! Reading many files at once: the one-shot pass over all history (`scan`) and the
+//! files `serve` reads before it has caught up. Files are read and parsed on several
+//! threads and finished (applied, kept) in path order on this one
+//! ([`Engine::poll_parallel`]), as [`Engine::poll`] would one after another.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use super::{Engine, KEEP_BUF, LineCounts, Tracked, apply_batch, now_ms, parse, record};
-use crate::source::discover::{self, FileInfo, Role};
-use crate::source::tail::{Report, Tail};
+use super::{Engine, FileRead, KEEP_BUF, Tracked};
+use crate::source::discover::{self, Role};
 use crate::state::metrics::Counter;
-use crate::transcript::entry::Entry;
 
 impl Engine {
     /// One pass over all history, as `scan` does: files are read and parsed on
@@ -31,7 +31,7 @@ impl Engine {
                 progress(i + 1, paths.len());
             }
         } else {
-            self.scan_parallel(&paths, threads, progress);
+            self.poll_parallel(&paths, threads, progress);
         }
         self.tick();
     }
@@ -43,40 +43,43 @@ impl Engine {
         v.into_iter().map(|(p, _)| p.clone()).collect()
     }
 
-    /// Each thread takes the next file, reads and parses it, and then applies
-    /// every parsed file that is next in order (its own or ones left by the
-    /// other thread). No thread only waits to apply, and a file is never more
-    /// than `AHEAD` ahead of the one being applied, so memory stays bounded.
-    fn scan_parallel(&mut self, paths: &[PathBuf], threads: usize, progress: &(dyn Fn(usize, usize) + Sync)) {
+    /// [`Engine::poll`] for each of `paths` (tracked files, in this order), the
+    /// reading and parsing on `threads` threads: each file's entries are applied,
+    /// and its state kept, here, in order, as `poll` would one after another. At
+    /// most `AHEAD` files are read ahead of the one being finished. Returns how
+    /// many files changed.
+    pub(super) fn poll_parallel(
+        &mut self,
+        paths: &[PathBuf],
+        threads: usize,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> usize {
         use std::sync::atomic::{AtomicUsize, Ordering};
         const AHEAD: usize = 32;
-        struct Parsed {
-            tail: Tail,
-            entries: Vec<Entry>,
-            counts: LineCounts,
-            result: std::io::Result<Report>,
-        }
-        struct Order {
-            applied: usize,
-            waiting: BTreeMap<usize, Parsed>,
-            /// A thread is applying (outside the lock) the files from `applied` on.
-            applying: bool,
-            files: Vec<(FileInfo, bool)>,
-            tails: Vec<Option<Tail>>,
-        }
-        let files = paths
-            .iter()
-            .map(|p| self.files.get(p).map(|t| (t.info.clone(), t.warmup)).expect("scan paths are tracked"))
-            .collect();
-        let tails = paths.iter().map(|p| self.files.get_mut(p).map(|t| std::mem::take(&mut t.tail))).collect();
-        let order = Mutex::new(Order { applied: 0, waiting: BTreeMap::new(), applying: false, files, tails });
-        let ready = std::sync::Condvar::new();
-        let next = AtomicUsize::new(0);
-        let (max_line, agg, now) = (self.settings.max_line_bytes, &self.agg, now_ms());
-        let capture = self.settings.capture_content;
+        let reader = self.reader();
+        let jobs: Vec<Mutex<Option<Box<Tracked>>>> = paths.iter().map(|p| Mutex::new(self.take_for_read(p))).collect();
+        let tracked: Vec<bool> = jobs.iter().map(|j| j.lock().unwrap_or_else(|p| p.into_inner()).is_some()).collect();
+        // How many are finished, and the files read but not finished yet, by index.
+        type Done = (usize, BTreeMap<usize, (Box<Tracked>, FileRead)>);
+        let done: Mutex<Done> = Mutex::new((0, BTreeMap::new()));
+        let (ready, next) = (std::sync::Condvar::new(), AtomicUsize::new(0));
+        let mut changed = 0;
+        // Read file `i` (claimed, tracked or not) and hand it to the finisher.
+        let read_one = |i: usize, buf: &mut Vec<u8>| {
+            // Not tracked: nothing to read (the finisher skips it).
+            let Some(mut t) = jobs[i].lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+            let read = reader.read(&paths[i], &mut t, buf, None);
+            if buf.capacity() > KEEP_BUF {
+                *buf = Vec::new();
+            }
+            done.lock().unwrap_or_else(|p| p.into_inner()).1.insert(i, (t, read));
+            ready.notify_all();
+        };
         std::thread::scope(|scope| {
-            for _ in 0..threads {
-                let (order, ready, next) = (&order, &ready, &next);
+            // This thread is one of the readers: it reads whenever the next file to
+            // finish is not ready yet, so `threads` threads are busy, not one more.
+            for _ in 1..threads.max(1) {
+                let (read_one, done, ready, next) = (&read_one, &done, &ready, &next);
                 scope.spawn(move || {
                     let mut buf = Vec::new();
                     loop {
@@ -84,74 +87,50 @@ impl Engine {
                         if i >= paths.len() {
                             break;
                         }
-                        let mut tail = {
-                            let mut o = order.lock().unwrap_or_else(|p| p.into_inner());
-                            while i >= o.applied + AHEAD {
-                                o = ready.wait(o).unwrap_or_else(|p| p.into_inner());
-                            }
-                            o.tails[i].take().unwrap_or_default()
-                        };
-                        let mut counts = LineCounts::default();
-                        let mut entries = Vec::new();
-                        let result = tail.read(&paths[i], max_line, false, &mut buf, &mut |line| {
-                            if let Some(e) = parse(line, &mut counts, &paths[i], capture) {
-                                entries.push(e);
-                            }
-                        });
-                        if buf.capacity() > KEEP_BUF {
-                            buf = Vec::new();
+                        let mut d = done.lock().unwrap_or_else(|p| p.into_inner());
+                        while i >= d.0 + AHEAD {
+                            d = ready.wait(d).unwrap_or_else(|p| p.into_inner());
                         }
-                        let mut o = order.lock().unwrap_or_else(|p| p.into_inner());
-                        o.waiting.insert(i, Parsed { tail, entries, counts, result });
-                        // One thread applies at a time, outside the order lock, so
-                        // the other can hand in its file and go on parsing meanwhile.
-                        while !o.applying && o.waiting.contains_key(&o.applied) {
-                            o.applying = true;
-                            let first = o.applied;
-                            let mut run = Vec::new();
-                            while let Some(done) = o.waiting.remove(&(first + run.len())) {
-                                run.push(done);
-                            }
-                            let mut files: Vec<(FileInfo, bool)> =
-                                (first..first + run.len()).map(|k| o.files[k].clone()).collect();
-                            drop(o);
-                            for (k, (done, (info, warmup))) in run.iter_mut().zip(&mut files).enumerate() {
-                                apply_batch(agg, info, warmup, &mut done.entries);
-                                let report = std::mem::replace(&mut done.result, Ok(Report::default()));
-                                match report {
-                                    Ok(report) => record(agg, &report, done.counts, now, false),
-                                    Err(e) => {
-                                        agg.lock().unwrap_or_else(|p| p.into_inner()).store.inc(
-                                            Counter::ReadErrors,
-                                            &["file"],
-                                            1.0,
-                                        );
-                                        let path = &paths[first + k];
-                                        tracing::warn!(path = %path.display(), error = %e, "Cannot read transcript.");
-                                    }
-                                }
-                            }
-                            o = order.lock().unwrap_or_else(|p| p.into_inner());
-                            let n = run.len();
-                            for (k, (done, file)) in run.into_iter().zip(files).enumerate() {
-                                o.files[first + k] = file;
-                                o.tails[first + k] = Some(done.tail);
-                            }
-                            o.applied = first + n;
-                            o.applying = false;
-                            progress(o.applied, paths.len());
-                            ready.notify_all();
-                        }
+                        drop(d);
+                        read_one(i, &mut buf);
                     }
                 });
             }
-        });
-        let o = order.into_inner().unwrap_or_else(|p| p.into_inner());
-        for ((p, (_, warmup)), tail) in paths.iter().zip(o.files).zip(o.tails) {
-            if let (Some(t), Some(tail)) = (self.files.get_mut(p), tail) {
-                t.tail = tail;
-                t.warmup = warmup;
+            let mut buf = Vec::new();
+            for (k, path) in paths.iter().enumerate() {
+                if tracked[k] {
+                    let (t, read) = loop {
+                        let mut d = done.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(item) = d.1.remove(&k) {
+                            break item;
+                        }
+                        drop(d);
+                        // Claim the next file to read, if it is within reach.
+                        let i = next.load(Ordering::SeqCst);
+                        if i < paths.len()
+                            && i < k + AHEAD
+                            && next.compare_exchange(i, i + 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+                        {
+                            read_one(i, &mut buf);
+                            continue;
+                        }
+                        // Nothing to claim: file `k` was claimed by a reader, which
+                        // hands it in (it never waits for this one). `next` only
+                        // grows, so nothing becomes claimable while waiting.
+                        let mut d = done.lock().unwrap_or_else(|p| p.into_inner());
+                        while !d.1.contains_key(&k) {
+                            d = ready.wait(d).unwrap_or_else(|p| p.into_inner());
+                        }
+                    };
+                    if self.finish_read(path, t, read) {
+                        changed += 1;
+                    }
+                }
+                done.lock().unwrap_or_else(|p| p.into_inner()).0 = k + 1;
+                ready.notify_all();
+                progress(k + 1, paths.len());
             }
-        }
+        });
+        changed
     }
 }

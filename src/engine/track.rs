@@ -89,8 +89,15 @@ impl Engine {
             .map(|(p, t)| (t.info.role != Role::Main, p.clone()))
             .collect();
         stale.sort();
-        let stale = stale.into_iter().map(|(_, p)| p);
+        let mut stale: Vec<PathBuf> = stale.into_iter().map(|(_, p)| p).collect();
         let mut changed = 0;
+        // Before catching up (serve's first walk: all of history), the files that
+        // are there are read on several threads, as `scan` reads them.
+        if !self.caught_up && self.settings.read_threads > 1 {
+            let (here, rest): (Vec<PathBuf>, Vec<PathBuf>) = stale.into_iter().partition(|p| seen.contains_key(p));
+            changed += self.poll_parallel(&here, self.settings.read_threads, &|_, _| {});
+            stale = rest;
+        }
         for p in stale {
             // Turned into a symlink: what it leads to, if ours, is followed under its own path.
             if !seen.contains_key(&p) && std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
