@@ -381,6 +381,20 @@ impl Engine {
             apply_batch(&self.agg, &t.info, &mut t.warmup, &mut batch);
             self.record(&report, counts, now);
         }
+        self.keep_read(path, t, &report, result, now)
+    }
+
+    /// The engine's side of a finished read: the file's state kept (or dropped if
+    /// gone), a read error remembered and counted once, handles closed when idle.
+    /// Whether the file changed.
+    fn keep_read(
+        &mut self,
+        path: &Path,
+        mut t: Box<Tracked>,
+        report: &Report,
+        result: std::io::Result<()>,
+        now: Millis,
+    ) -> bool {
         if let Err(e) = result {
             // Read again on the next reconcile whatever its stat says.
             t.stat = None;

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use super::{Engine, FileRead, KEEP_BUF, Tracked};
+use super::{Engine, FileRead, KEEP_BUF, Tracked, apply_batch, now_ms, record};
 use crate::source::discover::{self, Role};
+use crate::source::tail::Report;
 use crate::state::metrics::Counter;
 
 impl Engine {
@@ -43,11 +44,13 @@ impl Engine {
         v.into_iter().map(|(p, _)| p.clone()).collect()
     }
 
-    /// [`Engine::poll`] for each of `paths` (tracked files, in this order), the
-    /// reading and parsing on `threads` threads: each file's entries are applied,
-    /// and its state kept, here, in order, as `poll` would one after another. At
-    /// most `AHEAD` files are read ahead of the one being finished. Returns how
-    /// many files changed.
+    /// [`Engine::poll`] for each of `paths` (tracked files, in this order), before
+    /// the engine has caught up (nothing is journaled then). Each thread takes the
+    /// next file, reads and parses it, and then applies every parsed file that is
+    /// next in order (its own or ones left by another thread), outside the order
+    /// lock, so no thread only waits to apply; a file is never more than `AHEAD`
+    /// ahead of the one being applied, so memory stays bounded. The files' states
+    /// are then kept here, in order, as `poll` keeps them. Returns how many changed.
     pub(super) fn poll_parallel(
         &mut self,
         paths: &[PathBuf],
@@ -56,30 +59,30 @@ impl Engine {
     ) -> usize {
         use std::sync::atomic::{AtomicUsize, Ordering};
         const AHEAD: usize = 32;
-        let reader = self.reader();
-        let jobs: Vec<Mutex<Option<Box<Tracked>>>> = paths.iter().map(|p| Mutex::new(self.take_for_read(p))).collect();
-        let tracked: Vec<bool> = jobs.iter().map(|j| j.lock().unwrap_or_else(|p| p.into_inner()).is_some()).collect();
-        // How many are finished, and the files read but not finished yet, by index.
-        type Done = (usize, BTreeMap<usize, (Box<Tracked>, FileRead)>);
-        let done: Mutex<Done> = Mutex::new((0, BTreeMap::new()));
+        debug_assert!(!self.journaling(), "journaled reads are staged one by one");
+        struct Order {
+            /// Files applied so far (all before this index).
+            applied: usize,
+            /// A thread is applying (outside the lock) the files from `applied` on.
+            applying: bool,
+            /// Read, waiting for their turn to be applied.
+            waiting: BTreeMap<usize, (Box<Tracked>, FileRead)>,
+        }
+        // What is left to keep of an applied file: its state, report and result.
+        type Applied = Option<(Box<Tracked>, Report, std::io::Result<()>)>;
+        let (reader, caught_up, now) = (self.reader(), self.caught_up, now_ms());
+        let agg = std::sync::Arc::clone(&self.agg);
+        // Each file's state, taken out until it is read (untracked paths are dropped).
+        type Job = Mutex<Option<Box<Tracked>>>;
+        let (paths, jobs): (Vec<&PathBuf>, Vec<Job>) =
+            paths.iter().filter_map(|p| self.take_for_read(p).map(|t| (p, Mutex::new(Some(t))))).unzip();
+        let applied: Vec<Mutex<Applied>> = paths.iter().map(|_| Mutex::new(None)).collect();
+        let order = Mutex::new(Order { applied: 0, applying: false, waiting: BTreeMap::new() });
         let (ready, next) = (std::sync::Condvar::new(), AtomicUsize::new(0));
-        let mut changed = 0;
-        // Read file `i` (claimed, tracked or not) and hand it to the finisher.
-        let read_one = |i: usize, buf: &mut Vec<u8>| {
-            // Not tracked: nothing to read (the finisher skips it).
-            let Some(mut t) = jobs[i].lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
-            let read = reader.read(&paths[i], &mut t, buf, None);
-            if buf.capacity() > KEEP_BUF {
-                *buf = Vec::new();
-            }
-            done.lock().unwrap_or_else(|p| p.into_inner()).1.insert(i, (t, read));
-            ready.notify_all();
-        };
         std::thread::scope(|scope| {
-            // This thread is one of the readers: it reads whenever the next file to
-            // finish is not ready yet, so `threads` threads are busy, not one more.
-            for _ in 1..threads.max(1) {
-                let (read_one, done, ready, next) = (&read_one, &done, &ready, &next);
+            for _ in 0..threads.max(1) {
+                let (reader, paths, jobs, applied, agg) = (&reader, &paths, &jobs, &applied, &*agg);
+                let (order, ready, next) = (&order, &ready, &next);
                 scope.spawn(move || {
                     let mut buf = Vec::new();
                     loop {
@@ -87,50 +90,53 @@ impl Engine {
                         if i >= paths.len() {
                             break;
                         }
-                        let mut d = done.lock().unwrap_or_else(|p| p.into_inner());
-                        while i >= d.0 + AHEAD {
-                            d = ready.wait(d).unwrap_or_else(|p| p.into_inner());
+                        let mut o = order.lock().unwrap_or_else(|p| p.into_inner());
+                        while i >= o.applied + AHEAD {
+                            o = ready.wait(o).unwrap_or_else(|p| p.into_inner());
                         }
-                        drop(d);
-                        read_one(i, &mut buf);
+                        drop(o);
+                        let mut t =
+                            jobs[i].lock().unwrap_or_else(|p| p.into_inner()).take().expect("each file is read once");
+                        let read = reader.read(paths[i], &mut t, &mut buf, None);
+                        if buf.capacity() > KEEP_BUF {
+                            buf = Vec::new();
+                        }
+                        let mut o = order.lock().unwrap_or_else(|p| p.into_inner());
+                        o.waiting.insert(i, (t, read));
+                        while !o.applying && o.waiting.contains_key(&o.applied) {
+                            o.applying = true;
+                            let first = o.applied;
+                            let mut run = Vec::new();
+                            while let Some(item) = o.waiting.remove(&(first + run.len())) {
+                                run.push(item);
+                            }
+                            drop(o);
+                            let n = run.len();
+                            for (k, (mut t, read)) in run.into_iter().enumerate() {
+                                let FileRead { counts, mut batch, report, result } = read;
+                                apply_batch(agg, &t.info, &mut t.warmup, &mut batch);
+                                record(agg, &report, counts, now, caught_up);
+                                *applied[first + k].lock().unwrap_or_else(|p| p.into_inner()) =
+                                    Some((t, report, result));
+                            }
+                            o = order.lock().unwrap_or_else(|p| p.into_inner());
+                            o.applied = first + n;
+                            o.applying = false;
+                            progress(o.applied, paths.len());
+                            ready.notify_all();
+                        }
                     }
                 });
             }
-            let mut buf = Vec::new();
-            for (k, path) in paths.iter().enumerate() {
-                if tracked[k] {
-                    let (t, read) = loop {
-                        let mut d = done.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(item) = d.1.remove(&k) {
-                            break item;
-                        }
-                        drop(d);
-                        // Claim the next file to read, if it is within reach.
-                        let i = next.load(Ordering::SeqCst);
-                        if i < paths.len()
-                            && i < k + AHEAD
-                            && next.compare_exchange(i, i + 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-                        {
-                            read_one(i, &mut buf);
-                            continue;
-                        }
-                        // Nothing to claim: file `k` was claimed by a reader, which
-                        // hands it in (it never waits for this one). `next` only
-                        // grows, so nothing becomes claimable while waiting.
-                        let mut d = done.lock().unwrap_or_else(|p| p.into_inner());
-                        while !d.1.contains_key(&k) {
-                            d = ready.wait(d).unwrap_or_else(|p| p.into_inner());
-                        }
-                    };
-                    if self.finish_read(path, t, read) {
-                        changed += 1;
-                    }
-                }
-                done.lock().unwrap_or_else(|p| p.into_inner()).0 = k + 1;
-                ready.notify_all();
-                progress(k + 1, paths.len());
-            }
         });
+        let mut changed = 0;
+        for (path, a) in paths.into_iter().zip(applied) {
+            if let Some((t, report, result)) = a.into_inner().unwrap_or_else(|p| p.into_inner())
+                && self.keep_read(path, t, &report, result, now)
+            {
+                changed += 1;
+            }
+        }
         changed
     }
 }
