@@ -29,8 +29,11 @@ use serde::{Deserialize, Serialize};
 const FINGERPRINT_BYTES: usize = 1024;
 /// How many bytes before the position make the tail fingerprint.
 pub const TAIL_FINGERPRINT_BYTES: u64 = 4096;
-/// Read granularity: the window lines are read through.
-pub const CHUNK: usize = 1 << 20;
+/// Read granularity: the window lines are read through. A quarter of a MiB: what
+/// the kernel copies in is still in the core's cache when it is parsed (1 MiB was
+/// 2-9% slower for `scan` in two runs of 10 pairs), and no line of the fixtures is
+/// longer (a longer one is measured, then read whole).
+pub const CHUNK: usize = 1 << 18;
 
 /// Where a file has been read up to; persisted in the checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
