@@ -251,24 +251,27 @@ def writers(res: dict) -> None:
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(count)]
     rd = threading.Thread(target=reader)
-    t0, c0 = time.monotonic(), s.ticks()
-    rd.start()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    # Give the last appends time to show.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with lock:
-            if all(len(visible[w]) == len(appends[w]) for w in range(count)):
-                break
-        time.sleep(0.05)
-    stop.set()
-    rd.join()
-    cpu = (s.ticks() - c0) / CLK_TCK / (time.monotonic() - t0) * 100
-    s.stop()
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        t0, c0 = time.monotonic(), s.ticks()
+        rd.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # Give the last appends time to show.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with lock:
+                if all(len(visible[w]) == len(appends[w]) for w in range(count)):
+                    break
+            time.sleep(0.05)
+        stop.set()
+        rd.join()
+        cpu = (s.ticks() - c0) / CLK_TCK / (time.monotonic() - t0) * 100
+    finally:
+        stop.set()
+        s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     lat = [(visible[w][k] - appends[w][k][0]) * 1000 for w in range(count) for k in range(len(visible[w]))]
     missing = sum(len(appends[w]) - len(visible[w]) for w in range(count))
     n = sum(len(a) for a in appends)
