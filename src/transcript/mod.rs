@@ -69,7 +69,7 @@ const KNOWN_TYPES: &[&str] = &[
 /// one (all real lines) is parsed as `str` by [`json`], which accepts what
 /// `serde_json` accepts but passes over string bodies 16 bytes at a time (with
 /// it, `scan` of 23 MB went from 277 M to 229 M instructions); an invalid one,
-/// or one over [`LONG_LINE`], is parsed as bytes by `serde_json`.
+/// or one over `LONG_LINE`, is parsed as bytes by `serde_json`.
 pub fn parse_line(bytes: &[u8]) -> Result<Line<'_>, ParseError> {
     let valid = simdutf8::basic::from_utf8(bytes);
     if bytes.len() <= LONG_LINE
