@@ -50,6 +50,11 @@ pub(crate) mod testing {
 
     /// Every `.jsonl` file under `tests/fixtures/real`, sorted.
     pub(crate) fn real_files() -> Vec<PathBuf> {
+        jsonl_files("real")
+    }
+
+    /// Every `.jsonl` file under `tests/fixtures/<rel>`, sorted.
+    pub(crate) fn jsonl_files(rel: &str) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             for e in std::fs::read_dir(dir).unwrap() {
                 let p = e.unwrap().path();
@@ -61,7 +66,7 @@ pub(crate) mod testing {
             }
         }
         let mut out = Vec::new();
-        walk(&fixture("real"), &mut out);
+        walk(&fixture(rel), &mut out);
         out.sort();
         out
     }

@@ -1,42 +1,14 @@
 //! The reader against `serde_json`: the same lines accepted and refused, the same
 //! values handed on, on every fixture line, on mutations of them and on hand-made
-//! edge cases; and the block masks against a byte-at-a-time reference.
-
-use std::path::{Path, PathBuf};
+//! edge cases; and the search for special bytes against a byte-at-a-time one.
 
 use super::*;
+use crate::research::stats::Rng;
+use crate::research::testing::jsonl_files;
 use crate::transcript::Line;
 
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn fixture_lines() -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut files = Vec::new();
-    let mut stack: Vec<PathBuf> = vec![root.join("real"), root.join("handmade")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "jsonl") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = [jsonl_files("real"), jsonl_files("handmade")].concat();
     let mut lines = Vec::new();
     for f in files {
         let data = std::fs::read(&f).expect("fixture");
@@ -91,13 +63,12 @@ fn mutated_fixture_lines_are_accepted_and_refused_as_serde_json_does() {
     // digits and signs, a control character, letters of escapes and literals.
     const SPECIAL: &[u8] = b"\"\\{}[],:0159-+.eEunrtfl \x01\x1f";
     let lines = fixture_lines();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut outcomes = [0usize; 2];
     for _ in 0..6000 {
         let line = &lines[rng.below(lines.len())];
         let mut b = line.as_bytes().to_vec();
-        // Short lines are where the grammar is dense; cut long ones to a prefix
-        // plus a closing, so both ends get mutated too.
+        // One to three edits: a byte replaced, inserted or removed, or the line cut short.
         for _ in 0..1 + rng.below(3) {
             let at = rng.below(b.len().max(1));
             match rng.below(4) {
@@ -213,12 +184,12 @@ fn errors_say_where() {
 
 #[test]
 fn special_bytes_are_found_as_byte_by_byte() {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     const PICK: &[u8] = b"\"\\\x00\x1f\x20\x21\x7f\x80\xff\x5b\x5d";
     for _ in 0..50_000 {
         let mut chunk = [0u8; 16];
         for c in &mut chunk {
-            *c = if rng.below(2) == 0 { PICK[rng.below(PICK.len())] } else { rng.next() as u8 };
+            *c = if rng.below(2) == 0 { PICK[rng.below(PICK.len())] } else { rng.next_u64() as u8 };
         }
         assert_eq!(specials(&chunk), specials_scalar(&chunk), "{chunk:?}");
     }
