@@ -5,7 +5,7 @@
 //! the history the same way, then runs it forever, woken by the watcher and by a
 //! periodic reconcile. History is read on several threads and applied in a fixed
 //! order (`scan.rs`), each file as [`Engine::poll`] reads one, so what `scan`
-//! reports is what `/metrics` shows, and `serve` is ready as soon as `scan` is done.
+//! reports is what `/metrics` shows, and `serve` reads its history as `scan` does.
 //!
 //! A file or folder that cannot be read is tried again on every reconcile until
 //! it can. Each failure episode (from the first failure to the next success)
