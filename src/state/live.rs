@@ -18,7 +18,7 @@ use crate::state::dedup::{self, FastMap, Window};
 use crate::state::metrics::{self, Counter, Histogram, Store};
 use crate::state::pricing;
 use crate::state::trace::{Owner, SpanSink, Tracer};
-use crate::transcript::entry::{Entry, Millis};
+use crate::transcript::entry::{Entry, Millis, Tokens};
 
 mod apply;
 mod emit;
@@ -136,6 +136,43 @@ pub struct Aggregator {
     /// The journal is being applied again after a restart (see [`Aggregator::set_replaying`]).
     #[serde(skip)]
     replaying: bool,
+    /// Told of every usage counted, with its time (`scan --by`); `None`: nobody asks.
+    #[serde(skip)]
+    ledger: Option<Ledger>,
+}
+
+/// What one response line adds to the token and cost counters, with the line's time:
+/// what `scan --by day|session|…` groups. The deltas of one response's lines sum to
+/// what the counters hold for it.
+#[derive(Debug, Clone, Copy)]
+pub struct UsageFact<'a> {
+    /// The line's transcript time, if it has one.
+    pub ts_ms: Option<Millis>,
+    /// The session the usage is counted under (the response's first line's).
+    pub session: &'a str,
+    /// Its `project` label.
+    pub project: &'a str,
+    /// The response's model.
+    pub model: &'a str,
+    /// `main`, `subagent` or `auxiliary`.
+    pub source: &'a str,
+    /// Tokens this line adds.
+    pub tokens: Tokens,
+    /// Cost this line adds, in USD (0 for a model without a price).
+    pub cost_usd: f64,
+    /// The response's first line (a request counted).
+    pub first: bool,
+}
+
+/// What receives every [`UsageFact`] (see [`Aggregator::set_ledger`]).
+pub type LedgerFn = Box<dyn FnMut(&UsageFact<'_>) + Send>;
+
+struct Ledger(LedgerFn);
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ledger")
+    }
 }
 
 impl Aggregator {
@@ -158,6 +195,7 @@ impl Aggregator {
             evictions_reported: 0,
             bus_reported: (0, 0),
             replaying: false,
+            ledger: None,
         }
     }
 
@@ -196,6 +234,11 @@ impl Aggregator {
     /// a checkpoint keeps its state and start.
     pub fn enable_traces(&mut self, since_ms: Millis, sink: SpanSink) {
         self.tracer.get_or_insert_with(|| Tracer::new(since_ms)).set_sink(Some(sink));
+    }
+
+    /// Call `f` with every usage counted from now on (`None`: stop).
+    pub fn set_ledger(&mut self, f: Option<LedgerFn>) {
+        self.ledger = f.map(Ledger);
     }
 
     /// Send realtime events for lines stamped from `emitter.since_ms` on (`None`: stop).

@@ -3,12 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
 use crate::oracle;
-use crate::support::{ccusage_bin, real_config_root, require_tool, run_scan_json};
+use crate::support::{ccusage_bin, real_config_root, require_tool, run_ccusage, run_scan_json};
 
 /// (row, column) → value. Rows are models or tool labels; columns are token types etc.
 type Table = BTreeMap<(String, String), u64>;
@@ -110,33 +109,8 @@ fn oracle_tools(o: &oracle::Oracle) -> Table {
 
 // ---- ccusage ----
 
-/// Runs `ccusage session --offline --json [--timezone UTC]` on `config_root`. `HOME` points at
-/// an empty temp dir so that ccusage finds no other agent's data and no `~/.claude`.
 fn run_ccusage_sessions(ccusage: &Path, config_root: &Path) -> Value {
-    let home = tempfile::tempdir().expect("temp home");
-    let run = |args: &[&str]| {
-        Command::new(ccusage)
-            .args(args)
-            .env("CLAUDE_CONFIG_DIR", config_root)
-            .env("HOME", home.path())
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", ccusage.display()))
-    };
-    let help = run(&["session", "--help"]);
-    let mut args = vec!["session", "--offline", "--json"];
-    if String::from_utf8_lossy(&help.stdout).contains("--timezone") {
-        args.extend(["--timezone", "UTC"]);
-    }
-    let output = run(&args);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "ccusage {args:?} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("ccusage output is not JSON ({e}):\n{stdout}"))
+    run_ccusage(ccusage, config_root, "session")
 }
 
 /// Per model: summed `modelBreakdowns` tokens over all Claude sessions, and summed cost.

@@ -32,6 +32,7 @@ mod prom;
 mod read_retry;
 mod restart;
 mod rules;
+mod scan_by;
 mod source;
 mod stack;
 mod state_lock;

@@ -252,7 +252,8 @@ fn scan_diff(m: &Metrics, scan: &serde_json::Value) -> Vec<String> {
         );
         check(
             format!("cost {model}"),
-            m.sum("claude_sessions_cost_usd_total", &f),
+            // scan's JSON gives money in whole micro-dollars.
+            (m.sum("claude_sessions_cost_usd_total", &f) * 1e6).round() / 1e6,
             v["cost_usd"].as_f64().unwrap(),
             1e-9,
         );
@@ -564,7 +565,8 @@ fn transcripts_deleted_while_down_keep_their_counts() {
         let requests = models.values().map(|m| m["requests"].as_f64().unwrap()).sum();
         check("requests", "claude_sessions_api_requests_total", &[], requests, 0.0);
         let cost = models.values().map(|m| m["cost_usd"].as_f64().unwrap()).sum();
-        check("cost", "claude_sessions_cost_usd_total", &[], cost, 1e-9);
+        // Each model's cost in scan's JSON is rounded to micro-dollars.
+        check("cost", "claude_sessions_cost_usd_total", &[], cost, 1e-5);
         let tools = own["tools"].as_object().unwrap();
         check(
             "tool calls",

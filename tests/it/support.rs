@@ -87,6 +87,35 @@ pub fn run_scan_json(config_root: &Path) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("scan stdout is not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"))
 }
 
+/// Runs `ccusage <report> --offline --json [--timezone UTC]` (`session`, `daily`, …) on `config_root`. `HOME` points at
+/// an empty temp dir so that ccusage finds no other agent's data and no `~/.claude`.
+pub fn run_ccusage(ccusage: &Path, config_root: &Path, report: &str) -> serde_json::Value {
+    let home = tempfile::tempdir().expect("temp home");
+    let run = |args: &[&str]| {
+        Command::new(ccusage)
+            .args(args)
+            .env("CLAUDE_CONFIG_DIR", config_root)
+            .env("HOME", home.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", ccusage.display()))
+    };
+    let help = run(&[report, "--help"]);
+    let mut args = vec![report, "--offline", "--json"];
+    if String::from_utf8_lossy(&help.stdout).contains("--timezone") {
+        args.extend(["--timezone", "UTC"]);
+    }
+    let output = run(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "ccusage {args:?} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("ccusage output is not JSON ({e}):\n{stdout}"))
+}
+
 /// The ccusage executable: `$CCUSAGE_BIN`, else `<crate>/.tools/node_modules/.bin/ccusage`.
 pub fn ccusage_bin() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("CCUSAGE_BIN").filter(|v| !v.is_empty()) {

@@ -20,6 +20,8 @@ pub(super) struct Line<'a> {
     pub(super) project: Arc<str>,
     /// `main`, `subagent` or `auxiliary`.
     pub(super) source: &'static str,
+    /// Transcript time of the line.
+    pub(super) ts: Option<Millis>,
     /// Transcript time, when the tracer wants this line.
     traced: Option<Millis>,
     /// The chain the line belongs to, for traced lines only.
@@ -67,6 +69,7 @@ impl Aggregator {
             id,
             project: self.sessions[id].project.clone(),
             source: query_source(e, src),
+            ts: e.timestamp,
             traced,
             // Tracing context, only for traced lines (no allocation otherwise).
             owner: traced.map(|_| owner_of(e, src)),
@@ -417,6 +420,19 @@ impl Aggregator {
             self.store.inc(Counter::Tokens, &[project, model, source, ty], n as f64);
         }
         self.store.inc(Counter::Cost, &labels, cost);
+        if let Some(ledger) = &mut self.ledger {
+            let fact = super::UsageFact {
+                ts_ms: line.ts,
+                session: id,
+                project,
+                model,
+                source,
+                tokens: delta,
+                cost_usd: cost / 1e9,
+                first: seen.first,
+            };
+            (ledger.0)(&fact);
+        }
         // A span belongs to the trace of the line's turn: none for usage counted in another session.
         if let (Some(tr), Some(a)) = (&mut self.tracer, at.filter(|a| a.session == id)) {
             tr.response(a, r, seen.after, cost / 1e9);
