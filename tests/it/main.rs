@@ -14,6 +14,7 @@ mod daemon;
 mod dashboards;
 mod decisions;
 mod deploy;
+mod doc_links;
 mod docs;
 mod durability;
 mod exposition;
