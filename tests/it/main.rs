@@ -31,6 +31,7 @@ mod otlp_support;
 mod projections;
 mod prom;
 mod read_retry;
+mod readme_commands;
 mod restart;
 mod rules;
 mod source;
