@@ -6,7 +6,8 @@
 # OpenTelemetry collector 0.0.1a15 (PyPI, into .tools/rotel-venv),
 # @grafana/schema + TypeScript (npm, into dashboards/check/node_modules), and Chromium
 # (apt) with playwright-core (npm, into tests/browser/node_modules) for the console test,
-# and ajv + ajv-formats (same folder) for the analyze JSON Schema test.
+# and ajv + ajv-formats (same folder) for the analyze JSON Schema test, and mdBook
+# 0.5.4 (cargo, into .tools/mdbook) to build the book.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -57,6 +58,18 @@ echo "==> deploy check tools (hadolint, docker-compose, PyYAML into .tools/venv)
 deploy/check-tools.sh --quiet
 echo "==> rotel OpenTelemetry collector (rotel-agent into .tools/rotel-venv)"
 scripts/install-rotel.sh --quiet
+
+# The book (book/): mdBook, pinned, built from crates.io into .tools/mdbook (about 3
+# minutes on 2 cores; 12 MB), without its serve and watch features.
+MDBOOK_VERSION=0.5.4
+if [ "$(.tools/mdbook/bin/mdbook --version 2>/dev/null)" != "mdbook v$MDBOOK_VERSION" ]; then
+  echo "==> installing mdbook $MDBOOK_VERSION (cargo, into .tools/mdbook)"
+  cargo install --locked --quiet mdbook --version "$MDBOOK_VERSION" --no-default-features --features search \
+    --root .tools/mdbook --force
+fi
+echo "==> mdbook build book (into target/book; a warning fails)"
+out=$(.tools/mdbook/bin/mdbook build book 2>&1) || { echo "$out"; exit 1; }
+if grep -qE 'WARN|ERROR' <<<"$out"; then echo "$out"; exit 1; fi
 
 echo "==> cargo fmt --check"
 cargo fmt --check
