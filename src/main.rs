@@ -1,6 +1,8 @@
 use clap::Parser;
 
-use claude_sessions::cli::{Cli, Command, analyze, backfill, control, hook, hooks, scan, serve, sessions, watch};
+use claude_sessions::cli::{
+    Cli, Command, analyze, backfill, control, docgen, hook, hooks, scan, serve, sessions, watch,
+};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -24,6 +26,8 @@ fn main() -> std::process::ExitCode {
         Command::Pause(a) => control::pause(a),
         Command::Resume(a) => control::resume(a),
         Command::Note(a) => control::note(a),
+        Command::Completions(a) => docgen::completions(a),
+        Command::Man => docgen::man(),
         // The hook has exit codes of its own (Claude Code reads them).
         Command::Hook(c) => return hook::run(c),
     };

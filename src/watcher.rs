@@ -493,6 +493,12 @@ impl SessionWatcher {
         LiveSessions::new(Arc::clone(&self.agg))
     }
 
+    /// Lines read so far that are stamped before events began (the start, or `since`
+    /// ago): history, which makes no events.
+    pub fn history_lines(&self) -> u64 {
+        self.agg.lock().unwrap_or_else(|p| p.into_inner()).lines_before_events()
+    }
+
     /// The bus's counters (published, lagged, callbacks that panicked).
     pub fn stats(&self) -> Stats {
         stats_of(&self.bus.stats)

@@ -13,11 +13,13 @@ pub mod analyze;
 pub mod backfill;
 pub mod control;
 pub mod daemon;
+pub mod docgen;
 pub mod hook;
 pub mod hooks;
 pub mod scan;
 pub mod serve;
 pub mod sessions;
+pub mod units;
 pub mod watch;
 
 /// Follow Claude Code session transcripts and turn them into metrics.
@@ -64,6 +66,10 @@ pub enum Command {
     Resume(control::ResumeArgs),
     /// Queue a note, delivered once to Claude at the session's next prompt or tool result.
     Note(control::NoteArgs),
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    Completions(docgen::CompletionsArgs),
+    /// Print the man page (roff): `claude-sessions man > claude-sessions.1`.
+    Man,
 }
 
 /// Where transcripts are and how to count them (shared by serve and scan).
@@ -76,9 +82,8 @@ pub struct SourceArgs {
 
     /// Lines longer than this are skipped and counted (lines_total{result="oversized"}),
     /// never held in memory. A line within it is held whole while it is parsed, so this
-    /// is also about what one reader may hold. Default 16 MiB (see the README).
-    #[arg(long, value_name = "BYTES", default_value_t = crate::engine::MAX_LINE_BYTES as u64,
-          value_parser = clap::value_parser!(u64).range(1024..))]
+    /// is also about what one reader may hold. Units allowed (`64MiB`, `64 MiB`, `1GB`).
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = units::size_at_least(1024))]
     pub max_line_bytes: u64,
 
     /// How the `project` label is derived from a session's working directory.
@@ -119,7 +124,9 @@ impl SourceArgs {
             crate::source::discover::projects_dirs(&roots)
         } else {
             // Absolute: file events name absolute paths, which must match the tracked ones.
-            self.projects_dirs.iter().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())).collect()
+            let dirs: Vec<PathBuf> =
+                self.projects_dirs.iter().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())).collect();
+            dirs.into_iter().map(projects_folder).collect::<anyhow::Result<_>>()?
         };
         for d in &projects_dirs {
             if d.exists() && !d.is_dir() {
@@ -148,6 +155,36 @@ impl SourceArgs {
             ..Settings::default()
         })
     }
+}
+
+/// An explicit `--projects-dir`: it must exist; a Claude config folder (it holds
+/// `projects/` and no project folders of its own) stands for its `projects/`, with a note.
+fn projects_folder(d: PathBuf) -> anyhow::Result<PathBuf> {
+    if !d.exists() {
+        anyhow::bail!(
+            "--projects-dir {} does not exist (Claude Code keeps transcripts in ~/.claude/projects)",
+            d.display()
+        );
+    }
+    let inner = d.join("projects");
+    let holds_projects = || {
+        std::fs::read_dir(&d).map(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                (name.starts_with('-') && e.path().is_dir()) || name.ends_with(".jsonl")
+            })
+        })
+    };
+    if inner.is_dir() && !holds_projects().unwrap_or(true) {
+        eprintln!(
+            "note: {} is a Claude config folder, not a projects folder: reading {}",
+            d.display(),
+            inner.display()
+        );
+        return Ok(inner);
+    }
+    Ok(d)
 }
 
 pub use crate::state::duration::parse as parse_duration;

@@ -29,8 +29,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// Address to listen on. Use 0.0.0.0:PORT only if you mean to expose it.
-    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = "127.0.0.1:9477")]
+    /// Address to listen on: HOST:PORT, [IPv6]:PORT, localhost:PORT, or :PORT (loopback).
+    /// Use 0.0.0.0:PORT only if you mean to expose it.
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = "127.0.0.1:9477", value_parser = super::units::parse_listen)]
     pub listen: SocketAddr,
 
     /// The URL people reach this server at (as Prometheus's flag of the same name), for
@@ -152,7 +153,7 @@ pub struct EventArgs {
     pub include_content: bool,
 
     /// With --include-content: the size cap of each prompt, tool input or output.
-    #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..))]
+    #[arg(long, value_name = "BYTES", default_value = "4096", value_parser = super::units::size_at_least(16))]
     pub content_max_bytes: u64,
 
     /// Rules file (TOML) for risky tool calls (rule_match events, rule_matches_total);
@@ -231,7 +232,7 @@ pub struct OtlpArgs {
     pub otlp_include_content: bool,
 
     /// With --otlp-include-content: the size cap of each prompt, tool input or output.
-    #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..))]
+    #[arg(long, value_name = "BYTES", default_value = "4096", value_parser = super::units::size_at_least(16))]
     pub otlp_content_max_bytes: u64,
 
     /// Spans held while the collector is slow or down; more are dropped and counted.

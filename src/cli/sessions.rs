@@ -73,14 +73,16 @@ pub struct SessionsArgs {
 /// Print the sessions (a table, or JSON with --json), latest activity first. Errors:
 /// bad source settings, or a daemon at --url that cannot be reached or answers no list.
 pub fn run(args: SessionsArgs) -> anyhow::Result<()> {
-    let all = match &args.url {
+    let (all, forgotten) = match &args.url {
         Some(url) => fetch(url, &args)?,
         None => {
             let mut engine = Engine::new(args.source.settings()?);
             engine.scan(2, &|_, _| {});
-            LiveSessions::new(engine.aggregator()).list()
+            let live = LiveSessions::new(engine.aggregator());
+            (live.list(), live.forgotten())
         }
     };
+    let filtered = !args.state.is_empty() || !args.project.is_empty();
     let states: Vec<State> = args.state.iter().map(|s| s.state()).collect();
     let list: Vec<SessionSnapshot> = all
         .into_iter()
@@ -88,7 +90,10 @@ pub fn run(args: SessionsArgs) -> anyhow::Result<()> {
         .filter(|s| args.project.is_empty() || args.project.contains(&s.project))
         .take(if args.limit == 0 { usize::MAX } else { args.limit })
         .collect();
-    let out = if args.json { serde_json::to_string_pretty(&list)? + "\n" } else { table(&list) };
+    let out = if args.json { serde_json::to_string_pretty(&list)? + "\n" } else { table(&list, filtered) };
+    if forgotten > 0 {
+        eprintln!("{}", forgotten_note(forgotten));
+    }
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -96,8 +101,20 @@ pub fn run(args: SessionsArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `GET {url}/api/sessions` with the state and project filters.
-fn fetch(url: &str, args: &SessionsArgs) -> anyhow::Result<Vec<SessionSnapshot>> {
+/// Why older sessions are missing, and where to find them.
+fn forgotten_note(n: u64) -> String {
+    format!(
+        "note: {n} older session{} not listed: the daemon forgot {} after --session-retention (default 40d). \
+         Their usage is still in /metrics; list them with `claude-sessions scan --by session`, \
+         or run serve with a longer --session-retention (e.g. 400d).",
+        if n == 1 { " is" } else { "s are" },
+        if n == 1 { "it" } else { "them" }
+    )
+}
+
+/// `GET {url}/api/sessions` with the state and project filters: the sessions, and how
+/// many the daemon forgot (its `x-sessions-forgotten` header).
+fn fetch(url: &str, args: &SessionsArgs) -> anyhow::Result<(Vec<SessionSnapshot>, u64)> {
     let base = url.trim_end_matches('/');
     let base = base.strip_suffix("/api/sessions").unwrap_or(base);
     anyhow::ensure!(
@@ -118,7 +135,7 @@ fn fetch(url: &str, args: &SessionsArgs) -> anyhow::Result<Vec<SessionSnapshot>>
     };
     let uri: hyper::Uri = target.parse().map_err(|e| anyhow::anyhow!("--url {url}: {e}"))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (status, body) = rt.block_on(async {
+    let (status, body, forgotten) = rt.block_on(async {
         use http_body_util::BodyExt;
         let https =
             hyper_rustls::HttpsConnectorBuilder::new().with_native_roots()?.https_or_http().enable_http1().build();
@@ -130,8 +147,13 @@ fn fetch(url: &str, args: &SessionsArgs) -> anyhow::Result<Vec<SessionSnapshot>>
         let fut = async {
             let res = client.request(req).await?;
             let status = res.status();
+            let forgotten = res
+                .headers()
+                .get(crate::server::api::FORGOTTEN_HEADER)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .unwrap_or(0);
             let body = res.into_body().collect().await?.to_bytes();
-            anyhow::Ok((status, body))
+            anyhow::Ok((status, body, forgotten))
         };
         match tokio::time::timeout(Duration::from_secs(30), fut).await {
             Ok(r) => r.map_err(|e| anyhow::anyhow!("cannot reach {target}: {e:#}")),
@@ -142,13 +164,15 @@ fn fetch(url: &str, args: &SessionsArgs) -> anyhow::Result<Vec<SessionSnapshot>>
         let text = String::from_utf8_lossy(&body);
         anyhow::bail!("{target} answered {status}: {}", text.trim());
     }
-    serde_json::from_slice(&body).map_err(|e| anyhow::anyhow!("{target} did not answer a list of sessions: {e}"))
+    let list = serde_json::from_slice(&body)
+        .map_err(|e| anyhow::anyhow!("{target} did not answer a list of sessions: {e}"))?;
+    Ok((list, forgotten))
 }
 
 /// The readable table.
-fn table(list: &[SessionSnapshot]) -> String {
+fn table(list: &[SessionSnapshot], filtered: bool) -> String {
     if list.is_empty() {
-        return "no sessions\n".into();
+        return if filtered { "no sessions match --state / --project\n" } else { "no sessions\n" }.into();
     }
     let head = [
         "SESSION",
@@ -160,17 +184,20 @@ fn table(list: &[SessionSnapshot]) -> String {
         "MODELS",
         "TOKENS",
         "COST",
+        "PROMPTS",
         "TOOLS",
         "ERRORS",
         "CONTEXT",
     ];
     // Numbers are right-aligned.
-    let right = [false, false, false, false, false, true, false, true, true, true, true, true];
-    let rows: Vec<[String; 12]> = list
+    let right = [false, false, false, false, false, true, false, true, true, true, true, true, true];
+    // Unknown, not zero, for a session whose main transcript was not read.
+    let main = |s: &SessionSnapshot, v: String| if s.main_chain { v } else { "-".into() };
+    let rows: Vec<[String; 13]> = list
         .iter()
         .map(|s| {
             [
-                short_id(&s.id).to_owned(),
+                if s.main_chain { short_id(&s.id).to_owned() } else { format!("{}*", short_id(&s.id)) },
                 cut(&s.project, 24),
                 cut(s.git_branch.as_deref().filter(|b| !b.is_empty()).unwrap_or("-"), 20),
                 state_name(s.state).to_owned(),
@@ -179,9 +206,13 @@ fn table(list: &[SessionSnapshot]) -> String {
                 cut(&s.models.iter().map(|m| short_model(m)).collect::<Vec<_>>().join(","), 28),
                 count(total_tokens(s)),
                 format!("${:.2}", s.cost_usd),
+                main(s, s.prompts.to_string()),
                 s.tool_calls.to_string(),
                 (s.tool_errors + s.api_errors).to_string(),
-                if s.context_window > 0 { format!("{:.0}%", s.context_utilization * 100.0) } else { "-".into() },
+                main(
+                    s,
+                    if s.context_window > 0 { format!("{:.0}%", s.context_utilization * 100.0) } else { "-".into() },
+                ),
             ]
         })
         .collect();
@@ -214,6 +245,9 @@ fn table(list: &[SessionSnapshot]) -> String {
     line(&head);
     for r in &rows {
         line(&r.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    if list.iter().any(|s| !s.main_chain) {
+        o.push_str("* only its sub-agents' files were read (the main transcript is not in the projects folders): prompts and context unknown\n");
     }
     o
 }

@@ -147,15 +147,24 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let mut stream = watcher.events();
     let mut running: std::collections::HashMap<String, Totals> = std::collections::HashMap::new();
     tracing::debug!("Subscribed to events.");
+    let human = !args.json || std::io::stderr().is_terminal();
     if !args.json && std::io::stderr().is_terminal() {
         eprintln!("Watching Claude Code sessions (Ctrl-C to stop)…");
     }
+    if human {
+        eprintln!("{}", history_note(args.since));
+    }
+    // Lines stamped before the start appended after it (a copied transcript): said once.
+    // Without --since, events begin once history is read: lines counted are all new.
+    let mut baseline: Option<u64> = if args.since.is_none() { Some(0) } else { None };
+    let mut hinted = !human;
     let mut out = std::io::stdout().lock();
     let mut lagged = 0;
     let result = rt.block_on(async {
         use tokio_stream::StreamExt;
         let stop = shutdown_signal();
         tokio::pin!(stop);
+        let mut quiet_check = tokio::time::interval(Duration::from_secs(3));
         loop {
             let e = tokio::select! {
                 e = stream.next() => match e {
@@ -163,6 +172,20 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
                     None => return anyhow::Ok(()),
                 },
                 _ = &mut stop => return Ok(()),
+                _ = quiet_check.tick(), if !hinted => {
+                    if watcher.is_ready() {
+                        let old = watcher.history_lines();
+                        match baseline {
+                            None => baseline = Some(old),
+                            Some(before) if old > before => {
+                                eprintln!("{}", old_lines_note(old - before, args.since));
+                                hinted = true;
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    continue;
+                }
             };
             let now_lagged = watcher.stats().lagged;
             if now_lagged > lagged {
@@ -198,6 +221,31 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
         std::mem::forget(watcher);
     }
     result
+}
+
+/// What `watch` shows, said once at the start: events of lines stamped from now on
+/// (or from `--since` ago); older lines are history.
+fn history_note(since: Option<Duration>) -> String {
+    match since {
+        None => "Showing lines stamped from now on; older lines (history, or a copied transcript) \
+                 are not shown: --since 2h (or 400d) replays them first."
+            .into(),
+        Some(d) => format!(
+            "Replaying the events of the last {}, then following; older lines are history (a longer --since shows them).",
+            crate::state::duration::format(d)
+        ),
+    }
+}
+
+/// Said once when lines were read but none made an event: they were stamped before
+/// the start (or before `--since`), so they are history.
+fn old_lines_note(lines: u64, since: Option<Duration>) -> String {
+    let window = since.map_or("watch started".to_owned(), |d| format!("--since {}", crate::state::duration::format(d)));
+    format!(
+        "note: {lines} new line{} read, but stamped before {window}: they count as history and show no events \
+         (a longer --since shows them).",
+        if lines == 1 { " was" } else { "s were" }
+    )
 }
 
 /// A session's running totals since watching began (or since `--since`), from its events.
@@ -281,8 +329,15 @@ fn clean(s: &str, max: usize) -> String {
 /// `14:03:07  3f2a91c0  app  main  tool_use  Bash cargo test  │ 12.3k tok $0.42 7 tools`.
 fn line(e: &Event, totals: Option<&Totals>, color: bool) -> String {
     let paint = |code: &str, s: &str| if color { format!("{code}{s}{RESET}") } else { s.to_owned() };
-    let (_, _, _, h, m, s) = utc(e.ts_ms);
-    let time = paint(DIM, &format!("{h:02}:{m:02}:{s:02}"));
+    let (y, mo, d, h, m, s) = utc(e.ts_ms);
+    // The day too, for an event of another day (a replay with --since, a long watch).
+    let today = utc(crate::transcript::entry::now_ms());
+    let time = if (y, mo, d) == (today.0, today.1, today.2) {
+        format!("{h:02}:{m:02}:{s:02}")
+    } else {
+        format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}:{s:02}")
+    };
+    let time = paint(DIM, &time);
     let sid = short_id(&e.session_id);
     let hue = SESSION_COLORS
         [e.session_id.bytes().fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize)) % SESSION_COLORS.len()];
@@ -458,7 +513,11 @@ mod tests {
             input: None,
         });
         let l = line(&tool, None, false);
-        assert!(l.starts_with("14:03:07  3f2a91c0  app "), "{l}");
+        // Another day than today: the date too.
+        assert!(l.starts_with("2025-11-13 14:03:07  3f2a91c0  app "), "{l}");
+        let today = Event { ts_ms: crate::transcript::entry::now_ms(), ..tool.clone() };
+        let t = line(&today, None, false);
+        assert!(t.as_bytes()[2] == b':' && t[8..].starts_with("  3f2a91c0"), "today: the time only: {t}");
         assert!(l.contains("tool_use") && l.contains("Bash cargo test [2J"), "escape sequences defused: {l}");
         assert!(!l.contains('\u{1b}'));
         let res = ev(Kind::ToolResult {

@@ -139,8 +139,14 @@ fn list_sessions(api: &Api, pairs: &[(String, String)]) -> Response<HttpBody> {
         .filter(|s| projects.is_empty() || projects.contains(&s.project))
         .take(limit)
         .collect();
-    json(StatusCode::OK, &list)
+    let mut r = json(StatusCode::OK, &list);
+    // The list is what is remembered: say how many older sessions the retention forgot.
+    r.headers_mut().insert(FORGOTTEN_HEADER, HeaderValue::from(api.sessions.forgotten()));
+    r
 }
+
+/// `/api/sessions`' header: sessions forgotten after `--session-retention` (not listed).
+pub const FORGOTTEN_HEADER: &str = "x-sessions-forgotten";
 
 /// `active`, `idle` or `ended`.
 fn parse_state(s: &str) -> Option<State> {

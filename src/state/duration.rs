@@ -21,3 +21,26 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     }
     Ok(Duration::from_secs_f64(secs))
 }
+
+/// The largest whole unit that says `d` exactly: `400d`, `2h`, `90s`, `250ms`.
+pub fn format(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        if ms >= size && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_what_parses() {
+        for s in ["400d", "2h", "90s", "250ms", "5m"] {
+            assert_eq!(format(parse(s).unwrap()), s);
+        }
+    }
+}

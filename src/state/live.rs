@@ -113,6 +113,11 @@ pub struct Aggregator {
     sessions: FastMap<String, Box<Session>>,
     projects: Projects,
     pending: FastMap<String, Pending>,
+    /// Calls still without a result when their session ended: their result may come
+    /// when the session resumes, and is then named by its call (with no duration).
+    /// Past 10,000, those of sessions forgotten at `--session-retention` are dropped.
+    #[serde(default)]
+    orphans: FastMap<String, Pending>,
     last_activity: HashMap<String, Millis>,
     /// When the counters started (the first run): the start of cumulative OTLP sums.
     #[serde(default)]
@@ -139,6 +144,9 @@ pub struct Aggregator {
     /// Told of every usage counted, with its time (`scan --by`); `None`: nobody asks.
     #[serde(skip)]
     ledger: Option<Ledger>,
+    /// Lines applied while events are on but stamped before they began (history: no events).
+    #[serde(skip)]
+    lines_before_events: u64,
 }
 
 /// What one response line adds to the token and cost counters, with the line's time:
@@ -186,6 +194,7 @@ impl Aggregator {
             sessions: FastMap::default(),
             projects: Projects::default(),
             pending: FastMap::default(),
+            orphans: FastMap::default(),
             last_activity: HashMap::new(),
             since_ms: crate::transcript::entry::now_ms(),
             tracer: None,
@@ -196,6 +205,7 @@ impl Aggregator {
             bus_reported: (0, 0),
             replaying: false,
             ledger: None,
+            lines_before_events: 0,
         }
     }
 
@@ -285,6 +295,19 @@ impl Aggregator {
     /// Every session held (live ones, and ended ones until `--session-retention` prunes them).
     pub fn sessions(&self) -> impl Iterator<Item = &Session> {
         self.sessions.values().map(|s| &**s)
+    }
+
+    /// Lines applied while events were on but stamped before they began: history,
+    /// so no events (what `watch` explains when lines come and nothing shows).
+    pub fn lines_before_events(&self) -> u64 {
+        self.lines_before_events
+    }
+
+    /// Sessions counted (`sessions_started_total`) but no longer held: forgotten after
+    /// `--session-retention`. Their usage stays in the counters.
+    pub fn forgotten_sessions(&self) -> u64 {
+        let started = self.store.counter_sum(Counter::SessionsStarted, &[]) as u64;
+        started.saturating_sub(self.sessions.len() as u64)
     }
 
     /// The session `id`, if held.

@@ -31,6 +31,12 @@ impl LiveSessions {
         v
     }
 
+    /// How many sessions were forgotten after `--session-retention` (their counts stay
+    /// in the metrics; `scan --by session` lists them).
+    pub fn forgotten(&self) -> u64 {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).forgotten_sessions()
+    }
+
     /// The session `id` now, if still remembered.
     pub fn get(&self, id: &str) -> Option<SessionSnapshot> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).session(id).map(|s| s.snapshot())

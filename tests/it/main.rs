@@ -18,6 +18,7 @@ mod doc_links;
 mod docs;
 mod durability;
 mod exposition;
+mod first_hour;
 mod hook;
 mod hook_control;
 mod identity;

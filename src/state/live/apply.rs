@@ -65,6 +65,9 @@ impl Aggregator {
         }
         let traced = e.timestamp.filter(|ts| self.tracer.as_ref().is_some_and(|t| t.wants(*ts)));
         let ev_ts = e.timestamp.filter(|ts| self.events.as_ref().is_some_and(|em| *ts >= em.since_ms));
+        if ev_ts.is_none() && e.timestamp.is_some() && self.events.is_some() {
+            self.lines_before_events += 1;
+        }
         let line = Line {
             id,
             project: self.sessions[id].project.clone(),
@@ -121,6 +124,7 @@ impl Aggregator {
         if line.main_chain() {
             let c = &e.context_bytes;
             let s = self.sessions.get_mut(id).expect("session exists");
+            s.main_chain = true;
             for (source, n) in [
                 ("user_text", c.user_text),
                 ("assistant_output", c.assistant_output),
@@ -263,7 +267,7 @@ impl Aggregator {
                 continue;
             }
             new_results = true;
-            let call = self.pending.remove(&*r.tool_use_id);
+            let call = self.pending.remove(&*r.tool_use_id).or_else(|| self.orphans.remove(&*r.tool_use_id));
             let tool = call.as_ref().map_or("unknown", |c| c.tool.as_str());
             if r.is_error {
                 // An error counts with its call (its session and project), when the call is known.
@@ -378,6 +382,7 @@ impl Aggregator {
                 turn_start_ms: None,
                 turn_last_ms: ts,
                 context_added: Default::default(),
+                main_chain: false,
             }),
         );
     }

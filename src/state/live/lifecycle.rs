@@ -4,9 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Aggregator, State};
+use super::{Aggregator, Pending, State};
 use crate::state::metrics::{Counter, Exemplar, Gauge, Histogram};
 use crate::transcript::entry::{Entry, Kind, Millis};
+
+/// Calls without a result kept after their session ended (see `Aggregator::orphans`).
+const MAX_ORPHANS: usize = 10_000;
 
 impl Aggregator {
     /// A line other than a new prompt, in the turn model: inside a turn it is the
@@ -119,17 +122,35 @@ impl Aggregator {
         }
         if !ended.is_empty() {
             let ended: HashSet<&String> = ended.iter().collect();
-            self.pending.retain(|_, p| !ended.contains(&p.session));
+            let orphans = &mut self.orphans;
+            self.pending.retain(|id, p| {
+                if !ended.contains(&p.session) {
+                    return true;
+                }
+                orphans.insert(id.clone(), Pending { at: None, ..std::mem::take(p) });
+                false
+            });
         }
         out
     }
 
-    /// Send lifecycle events of sessions active since events began (not for old history).
+    /// Send lifecycle events of sessions active since events began (not for old history),
+    /// stamped when they happened: going idle and ending by the timeouts, when the quiet
+    /// time ran out after the last activity (not when a tick noticed it: a replay of
+    /// history would stamp them all now); an exit, when it was seen.
     fn emit_lifecycle(&self, items: Vec<(String, String, Millis, crate::events::Kind)>, now: Millis) {
+        use crate::events::{EndReason, Kind};
         let Some(since) = self.events.as_ref().map(|em| em.since_ms) else { return };
         for (sid, project, last, kind) in items {
             if last >= since {
-                self.emit(&sid, &project, None, now, kind);
+                let at = match kind {
+                    Kind::SessionIdle {} => now.min(last.saturating_add(self.config.idle_after_ms)),
+                    Kind::SessionEnd { reason: EndReason::IdleTimeout } => {
+                        now.min(last.saturating_add(self.config.end_after_ms))
+                    }
+                    _ => now,
+                };
+                self.emit(&sid, &project, None, at, kind);
             }
         }
     }
@@ -163,6 +184,12 @@ impl Aggregator {
     pub fn prune(&mut self, now: Millis, max_age_ms: Millis) -> usize {
         let before = self.sessions.len();
         self.sessions.retain(|_, s| s.state != State::Ended || now - s.last_ms <= max_age_ms);
+        // Kept past their session (its file may grow again, as a copied transcript does),
+        // within a bound: past it, those of forgotten sessions go.
+        if self.orphans.len() > MAX_ORPHANS {
+            let sessions = &self.sessions;
+            self.orphans.retain(|_, p| sessions.contains_key(&p.session));
+        }
         before - self.sessions.len()
     }
 

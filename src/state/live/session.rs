@@ -90,6 +90,14 @@ pub struct Session {
     /// the next call's growth is split by: `research::tracker::split`).
     #[serde(default)]
     pub(super) context_added: std::collections::BTreeMap<String, u64>,
+    /// A line of its main chain was read (false: only sub-agent or compaction files,
+    /// the main transcript is elsewhere; its prompts and context are unknown).
+    #[serde(default = "yes")]
+    pub main_chain: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Session {
@@ -130,6 +138,7 @@ impl Session {
             context_utilization: self.context_utilization(),
             lines_added: self.lines_added,
             lines_removed: self.lines_removed,
+            main_chain: self.main_chain,
         }
     }
 }
@@ -186,10 +195,15 @@ pub struct SessionSnapshot {
     pub lines_added: u64,
     /// Lines removed by its edits.
     pub lines_removed: u64,
+    /// A line of its main chain was read; false: only its sub-agents' files were (the
+    /// main transcript is not in the projects folders), so `prompts` and the context
+    /// figures are unknown, not zero.
+    #[serde(default = "yes")]
+    pub main_chain: bool,
 }
 
 /// A tool call waiting for its result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct Pending {
     pub(super) tool: String,
     pub(super) at: Option<Millis>,
