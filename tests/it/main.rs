@@ -32,6 +32,7 @@ mod prom;
 mod read_retry;
 mod restart;
 mod rules;
+mod runbooks;
 mod source;
 mod stack;
 mod state_lock;
