@@ -27,6 +27,7 @@ mod oracle;
 mod otlp;
 mod otlp_collector;
 mod otlp_support;
+mod packaging;
 mod projections;
 mod prom;
 mod read_retry;
