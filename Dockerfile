@@ -20,11 +20,13 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY benches ./benches
 COPY src ./src
+# The release profile (Cargo.toml) ships no debug info and no symbol table: the binary
+# is already stripped when cargo writes it. The profiling profile, which keeps both, is
+# never built here; only /out/claude-sessions leaves this stage.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin claude-sessions \
-    && install -D -m 0755 target/release/claude-sessions /out/claude-sessions \
-    && strip --strip-debug /out/claude-sessions
+    && install -D -m 0755 target/release/claude-sessions /out/claude-sessions
 
 # ---- runtime ----------------------------------------------------------------------
 FROM debian:bookworm-slim

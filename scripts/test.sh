@@ -79,6 +79,27 @@ echo "==> cargo test"
 # The example program is run by a test (tests/it/watcher.rs): build it under its own name.
 cargo build --examples --quiet
 cargo test --all-targets
+echo "==> the README's install command, and the size of what it installs"
+# The README's PATH install command, into .tools/install instead of ~/.cargo/bin (a
+# release build: a few minutes on 2 cores). The release profile ships no debug info or
+# symbols (Cargo.toml); this checks what a user gets stays small and runs.
+cargo install --locked --path . --root .tools/install
+installed=.tools/install/bin/claude-sessions
+max_mb=20
+bytes=$(wc -c <"$installed")
+mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1000000 }')
+echo "$installed: $mb MB ($bytes bytes)"
+if [ "$bytes" -ge $((max_mb * 1000000)) ]; then
+  echo "FAILED: $installed is $mb MB, not under $max_mb MB: is [profile.release] still without" \
+    "debug info and stripped (debug = false, strip = true in Cargo.toml)?" >&2
+  exit 1
+fi
+version=$("$installed" --version)
+echo "$installed --version: $version"
+case $version in
+  "claude-sessions "*) ;;
+  *) echo "FAILED: $installed --version printed \"$version\", not \"claude-sessions <version>\"" >&2; exit 1 ;;
+esac
 echo "==> doctests and cargo doc (warnings denied)"
 cargo test --doc --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet

@@ -20,7 +20,8 @@
 //    `Dashboard`. @grafana/schema has no Prometheus query type (it lives in the
 //    Prometheus plugin), so `PromQuery` below extends the schema's `DataQuery`
 //    with the fields Grafana's Prometheus plugin saves (its dataquery.cue).
-//    Every panel needs at least one, on the `${DS_PROMETHEUS}` datasource.
+//    Every panel needs at least one, on the `${datasource}` datasource (the
+//    dashboard's `datasource` variable).
 //
 // Object literals checked against these types get excess-property checks: a
 // key the schema does not know is an error, not silently ignored.
@@ -58,10 +59,10 @@ export type Json<T> =
             ? { [K in keyof T]: Json<T[K]> }
             : T;
 
-/** The datasource input of the Grafana export format, resolved at import. */
+/** The Prometheus chosen in the dashboard's `datasource` variable (type `datasource`). */
 export type PrometheusRef = {
   type: 'prometheus';
-  uid: '${DS_PROMETHEUS}';
+  uid: '${datasource}';
 };
 
 /**

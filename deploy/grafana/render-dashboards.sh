@@ -1,8 +1,11 @@
 #!/bin/sh
-# Copies the dashboards for Grafana's file provisioning, resolving the import-time
-# datasource placeholder that provisioning leaves alone (grafana/grafana#10786):
-# "${DS_PROMETHEUS}" (and a bare "$DS_PROMETHEUS") become "prometheus", the uid of the
-# datasource in provisioning/datasources/prometheus.yml. The rest is copied unchanged.
+# Copies the dashboards (IN_DIR/*.json, not its subfolders: dashboards/check/node_modules
+# is full of other JSON) for Grafana's file provisioning. The repository's dashboards
+# choose their Prometheus with their `datasource` variable (default: the default
+# Prometheus datasource, provisioning/datasources/prometheus.yml) and are copied as
+# they are. A dashboard exported "for sharing externally" may carry the import-time
+# placeholder that provisioning leaves alone (grafana/grafana#10786): "${DS_PROMETHEUS}"
+# (and a bare "$DS_PROMETHEUS") become "prometheus", the uid of that datasource.
 #
 #   render-dashboards.sh IN_DIR OUT_DIR     (docker-compose.yml: /in -> /out, busybox sh)
 #

@@ -23,7 +23,9 @@ const EXPECTED: &[(&str, &str)] = &[
     ("tools", "claude-sessions-tools"),
 ];
 
-const DS_UID: &str = "${DS_PROMETHEUS}";
+/// Every panel, target and query variable reads from the Prometheus chosen in the
+/// dashboard's `datasource` variable.
+const DS_UID: &str = "${datasource}";
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -118,14 +120,6 @@ fn every_panel_has_a_query_and_datasource() {
             "{name}: no link to the other claude-sessions dashboards"
         );
 
-        let inputs = d["__inputs"].as_array().unwrap_or_else(|| panic!("{name}: no __inputs"));
-        assert!(
-            inputs
-                .iter()
-                .any(|i| i["name"] == "DS_PROMETHEUS" && i["type"] == "datasource" && i["pluginId"] == "prometheus"),
-            "{name}: no DS_PROMETHEUS datasource input: {inputs:?}"
-        );
-
         let instance = variable(&d, "instance").unwrap_or_else(|| panic!("{name}: no instance variable"));
         assert_eq!(variable_query(instance), "label_values(claude_sessions_exporter_build_info, instance)", "{name}");
         for label in ["project", "model"] {
@@ -173,6 +167,129 @@ fn every_panel_has_a_query_and_datasource() {
         }
         assert!(queried >= 5, "{name}: only {queried} panels");
         assert_no_overlap(&name, &d);
+    }
+}
+
+/// What is wrong with where a dashboard's queries go, one line each (empty = nothing):
+/// the dashboard must have a `datasource` variable (type `datasource`, query
+/// `prometheus`, first in the list since the other variables query through it, set to
+/// `default`: Grafana's default Prometheus data source), every panel but rows and every
+/// target must name `{"type":"prometheus","uid":"${datasource}"}`, and no other
+/// datasource may appear anywhere but in Grafana's built-in annotation. No `__inputs`
+/// and no `${DS_…}` import placeholder either: nothing would resolve it when the file is
+/// provisioned or posted to the API.
+fn datasource_problems(d: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let expected = serde_json::json!({ "type": "prometheus", "uid": DS_UID });
+    let list = d["templating"]["list"].as_array().map(Vec::as_slice).unwrap_or_default();
+    match list.iter().position(|v| v["name"] == "datasource") {
+        None => problems.push("no `datasource` variable".to_owned()),
+        Some(i) => {
+            let var = &list[i];
+            if i != 0 {
+                problems.push(format!("the datasource variable is number {} in the list, not the first", i + 1));
+            }
+            for (key, want) in [
+                ("type", Value::from("datasource")),
+                ("query", Value::from("prometheus")),
+                ("multi", Value::from(false)),
+                ("includeAll", Value::from(false)),
+            ] {
+                if var[key] != want {
+                    problems.push(format!("datasource variable: {key} is {}, not {want}", var[key]));
+                }
+            }
+            // Grafana enables its "default" option (the default data source of the
+            // variable's type) only for exactly this current value; without it the
+            // variable falls back to the first Prometheus by name.
+            if var["current"]["value"] != "default" || var["current"]["text"] != "default" {
+                problems.push(format!("datasource variable: current is {}, not \"default\"", var["current"]));
+            }
+        }
+    }
+    if d.get("__inputs").is_some() {
+        problems.push("has __inputs (an import placeholder nothing resolves when provisioned)".to_owned());
+    }
+    let text = d.to_string();
+    if text.contains("${DS_") || text.contains("$DS_") {
+        problems.push("has a ${DS_…} import placeholder".to_owned());
+    }
+
+    for panel in panels(d) {
+        let title = panel["title"].as_str().unwrap_or_default();
+        if is_row(panel) {
+            if !panel["datasource"].is_null() && panel["datasource"] != expected {
+                problems.push(format!("row {title:?}: datasource {}", panel["datasource"]));
+            }
+            continue;
+        }
+        if panel["datasource"] != expected {
+            problems.push(format!("panel {title:?}: datasource {}", panel["datasource"]));
+        }
+        for (i, target) in panel["targets"].as_array().into_iter().flatten().enumerate() {
+            if target["datasource"] != expected {
+                problems.push(format!("panel {title:?}: target {i}: datasource {}", target["datasource"]));
+            }
+        }
+    }
+
+    // Anywhere else (variables, annotations, field links…): only this one, or Grafana's own.
+    fn walk(value: &Value, path: &str, expected: &Value, problems: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    let here = format!("{path}.{key}");
+                    let builtin_annotation = path.starts_with(".annotations.list[")
+                        && *v == serde_json::json!({ "type": "grafana", "uid": "-- Grafana --" });
+                    if key == "datasource" && !v.is_null() && v != expected && !builtin_annotation {
+                        problems.push(format!("{here}: {v}"));
+                    }
+                    walk(v, &here, expected, problems);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, &format!("{path}[{i}]"), expected, problems);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(d, "", &expected, &mut problems);
+    problems
+}
+
+#[test]
+fn every_dashboard_reads_from_its_datasource_variable() {
+    for (name, d) in dashboards() {
+        let problems = datasource_problems(&d);
+        assert!(problems.is_empty(), "dashboards/{name}.json:\n  {}", problems.join("\n  "));
+    }
+
+    // The check sees each way of getting it wrong.
+    let (_, d) = dashboards().into_iter().next().unwrap();
+    let spoil = |f: fn(&mut Value)| {
+        let mut copy = d.clone();
+        f(&mut copy);
+        datasource_problems(&copy)
+    };
+    type Spoiler = fn(&mut Value);
+    let cases: [(&str, Spoiler); 6] = [
+        ("no variable", |d| d["templating"]["list"].as_array_mut().unwrap().retain(|v| v["name"] != "datasource")),
+        ("not the default", |d| d["templating"]["list"][0]["current"] = serde_json::json!({})),
+        ("a fixed uid on a target", |d| {
+            let panel = d["panels"].as_array_mut().unwrap().iter_mut().find(|p| !is_row(p)).unwrap();
+            panel["targets"][0]["datasource"]["uid"] = "prometheus".into();
+        }),
+        ("a panel without one", |d| {
+            let panel = d["panels"].as_array_mut().unwrap().iter_mut().find(|p| !is_row(p)).unwrap();
+            panel.as_object_mut().unwrap().remove("datasource");
+        }),
+        ("an import placeholder", |d| d["templating"]["list"][1]["datasource"]["uid"] = "${DS_PROMETHEUS}".into()),
+        ("__inputs", |d| d["__inputs"] = serde_json::json!([{ "name": "DS_PROMETHEUS", "type": "datasource" }])),
+    ];
+    for (case, f) in cases {
+        assert!(!spoil(f).is_empty(), "the check misses {case}");
     }
 }
 

@@ -223,6 +223,36 @@ fn dockerfile_runtime_image_is_non_root_with_a_volume_and_the_documented_port() 
     }
 }
 
+/// Nothing with debug info reaches the image: the one `cargo build` is the release profile
+/// (stripped: tests/it/packaging.rs checks Cargo.toml) with nothing overriding it, and the
+/// runtime stage takes from the builder only the installed binary and the CA bundle.
+#[test]
+fn docker_image_gets_only_the_stripped_release_binary() {
+    let all = dockerfile_instructions(&read(&repo().join("Dockerfile")));
+    let builds: Vec<&str> =
+        all.iter().filter(|(k, a)| k == "RUN" && a.contains("cargo ")).map(|(_, a)| a.as_str()).collect();
+    assert_eq!(builds.len(), 1, "one RUN with cargo in the Dockerfile: {builds:?}");
+    let build = builds[0];
+    assert!(build.contains("cargo build --release --locked"), "the builder runs the release profile: {build}");
+    assert!(
+        build.contains("target/release/claude-sessions /out/claude-sessions"),
+        "the release binary is what goes to /out: {build}"
+    );
+    for (keyword, args) in &all {
+        for overriding in
+            ["--profile", "--config", "CARGO_PROFILE_", "RUSTFLAGS", "debuginfo", "target/profiling", "target/debug"]
+        {
+            assert!(!args.contains(overriding), "{keyword} {args}: {overriding} would change what the image gets");
+        }
+    }
+    let from_builder: Vec<String> = runtime_stage()
+        .iter()
+        .filter(|(k, a)| k == "COPY" && a.starts_with("--from="))
+        .map(|(_, a)| a.split_whitespace().nth(1).expect("COPY source").to_owned())
+        .collect();
+    assert_eq!(from_builder, ["/out/claude-sessions", "/etc/ssl/certs/ca-certificates.crt"]);
+}
+
 /// Kills the child on drop.
 struct Running(Child);
 

@@ -18,7 +18,8 @@ use super::support::require_tool;
 const RULES: &str = "alerts/claude-sessions.rules.yml";
 const TESTS: &str = "alerts/tests.yml";
 const RUNBOOK: &str = "alerts/README.md";
-const RUNBOOK_URL: &str = "https://github.com/claude-sessions/claude-sessions/blob/main/alerts/README.md";
+/// Relative to the repository's root; alerts/render.sh makes them absolute (tests/it/runbooks.rs).
+const RUNBOOK_URL: &str = "alerts/README.md";
 const SEVERITIES: &[&str] = &["info", "warning", "critical"];
 
 fn path(relative: &str) -> PathBuf {
