@@ -74,6 +74,9 @@ fn strip_comment(line: &str) -> &str {
 pub enum Runner {
     /// `claude-sessions ARGS` or `cargo run --release -- ARGS`: the built binary with ARGS.
     Binary(Vec<String>),
+    /// `claude-sessions ARGS > ~/PATH`: the built binary, its output written to PATH under
+    /// the test's home (folders made first, as the README's reader has them).
+    BinaryTo(Vec<String>, String),
     /// Run as it is, from the repository root (a tool the test suite installs).
     Tool(&'static str, &'static [&'static str]),
     /// `promtool check config` on the README's `prometheus.yml` snippet.
@@ -102,6 +105,13 @@ const OTHERS: &[(&str, Runner)] = &[
 /// The runner of a command, or why there is none.
 pub fn runner(command: &str) -> Result<Runner, String> {
     let ours = command.strip_prefix("claude-sessions ").or_else(|| command.strip_prefix("cargo run --release -- "));
+    if let Some((args, target)) = ours.and_then(|a| a.split_once(" > ")).filter(|(_, t)| t.starts_with("~/")) {
+        let plain = |t: &str| !t.chars().any(|c| "|&;<>$`'\"()*?".contains(c));
+        if plain(args) && plain(target) && !target.contains(' ') {
+            let args = args.split_whitespace().map(str::to_owned).collect();
+            return Ok(Runner::BinaryTo(args, target[2..].to_owned()));
+        }
+    }
     if let Some(args) = ours {
         // Plain arguments only: a pipe, a redirection or a variable needs a runner of its own.
         if let Some(c) = args.chars().find(|c| "|&;<>$`'\"()*?~".contains(*c)) {
@@ -114,7 +124,7 @@ pub fn runner(command: &str) -> Result<Runner, String> {
         Some((_, Runner::InTestScript(l))) => Ok(Runner::InTestScript(l)),
         Some((_, Runner::PrometheusSnippet)) => Ok(Runner::PrometheusSnippet),
         Some((_, Runner::CiEntryPoint)) => Ok(Runner::CiEntryPoint),
-        Some((_, Runner::Binary(_))) => unreachable!("ours are matched above"),
+        Some((_, Runner::Binary(_) | Runner::BinaryTo(..))) => unreachable!("ours are matched above"),
         None => Err(format!("`{command}` has no runner: add one to tests/it/readme_commands.rs")),
     }
 }
@@ -149,6 +159,8 @@ fn a_command_without_a_runner_is_refused() {
     assert_eq!(runners[0], Ok(Runner::Binary(vec!["scan".into(), "--format".into(), "json".into()])));
     assert_eq!(runners[1], Ok(Runner::Binary(vec!["serve".into()])));
     assert!(runners[2..].iter().all(Result::is_err), "{runners:?}");
+    assert_eq!(runner("claude-sessions man > ~/m/x.1"), Ok(Runner::BinaryTo(vec!["man".into()], "m/x.1".into())));
+    assert!(runner("claude-sessions man > /etc/x.1").is_err(), "only into the home folder");
 }
 
 /// A home folder whose `.claude/projects` holds every real fixture.
@@ -259,6 +271,14 @@ fn readme_commands_run() {
             Runner::Binary(args) if args.first().is_some_and(|a| a == "serve") => run_serve(home.path(), &args),
             Runner::Binary(args) => {
                 run_once(ours(home.path(), &args), &command);
+            }
+            Runner::BinaryTo(args, target) => {
+                let path = home.path().join(&target);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                let out = ours(home.path(), &args).output().unwrap();
+                assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+                std::fs::write(&path, &out.stdout).unwrap();
+                assert!(std::fs::metadata(&path).unwrap().len() > 1000, "{command} wrote almost nothing");
             }
             Runner::Tool(name, args) => {
                 let Some(path) = tool(name) else { continue };
