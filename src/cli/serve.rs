@@ -29,7 +29,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// Address to listen on: HOST:PORT, [IPv6]:PORT, localhost:PORT, or :PORT (loopback).
+    /// Address to listen on: `HOST:PORT`, `[::1]:PORT`, `localhost:PORT`, or `:PORT` (loopback).
     /// Use 0.0.0.0:PORT only if you mean to expose it.
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = "127.0.0.1:9477", value_parser = super::units::parse_listen)]
     pub listen: SocketAddr,
