@@ -190,6 +190,8 @@ fn event(session: &str, project: &str, agent: Option<&str>, kind: Kind) -> Event
         session_id: session.into(),
         project: project.into(),
         agent_id: agent.map(Into::into),
+        trace_id: None,
+        span_id: None,
         kind,
     }
 }
