@@ -183,7 +183,7 @@ fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
     }
 }
 
-fn event(session: &str, project: &str, agent: Option<&str>, kind: Kind) -> Event {
+pub(super) fn event(session: &str, project: &str, agent: Option<&str>, kind: Kind) -> Event {
     Event {
         id: 0,
         ts_ms: 1_763_000_000_000,
