@@ -366,6 +366,8 @@ impl RawMetrics {
 /// One signal's way of sending a batch, and of what is left at shutdown.
 trait Batches<T>: Sync {
     const SIGNAL: Signal;
+    /// What the items are called in the log (`spans`, `log records`).
+    const ITEMS: &'static str;
     /// Send `batch` (the official exporter retries); the error says why not.
     fn export(&self, batch: &[T]) -> impl std::future::Future<Output = Result<(), String>> + Send;
     /// What could not be sent before shutdown: kept or given up; returns how many were given up.
@@ -380,6 +382,7 @@ struct SpanBatches {
 
 impl Batches<Span> for SpanBatches {
     const SIGNAL: Signal = Signal::Traces;
+    const ITEMS: &'static str = "spans";
 
     async fn export(&self, batch: &[Span]) -> Result<(), String> {
         let data = batch.iter().map(|s| otlp_traces::span_data(s, &self.scope)).collect();
@@ -405,6 +408,7 @@ struct LogBatches {
 
 impl Batches<otlp_logs::Item> for LogBatches {
     const SIGNAL: Signal = Signal::Logs;
+    const ITEMS: &'static str = "log records";
 
     async fn export(&self, batch: &[otlp_logs::Item]) -> Result<(), String> {
         use opentelemetry_sdk::logs::LogExporter as _;
@@ -510,7 +514,7 @@ async fn export_loop<T, B: Batches<T>>(b: &B, max_batch: usize, queue: &Queue<T>
                 // Cut short by the shutdown, not refused: kept (logs) like the rest.
                 dropped = b.leftover(batch);
             } else {
-                tracing::warn!(signal = signal.label(), items = batch.len(), "OTLP: items dropped.");
+                tracing::warn!(signal = signal.label(), items = batch.len(), "OTLP: {} dropped.", B::ITEMS);
                 dropped = batch.len() as u64;
             }
         }
