@@ -147,8 +147,10 @@ pub fn events(settings: &Settings, until_ms: Millis, emitter: crate::state::live
     let (counted, sink) = (Arc::clone(&n), emitter.sink.clone());
     let mut agg = Aggregator::new(settings.aggregator.clone());
     agg.enable_traces(Millis::MIN, Arc::new(|_| {}));
-    let sink: crate::events::EventSink = Arc::new(move |e| {
-        counted.fetch_add(1, Ordering::Relaxed);
+    // Numbered in transcript-time order, as a bus would: the same history gets the same
+    // numbers (and so the same `event.id`) if it is sent again.
+    let sink: crate::events::EventSink = Arc::new(move |mut e: crate::events::Event| {
+        e.id = counted.fetch_add(1, Ordering::Relaxed) as u64 + 1;
         sink(e);
     });
     agg.set_events(Some(crate::state::live::Emitter { since_ms: Millis::MIN, sink, stats: None, ..emitter }));

@@ -500,23 +500,49 @@ async fn export_loop<T, B: Batches<T>>(b: &B, max_batch: usize, queue: &Queue<T>
         }
         let until = stopping.then(|| *flush_until.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_FLUSH));
         let result = match until {
-            None => b.export(&batch).await,
-            Some(until) => tokio::time::timeout_at(until, b.export(&batch))
-                .await
-                .map_err(|_| "not sent before shutdown".to_owned())
-                .and_then(|r| r),
+            // A stop while the export is under way (its retries may take the request
+            // timeout) gives it what is left of the shutdown's time.
+            None => {
+                let export = b.export(&batch);
+                tokio::pin!(export);
+                tokio::select! {
+                    r = &mut export => r,
+                    _ = stop.stopped() => {
+                        stopping = true;
+                        let until = *flush_until.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_FLUSH);
+                        tokio::time::timeout_at(until, &mut export)
+                            .await
+                            .map_err(|_| CUT_SHORT.to_owned())
+                            .and_then(|r| r)
+                    }
+                }
+            }
+            Some(until) => {
+                tokio::time::timeout_at(until, b.export(&batch)).await.map_err(|_| CUT_SHORT.to_owned()).and_then(|r| r)
+            }
         };
         let ok = result.is_ok();
-        let mut dropped = 0;
         if let Err(e) = &result {
             tracing::warn!(signal = signal.label(), error = %e, "OTLP export failed.");
-            if until.is_some_and(|u| tokio::time::Instant::now() >= u) {
-                // Cut short by the shutdown, not refused: kept (logs) like the rest.
-                dropped = b.leftover(batch);
-            } else {
-                tracing::warn!(signal = signal.label(), items = batch.len(), "OTLP: {} dropped.", B::ITEMS);
-                dropped = batch.len() as u64;
+        }
+        if !ok && (stopping || stop.is_stopping()) {
+            // Stopping, and the collector did not take this batch: what is left is
+            // kept for the next run (logs) or given up (spans), with this batch, at once.
+            stats.count(signal, false, 0);
+            let mut left = batch;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+            while queue.feeding.load(Relaxed) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
+            left.extend(std::mem::take(&mut *lock(&queue.items)));
+            stats.drop(signal, queue.refused.swap(0, Relaxed) + b.leftover(left));
+            stats.queue[signal as usize].store(0, Relaxed);
+            return;
+        }
+        let mut dropped = 0;
+        if !ok {
+            tracing::warn!(signal = signal.label(), items = batch.len(), "OTLP: {} dropped.", B::ITEMS);
+            dropped = batch.len() as u64;
         }
         stats.count(signal, ok, dropped);
         if let Some(until) = until
@@ -529,6 +555,9 @@ async fn export_loop<T, B: Batches<T>>(b: &B, max_batch: usize, queue: &Queue<T>
         }
     }
 }
+
+/// Why an export was given up at shutdown.
+const CUT_SHORT: &str = "not sent before shutdown";
 
 /// How long a shutdown waits for queued spans (and the SDK's last metrics export).
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);

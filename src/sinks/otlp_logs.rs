@@ -5,9 +5,10 @@
 //! trace and span it belongs to when traces are on. Out: one record per event,
 //! named `claude_sessions.<type>`, its body the event's JSON (as an SSE `data`
 //! line), its attributes the event's fields flattened (`usage.input`,
-//! `parts.user_text`), plus `event.id`, an id derived from the event itself (the
-//! same event read again, from a spool or a backfill, gets the same id: a backend
-//! can drop duplicates by it). With the compatibility mode, events Claude Code
+//! `parts.user_text`), plus `event.id`, an id derived from the event and its sequence
+//! number (a record sent again, by a retry, from the spool after a restart, or by a
+//! backfill run again, has the same id: a backend can drop duplicates by it). With the
+//! compatibility mode, events Claude Code
 //! has an event for get a second record under its name and attributes
 //! ([`compat`]).
 //!
@@ -155,14 +156,13 @@ fn cut(e: &Event, cap: usize) -> Event {
     e
 }
 
-/// A record's id for backends: 32 hex digits derived from the event's JSON without
-/// its bus sequence number, and from the record's form, so the same record gets the
-/// same id in every process (and an event's two forms two ids).
+/// A record's id for backends: 32 hex digits derived from the event's JSON, its
+/// sequence number included (two events alike in every field, in the same millisecond,
+/// still differ by it), and from the record's form (an event's two forms get two ids).
+/// The sequence number travels with the event (the spool keeps it) and the backfill
+/// numbers history the same way every time, so a record sent again has the same id.
 pub fn event_id(e: &Event, form: Form) -> String {
-    let mut v = serde_json::to_value(e).unwrap_or(Json::Null);
-    if let Json::Object(m) = &mut v {
-        m.remove("id");
-    }
+    let v = serde_json::to_value(e).unwrap_or(Json::Null);
     let seed = match form {
         Form::Ours => 0x10_65,
         Form::ClaudeCode => 0xcc_10_65,
@@ -241,8 +241,8 @@ pub fn record(item: &Item, maker: &SdkLogger) -> SdkLogRecord {
             let json = serde_json::to_value(e).unwrap_or(Json::Null);
             r.set_body(AnyValue::from(json.to_string()));
             flatten("", &json, &mut attrs);
-            // The bus's sequence number (the SSE id) is per process; `event.id` is not. The
-            // time and the trace are the record's own fields.
+            // The bus's sequence number (the SSE id) is `claude_sessions.event.seq`; the time
+            // and the trace are the record's own fields.
             attrs.retain(|(k, _)| !matches!(k.as_str(), "id" | "ts_ms" | "trace_id" | "span_id"));
             attrs.push((Key::from_static_str("claude_sessions.event.seq"), AnyValue::from(e.id as i64)));
         }
@@ -331,9 +331,12 @@ mod tests {
         }
         assert!(!a.contains_key("id"), "the per-process sequence is not the id: {a:?}");
         assert_eq!(a["event.id"], event_id(&e, Form::Ours));
-        // Same event, another process (another sequence number): the same id.
-        let again = Arc::new(Event { id: 99, ..(*e).clone() });
+        // The same event (kept in the spool, sent again): the same id; one alike in every
+        // field but its sequence number: another.
+        let again: Event = serde_json::from_str(&serde_json::to_string(&*e).unwrap()).unwrap();
         assert_eq!(event_id(&e, Form::Ours), event_id(&again, Form::Ours));
+        let twin = Arc::new(Event { id: 8, ..(*e).clone() });
+        assert_ne!(event_id(&e, Form::Ours), event_id(&twin, Form::Ours));
         assert_ne!(event_id(&e, Form::Ours), event_id(&ev(Kind::SessionIdle {}), Form::Ours));
         assert_ne!(event_id(&e, Form::Ours), event_id(&e, Form::ClaudeCode), "each record its own id");
     }

@@ -2,17 +2,19 @@
 //! events of a live replay of the fixtures arrive as log records, one per event that
 //! `/api/events` shows, linked to the turns' traces; Claude Code's own event names and
 //! attributes with `--otlp-logs-claude-code`, history included with `--otlp-backfill`
-//! (once); and a collector down for the middle third of a replay costs counted drops only.
+//! (once); a collector down for the middle third of a replay costs counted drops only; and
+//! what a stopped daemon could not send is sent by its next start, once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::api::{Sse, SseEvent};
+use super::api::{self, Sse, SseEvent};
 use super::collector::{self, LogRec, Received, Rotel};
 use super::daemon::{self, Daemon};
 use super::otlp_collector::{append_lines, live_lines, otlp_now_ms};
-use super::{oracle, support};
+use super::{oracle, otlp_support, support};
 
 /// `serve` over an empty config root sending OTLP over gRPC to `rotel` with `flags`;
 /// ready, with an `/api/events` stream open before anything is written.
@@ -363,5 +365,47 @@ fn a_collector_down_for_the_middle_third_costs_counted_drops_and_the_rest_arrive
     assert!(last_before < last[0].id.unwrap());
     assert!(d.log_text().contains("OTLP export failed"), "failures are logged");
     eprintln!("{total} events: {} received, {dropped} dropped while the collector was down", records.len());
+    d.stop();
+}
+
+#[test]
+fn records_the_collector_did_not_take_before_a_stop_are_sent_by_the_next_start_once() {
+    let root = daemon::empty_root();
+    let projects = root.path().join("projects");
+    std::fs::create_dir_all(&projects).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let r = otlp_support::Receiver::start();
+    r.down.store(true, Ordering::Relaxed);
+    let d = r.daemon(root.path(), state.path(), &["--otlp-logs"], &[]);
+    d.wait_ready(Duration::from_secs(30));
+    let sse = Sse::connect(d.addr, "/api/events", &[]);
+    for n in 0..3 {
+        daemon::append(&projects.join("-w-app/spool-1.jsonl"), api::turn("spool-1", "app", n, "ls").as_bytes());
+    }
+    let shown = events(sse.drain(Duration::from_secs(2)));
+    assert!(shown.len() >= 10, "the turns' events: {}", shown.len());
+    r.wait_for(Duration::from_secs(20), "a refused log request", |g| g.refused > 0);
+    d.stop();
+    let spool = state.path().join("otlp-logs-spool.jsonl");
+    let kept = std::fs::read_to_string(&spool).map(|t| t.lines().count()).unwrap_or(0);
+    assert_eq!(kept, shown.len(), "every record the collector did not take is kept");
+    assert!(r.got.lock().unwrap().log_records().is_empty(), "nothing was accepted");
+
+    // The collector is back: the next start sends them first, once.
+    r.down.store(false, Ordering::Relaxed);
+    let d = r.daemon(root.path(), state.path(), &["--otlp-logs"], &[]);
+    d.wait_ready(Duration::from_secs(30));
+    r.wait_for(Duration::from_secs(30), "the kept records", |g| g.log_records().len() >= shown.len());
+    std::thread::sleep(Duration::from_secs(1));
+    let records = r.got.lock().unwrap().log_records();
+    let seqs: Vec<u64> = records.iter().map(|l| l.attrs["claude_sessions.event.seq"].parse().unwrap()).collect();
+    let want: Vec<u64> = shown.iter().map(|e| e.id.unwrap()).collect();
+    assert_eq!(seqs, want, "each event once, in order, as the first run published it");
+    let ids: BTreeSet<&str> = records.iter().map(|l| l.attrs["event.id"].as_str()).collect();
+    assert_eq!(ids.len(), records.len());
+    assert!(records.iter().any(|l| l.event_name == "claude_sessions.tool_result"));
+    assert!(!spool.exists(), "the spool is emptied once queued");
+    let dropped = d.metrics().sum("claude_sessions_exporter_otlp_dropped_total", &[("signal", "logs")]);
+    assert_eq!(dropped, 0.0);
     d.stop();
 }
