@@ -265,6 +265,8 @@ impl Control {
             session_id: session_id.to_owned(),
             project,
             agent_id: None,
+            trace_id: None,
+            span_id: None,
             kind,
         });
     }

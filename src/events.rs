@@ -25,6 +25,8 @@
 //!     session_id: session.into(),
 //!     project: "app".into(),
 //!     agent_id: None,
+//!     trace_id: None,
+//!     span_id: None,
 //!     kind: Kind::SessionIdle {},
 //! };
 //! assert_eq!(bus.publish(idle("s1")), 1);
@@ -65,6 +67,14 @@ pub struct Event {
     /// The sub-agent a line came from (`None`: the main conversation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
+    /// The trace of the turn the event belongs to (32 hex digits), when OTLP traces are on
+    /// and the turn is traced: the id its spans carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The span the event belongs to (16 hex digits): the tool call's span for tool events,
+    /// else the turn's root span. Set with `trace_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
     /// What happened, with its fields (serialized flat, with a `type` field).
     #[serde(flatten)]
     pub kind: Kind,
@@ -280,7 +290,16 @@ mod tests {
     use super::*;
 
     pub(super) fn ev(kind: Kind, agent: Option<&str>) -> Event {
-        Event { id: 0, ts_ms: 1, session_id: "s".into(), project: "app".into(), agent_id: agent.map(Into::into), kind }
+        Event {
+            id: 0,
+            ts_ms: 1,
+            session_id: "s".into(),
+            project: "app".into(),
+            agent_id: agent.map(Into::into),
+            trace_id: None,
+            span_id: None,
+            kind,
+        }
     }
 
     pub(super) fn tool(name: &str) -> Kind {

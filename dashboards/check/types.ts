@@ -17,11 +17,12 @@
 //    @grafana/schema), so misspelled or missing options are errors too. Only
 //    the panel types listed in `StrictPanel` are allowed.
 // 3. Queries: `Panel.targets` is `Array<Record<string, unknown>>` in
-//    `Dashboard`. @grafana/schema has no Prometheus query type (it lives in the
-//    Prometheus plugin), so `PromQuery` below extends the schema's `DataQuery`
-//    with the fields Grafana's Prometheus plugin saves (its dataquery.cue).
-//    Every panel needs at least one, on the `${datasource}` datasource (the
-//    dashboard's `datasource` variable).
+//    `Dashboard`. @grafana/schema has no Prometheus or Loki query type (they live
+//    in the plugins), so `PromQuery` and `LokiQuery` below extend the schema's
+//    `DataQuery` with the fields Grafana's Prometheus and Loki plugins save (their
+//    dataquery.cue). Every panel needs at least one, on the `${datasource}`
+//    datasource (the dashboard's `datasource` variable): a Prometheus, or a Loki
+//    for the panels that read log records (time series and logs panels only).
 //
 // Object literals checked against these types get excess-property checks: a
 // key the schema does not know is an error, not silently ignored.
@@ -37,6 +38,7 @@ import type {
   VariableModel,
 } from '@grafana/schema';
 import type * as BarGauge from '@grafana/schema/dist/esm/raw/composable/bargauge/panelcfg/x/BarGaugePanelCfg_types.gen';
+import type * as Logs from '@grafana/schema/dist/esm/raw/composable/logs/panelcfg/x/LogsPanelCfg_types.gen';
 import type * as Heatmap from '@grafana/schema/dist/esm/raw/composable/heatmap/panelcfg/x/HeatmapPanelCfg_types.gen';
 import type * as PieChart from '@grafana/schema/dist/esm/raw/composable/piechart/panelcfg/x/PieChartPanelCfg_types.gen';
 import type * as Stat from '@grafana/schema/dist/esm/raw/composable/stat/panelcfg/x/StatPanelCfg_types.gen';
@@ -83,6 +85,26 @@ export type PromQuery = Omit<DataQuery, 'datasource'> & {
   range?: boolean;
 };
 
+/** The Loki chosen in the dashboard's `datasource` variable (type `datasource`). */
+export type LokiRef = {
+  type: 'loki';
+  uid: '${datasource}';
+};
+
+/** A Loki query as Grafana's Loki plugin saves it (a type alias, as `PromQuery`). */
+export type LokiQuery = Omit<DataQuery, 'datasource' | 'queryType'> & {
+  datasource: LokiRef;
+  /** The LogQL expression. */
+  expr: string;
+  queryType?: 'range' | 'instant' | 'stream';
+  editorMode?: 'code' | 'builder';
+  legendFormat?: string;
+  maxLines?: number;
+  resolution?: number;
+  step?: string;
+  direction?: 'forward' | 'backward' | 'scan';
+};
+
 /** Field defaults whose `custom` part is the panel plugin's own FieldConfig. */
 type FieldConfigOf<Custom> = {
   defaults: Omit<Json<FieldConfig>, 'custom'> & { custom?: Json<Custom> };
@@ -92,7 +114,7 @@ type FieldConfigOf<Custom> = {
 /** No plugin-specific field config (stat and bar gauge have none). */
 type NoCustom = Record<string, never>;
 
-type PanelOf<Type extends string, Options, Custom> = Omit<
+type PanelOf<Type extends string, Options, Custom, Ref = PrometheusRef, Query = PromQuery> = Omit<
   Json<Panel>,
   'type' | 'options' | 'fieldConfig' | 'targets' | 'datasource' | 'id' | 'gridPos' | 'title' | 'description'
 > & {
@@ -101,8 +123,8 @@ type PanelOf<Type extends string, Options, Custom> = Omit<
   gridPos: Json<GridPos>;
   title: string;
   description: string;
-  datasource: PrometheusRef;
-  targets: [PromQuery, ...PromQuery[]];
+  datasource: Ref;
+  targets: [Query, ...Query[]];
   options: Json<Options>;
   fieldConfig: FieldConfigOf<Custom>;
 };
@@ -113,7 +135,9 @@ export type StrictPanel =
   | PanelOf<'bargauge', BarGauge.Options, NoCustom>
   | PanelOf<'table', Table.Options, Table.FieldConfig>
   | PanelOf<'heatmap', Heatmap.Options, Heatmap.FieldConfig>
-  | PanelOf<'piechart', PieChart.Options, PieChart.FieldConfig>;
+  | PanelOf<'piechart', PieChart.Options, PieChart.FieldConfig>
+  | PanelOf<'timeseries', TimeSeries.Options, TimeSeries.FieldConfig, LokiRef, LokiQuery>
+  | PanelOf<'logs', Logs.Options, NoCustom, LokiRef, LokiQuery>;
 
 export type StrictRow = Omit<Json<RowPanel>, 'panels' | 'id' | 'gridPos' | 'title'> & {
   id: number;
@@ -122,7 +146,7 @@ export type StrictRow = Omit<Json<RowPanel>, 'panels' | 'id' | 'gridPos' | 'titl
   panels: StrictPanel[];
 };
 
-type StrictVariable = Omit<Json<VariableModel>, 'datasource'> & { datasource?: PrometheusRef };
+type StrictVariable = Omit<Json<VariableModel>, 'datasource'> & { datasource?: PrometheusRef | LokiRef };
 
 export type StrictDashboard = Omit<Json<Dashboard>, 'panels' | 'templating' | 'uid' | 'title' | 'description' | 'tags'> & {
   uid: string;

@@ -96,9 +96,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "40d", value_parser = parse_duration)]
     pub session_retention: Duration,
 
-    /// OTLP metrics and traces.
+    /// OTLP metrics, traces and logs (boxed, as `web`).
     #[command(flatten)]
-    pub otlp: OtlpArgs,
+    pub otlp: Box<OtlpArgs>,
 }
 
 /// The HTTP endpoint's limits, TLS and basic auth.
@@ -214,7 +214,35 @@ pub struct OtlpArgs {
     #[arg(long, value_enum)]
     pub otlp_temporality: Option<crate::sinks::otlp::Temporality>,
 
-    /// Also send the traces of the history read on the first start, once.
+    /// Push realtime events as log records, with trace ids (or set OTEL_LOGS_EXPORTER=otlp).
+    #[arg(long)]
+    pub otlp_logs: bool,
+
+    /// Only these events as log records, as /api/events filters them: type=…, project=…,
+    /// tool=…, session=…, agent=main|subagent (repeatable; values may be comma-separated).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub otlp_logs_filter: Vec<String>,
+
+    /// Also a log record under Claude Code's own event name and attributes
+    /// (claude_code.tool_result, claude_code.api_request, …) for the events it has one for.
+    #[arg(long)]
+    pub otlp_logs_claude_code: bool,
+
+    /// Put text on log records: prompts, tool inputs, outputs and summaries. Needs
+    /// --include-content (events carry it); each item is cut to --otlp-logs-content-max-bytes.
+    #[arg(long, requires = "otlp_logs")]
+    pub otlp_logs_include_content: bool,
+
+    /// With --otlp-logs-include-content: the size cap of each text.
+    #[arg(long, value_name = "BYTES", default_value = "4096", value_parser = super::units::size_at_least(16))]
+    pub otlp_logs_content_max_bytes: u64,
+
+    /// Log records held while the collector is slow or down; more are dropped and counted.
+    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub otlp_max_queue_logs: u64,
+
+    /// Also send the traces (and, with --otlp-logs, the events) of the history read on
+    /// the first start, once.
     #[arg(long)]
     pub otlp_backfill: bool,
 
@@ -249,6 +277,7 @@ impl OtlpArgs {
             headers: self.otlp_header.clone(),
             metrics: self.otlp_metrics,
             traces: self.otlp_traces,
+            logs: self.otlp_logs,
             interval: self.otlp_interval,
             temporality: self.otlp_temporality,
             compat: crate::sinks::otlp::Compat {
@@ -258,7 +287,45 @@ impl OtlpArgs {
             backfill: self.otlp_backfill,
         };
         let cfg = crate::sinks::otlp::Config::from_env(&|k| std::env::var(k).ok(), &flags)?;
-        Ok(cfg.map(|c| crate::sinks::otlp::Config { max_queue_spans: self.otlp_max_queue_spans as usize, ..c }))
+        let filter = crate::events::Filter::from_pairs(self.otlp_logs_filter.iter().map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p.as_str(), ""));
+            (k.trim(), v.trim())
+        }))
+        .map_err(|e| anyhow::anyhow!("--otlp-logs-filter: {e}"))?;
+        let logs_options = crate::sinks::otlp::Logs {
+            filter,
+            claude_code: self.otlp_logs_claude_code,
+            content: self.otlp_logs_include_content.then_some(self.otlp_logs_content_max_bytes as usize),
+        };
+        Ok(cfg.map(|c| crate::sinks::otlp::Config {
+            max_queue_spans: self.otlp_max_queue_spans as usize,
+            max_queue_logs: self.otlp_max_queue_logs as usize,
+            logs_options,
+            ..c
+        }))
+    }
+}
+
+/// In the state folder: up to when the events of history were (or are being) sent as log records.
+const EVENT_BACKFILL_MARKER: &str = "otlp-logs-backfill.json";
+
+/// The end of the history whose events `--otlp-backfill` sends: `None` when that was
+/// done by an earlier run; the end an interrupted run chose; else `since` (events
+/// started), written down first so that a run cut short and started again sends the
+/// same history, not the live events in between.
+fn event_backfill_until(marker: &std::path::Path, since: crate::transcript::entry::Millis) -> Option<i64> {
+    let before: Option<serde_json::Value> =
+        std::fs::read_to_string(marker).ok().and_then(|t| serde_json::from_str(&t).ok());
+    match before {
+        Some(v) if v["done"] == serde_json::Value::Bool(true) => None,
+        Some(v) if v["until_ms"].is_i64() => v["until_ms"].as_i64(),
+        _ => {
+            if let Err(e) = std::fs::write(marker, format!("{{\"until_ms\":{since},\"done\":false}}\n")) {
+                tracing::warn!(error = %e, "Cannot record the event backfill's range; not sending it.");
+                return None;
+            }
+            Some(since)
+        }
     }
 }
 
@@ -338,6 +405,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         settings.aggregator.trace_content = Some(cap);
         tracing::warn!("Message content goes into traces (--otlp-include-content).");
     }
+    if args.otlp.otlp_logs_include_content && !args.events.include_content {
+        anyhow::bail!("--otlp-logs-include-content needs --include-content (events carry the text)");
+    }
     let state_dir = match args.state_dir {
         Some(d) => d,
         None => default_state_dir()?,
@@ -387,9 +457,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         journal.reset()?;
     }
     engine.set_journal(journal);
-    let exporter = match otlp {
+    let mut exporter = match otlp {
         Some(cfg) => {
-            for (signal, ep) in [("metrics", &cfg.metrics), ("traces", &cfg.traces)] {
+            for (signal, ep) in [("metrics", &cfg.metrics), ("traces", &cfg.traces), ("logs", &cfg.logs)] {
                 if let Some(ep) = ep {
                     tracing::info!(signal, endpoint = %ep.url, protocol = ?ep.protocol, "Pushing OTLP.");
                 }
@@ -424,6 +494,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         rules,
         stats: Some(std::sync::Arc::clone(&bus.stats)),
     };
+    if let Some(x) = &mut exporter {
+        // Subscribed before anything is published: every event is a log record.
+        x.follow_events(&bus);
+        if let Some(sink) = x.blocking_event_sink().filter(|_| args.otlp.otlp_backfill) {
+            let template = crate::state::live::Emitter { sink, stats: None, ..emitter.clone() };
+            let marker = state_dir.join(EVENT_BACKFILL_MARKER);
+            engine.set_event_backfill(Box::new(move |settings, since| {
+                let Some(until) = event_backfill_until(&marker, since) else { return 0 };
+                let n = crate::sinks::backfill::events(settings, until, template);
+                if let Err(e) = std::fs::write(&marker, format!("{{\"until_ms\":{until},\"done\":true}}\n")) {
+                    tracing::warn!(error = %e, "Cannot record that the events of history were sent.");
+                }
+                n
+            }));
+        }
+    }
     engine.set_events(emitter, None);
     if !args.process_check_interval.is_zero() {
         engine.enable_process_check();

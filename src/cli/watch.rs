@@ -499,6 +499,8 @@ mod tests {
             session_id: "3f2a91c0-aaaa-bbbb".into(),
             project: "app".into(),
             agent_id: None,
+            trace_id: None,
+            span_id: None,
             kind,
         }
     }

@@ -41,6 +41,11 @@ pub use read::{parse, parse_with_line};
 /// exporter's blocking sink (the engine does not know the backfill).
 pub type TraceBackfill = Box<dyn FnOnce(&Settings, Millis) -> usize + Send>;
 
+/// `--otlp-backfill` with `--otlp-logs`: sends the events of history before the given
+/// time (when events started); returns how many. It decides itself whether it has
+/// run before (serve keeps that in the state folder).
+pub type EventBackfill = Box<dyn FnOnce(&Settings, Millis) -> usize + Send>;
+
 /// What the engine needs to know.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -155,6 +160,8 @@ pub struct Engine {
     span_sink: Option<crate::state::trace::SpanSink>,
     /// Send the traces of history once (see [`TraceBackfill`]).
     trace_backfill: Option<TraceBackfill>,
+    /// Send the events of history once (see [`EventBackfill`]).
+    event_backfill: Option<EventBackfill>,
     /// Realtime events to switch on once history is read (`since_ms` is set then).
     events_when_caught_up: Option<live::Emitter>,
     /// The process table, for ending sessions whose Claude Code exited.
@@ -185,6 +192,7 @@ impl Engine {
             failing_folders: HashSet::new(),
             span_sink: None,
             trace_backfill: None,
+            event_backfill: None,
             events_when_caught_up: None,
             processes: None,
             capture_history: false,
@@ -477,6 +485,28 @@ impl Engine {
         self.tick();
         if let Some(sink) = self.trace_backfill.take() {
             self.start_trace_backfill(sink);
+        }
+        if let Some(send) = self.event_backfill.take() {
+            self.start_event_backfill(send);
+        }
+    }
+
+    /// Send the events of history before events started, once, on a thread of its own
+    /// (see [`EventBackfill`]).
+    pub fn set_event_backfill(&mut self, send: EventBackfill) {
+        self.event_backfill = Some(send);
+    }
+
+    fn start_event_backfill(&self, send: EventBackfill) {
+        let Some(since) = self.lock().events_since() else { return };
+        let settings = self.settings.clone();
+        let spawned = std::thread::Builder::new().name("event-backfill".into()).spawn(move || {
+            let started = std::time::Instant::now();
+            let events = send(&settings, since);
+            tracing::info!(events, elapsed_ms = started.elapsed().as_millis() as u64, "Sent the events of history.");
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "Cannot start the event backfill.");
         }
     }
 

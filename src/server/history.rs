@@ -226,6 +226,8 @@ mod tests {
             session_id: session.into(),
             project: "p".into(),
             agent_id: None,
+            trace_id: None,
+            span_id: None,
             kind: Kind::SessionIdle {},
         })
     }

@@ -121,9 +121,6 @@ pub fn run(settings: &Settings, opts: &Options, out: &mut dyn Write) -> std::io:
 pub fn traces(settings: &Settings, until_ms: Millis, sink: crate::state::trace::SpanSink) -> usize {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let (infos, mut entries) = collect(settings);
-    entries.retain(|(ts, ..)| *ts < until_ms);
-    entries.sort_by_key(|(ts, file, seq, _)| (*ts, *file, *seq));
     let spans = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&spans);
     let mut agg = Aggregator::new(settings.aggregator.clone());
@@ -134,8 +131,40 @@ pub fn traces(settings: &Settings, until_ms: Millis, sink: crate::state::trace::
             sink(s);
         }),
     );
+    replay(settings, until_ms, &mut agg);
+    agg.finish_traces();
+    spans.load(Ordering::Relaxed)
+}
+
+/// Replay the history stamped before `until_ms` as realtime events, handed to
+/// `emitter`'s sink (its `since_ms` is ignored: all of it). Turns are traced (and the
+/// spans thrown away) so that events carry the trace ids the backfilled traces have.
+/// Returns the number of events.
+pub fn events(settings: &Settings, until_ms: Millis, emitter: crate::state::live::Emitter) -> usize {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let n = Arc::new(AtomicUsize::new(0));
+    let (counted, sink) = (Arc::clone(&n), emitter.sink.clone());
+    let mut agg = Aggregator::new(settings.aggregator.clone());
+    agg.enable_traces(Millis::MIN, Arc::new(|_| {}));
+    // Numbered in transcript-time order, as a bus would: the same history gets the same
+    // numbers (and so the same `event.id`) if it is sent again.
+    let sink: crate::events::EventSink = Arc::new(move |mut e: crate::events::Event| {
+        e.id = counted.fetch_add(1, Ordering::Relaxed) as u64 + 1;
+        sink(e);
+    });
+    agg.set_events(Some(crate::state::live::Emitter { since_ms: Millis::MIN, sink, stats: None, ..emitter }));
+    replay(settings, until_ms, &mut agg);
+    n.load(Ordering::Relaxed)
+}
+
+/// Apply every entry stamped before `until_ms`, in transcript-time order, to `agg`,
+/// with lifecycles advancing each minute of transcript time (idle turns end as they did live).
+fn replay(settings: &Settings, until_ms: Millis, agg: &mut Aggregator) {
+    let (infos, mut entries) = collect(settings);
+    entries.retain(|(ts, ..)| *ts < until_ms);
+    entries.sort_by_key(|(ts, file, seq, _)| (*ts, *file, *seq));
     let mut warmup = vec![false; infos.len()];
-    // Lifecycles advance each minute of transcript time, so idle turns end as they did live.
     let mut next_tick = Millis::MIN;
     for (ts, file, _, e) in &entries {
         if *ts >= next_tick {
@@ -148,8 +177,6 @@ pub fn traces(settings: &Settings, until_ms: Millis, sink: crate::state::trace::
         }
         agg.apply(e, &Source { info, warmup: warmup[*file] });
     }
-    agg.finish_traces();
-    spans.load(Ordering::Relaxed)
 }
 
 /// Entries of every file with their transcript time: (time, file index, line index, entry).

@@ -35,25 +35,70 @@ use crate::state::live::Aggregator;
 use crate::state::trace::{Span, SpanSink};
 
 use super::http as h;
-pub use super::otlp_config::{Compat, Config, ConfigError, Endpoint, Overrides, Protocol, Temporality};
+pub use super::otlp_config::{Compat, Config, ConfigError, Endpoint, Logs, Overrides, Protocol, Temporality};
 pub use super::otlp_stats::{Collector, FAMILIES, NAMES, Signal, Stats};
 use super::otlp_transport::{Transport, retry_policy, send_raw};
-use super::{otlp_delta, otlp_instruments, otlp_metrics, otlp_traces};
+use super::{otlp_delta, otlp_instruments, otlp_logs, otlp_metrics, otlp_traces};
 
-/// Spans waiting to be sent, bounded.
-#[derive(Default)]
-struct Queue {
-    spans: Mutex<VecDeque<Span>>,
+/// Items (spans, log records) waiting to be sent, bounded.
+struct Queue<T> {
+    items: Mutex<VecDeque<T>>,
     ready: tokio::sync::Notify,
-    /// Spans refused because the queue was full, not yet counted (the sink runs
+    /// Items refused because the queue was full, not yet counted (the span sink runs
     /// while the aggregator is locked: it only adds here).
     refused: std::sync::atomic::AtomicU64,
+    /// A task still feeds the queue: at shutdown, the sender waits for it to finish.
+    feeding: std::sync::atomic::AtomicBool,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue {
+            items: Mutex::new(VecDeque::new()),
+            ready: tokio::sync::Notify::new(),
+            refused: Default::default(),
+            feeding: Default::default(),
+        }
+    }
+}
+
+impl<T> Queue<T> {
+    /// Queue what fits of `items` under `max`; the rest is refused (counted later). Never waits.
+    fn offer(&self, items: Vec<T>, max: usize) {
+        let n = items.len();
+        let refused = {
+            let mut q = lock(&self.items);
+            let room = max.saturating_sub(q.len());
+            q.extend(items.into_iter().take(room));
+            n.saturating_sub(room)
+        };
+        self.refused.fetch_add(refused as u64, Relaxed);
+        self.ready.notify_one();
+    }
+
+    /// Queue all of `items`, waiting for room (a backfill), until `stop`.
+    fn offer_waiting(&self, mut items: Vec<T>, max: usize, stop: &h::Shutdown) {
+        while !items.is_empty() && !stop.is_stopping() {
+            let room = {
+                let mut q = lock(&self.items);
+                let room = max.saturating_sub(q.len()).min(items.len());
+                q.extend(items.drain(..room));
+                room
+            };
+            self.ready.notify_one();
+            if room == 0 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
 }
 
 /// Handles to the running exporter.
 pub struct Exporter {
-    queue: Arc<Queue>,
+    queue: Arc<Queue<Span>>,
     max_queue: usize,
+    /// Realtime events as log records: their queue and settings (`--otlp-logs`).
+    logs: Option<(Arc<Queue<otlp_logs::Item>>, super::otlp_config::Logs, usize)>,
     stop: h::Stopper,
     stats: Arc<Stats>,
     signals: Vec<Signal>,
@@ -120,13 +165,46 @@ impl Exporter {
         }
         if let Some(ep) = &cfg.traces {
             signals.push(Signal::Traces);
-            let mut exporter = Transport::new(ep)?.span_exporter(retry)?;
+            let mut exporter = Transport::new(ep)?.span_exporter(retry.clone())?;
             exporter.set_resource(&resource);
-            let (c, q, s) = (cfg.clone(), Arc::clone(&queue), Arc::clone(&stats));
-            tasks.push(rt.spawn(async move { traces_loop(&c, exporter, &q, &s, stopped).await }));
+            let spans = SpanBatches { exporter, scope: otlp_traces::scope() };
+            let (n, q, s, st) = (cfg.max_batch_spans, Arc::clone(&queue), Arc::clone(&stats), stopped.clone());
+            tasks.push(rt.spawn(async move { export_loop(&spans, n, &q, &s, st).await }));
+        }
+        let mut logs = None;
+        if let Some(ep) = &cfg.logs {
+            signals.push(Signal::Logs);
+            let mut exporter = Transport::new(ep)?.log_exporter(retry)?;
+            opentelemetry_sdk::logs::LogExporter::set_resource(&mut exporter, &resource);
+            let scope = otlp_traces::scope();
+            let spool = state_dir.map(|d| d.join(LOGS_SPOOL));
+            let q: Arc<Queue<otlp_logs::Item>> = Arc::new(Queue::default());
+            // What a previous run could not send goes first.
+            if let Some(p) = &spool {
+                let items = read_spool(p);
+                if !items.is_empty() {
+                    tracing::info!(records = items.len(), "OTLP: sending the log records a previous run kept.");
+                    q.offer(items, cfg.max_queue_logs);
+                }
+            }
+            let records = LogBatches { exporter, maker: otlp_logs::record_maker(scope.clone()), scope, spool };
+            let (n, q2, s) = (cfg.max_batch_spans, Arc::clone(&q), Arc::clone(&stats));
+            tasks.push(rt.spawn(async move { export_loop(&records, n, &q2, &s, stopped).await }));
+            logs = Some((q, cfg.logs_options.clone(), cfg.max_queue_logs));
         }
         drop(_guard);
-        Ok(Exporter { queue, max_queue: cfg.max_queue_spans, stop, stats, signals, agg, tasks, meter, rt: Some(rt) })
+        Ok(Exporter {
+            queue,
+            max_queue: cfg.max_queue_spans,
+            logs,
+            stop,
+            stats,
+            signals,
+            agg,
+            tasks,
+            meter,
+            rt: Some(rt),
+        })
     }
 
     /// The sink's own metrics, for `server::Exposition::register`.
@@ -141,37 +219,62 @@ impl Exporter {
     /// The tracer's sink: queues spans, dropping (and counting) what does not fit.
     pub fn sink(&self) -> SpanSink {
         let (queue, max) = (Arc::clone(&self.queue), self.max_queue);
-        Arc::new(move |spans: Vec<Span>| {
-            let n = spans.len();
-            let refused = {
-                let mut q = lock(&queue.spans);
-                let room = max.saturating_sub(q.len());
-                q.extend(spans.into_iter().take(room));
-                n.saturating_sub(room)
-            };
-            queue.refused.fetch_add(refused as u64, Relaxed);
-            queue.ready.notify_one();
-        })
+        Arc::new(move |spans: Vec<Span>| queue.offer(spans, max))
     }
 
     /// A sink that waits for room instead of dropping (for the history backfill,
     /// which runs on its own thread and may wait for a collector to come back).
     pub fn blocking_sink(&self) -> SpanSink {
         let (queue, max, stop) = (Arc::clone(&self.queue), self.max_queue, self.stop.subscribe());
-        Arc::new(move |mut spans: Vec<Span>| {
-            while !spans.is_empty() && !stop.is_stopping() {
-                let room = {
-                    let mut q = lock(&queue.spans);
-                    let room = max.saturating_sub(q.len()).min(spans.len());
-                    q.extend(spans.drain(..room));
-                    room
+        Arc::new(move |spans: Vec<Span>| queue.offer_waiting(spans, max, &stop))
+    }
+
+    /// Send the events published on `bus` from now on as log records (with `--otlp-logs`;
+    /// else nothing). The bus never waits: a subscription that falls behind loses the
+    /// oldest events, and a full queue refuses new records; both are counted as dropped.
+    pub fn follow_events(&mut self, bus: &Arc<crate::events::Bus>) {
+        let (Some((queue, opts, max)), Some(rt)) = (&self.logs, &self.rt) else { return };
+        let mut rx = bus.subscribe();
+        let (queue, opts, max, stats) = (Arc::clone(queue), opts.clone(), *max, Arc::clone(&self.stats));
+        let stop = self.stop.subscribe();
+        queue.feeding.store(true, Relaxed);
+        self.tasks.push(rt.spawn(async move {
+            use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+            loop {
+                let got = tokio::select! {
+                    got = rx.recv() => got,
+                    _ = stop.stopped() => break,
                 };
-                queue.ready.notify_one();
-                if room == 0 {
-                    std::thread::sleep(Duration::from_millis(50));
+                match got {
+                    Ok(e) => queue.offer(otlp_logs::items(&e, &opts), max),
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(events = n, "OTLP: the log export fell behind the events; dropped.");
+                        Stats::drop(&stats, Signal::Logs, n);
+                    }
+                    Err(RecvError::Closed) => break,
                 }
             }
-        })
+            // What was published before the stop still goes.
+            loop {
+                match rx.try_recv() {
+                    Ok(e) => queue.offer(otlp_logs::items(&e, &opts), max),
+                    Err(TryRecvError::Lagged(n)) => Stats::drop(&stats, Signal::Logs, n),
+                    Err(_) => break,
+                }
+            }
+            queue.feeding.store(false, Relaxed);
+            queue.ready.notify_one();
+        }));
+    }
+
+    /// Where the history's events go as log records (`--otlp-backfill`): the same
+    /// filter, waiting for room instead of dropping. `None` without `--otlp-logs`.
+    pub fn blocking_event_sink(&self) -> Option<crate::events::EventSink> {
+        let (queue, opts, max) = self.logs.as_ref()?;
+        let (queue, opts, max, stop) = (Arc::clone(queue), opts.clone(), *max, self.stop.subscribe());
+        Some(Arc::new(move |e: crate::events::Event| {
+            queue.offer_waiting(otlp_logs::items(&Arc::new(e), &opts), max, &stop)
+        }))
     }
 
     /// Send what is queued and a last metrics export, then stop; bounded (the
@@ -260,37 +363,135 @@ impl RawMetrics {
     }
 }
 
-async fn traces_loop(
-    cfg: &Config,
+/// One signal's way of sending a batch, and of what is left at shutdown.
+trait Batches<T>: Sync {
+    const SIGNAL: Signal;
+    /// What the items are called in the log (`spans`, `log records`).
+    const ITEMS: &'static str;
+    /// Send `batch` (the official exporter retries); the error says why not.
+    fn export(&self, batch: &[T]) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    /// What could not be sent before shutdown: kept or given up; returns how many were given up.
+    fn leftover(&self, items: Vec<T>) -> u64;
+}
+
+/// Spans, through the official span exporter.
+struct SpanBatches {
     exporter: opentelemetry_otlp::SpanExporter,
-    queue: &Queue,
-    stats: &Stats,
-    stop: h::Shutdown,
-) {
-    let scope = otlp_traces::scope();
+    scope: opentelemetry::InstrumentationScope,
+}
+
+impl Batches<Span> for SpanBatches {
+    const SIGNAL: Signal = Signal::Traces;
+    const ITEMS: &'static str = "spans";
+
+    async fn export(&self, batch: &[Span]) -> Result<(), String> {
+        let data = batch.iter().map(|s| otlp_traces::span_data(s, &self.scope)).collect();
+        self.exporter.export(data).await.map_err(|e| e.to_string())
+    }
+
+    fn leftover(&self, items: Vec<Span>) -> u64 {
+        if !items.is_empty() {
+            tracing::warn!(spans = items.len(), "OTLP: spans not sent before shutdown; dropped.");
+        }
+        items.len() as u64
+    }
+}
+
+/// Log records, through the official log exporter; what is left at shutdown is kept
+/// in the spool file for the next run (given up only if it cannot be written).
+struct LogBatches {
+    exporter: opentelemetry_otlp::LogExporter,
+    maker: opentelemetry_sdk::logs::SdkLogger,
+    scope: opentelemetry::InstrumentationScope,
+    spool: Option<std::path::PathBuf>,
+}
+
+impl Batches<otlp_logs::Item> for LogBatches {
+    const SIGNAL: Signal = Signal::Logs;
+    const ITEMS: &'static str = "log records";
+
+    async fn export(&self, batch: &[otlp_logs::Item]) -> Result<(), String> {
+        use opentelemetry_sdk::logs::LogExporter as _;
+        let records: Vec<_> = batch.iter().map(|i| otlp_logs::record(i, &self.maker)).collect();
+        let refs: Vec<_> = records.iter().map(|r| (r, &self.scope)).collect();
+        self.exporter.export(opentelemetry_sdk::logs::LogBatch::new(&refs)).await.map_err(|e| e.to_string())
+    }
+
+    fn leftover(&self, items: Vec<otlp_logs::Item>) -> u64 {
+        if items.is_empty() {
+            return 0;
+        }
+        let n = items.len();
+        match self.spool.as_ref().map(|p| write_spool(p, &items)) {
+            Some(Ok(())) => {
+                tracing::info!(records = n, "OTLP: log records not sent before shutdown; kept for the next run.");
+                0
+            }
+            Some(Err(e)) => {
+                tracing::warn!(records = n, error = %e, "OTLP: log records not sent before shutdown; dropped.");
+                n as u64
+            }
+            None => {
+                tracing::warn!(records = n, "OTLP: log records not sent before shutdown; dropped.");
+                n as u64
+            }
+        }
+    }
+}
+
+/// The spool of log records a run could not send, in the state folder.
+const LOGS_SPOOL: &str = "otlp-logs-spool.jsonl";
+
+/// Append `items` to the spool, one JSON line each, made durable.
+fn write_spool(path: &Path, items: &[otlp_logs::Item]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut buf = Vec::new();
+    for i in items {
+        serde_json::to_writer(&mut buf, i)?;
+        buf.push(b'\n');
+    }
+    f.write_all(&buf)?;
+    f.sync_all()
+}
+
+/// Take the spool's records (the file is removed: they are queued now). Unreadable
+/// lines are skipped.
+fn read_spool(path: &Path) -> Vec<otlp_logs::Item> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    let items: Vec<otlp_logs::Item> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(error = %e, "OTLP: cannot remove the log spool; its records may be sent again.");
+    }
+    items
+}
+
+/// Send what `queue` holds in batches of `max_batch` until `stop`; then, for
+/// [`SHUTDOWN_FLUSH`] in all, what is left (and what a feeding task still adds).
+async fn export_loop<T, B: Batches<T>>(b: &B, max_batch: usize, queue: &Queue<T>, stats: &Stats, stop: h::Shutdown) {
+    let signal = B::SIGNAL;
     let mut stopping = false;
     // At shutdown, what is queued gets this long in all.
     let mut flush_until: Option<tokio::time::Instant> = None;
     loop {
-        stats.drop(Signal::Traces, queue.refused.swap(0, Relaxed));
-        let batch: Vec<Span> = {
-            let mut q = lock(&queue.spans);
-            let n = q.len().min(cfg.max_batch_spans);
+        stats.drop(signal, queue.refused.swap(0, Relaxed));
+        let batch: Vec<T> = {
+            let mut q = lock(&queue.items);
+            let n = q.len().min(max_batch);
             q.drain(..n).collect()
         };
-        stats.queue.store(lock(&queue.spans).len() as u64, Relaxed);
+        stats.queue[signal as usize].store(lock(&queue.items).len() as u64, Relaxed);
         if batch.is_empty() {
-            if stopping {
+            if stopping && !queue.feeding.load(Relaxed) {
                 return;
             }
             if stop.is_stopping() {
                 stopping = true;
-                continue;
             }
             tokio::select! {
                 _ = queue.ready.notified() => {}
-                _ = stop.stopped() => stopping = true,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.stopped(), if !stopping => stopping = true,
+                _ = tokio::time::sleep(Duration::from_millis(if stopping { 10 } else { 1000 })) => {}
             }
             continue;
         }
@@ -298,33 +499,65 @@ async fn traces_loop(
             stopping = true;
         }
         let until = stopping.then(|| *flush_until.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_FLUSH));
-        let data = batch.iter().map(|s| otlp_traces::span_data(s, &scope)).collect();
         let result = match until {
-            None => exporter.export(data).await.map_err(|e| e.to_string()),
-            Some(until) => tokio::time::timeout_at(until, exporter.export(data))
-                .await
-                .map_err(|_| "not sent before shutdown".to_owned())
-                .and_then(|r| r.map_err(|e| e.to_string())),
+            // A stop while the export is under way (its retries may take the request
+            // timeout) gives it what is left of the shutdown's time.
+            None => {
+                let export = b.export(&batch);
+                tokio::pin!(export);
+                tokio::select! {
+                    r = &mut export => r,
+                    _ = stop.stopped() => {
+                        stopping = true;
+                        let until = *flush_until.get_or_insert_with(|| tokio::time::Instant::now() + SHUTDOWN_FLUSH);
+                        tokio::time::timeout_at(until, &mut export)
+                            .await
+                            .map_err(|_| CUT_SHORT.to_owned())
+                            .and_then(|r| r)
+                    }
+                }
+            }
+            Some(until) => {
+                tokio::time::timeout_at(until, b.export(&batch)).await.map_err(|_| CUT_SHORT.to_owned()).and_then(|r| r)
+            }
         };
         let ok = result.is_ok();
         if let Err(e) = &result {
-            tracing::warn!(signal = "traces", error = %e, "OTLP export failed.");
-            tracing::warn!(spans = batch.len(), "OTLP: spans dropped.");
+            tracing::warn!(signal = signal.label(), error = %e, "OTLP export failed.");
         }
-        stats.count(Signal::Traces, ok, if ok { 0 } else { batch.len() as u64 });
+        if !ok && (stopping || stop.is_stopping()) {
+            // Stopping, and the collector did not take this batch: what is left is
+            // kept for the next run (logs) or given up (spans), with this batch, at once.
+            stats.count(signal, false, 0);
+            let mut left = batch;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+            while queue.feeding.load(Relaxed) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            left.extend(std::mem::take(&mut *lock(&queue.items)));
+            stats.drop(signal, queue.refused.swap(0, Relaxed) + b.leftover(left));
+            stats.queue[signal as usize].store(0, Relaxed);
+            return;
+        }
+        let mut dropped = 0;
+        if !ok {
+            tracing::warn!(signal = signal.label(), items = batch.len(), "OTLP: {} dropped.", B::ITEMS);
+            dropped = batch.len() as u64;
+        }
+        stats.count(signal, ok, dropped);
         if let Some(until) = until
             && tokio::time::Instant::now() >= until
         {
-            let left = std::mem::take(&mut *lock(&queue.spans)).len();
-            if left > 0 {
-                tracing::warn!(spans = left, "OTLP: spans not sent before shutdown; dropped.");
-                stats.drop(Signal::Traces, left as u64);
-            }
-            stats.queue.store(0, Relaxed);
+            let left: Vec<T> = std::mem::take(&mut *lock(&queue.items)).into();
+            stats.drop(signal, b.leftover(left));
+            stats.queue[signal as usize].store(0, Relaxed);
             return;
         }
     }
 }
+
+/// Why an export was given up at shutdown.
+const CUT_SHORT: &str = "not sent before shutdown";
 
 /// How long a shutdown waits for queued spans (and the SDK's last metrics export).
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);

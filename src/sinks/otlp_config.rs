@@ -70,6 +70,19 @@ pub struct Compat {
     pub session_id: bool,
 }
 
+/// What realtime events become log records (`--otlp-logs`), besides the endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Logs {
+    /// Only the events this filter takes (as `/api/events`: type, project, tool, session, agent).
+    pub filter: crate::events::Filter,
+    /// Also a record under Claude Code's own event name and attributes, for the events
+    /// it has one for (`otlp_logs::compat`).
+    pub claude_code: bool,
+    /// Text on records (prompts, tool inputs and outputs, summaries), each cut to this
+    /// many bytes; `None`: none (the events' own opt-in must be on too).
+    pub content: Option<usize>,
+}
+
 /// Everything the OTLP worker needs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -77,6 +90,10 @@ pub struct Config {
     pub metrics: Option<Endpoint>,
     /// Where spans go; `None`: no traces are pushed.
     pub traces: Option<Endpoint>,
+    /// Where realtime events go as log records; `None`: no logs are pushed.
+    pub logs: Option<Endpoint>,
+    /// What events become records.
+    pub logs_options: Logs,
     /// Time between metric exports (at least 100 ms).
     pub interval: Duration,
     /// Of the metric sums and histograms.
@@ -91,6 +108,8 @@ pub struct Config {
     pub max_queue_spans: usize,
     /// Spans per request.
     pub max_batch_spans: usize,
+    /// Log records held while the collector is slow or down.
+    pub max_queue_logs: usize,
     /// Attempts per request (1 = no retry).
     pub max_attempts: u32,
     /// First retry delay; doubles each time.
@@ -110,6 +129,8 @@ pub struct Overrides {
     pub metrics: bool,
     /// `--otlp-traces`: push traces.
     pub traces: bool,
+    /// `--otlp-logs`: push realtime events as log records.
+    pub logs: bool,
     /// `--otlp-interval`.
     pub interval: Option<Duration>,
     /// `--otlp-temporality`.
@@ -131,14 +152,15 @@ pub(crate) fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 
 impl Config {
     /// Read the `OTEL_*` variables through `env`, then apply `flags`. `Ok(None)`:
-    /// no signal is switched on (by `--otlp-metrics`/`--otlp-traces` or
-    /// `OTEL_METRICS_EXPORTER=otlp`/`OTEL_TRACES_EXPORTER=otlp`).
+    /// no signal is switched on (by `--otlp-metrics`/`--otlp-traces`/`--otlp-logs` or
+    /// `OTEL_METRICS_EXPORTER`/`OTEL_TRACES_EXPORTER`/`OTEL_LOGS_EXPORTER=otlp`).
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>, flags: &Overrides) -> Result<Option<Config>, ConfigError> {
         let var = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let exporter_on = |k: &str| var(k).is_some_and(|v| v.split(',').any(|e| e.trim() == "otlp"));
         let want_metrics = flags.metrics || exporter_on("OTEL_METRICS_EXPORTER");
         let want_traces = flags.traces || exporter_on("OTEL_TRACES_EXPORTER");
-        if !want_metrics && !want_traces {
+        let want_logs = flags.logs || exporter_on("OTEL_LOGS_EXPORTER");
+        if !want_metrics && !want_traces && !want_logs {
             return Ok(None);
         }
         let endpoint = |signal: &str, path: &str| -> Result<Endpoint, ConfigError> {
@@ -233,6 +255,8 @@ impl Config {
         Ok(Some(Config {
             metrics: if want_metrics { Some(endpoint("metrics", "v1/metrics")?) } else { None },
             traces: if want_traces { Some(endpoint("traces", "v1/traces")?) } else { None },
+            logs: if want_logs { Some(endpoint("logs", "v1/logs")?) } else { None },
+            logs_options: Logs::default(),
             interval,
             temporality,
             compat: flags.compat,
@@ -240,6 +264,7 @@ impl Config {
             resource: resource_attributes(env)?,
             max_queue_spans: 20_000,
             max_batch_spans: 512,
+            max_queue_logs: 20_000,
             max_attempts: 4,
             backoff: Duration::from_millis(500),
         }))
@@ -321,7 +346,22 @@ mod tests {
     fn nothing_is_sent_unless_switched_on() {
         assert!(cfg(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")], &Overrides::default()).unwrap().is_none());
         let c = cfg(&[("OTEL_METRICS_EXPORTER", "otlp")], &Overrides::default()).unwrap().unwrap();
-        assert!(c.metrics.is_some() && c.traces.is_none());
+        assert!(c.metrics.is_some() && c.traces.is_none() && c.logs.is_none());
+        let c = cfg(
+            &[("OTEL_LOGS_EXPORTER", "console,otlp"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")],
+            &Overrides::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(c.metrics.is_none() && c.traces.is_none());
+        assert_eq!(c.logs.unwrap().url, "http://c:4318/v1/logs");
+        let c = cfg(
+            &[("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://loki:3100/otlp/v1/logs")],
+            &Overrides { logs: true, ..Overrides::default() },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.logs.unwrap().url, "http://loki:3100/otlp/v1/logs", "a signal's own endpoint is used as is");
     }
 
     #[test]

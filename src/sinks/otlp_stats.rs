@@ -19,13 +19,17 @@ pub enum Signal {
     Metrics,
     /// Span exports.
     Traces,
+    /// Log record exports (realtime events).
+    Logs,
 }
 
 impl Signal {
-    fn label(self) -> &'static str {
+    /// The `signal` label's value.
+    pub fn label(self) -> &'static str {
         match self {
             Signal::Metrics => "metrics",
             Signal::Traces => "traces",
+            Signal::Logs => "logs",
         }
     }
 }
@@ -33,12 +37,12 @@ impl Signal {
 /// What the sink counts. Written by the sink's threads only.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Requests by signal (metrics, traces) and result (ok, error).
-    exports: [[AtomicU64; 2]; 2],
-    /// Spans, or cumulative data points, not delivered, by signal.
-    dropped: [AtomicU64; 2],
-    /// Spans waiting in the queue.
-    pub(crate) queue: AtomicU64,
+    /// Requests by signal (metrics, traces, logs) and result (ok, error).
+    exports: [[AtomicU64; 2]; 3],
+    /// Spans, log records, or cumulative data points, not delivered, by signal.
+    dropped: [AtomicU64; 3],
+    /// Spans and log records waiting in their queues, by signal (metrics: unused).
+    pub(crate) queue: [AtomicU64; 3],
 }
 
 impl Stats {
@@ -70,7 +74,7 @@ pub static FAMILIES: [Def; 3] = [
     Def {
         base: "claude_sessions_exporter_otlp_exports",
         unit: None,
-        help: "OTLP export requests by signal (metrics, traces) and result (ok, error: failed after retries).",
+        help: "OTLP export requests by signal (metrics, traces, logs) and result (ok, error: failed after retries).",
         labels: &["signal", "result"],
         kind: Type::Counter,
         buckets: &[],
@@ -78,8 +82,8 @@ pub static FAMILIES: [Def; 3] = [
     Def {
         base: "claude_sessions_exporter_otlp_dropped",
         unit: None,
-        help: "Spans (or cumulative data points) not delivered: the queue was full or the collector failed after \
-               retries.",
+        help: "Spans, log records (or cumulative data points) not delivered: the queue was full or the collector \
+               failed after retries.",
         labels: &["signal"],
         kind: Type::Counter,
         buckets: &[],
@@ -87,7 +91,7 @@ pub static FAMILIES: [Def; 3] = [
     Def {
         base: "claude_sessions_exporter_otlp_queue",
         unit: None,
-        help: "Spans waiting to be sent to the OTLP collector (bounded).",
+        help: "Spans and log records waiting to be sent to the OTLP collector (bounded).",
         labels: &["signal"],
         kind: Type::Gauge,
         buckets: &[],
@@ -131,10 +135,15 @@ impl prometheus_client::collector::Collector for Collector {
             let n = self.stats.dropped(*s) + if *s == Signal::Traces { capped } else { 0 };
             m.encode_family(&[("signal", s.label())])?.encode_counter::<NoLabelSet, u64, u64>(&n, None)?;
         }
-        if self.signals.contains(&Signal::Traces) {
-            let g = prometheus_client::metrics::gauge::ConstGauge::new(self.stats.queue.load(Relaxed) as i64);
+        let queued: Vec<Signal> = self.signals.iter().copied().filter(|s| *s != Signal::Metrics).collect();
+        if !queued.is_empty() {
             let mut m = encoder.encode_descriptor(queue.base, queue.help, None, MetricType::Gauge)?;
-            g.encode(m.encode_family(&[("signal", "traces")])?)?;
+            for s in queued {
+                let g = prometheus_client::metrics::gauge::ConstGauge::new(
+                    self.stats.queue[s as usize].load(Relaxed) as i64
+                );
+                g.encode(m.encode_family(&[("signal", s.label())])?)?;
+            }
         }
         Ok(())
     }
@@ -154,7 +163,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         stats.count(Signal::Traces, true, 0);
         stats.count(Signal::Traces, false, 7);
-        stats.queue.store(4, Relaxed);
+        stats.queue[Signal::Traces as usize].store(4, Relaxed);
         let mut reg = prometheus_client::registry::Registry::default();
         reg.register_collector(Box::new(Collector { stats, signals: vec![Signal::Traces], agg: Arc::clone(&agg) }));
         let text = |reg: &prometheus_client::registry::Registry| {

@@ -181,6 +181,14 @@ impl Transport {
         Ok(on_transport!(self, opentelemetry_otlp::SpanExporter::builder(), retry))
     }
 
+    /// The official log exporter on this connection.
+    pub(crate) fn log_exporter(
+        &self,
+        retry: opentelemetry_otlp::RetryPolicy,
+    ) -> anyhow::Result<opentelemetry_otlp::LogExporter> {
+        Ok(on_transport!(self, opentelemetry_otlp::LogExporter::builder(), retry))
+    }
+
     /// The official metric exporter on this connection, with `temporality`.
     pub(crate) fn metric_exporter(
         &self,

@@ -24,6 +24,11 @@
 //!   `ID`, `Name`, `Kind: SPAN_KIND_CLIENT`, `Start time: NS`, `End time: NS`,
 //!   `Status code: STATUS_CODE_ERROR`, `Status message`, `Attributes:`, `Events:`
 //!   (`SpanEvent #i`, `-> Name: N`, `-> Attributes::` with a double colon) and `Links:`.
+//! * Logs (`--debug-log logs`): `ResourceLog #0`, `ScopeLogs #0`, then per record
+//!   `LogRecord #k` with `ObservedTimestamp: NS`, `Timestamp: NS`, `SeverityText: INFO`,
+//!   `SeverityNumber: SEVERITY_NUMBER_INFO(9)`, `EventName: N`, `Body: Str(…)`,
+//!   `Attributes:`, then `    Trace ID       : HEX` and `    Span ID        : HEX` (empty
+//!   without a trace) and `Flags: 1`.
 //! * Times are plain integer nanoseconds since the epoch; ids are lowercase hex; numbers use
 //!   Rust's `Display`, so a double `20.0` prints as `20` and an int as `7`.
 //! * Attribute values are typed: `Str(text)` (not quoted, not escaped), `Int(7)`,
@@ -106,6 +111,26 @@ pub fn require_rotel() -> Option<PathBuf> {
 pub struct Received {
     pub metrics: Vec<MetricPoint>,
     pub spans: Vec<SpanRec>,
+    pub logs: Vec<LogRec>,
+}
+
+/// One log record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogRec {
+    pub event_name: String,
+    /// The body rendered as text (see [`render_value`]).
+    pub body: String,
+    pub severity_text: String,
+    pub time_ns: u64,
+    pub observed_ns: u64,
+    pub attrs: BTreeMap<String, String>,
+    /// 32 hex digits, empty without a trace context.
+    pub trace_id: String,
+    /// 16 hex digits, empty without a trace context.
+    pub span_id: String,
+    /// The resource attributes of the batch the record came in.
+    pub resource: BTreeMap<String, String>,
+    pub scope: String,
 }
 
 /// One metric data point, with its metric's descriptor, resource and scope.
@@ -180,9 +205,19 @@ impl Received {
         self.spans.iter().filter(move |s| s.name == name)
     }
 
+    /// The log records named `name`, in order.
+    pub fn logs_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a LogRec> + 'a {
+        self.logs.iter().filter(move |l| l.event_name == name)
+    }
+
     /// One line per point and span, for failure messages.
     pub fn summary(&self) -> String {
-        let mut out = format!("{} metric points, {} spans\n", self.metrics.len(), self.spans.len());
+        let mut out = format!(
+            "{} metric points, {} spans, {} log records\n",
+            self.metrics.len(),
+            self.spans.len(),
+            self.logs.len()
+        );
         for p in &self.metrics {
             out += &format!("  point {} {} {:?} value={} count={}\n", p.name, p.kind, p.attrs, p.value, p.count);
         }
@@ -331,7 +366,7 @@ impl Rotel {
         let http = format!("127.0.0.1:{}", self.http_port);
         let mut cmd = Command::new(&self.bin);
         cmd.args(["start", "--otlp-grpc-endpoint", &grpc, "--otlp-http-endpoint", &http])
-            .args(["--exporter", "blackhole", "--debug-log", "traces", "--debug-log", "metrics"])
+            .args(["--exporter", "blackhole", "--debug-log", "traces", "--debug-log", "metrics", "--debug-log", "logs"])
             .args(["--debug-log-verbosity", "detailed"])
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
@@ -457,6 +492,7 @@ enum Section {
     Descriptor,
     PointAttrs,
     SpanAttrs,
+    LogAttrs,
     Events,
     Links,
 }
@@ -474,6 +510,7 @@ pub fn parse_dump(text: &str) -> Received {
     let mut metric = MetricPoint::default(); // the descriptor of the current metric
     let mut section = Section::None;
     let mut in_spans = false;
+    let mut in_logs = false;
 
     for (n, line) in text.lines().enumerate() {
         let num = |s: &str| -> f64 {
@@ -511,6 +548,11 @@ pub fn parse_dump(text: &str) -> Received {
                         s.attrs.insert(key.to_string(), render_value(value));
                     }
                 }
+                Section::LogAttrs => {
+                    if let Some(l) = got.logs.last_mut() {
+                        l.attrs.insert(key.to_string(), render_value(value));
+                    }
+                }
                 Section::Events => {
                     if key == "Name"
                         && let Some(s) = got.spans.last_mut()
@@ -528,6 +570,17 @@ pub fn parse_dump(text: &str) -> Received {
                     }
                 }
                 Section::None | Section::Skip => {}
+            }
+            continue;
+        }
+        // A log record's trace context, the name padded as a span's.
+        if in_logs && line.starts_with("    ") {
+            let (Some(rec), Some((key, value))) = (got.logs.last_mut(), line.split_once(':')) else { continue };
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match key.trim() {
+                "Trace ID" => rec.trace_id = value.to_string(),
+                "Span ID" => rec.span_id = value.to_string(),
+                _ => {}
             }
             continue;
         }
@@ -552,9 +605,10 @@ pub fn parse_dump(text: &str) -> Received {
         let header = |prefix: &str| line.starts_with(prefix);
         if header("ResourceMetrics #") || header("ResourceSpans #") || header("ResourceLog") {
             in_spans = header("ResourceSpans #");
+            in_logs = header("ResourceLog");
             resource.clear();
             (scope, scope_version) = (String::new(), String::new());
-            section = if header("ResourceLog") { Section::Skip } else { Section::None };
+            section = Section::None;
         } else if header("Resource attributes:") {
             section = Section::ResourceAttrs;
         } else if header("InstrumentationScope attributes") {
@@ -562,11 +616,26 @@ pub fn parse_dump(text: &str) -> Received {
         } else if let Some(rest) = line.strip_prefix("InstrumentationScope ") {
             let (name, version) = rest.split_once(' ').unwrap_or((rest, ""));
             (scope, scope_version) = (name.to_string(), version.to_string());
-        } else if header("ScopeMetrics #") || header("ScopeSpans #") {
+        } else if header("ScopeMetrics #") || header("ScopeSpans #") || header("ScopeLogs #") {
             (scope, scope_version) = (String::new(), String::new());
             section = Section::None;
-        } else if header("ScopeLogs #") {
-            section = Section::Skip;
+        } else if header("LogRecord #") {
+            got.logs.push(LogRec { resource: resource.clone(), scope: scope.clone(), ..LogRec::default() });
+            section = Section::None;
+        } else if let Some(rec) = got.logs.last_mut().filter(|_| in_logs) {
+            if let Some(v) = line.strip_prefix("Timestamp: ") {
+                rec.time_ns = int(v);
+            } else if let Some(v) = line.strip_prefix("ObservedTimestamp: ") {
+                rec.observed_ns = int(v);
+            } else if let Some(v) = line.strip_prefix("SeverityText: ") {
+                rec.severity_text = v.to_string();
+            } else if let Some(v) = line.strip_prefix("EventName: ") {
+                rec.event_name = v.to_string();
+            } else if let Some(v) = line.strip_prefix("Body: ") {
+                rec.body = render_value(v);
+            } else if header("Attributes:") {
+                section = Section::LogAttrs;
+            }
         } else if header("Metric #") {
             metric = MetricPoint::default();
             section = Section::Descriptor;

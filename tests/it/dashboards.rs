@@ -1,8 +1,10 @@
 //! The Grafana dashboards in `dashboards/`: they pass the strict schema check
 //! (`dashboards/check/check.sh`: tsc --strict against @grafana/schema), every panel
-//! has a Prometheus query, and every query names only metrics that `src/state/metrics.rs`
+//! has a query on the dashboard's datasource variable (Prometheus; Loki for the team
+//! events), every PromQL query names only metrics that `src/state/metrics.rs`
 //! declares (with labels they have) and recording rules that
-//! `alerts/claude-sessions.rules.yml` records.
+//! `alerts/claude-sessions.rules.yml` records, and every LogQL query filters only on
+//! fields the log records carry.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -19,12 +21,13 @@ const EXPECTED: &[(&str, &str)] = &[
     ("exporter-health", "claude-sessions-exporter-health"),
     ("overview", "claude-sessions-overview"),
     ("sessions-context", "claude-sessions-sessions-context"),
+    ("team-events", "claude-sessions-team-events"),
     ("tokens-cost", "claude-sessions-tokens-cost"),
     ("tools", "claude-sessions-tools"),
 ];
 
-/// Every panel, target and query variable reads from the Prometheus chosen in the
-/// dashboard's `datasource` variable.
+/// Every panel, target and query variable reads from the Prometheus (or Loki) chosen in
+/// the dashboard's `datasource` variable.
 const DS_UID: &str = "${datasource}";
 
 fn repo() -> &'static Path {
@@ -66,6 +69,11 @@ fn is_row(panel: &Value) -> bool {
     panel["type"] == "row"
 }
 
+/// The type of data source the dashboard's `datasource` variable chooses (`prometheus`, `loki`).
+fn source_type(dashboard: &Value) -> &str {
+    variable(dashboard, "datasource").map(variable_query).unwrap_or_default()
+}
+
 fn variable<'a>(dashboard: &'a Value, name: &str) -> Option<&'a Value> {
     dashboard["templating"]["list"].as_array()?.iter().find(|v| v["name"] == name)
 }
@@ -102,7 +110,7 @@ fn dashboards_pass_the_grafana_schema_check() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{} failed ({}):\n{stdout}\n{stderr}", script.display(), output.status);
-    assert!(stdout.contains("5 dashboards"), "check.sh did not check all five dashboards:\n{stdout}");
+    assert!(stdout.contains("6 dashboards"), "check.sh did not check all six dashboards:\n{stdout}");
 }
 
 #[test]
@@ -120,17 +128,10 @@ fn every_panel_has_a_query_and_datasource() {
             "{name}: no link to the other claude-sessions dashboards"
         );
 
-        let instance = variable(&d, "instance").unwrap_or_else(|| panic!("{name}: no instance variable"));
-        assert_eq!(variable_query(instance), "label_values(claude_sessions_exporter_build_info, instance)", "{name}");
-        for label in ["project", "model"] {
-            let var = variable(&d, label).unwrap_or_else(|| panic!("{name}: no {label} variable"));
-            assert_eq!(
-                variable_query(var),
-                format!(r#"label_values(claude_sessions_tokens_total{{instance=~"$instance"}}, {label})"#),
-                "{name}: {label} variable"
-            );
-            assert_eq!(var["multi"], true, "{name}: {label} variable is not multi-value");
-            assert_eq!(var["includeAll"], true, "{name}: {label} variable has no All");
+        if source_type(&d) == "loki" {
+            loki_variables(&name, &d);
+        } else {
+            prometheus_variables(&name, &d);
         }
         for var in d["templating"]["list"].as_array().unwrap() {
             if var["type"] == "query" {
@@ -170,17 +171,54 @@ fn every_panel_has_a_query_and_datasource() {
     }
 }
 
+/// A Prometheus dashboard's variables: instance, then project and model (multi, All).
+fn prometheus_variables(name: &str, d: &Value) {
+    let instance = variable(d, "instance").unwrap_or_else(|| panic!("{name}: no instance variable"));
+    assert_eq!(variable_query(instance), "label_values(claude_sessions_exporter_build_info, instance)", "{name}");
+    for label in ["project", "model"] {
+        let var = variable(d, label).unwrap_or_else(|| panic!("{name}: no {label} variable"));
+        assert_eq!(
+            variable_query(var),
+            format!(r#"label_values(claude_sessions_tokens_total{{instance=~"$instance"}}, {label})"#),
+            "{name}: {label} variable"
+        );
+        assert_eq!(var["multi"], true, "{name}: {label} variable is not multi-value");
+        assert_eq!(var["includeAll"], true, "{name}: {label} variable has no All");
+    }
+}
+
+/// The Loki dashboard's variables: the machine (an index label of the records), every
+/// event type (multi, All), and regular expressions on project and rule.
+fn loki_variables(name: &str, d: &Value) {
+    let host = variable(d, "host").unwrap_or_else(|| panic!("{name}: no host variable"));
+    assert_eq!(variable_query(host), r#"label_values({service_name="claude-sessions"}, host_name)"#, "{name}");
+    let ty = variable(d, "type").unwrap_or_else(|| panic!("{name}: no type variable"));
+    let types: Vec<&str> = variable_query(ty).split(',').collect();
+    assert_eq!(types, claude_sessions::events::Kind::NAMES, "{name}: the type variable lists every event type");
+    for var in [host, ty] {
+        assert_eq!((&var["multi"], &var["includeAll"]), (&Value::from(true), &Value::from(true)), "{name}: {var}");
+    }
+    for regex in ["project", "rule"] {
+        let var = variable(d, regex).unwrap_or_else(|| panic!("{name}: no {regex} variable"));
+        assert_eq!(var["type"], "textbox", "{name}: {regex}");
+        assert_eq!(var["query"], ".*", "{name}: {regex} matches everything by default");
+    }
+}
+
 /// What is wrong with where a dashboard's queries go, one line each (empty = nothing):
 /// the dashboard must have a `datasource` variable (type `datasource`, query
-/// `prometheus`, first in the list since the other variables query through it, set to
-/// `default`: Grafana's default Prometheus data source), every panel but rows and every
-/// target must name `{"type":"prometheus","uid":"${datasource}"}`, and no other
+/// `prometheus`, or `loki` for the team events, first in the list since the other
+/// variables query through it, set to `default`: Grafana's default data source of that
+/// type), every panel but rows and every target must name
+/// `{"type":"prometheus","uid":"${datasource}"}` (or `loki`), and no other
 /// datasource may appear anywhere but in Grafana's built-in annotation. No `__inputs`
 /// and no `${DS_…}` import placeholder either: nothing would resolve it when the file is
 /// provisioned or posted to the API.
 fn datasource_problems(d: &Value) -> Vec<String> {
     let mut problems = Vec::new();
-    let expected = serde_json::json!({ "type": "prometheus", "uid": DS_UID });
+    // A Prometheus dashboard, or the Loki one.
+    let kind = if source_type(d) == "loki" { "loki" } else { "prometheus" };
+    let expected = serde_json::json!({ "type": kind, "uid": DS_UID });
     let list = d["templating"]["list"].as_array().map(Vec::as_slice).unwrap_or_default();
     match list.iter().position(|v| v["name"] == "datasource") {
         None => problems.push("no `datasource` variable".to_owned()),
@@ -191,7 +229,7 @@ fn datasource_problems(d: &Value) -> Vec<String> {
             }
             for (key, want) in [
                 ("type", Value::from("datasource")),
-                ("query", Value::from("prometheus")),
+                ("query", Value::from(kind)),
                 ("multi", Value::from(false)),
                 ("includeAll", Value::from(false)),
             ] {
@@ -438,7 +476,7 @@ fn dashboards_use_only_declared_metrics() {
 
     let mut problems = Vec::new();
     let mut used_metrics = BTreeSet::new();
-    for (name, d) in dashboards() {
+    for (name, d) in dashboards().into_iter().filter(|(_, d)| source_type(d) == "prometheus") {
         for (place, expr) in queries(&d) {
             for (ident, labels) in referenced_names(&expr) {
                 let mut allowed: BTreeSet<String> = ["instance", "job"].map(String::from).into();
@@ -485,6 +523,66 @@ fn dashboards_use_only_declared_metrics() {
 }
 
 type Declared = BTreeMap<String, (Type, BTreeSet<String>)>;
+
+/// Index labels of the records in Loki: resource attributes (deploy/loki.yaml).
+const LOKI_LABELS: &[&str] = &["service_name", "host_name", "service_instance_id"];
+
+/// `key` of every `| key op` label filter and `by (…)` grouping of a LogQL query.
+fn logql_fields(expr: &str) -> Vec<String> {
+    let ident = |s: &str| s.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>();
+    let mut out: Vec<String> =
+        expr.split('|').skip(1).map(|part| ident(part.trim_start())).filter(|k| !k.is_empty()).collect();
+    for (_, rest) in expr.match_indices("by (").map(|(i, _)| expr.split_at(i + 4)) {
+        let inside = rest.split(')').next().unwrap_or_default();
+        out.extend(inside.split(',').map(|l| l.trim().to_owned()));
+    }
+    out
+}
+
+#[test]
+fn loki_queries_filter_on_fields_the_records_carry() {
+    use claude_sessions::events::Kind;
+    // The fields our records carry: the events' JSON fields (attributes, flattened).
+    let ev = |kind| super::webhook::event("s", "p", None, kind);
+    let samples = [
+        ev(Kind::RuleMatch {
+            rule: "r".into(),
+            severity: "warning".into(),
+            tool_use_id: "t".into(),
+            tool: "Bash".into(),
+        }),
+        ev(Kind::ToolResult {
+            tool_use_id: "t".into(),
+            name: "Bash".into(),
+            is_error: true,
+            content_bytes: None,
+            duration_ms: None,
+            output: None,
+        }),
+    ];
+    let mut fields: BTreeSet<String> = LOKI_LABELS.iter().map(|l| l.to_string()).collect();
+    for e in &samples {
+        fields.extend(serde_json::to_value(e).unwrap().as_object().unwrap().keys().cloned());
+    }
+    assert_eq!(
+        logql_fields(r#"sum by (a, b) (count_over_time({x="y"} | c="1" | d=~"$d" [$__auto]))"#),
+        ["c", "d", "a", "b"]
+    );
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (name, d) in dashboards().into_iter().filter(|(_, d)| source_type(d) == "loki") {
+        for (place, expr) in queries(&d) {
+            checked += 1;
+            for field in logql_fields(&expr) {
+                if !fields.contains(&field) {
+                    problems.push(format!("{name}: {place}: no record has {field:?} (they have {fields:?})"));
+                }
+            }
+        }
+    }
+    assert!(checked >= 5, "the Loki dashboard's queries: {checked}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
 
 /// `x_seconds_bucket` → (`x_seconds`, `_bucket`) when `x_seconds` is a declared histogram.
 fn strip_histogram_suffix<'a>(name: &'a str, declared: &Declared) -> (&'a str, &'static str) {

@@ -482,9 +482,16 @@ fn compose_file_is_valid_and_mounts_exist() {
     let config = compose_config(&compose, &python, home.path());
     let services = config["services"].as_object().expect("services");
     let names: BTreeSet<&str> = services.keys().map(String::as_str).collect();
-    for expected in
-        ["alertmanager", "claude-sessions", "grafana", "grafana-dashboards", "otel-collector", "prometheus", "tempo"]
-    {
+    for expected in [
+        "alertmanager",
+        "claude-sessions",
+        "grafana",
+        "grafana-dashboards",
+        "loki",
+        "otel-collector",
+        "prometheus",
+        "tempo",
+    ] {
         assert!(names.contains(expected), "service {expected} missing: {names:?}");
     }
     let declared_volumes: BTreeSet<&str> =
@@ -662,6 +669,20 @@ fn tempo_config(python: &Path) -> Value {
     yaml(python, Some(&deploy_dir().join("tempo.yaml")), "")
 }
 
+fn loki_config(python: &Path) -> Value {
+    yaml(python, Some(&deploy_dir().join("loki.yaml")), "")
+}
+
+/// The logs pipeline's exporters that post OTLP/HTTP to a Loki: `otlphttp` ones whose
+/// endpoint is Loki's native OTLP path (`…/otlp`; the exporter appends `/v1/logs`).
+fn loki_exporters(config: &Value) -> Vec<&str> {
+    pipeline_exporters(config, "logs")
+        .into_iter()
+        .filter(|e| e.split('/').next() == Some("otlphttp"))
+        .filter(|e| str_at(&config["exporters"][*e], "/endpoint").ends_with("/otlp"))
+        .collect()
+}
+
 #[test]
 fn otel_collector_config_is_yaml_with_wired_pipelines() {
     let Some(python) = yaml_python() else { return };
@@ -670,10 +691,16 @@ fn otel_collector_config_is_yaml_with_wired_pipelines() {
     assert_eq!(str_at(&config, "/receivers/otlp/protocols/http/endpoint"), "0.0.0.0:4318");
     assert!(config["processors"].get("batch").is_some(), "batch processor");
     assert!(config["exporters"].get("debug").is_some(), "debug exporter");
-    for signal in ["metrics", "traces"] {
+    for signal in ["metrics", "traces", "logs"] {
         assert!(config["service"]["pipelines"].get(signal).is_some(), "{signal} pipeline missing");
     }
     assert_collector_wiring(&config, "otel-collector.yaml");
+    // Logs go to the stack's Loki, on its HTTP port, at its native OTLP path.
+    let loki_port = loki_config(&python)["server"]["http_listen_port"].as_u64().expect("loki http_listen_port");
+    let to_loki = loki_exporters(&config);
+    assert_eq!(to_loki.len(), 1, "the logs pipeline exports to Loki over OTLP/HTTP");
+    let endpoint = str_at(&config["exporters"][to_loki[0]], "/endpoint");
+    assert_eq!(host_port(endpoint), ("loki".to_owned(), loki_port as u16), "{endpoint}");
     // Prometheus scrapes what the prometheus exporter serves.
     let port = str_at(&config, "/exporters/prometheus/endpoint").rsplit(':').next().expect("port").to_owned();
     assert!(read(&deploy_dir().join("prometheus.yml")).contains(&format!("otel-collector:{port}")));
@@ -725,7 +752,7 @@ fn team_collector_config_is_yaml_with_wired_pipelines_and_optional_auth() {
     assert_eq!(str_at(&config, "/receivers/otlp/protocols/grpc/endpoint"), "0.0.0.0:4317");
     assert_eq!(str_at(&config, "/receivers/otlp/protocols/http/endpoint"), "0.0.0.0:4318");
     assert_collector_wiring(&config, "otel-collector-team.yaml");
-    for signal in ["metrics", "traces"] {
+    for signal in ["metrics", "traces", "logs"] {
         let processors = &config["service"]["pipelines"][signal]["processors"];
         assert_eq!(processors[0], "memory_limiter", "{signal}: {processors}");
         assert!(processors.as_array().expect("processors").contains(&"batch".into()), "{signal}: {processors}");
@@ -742,11 +769,15 @@ fn team_collector_config_is_yaml_with_wired_pipelines_and_optional_auth() {
     // Traces over OTLP (to Tempo).
     let traces = pipeline_exporters(&config, "traces");
     assert!(traces.iter().any(|e| e.split('/').next() == Some("otlp")), "traces exporters {traces:?}");
+    // Logs (the realtime events) to Loki's OTLP endpoint.
+    assert_eq!(loki_exporters(&config).len(), 1, "logs exporters {:?}", pipeline_exporters(&config, "logs"));
     // The header documents what the daemons send, temporality and auth.
     for words in [
         "OTEL_EXPORTER_OTLP_HEADERS",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_TRACES_EXPORTER=otlp",
+        "OTEL_LOGS_EXPORTER=otlp",
+        "allow_structured_metadata",
         "cumulative",
         "deltatocumulative",
     ] {
@@ -836,6 +867,36 @@ fn tempo_config_receives_otlp_grpc_and_stores_locally_in_its_volume() {
     assert!(image.starts_with("grafana/tempo:") && !image.ends_with(":latest"), "pinned Tempo image: {image}");
 }
 
+#[test]
+fn loki_config_keeps_structured_metadata_in_its_volume() {
+    let Some(python) = yaml_python() else { return };
+    let loki = loki_config(&python);
+    assert_eq!(loki["auth_enabled"], false, "one tenant inside the stack");
+    assert_eq!(loki["limits_config"]["allow_structured_metadata"], true, "OTLP attributes are kept");
+    assert_eq!(loki["limits_config"]["reject_old_samples"], false, "backfilled history is accepted");
+    let indexed = loki.pointer("/limits_config/otlp_config/resource_attributes/attributes_config/0");
+    assert_eq!(indexed.map(|a| &a["action"]), Some(&Value::from("index_label")));
+    assert!(indexed.is_some_and(|a| a["attributes"].as_array().is_some_and(|l| l.contains(&"host.name".into()))));
+    // Structured metadata needs the tsdb index and schema v13.
+    let schema = &loki["schema_config"]["configs"][0];
+    assert_eq!((str_at(schema, "/store"), str_at(schema, "/schema")), ("tsdb", "v13"));
+    let compose = yaml(&python, Some(&deploy_dir().join("docker-compose.yml")), "");
+    let service = &compose["services"]["loki"];
+    let volumes: Vec<&str> =
+        service["volumes"].as_array().expect("loki volumes").iter().filter_map(Value::as_str).collect();
+    let mount = volumes.iter().find_map(|v| v.strip_prefix("loki-data:")).expect("the loki-data volume");
+    for pointer in ["/common/path_prefix", "/common/storage/filesystem/chunks_directory"] {
+        let path = str_at(&loki, pointer);
+        assert!(Path::new(path).starts_with(mount), "{pointer} = {path} is outside the volume at {mount}");
+    }
+    let command: Vec<&str> = service["command"].as_array().expect("command").iter().filter_map(Value::as_str).collect();
+    let file = command.iter().find_map(|a| a.strip_prefix("-config.file=")).expect("-config.file=");
+    assert!(volumes.contains(&format!("./loki.yaml:{file}:ro").as_str()), "loki.yaml is mounted read-only at {file}");
+    let port = loki["server"]["http_listen_port"].as_u64().expect("http_listen_port");
+    let ports: Vec<&str> = service["ports"].as_array().expect("ports").iter().filter_map(Value::as_str).collect();
+    assert!(ports.contains(&format!("127.0.0.1:{port}:{port}").as_str()), "{ports:?}");
+}
+
 /// Every datasource in grafana/provisioning/datasources/*.yml, by uid.
 fn grafana_datasources(python: &Path) -> std::collections::BTreeMap<String, Value> {
     let dir = deploy_dir().join("grafana/provisioning/datasources");
@@ -877,6 +938,22 @@ fn grafana_datasources_link_exemplars_to_the_provisioned_tempo() {
     // ...which points at the stack's Tempo, on its HTTP port.
     let port = tempo_config(&python)["server"]["http_listen_port"].as_u64().expect("http_listen_port");
     assert_eq!(str_at(tempo, "/url"), format!("http://tempo:{port}"));
+
+    // An event's trace_id (structured metadata of its Loki record) opens its trace too,
+    // and a span opens its turn's events.
+    let loki = &datasources["loki"];
+    assert_eq!(str_at(loki, "/type"), "loki");
+    let port = loki_config(&python)["server"]["http_listen_port"].as_u64().expect("loki http_listen_port");
+    assert_eq!(str_at(loki, "/url"), format!("http://loki:{port}"));
+    let fields = loki["jsonData"]["derivedFields"].as_array().expect("jsonData.derivedFields on the Loki datasource");
+    let to_trace: Vec<&Value> = fields.iter().filter(|f| f["matcherRegex"] == "trace_id").collect();
+    assert_eq!(to_trace.len(), 1, "{fields:?}");
+    assert_eq!(str_at(to_trace[0], "/matcherType"), "label", "trace_id is structured metadata, not in the line");
+    assert_eq!(str_at(to_trace[0], "/datasourceUid"), uid, "to the Tempo datasource");
+    // Provisioning reads `$$` as a literal `$`: the link is the matched value itself.
+    assert_eq!(str_at(to_trace[0], "/url"), "$${__value.raw}");
+    assert_eq!(str_at(tempo, "/jsonData/tracesToLogsV2/datasourceUid"), "loki");
+    assert_eq!(tempo["jsonData"]["tracesToLogsV2"]["filterByTraceId"], true);
 }
 
 // ---- the stack's traces and exemplars, run for real ------------------------------------
@@ -913,6 +990,7 @@ fn compose_daemon_pushes_traces_and_prometheus_stores_their_exemplars() {
     let env = compose_environment(&compose["services"]["claude-sessions"]);
     let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     assert_eq!(get("OTEL_TRACES_EXPORTER"), Some("otlp"), "{env:?}");
+    assert_eq!(get("OTEL_LOGS_EXPORTER"), Some("otlp"), "the realtime events go to Loki: {env:?}");
     assert!(
         get("OTEL_METRICS_EXPORTER").is_none_or(|v| v == "none"),
         "metrics stay on the scrape (pushing them too would count everything twice): {env:?}"
@@ -938,8 +1016,13 @@ fn compose_daemon_pushes_traces_and_prometheus_stores_their_exemplars() {
         .map(|(k, v)| (k.as_str(), if k == "OTEL_EXPORTER_OTLP_ENDPOINT" { receiver_endpoint.as_str() } else { v }))
         .collect();
     // A developer's own per-signal settings would override the compose file's.
-    for k in ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS"]
-    {
+    for k in [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    ] {
         if !env.iter().any(|(n, _)| n == k) {
             daemon_env.push((k, ""));
         }
@@ -988,6 +1071,19 @@ fn compose_daemon_pushes_traces_and_prometheus_stores_their_exemplars() {
     assert_eq!(tool.name, "execute_tool Bash");
     let root_span = spans.iter().find(|s| s.trace_id == tool.trace_id && s.parent.is_empty()).expect("root span");
     assert_eq!(root_span.name, "invoke_agent claude-code");
+    // Its result, as a log record (what the collector hands to Loki), names the same span.
+    let is_result = |l: &otlp_support::LogView| {
+        l.event_name == "claude_sessions.tool_result"
+            && l.attrs.get("tool_use_id").map(String::as_str) == Some("toolu_deploy")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !receiver.got.lock().expect("receiver").log_records().iter().any(is_result) {
+        assert!(Instant::now() < deadline, "no log record of the Bash result; daemon log:\n{}", d.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let records = receiver.got.lock().expect("receiver").log_records();
+    let result = records.iter().find(|l| is_result(l)).expect("the result's record");
+    assert_eq!((&result.trace_id, &result.span_id), (&tool.trace_id, &tool.span_id), "the event links to its span");
 
     // Prometheus: the job of prometheus.yml aimed at the daemon, with the compose flags.
     let prom_config = yaml(&python, Some(&deploy_dir().join("prometheus.yml")), "");

@@ -28,6 +28,7 @@ mod migration;
 mod oracle;
 mod otlp;
 mod otlp_collector;
+mod otlp_logs;
 mod otlp_support;
 mod packaging;
 mod projections;

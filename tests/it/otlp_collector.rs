@@ -96,7 +96,7 @@ fn a_real_collector_receives_totals_and_turn_traces_over_http() {
 
 /// The fixture lines of `src` (main files first), timestamps moved so that the first is
 /// `start_ms` and the others keep their spacing compressed 1000×: history replayed as live.
-fn live_lines(src: &Path, start_ms: i64) -> Vec<(std::path::PathBuf, String)> {
+pub(super) fn live_lines(src: &Path, start_ms: i64) -> Vec<(std::path::PathBuf, String)> {
     let mut files = oracle::jsonl_files(src);
     files.sort_by_key(|p| (p.to_string_lossy().contains("agent-"), p.clone()));
     let mut out = Vec::new();
@@ -131,7 +131,7 @@ fn grpc_daemon(rotel: &Rotel, extra: &[&str]) -> (tempfile::TempDir, std::path::
 }
 
 /// Append `lines` to their files under `projects`, one write per file.
-fn append_lines<'a>(projects: &Path, lines: impl IntoIterator<Item = (&'a Path, &'a str)>) {
+pub(super) fn append_lines<'a>(projects: &Path, lines: impl IntoIterator<Item = (&'a Path, &'a str)>) {
     let mut by_file: BTreeMap<&Path, String> = BTreeMap::new();
     for (rel, l) in lines {
         let s = by_file.entry(rel).or_default();
@@ -219,7 +219,7 @@ fn killing_the_collector_mid_replay_loses_no_metrics_and_counts_dropped_spans() 
     d.stop();
 }
 
-fn otlp_now_ms() -> i64 {
+pub(super) fn otlp_now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 

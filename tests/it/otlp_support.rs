@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
@@ -80,12 +81,41 @@ fn attrs(kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> BTreeMap<S
 pub struct Got {
     pub metrics: Vec<ExportMetricsServiceRequest>,
     pub traces: Vec<ExportTraceServiceRequest>,
+    pub logs: Vec<ExportLogsServiceRequest>,
     pub requests: usize,
     pub refused: usize,
     pub headers: Vec<Vec<(String, String)>>,
 }
 
+/// A log record as received: event name, trace and span ids in hex, attributes as text.
+#[derive(Debug, Clone, Default)]
+pub struct LogView {
+    pub event_name: String,
+    pub trace_id: String,
+    pub span_id: String,
+    pub attrs: BTreeMap<String, String>,
+}
+
 impl Got {
+    pub fn log_records(&self) -> Vec<LogView> {
+        let mut out = Vec::new();
+        for req in &self.logs {
+            for rl in &req.resource_logs {
+                for sl in &rl.scope_logs {
+                    for r in &sl.log_records {
+                        out.push(LogView {
+                            event_name: r.event_name.clone(),
+                            trace_id: hex(&r.trace_id),
+                            span_id: hex(&r.span_id),
+                            attrs: attrs(&r.attributes),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
     pub fn spans(&self) -> Vec<SpanView> {
         let mut out = Vec::new();
         for req in &self.traces {
@@ -223,7 +253,7 @@ pub fn sum_points(points: &[PointView], name: &str, filter: &[(&str, &str)]) -> 
 }
 
 /// A minimal OTLP/HTTP (protobuf) receiver on 127.0.0.1: keep-alive HTTP/1.1,
-/// `POST /v1/metrics` and `POST /v1/traces`, decoded with the proto types.
+/// `POST /v1/metrics`, `POST /v1/traces` and `POST /v1/logs`, decoded with the proto types.
 /// While `down` is set it answers 503 (a failing collector).
 pub struct Receiver {
     pub addr: SocketAddr,
@@ -353,6 +383,10 @@ fn serve_connection(stream: TcpStream, got: &Mutex<Got>, down: &AtomicBool) {
                     }
                     "/v1/traces" => {
                         g.traces.push(ExportTraceServiceRequest::decode(&body[..]).expect("decode traces"));
+                        "200 OK"
+                    }
+                    "/v1/logs" => {
+                        g.logs.push(ExportLogsServiceRequest::decode(&body[..]).expect("decode logs"));
                         "200 OK"
                     }
                     _ => "404 Not Found",

@@ -183,13 +183,15 @@ fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
     }
 }
 
-fn event(session: &str, project: &str, agent: Option<&str>, kind: Kind) -> Event {
+pub(super) fn event(session: &str, project: &str, agent: Option<&str>, kind: Kind) -> Event {
     Event {
         id: 0,
         ts_ms: 1_763_000_000_000,
         session_id: session.into(),
         project: project.into(),
         agent_id: agent.map(Into::into),
+        trace_id: None,
+        span_id: None,
         kind,
     }
 }

@@ -231,6 +231,8 @@ mod tests {
             session_id: "s".into(),
             project: "app".into(),
             agent_id: None,
+            trace_id: None,
+            span_id: None,
             kind: Kind::SessionIdle {},
         }
     }

@@ -177,6 +177,8 @@ mod tests {
             session_id: "0123456789abcdef".into(),
             project: "app".into(),
             agent_id: None,
+            trace_id: None,
+            span_id: None,
             kind,
         })
     }

@@ -10,21 +10,43 @@ use super::apply::Line;
 use super::session::Pending;
 use crate::events::{Detail, Kind as K, ToolCategory};
 use crate::state::dedup::{Origin, Seen};
+use crate::state::trace::{SpanId, TraceId};
 use crate::transcript::entry::{Compaction, InputFacts, Millis, ToolResult, ToolUse, cap_text};
 
 impl Aggregator {
     /// Publish `kind` for a session (no-op without an emitter).
     pub(super) fn emit(&self, session: &str, project: &str, agent: Option<&str>, ts: Millis, kind: K) {
         if let Some(em) = &self.events {
+            let (trace_id, span_id) = self.trace_of(session, &kind).map_or((None, None), |(t, s)| {
+                (Some(crate::state::trace::hex(&t)), Some(crate::state::trace::hex(&s)))
+            });
             (em.sink)(crate::events::Event {
                 id: 0,
                 ts_ms: ts,
                 session_id: session.to_owned(),
                 project: project.to_owned(),
                 agent_id: agent.map(str::to_owned),
+                trace_id,
+                span_id,
                 kind,
             });
         }
+    }
+
+    /// The trace and span an event of `session` belongs to: the tool call's span for
+    /// events that name a call the current turn holds, else the turn's root; `None`
+    /// when traces are off or the session has no turn being traced.
+    fn trace_of(&self, session: &str, kind: &K) -> Option<(TraceId, SpanId)> {
+        let tracer = self.tracer.as_ref()?;
+        let call = match kind {
+            K::ToolUse { tool_use_id, .. }
+            | K::ToolResult { tool_use_id, .. }
+            | K::AgentSpawn { tool_use_id, .. }
+            | K::RuleMatch { tool_use_id, .. } => Some(tool_use_id.as_str()),
+            K::ApprovalPending { tool_use_id, .. } => tool_use_id.as_deref(),
+            _ => None,
+        };
+        call.and_then(|id| tracer.tool_span(session, id)).or_else(|| tracer.current(session))
     }
 
     /// Publish `kind` for the line's session, project and sub-agent.
