@@ -122,7 +122,7 @@ fn every_event_of_a_live_replay_is_one_log_record_in_its_turns_trace() {
     });
     // Settle: the last sessions' ends, on the stream and at the collector.
     shown.extend(events(sse.drain(Duration::from_secs(3))));
-    let got = collector::wait_for(&rotel, Duration::from_secs(30), |r| ours_by_seq(r).len() >= shown.len());
+    let got = collector::wait_for(&rotel, Duration::from_secs(90), |r| ours_by_seq(r).len() >= shown.len());
     std::thread::sleep(Duration::from_secs(2));
     let got = Received { logs: rotel.received().logs, spans: rotel.received().spans, ..got };
     let records = ours_by_seq(&got);
@@ -320,7 +320,7 @@ fn a_collector_down_for_the_middle_third_costs_counted_drops_and_the_rest_arrive
     write(&lines[..third]);
     let first = events(sse.drain(Duration::from_secs(2)));
     assert!(!first.is_empty());
-    collector::wait_for(&rotel, Duration::from_secs(30), |r| ours_by_seq(r).len() >= first.len());
+    collector::wait_for(&rotel, Duration::from_secs(90), |r| ours_by_seq(r).len() >= first.len());
     let dropped_logs =
         |m: &daemon::Metrics| m.sum("claude_sessions_exporter_otlp_dropped_total", &[("signal", "logs")]);
     assert_eq!(dropped_logs(&d.metrics()), 0.0, "nothing dropped while the collector is up");
@@ -350,7 +350,7 @@ fn a_collector_down_for_the_middle_third_costs_counted_drops_and_the_rest_arrive
     assert!(!last.is_empty());
     let total = first.len() + middle.len() + last.len();
     let accounted = |r: &Received| ours_by_seq(r).len() as f64 + dropped_logs(&d.metrics());
-    let got = collector::wait_for(&rotel, Duration::from_secs(60), |r| {
+    let got = collector::wait_for(&rotel, Duration::from_secs(120), |r| {
         accounted(r) >= total as f64 && last.iter().all(|e| ours_by_seq(r).contains_key(&e.id.unwrap()))
     });
     std::thread::sleep(Duration::from_secs(2));
