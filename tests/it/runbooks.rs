@@ -4,7 +4,6 @@
 //! heading of `alerts/README.md` has on GitHub; `alerts/render.sh RUNBOOK_BASE=…` makes
 //! them absolute and changes nothing else.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,48 +23,8 @@ fn read(relative: &str) -> String {
     std::fs::read_to_string(path(relative)).unwrap_or_else(|e| panic!("read {relative}: {e}"))
 }
 
-/// The anchor GitHub gives a Markdown heading: lowercase, spaces to `-`, every other
-/// character that is not a letter, a digit, `-` or `_` dropped.
-fn github_anchor(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter_map(|c| match c {
-            ' ' => Some('-'),
-            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The anchors of a Markdown file's ATX headings (`#` … `######`), outside code fences,
-/// with GitHub's `-1`, `-2` … for repeated headings.
-fn anchors(markdown: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut fence = false;
-    for line in markdown.lines() {
-        if line.trim_start().starts_with("```") {
-            fence = !fence;
-            continue;
-        }
-        if fence {
-            continue;
-        }
-        let hashes = line.chars().take_while(|&c| c == '#').count();
-        if !(1..=6).contains(&hashes) || !line[hashes..].starts_with(' ') {
-            continue;
-        }
-        let base = github_anchor(&line[hashes..]);
-        let mut anchor = base.clone();
-        let mut n = 0;
-        while !out.insert(anchor.clone()) {
-            n += 1;
-            anchor = format!("{base}-{n}");
-        }
-    }
-    out
-}
+// Heading anchors as GitHub and mdBook make them: the link check's (`doc_links`).
+use super::doc_links::{anchors, slug as github_anchor};
 
 /// Every `runbook_url:` value of a YAML file, with its line number.
 fn runbook_urls(text: &str) -> Vec<(usize, String)> {
@@ -80,7 +39,7 @@ fn runbook_urls(text: &str) -> Vec<(usize, String)> {
 
 #[test]
 fn github_anchors_follow_githubs_rule() {
-    assert_eq!(github_anchor(" ClaudeSessionsCostSpike"), "claudesessionscostspike");
+    assert_eq!(github_anchor("ClaudeSessionsCostSpike"), "claudesessionscostspike");
     assert_eq!(github_anchor("Loading the rules"), "loading-the-rules");
     assert_eq!(github_anchor("Tokens & cost — by model"), "tokens--cost--by-model");
     assert_eq!(github_anchor("`render.sh`: absolute links (v2)"), "rendersh-absolute-links-v2");
