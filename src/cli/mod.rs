@@ -189,6 +189,29 @@ fn projects_folder(d: PathBuf) -> anyhow::Result<PathBuf> {
 
 pub use crate::state::duration::parse as parse_duration;
 
+/// Ctrl-C, or SIGTERM where it can be caught (else Ctrl-C only): how `serve` and `watch` stop.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Write `out` on standard output; a closed pipe (`| head`) is not an error.
 pub fn print_stdout(out: &str) -> anyhow::Result<()> {
     use std::io::Write;

@@ -162,7 +162,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
     let mut lagged = 0;
     let result = rt.block_on(async {
         use tokio_stream::StreamExt;
-        let stop = shutdown_signal();
+        let stop = super::shutdown_signal();
         tokio::pin!(stop);
         let mut quiet_check = tokio::time::interval(Duration::from_secs(3));
         loop {
@@ -284,28 +284,6 @@ impl Totals {
         self.cost_usd += d.cost_usd;
         self.tools += d.tools;
         self.errors += d.errors;
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
